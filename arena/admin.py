@@ -1,0 +1,228 @@
+"""Django admin for every model, with campaign actions and a prompt import page."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from arena.models import (
+    Admission,
+    Battle,
+    Campaign,
+    Dimension,
+    Invite,
+    Item,
+    ModelEntry,
+    Prompt,
+    Response,
+    Vote,
+    Voter,
+)
+from arena.services import campaigns as campaign_service
+from arena.services.errors import ArenaError
+from arena.services.imports import import_prompts, parse_prompt_file
+from arena.services.items import sync_campaign_items
+
+
+@admin.register(ModelEntry)
+class ModelEntryAdmin(admin.ModelAdmin):
+    list_display = ["name", "backend", "is_active", "weight", "created_at"]
+    list_filter = ["backend", "is_active"]
+    list_editable = ["is_active", "weight"]
+    search_fields = ["name"]
+
+
+class DimensionInline(admin.TabularInline):
+    model = Dimension
+    extra = 0
+    fields = ["order", "key", "label", "help_text", "scale_min", "scale_max"]
+
+
+class InviteInline(admin.TabularInline):
+    model = Invite
+    extra = 0
+    fields = ["label", "token", "uses", "max_uses", "revoked"]
+    readonly_fields = ["token", "uses"]
+
+
+class PromptImportForm(forms.Form):
+    file = forms.FileField(help_text="JSONL or CSV; see the README for the columns.")
+
+
+def _set_status(status: str):
+    def action(modeladmin, request, queryset):
+        for campaign in queryset:
+            try:
+                campaign_service.set_status(campaign, status)
+            except ArenaError as error:
+                modeladmin.message_user(request, f"{campaign}: {error.message}", messages.ERROR)
+
+    action.__name__ = f"make_{status}"
+    action.short_description = f"Set status: {status}"
+    return action
+
+
+@admin.register(Campaign)
+class CampaignAdmin(admin.ModelAdmin):
+    list_display = ["title", "slug", "status", "mode", "access", "n_prompts", "n_votes", "links"]
+    list_filter = ["status", "mode", "access"]
+    search_fields = ["title", "slug"]
+    prepopulated_fields = {"slug": ["title"]}
+    filter_horizontal = ["contenders"]
+    inlines = [DimensionInline, InviteInline]
+    actions = [_set_status("active"), _set_status("paused"), _set_status("closed")]
+    readonly_fields = ["closed_at", "created_at"]
+    fieldsets = [
+        (None, {"fields": ["title", "slug", "status", "mode", "instructions"]}),
+        ("Models", {"fields": ["contenders"]}),
+        ("Voting", {"fields": ["allow_tie", "allow_both_bad", "sampling", "votes_per_item"]}),
+        ("Access", {"fields": ["access", "vote_limit", "daily_vote_limit"]}),
+        ("Dates", {"fields": ["created_at", "closed_at"]}),
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(
+            _prompts=Count("prompts", distinct=True), _votes=Count("votes", distinct=True)
+        )
+
+    @admin.display(description="prompts", ordering="_prompts")
+    def n_prompts(self, obj: Campaign) -> int:
+        return obj._prompts
+
+    @admin.display(description="votes", ordering="_votes")
+    def n_votes(self, obj: Campaign) -> int:
+        return obj._votes
+
+    @admin.display(description="")
+    def links(self, obj: Campaign) -> str:
+        return format_html(
+            '<a href="{}">import prompts</a> · <a href="{}">page</a>',
+            reverse("admin:arena_campaign_import", args=[obj.pk]),
+            reverse("arena:campaign", args=[obj.slug]),
+        )
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        sync_campaign_items(form.instance)
+
+    def get_urls(self):
+        extra = [
+            path(
+                "<int:campaign_id>/import/",
+                self.admin_site.admin_view(self.import_view),
+                name="arena_campaign_import",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def import_view(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        if not self.has_change_permission(request, campaign):
+            return redirect("admin:index")
+        form = PromptImportForm(request.POST or None, request.FILES or None)
+        errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                rows = parse_prompt_file(upload.name, upload.read())
+                summary = import_prompts(campaign, rows)
+            except ArenaError as error:
+                errors = getattr(error, "errors", [error.message])
+            else:
+                self.message_user(request, f"Imported: {summary}.", messages.SUCCESS)
+                return redirect("admin:arena_campaign_change", campaign.pk)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Import prompts into {campaign}",
+            "campaign": campaign,
+            "form": form,
+            "errors": errors,
+            "opts": self.model._meta,
+        }
+        return render(request, "admin/arena/campaign_import.html", context)
+
+
+@admin.register(Dimension)
+class DimensionAdmin(admin.ModelAdmin):
+    list_display = ["label", "key", "campaign", "scale_min", "scale_max"]
+    list_filter = ["campaign"]
+
+
+class ResponseInline(admin.TabularInline):
+    model = Response
+    extra = 0
+    fields = ["model", "status", "source", "content"]
+    show_change_link = True
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "campaign", "category", "language", "created_at"]
+    list_filter = ["campaign", "category", "language"]
+    search_fields = ["external_id"]
+    inlines = [ResponseInline]
+
+
+@admin.register(Response)
+class ResponseAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "status", "source", "latency_ms", "completion_tokens", "updated_at"]
+    list_filter = ["status", "source", "model"]
+    search_fields = ["prompt__external_id", "model__name"]
+    readonly_fields = ["html", "attempts", "started_at", "created_at", "updated_at"]
+    raw_id_fields = ["prompt"]
+
+
+@admin.register(Item)
+class ItemAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "campaign", "vote_count"]
+    list_filter = ["campaign"]
+    raw_id_fields = ["prompt", "response_lo", "response_hi"]
+
+
+@admin.register(Voter)
+class VoterAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "user", "excluded", "created_at"]
+    list_filter = ["excluded"]
+    list_editable = ["excluded"]
+    readonly_fields = ["public_id", "ip_hash", "created_at"]
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "campaign", "uses", "max_uses", "revoked"]
+    list_filter = ["campaign", "revoked"]
+    readonly_fields = ["token", "uses"]
+
+
+@admin.register(Admission)
+class AdmissionAdmin(admin.ModelAdmin):
+    list_display = ["voter", "campaign", "invite", "created_at"]
+    raw_id_fields = ["voter"]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Votes and battles are evidence: staff may look and delete, never rewrite."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Battle)
+class BattleAdmin(ReadOnlyAdmin):
+    list_display = ["id", "campaign", "status", "flagged", "created_at"]
+    list_filter = ["campaign", "status", "flagged"]
+
+
+@admin.register(Vote)
+class VoteAdmin(ReadOnlyAdmin):
+    list_display = ["battle_id", "campaign", "verdict", "winner", "left_model", "right_model", "duration_ms", "created_at"]
+    list_filter = ["campaign", "verdict"]
+    list_select_related = ["campaign", "winner", "left_model", "right_model"]

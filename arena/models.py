@@ -1,0 +1,356 @@
+"""The arena domain: model entries, campaigns, prompts, responses, voters, battles and votes.
+
+Business rules live in arena/services/; these classes hold data, constraints and small derived
+properties only.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def new_public_id() -> str:
+    """An opaque, unguessable id (128 random bits) for anything a voter sees in a URL."""
+    return secrets.token_urlsafe(16)
+
+
+class ModelEntry(models.Model):
+    """A language model taking part in campaigns. Settings hold no secret: API keys are named by
+    an environment variable (``api_key_env``) and read by the worker at call time."""
+
+    name = models.CharField(max_length=100, unique=True, help_text="Shown to voters after they vote.")
+    backend = models.CharField(max_length=32, default="static", help_text="Backend kind, e.g. openai.")
+    backend_settings = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Backend settings, e.g. {"base_url": ..., "model": ..., "api_key_env": "OPENAI_API_KEY"}.',
+    )
+    params = models.JSONField(default=dict, blank=True, help_text="Decoding parameters.")
+    is_active = models.BooleanField(default=True)
+    weight = models.FloatField(
+        default=1.0, validators=[MinValueValidator(0.0)], help_text="Relative sampling weight."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from arena.services.model_entries import validate_model_entry
+
+        validate_model_entry(self.backend, self.backend_settings, self.params)
+
+
+class Campaign(models.Model):
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        ACTIVE = "active"
+        PAUSED = "paused"
+        CLOSED = "closed"
+
+    class Mode(models.TextChoices):
+        PROMPT_SET = "prompt_set", "Prompt set (pre-generated responses)"
+        LIVE = "live", "Live (voters write the prompt)"
+
+    class Access(models.TextChoices):
+        PUBLIC = "public", "Anyone with the link"
+        INVITE = "invite", "Invite token"
+        LOGIN = "login", "Logged-in users"
+
+    class Sampling(models.TextChoices):
+        BALANCED = "balanced", "Balanced (fewest votes first)"
+        UNIFORM = "uniform", "Uniform"
+        WEIGHTED = "weighted", "Weighted by model"
+
+    slug = models.SlugField(max_length=64, unique=True)
+    title = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True, help_text="Markdown shown before the first vote.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.PROMPT_SET)
+    contenders = models.ManyToManyField(
+        ModelEntry, related_name="campaigns", blank=True, help_text="The models compared in this campaign."
+    )
+    allow_tie = models.BooleanField(default=True)
+    allow_both_bad = models.BooleanField(default=True)
+    access = models.CharField(max_length=16, choices=Access.choices, default=Access.PUBLIC)
+    sampling = models.CharField(max_length=16, choices=Sampling.choices, default=Sampling.BALANCED)
+    vote_limit = models.PositiveIntegerField(default=0, help_text="Votes per voter in this campaign; 0 = no limit.")
+    daily_vote_limit = models.PositiveIntegerField(default=0, help_text="Votes per voter per day; 0 = no limit.")
+    votes_per_item = models.PositiveIntegerField(
+        default=0, help_text="Independent votes wanted per prompt and pair; 0 = no limit."
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def accepts_votes(self) -> bool:
+        return self.status == self.Status.ACTIVE
+
+
+class Dimension(models.Model):
+    """A rating dimension (e.g. helpfulness 1-5) scored for each side of a battle."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="dimensions")
+    key = models.SlugField(max_length=40)
+    label = models.CharField(max_length=100)
+    help_text = models.CharField(max_length=300, blank=True)
+    scale_min = models.SmallIntegerField(default=1)
+    scale_max = models.SmallIntegerField(default=5)
+    order = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "key"], name="dimension_key_unique"),
+            models.CheckConstraint(condition=Q(scale_max__gt=models.F("scale_min")), name="dimension_scale"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+    def clean(self) -> None:
+        if self.scale_max <= self.scale_min:
+            raise ValidationError("The top of the scale must be above its bottom.")
+
+    @property
+    def scale(self) -> range:
+        return range(self.scale_min, self.scale_max + 1)
+
+
+class Prompt(models.Model):
+    """A prompt: a list of OpenAI-style messages; the last one is the user's turn to answer."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="prompts")
+    external_id = models.CharField(max_length=200, blank=True, help_text="Stable id for re-imports.")
+    messages = models.JSONField()
+    category = models.CharField(max_length=64, blank=True, db_index=True)
+    language = models.CharField(max_length=16, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "external_id"], condition=~Q(external_id=""), name="prompt_external_id_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or f"prompt {self.pk}"
+
+    @property
+    def text(self) -> str:
+        """The last user message."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return str(message.get("content", ""))
+        return ""
+
+
+class Response(models.Model):
+    """One model's answer to one prompt. ``html`` caches the sanitised rendering of ``content``."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    class Source(models.TextChoices):
+        IMPORTED = "imported"
+        GENERATED = "generated"
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    model = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="responses")
+    content = models.TextField(blank=True)
+    html = models.TextField(blank=True, editable=False)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.GENERATED)
+    error = models.TextField(blank=True)
+    params = models.JSONField(default=dict, blank=True)
+    latency_ms = models.FloatField(null=True, blank=True)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["prompt", "model"], name="response_prompt_model_unique")]
+        indexes = [models.Index(fields=["status"], name="response_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.model} on {self.prompt}"
+
+    def save(self, *args, **kwargs) -> None:
+        # The sanitised HTML is rendered once here, not on every page view.
+        from arena.rendering import render_markdown
+
+        self.html = render_markdown(self.content)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "content" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "html"}
+        super().save(*args, **kwargs)
+
+
+class Item(models.Model):
+    """A prompt and an unordered pair of models whose responses are both ready: the unit handed out.
+
+    ``vote_count`` and ``shuffle`` let the next-battle query walk an index in "fewest votes first,
+    random among equals" order without counting votes.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="items")
+    response_lo = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    response_hi = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    model_lo = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="+")
+    model_hi = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="+")
+    vote_count = models.PositiveIntegerField(default=0)
+    shuffle = models.IntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "model_lo", "model_hi"], name="item_prompt_pair_unique"),
+            models.CheckConstraint(condition=Q(model_lo__lt=models.F("model_hi")), name="item_pair_ordered"),
+        ]
+        indexes = [models.Index(fields=["campaign", "vote_count", "shuffle"], name="item_handout_idx")]
+
+    def __str__(self) -> str:
+        return f"prompt {self.prompt_id}: models {self.model_lo_id} vs {self.model_hi_id}"
+
+
+class Voter(models.Model):
+    """Someone who votes: an anonymous browser (signed cookie) or a logged-in user.
+
+    Only a salted hash of the IP address is kept, never the address itself.
+    """
+
+    public_id = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="voter"
+    )
+    ip_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    excluded = models.BooleanField(default=False, help_text="Staff excluded this voter from ratings and exports.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"voter {self.public_id[:8]}"
+
+
+class Invite(models.Model):
+    """An invite token for a campaign whose access is "invite"."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="invites")
+    token = models.CharField(max_length=32, unique=True, default=new_public_id, editable=False)
+    label = models.CharField(max_length=100, blank=True)
+    uses = models.PositiveIntegerField(default=0, editable=False)
+    max_uses = models.PositiveIntegerField(default=0, help_text="0 = unlimited.")
+    revoked = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.label or self.token[:8]
+
+    @property
+    def usable(self) -> bool:
+        return not self.revoked and (self.max_uses == 0 or self.uses < self.max_uses)
+
+
+class Admission(models.Model):
+    """A voter let into an invite-only campaign by a valid invite token."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="admissions")
+    voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="admissions")
+    invite = models.ForeignKey(Invite, on_delete=models.CASCADE, related_name="admissions")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "voter"], name="admission_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.voter} in {self.campaign}"
+
+
+class Battle(models.Model):
+    """One voter shown one prompt with two responses. ``left`` was drawn at random on the server."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        VOTED = "voted"
+        VOID = "void"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_public_id, editable=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="battles")
+    voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="battles")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="battles")
+    item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="battles")
+    left = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    right = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
+    flagged = models.BooleanField(default=False, help_text="E.g. a response names its own model.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["voter", "campaign", "status"], name="battle_voter_idx"),
+            models.Index(fields=["voter", "item"], name="battle_voter_item_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"battle {self.pk}"
+
+
+class Vote(models.Model):
+    """The verdict on a battle, stored as seen (left/right) and in model terms (winner)."""
+
+    class Verdict(models.TextChoices):
+        LEFT = "left", "A is better"
+        RIGHT = "right", "B is better"
+        TIE = "tie", "Tie"
+        BOTH_BAD = "both_bad", "Both are bad"
+
+    battle = models.OneToOneField(Battle, on_delete=models.CASCADE, related_name="vote")
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="votes")
+    voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="votes")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="votes")
+    left_model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
+    right_model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+")
+    winner = models.ForeignKey(ModelEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    verdict = models.CharField(max_length=8, choices=Verdict.choices)
+    scores = models.JSONField(default=dict, blank=True, help_text='{"helpfulness": {"left": 4, "right": 2}}')
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    # Set once the rating aggregates include this vote (see ratings.aggregation).
+    folded = models.BooleanField(default=False, editable=False)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["campaign"], condition=Q(folded=False), name="vote_unfolded_idx"),
+            models.Index(fields=["campaign", "id"], name="vote_campaign_id_idx"),
+            models.Index(fields=["campaign", "created_at"], name="vote_campaign_time_idx"),
+            models.Index(fields=["voter", "campaign", "created_at"], name="vote_voter_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} on {self.battle_id}"

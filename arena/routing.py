@@ -1,0 +1,4 @@
+"""Websocket routes (live battles)."""
+
+
+websocket_urlpatterns: list = []

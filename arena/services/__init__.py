@@ -1,0 +1,1 @@
+"""Domain logic as plain functions: views, consumers, tasks, admin and commands call these."""

@@ -1,0 +1,77 @@
+"""Who may vote in a campaign, and how much."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from arena.models import Admission, Campaign, Invite, Vote, Voter
+from arena.services.errors import LimitReached, NotAllowed, NotFound
+
+_STATUS_MESSAGES = {
+    Campaign.Status.PAUSED: "This campaign is paused. Please come back later.",
+    Campaign.Status.CLOSED: "This campaign is closed and no longer accepts votes.",
+}
+
+
+def visible_campaign(slug: str, *, staff: bool = False) -> Campaign:
+    """A campaign a visitor may see: drafts only for staff."""
+    campaign = Campaign.objects.filter(slug=slug).first()
+    if campaign is None or (campaign.status == Campaign.Status.DRAFT and not staff):
+        raise NotFound("No such campaign.")
+    return campaign
+
+
+def check_open(campaign: Campaign) -> None:
+    if campaign.status in _STATUS_MESSAGES:
+        raise NotAllowed(_STATUS_MESSAGES[campaign.status])
+    if campaign.status != Campaign.Status.ACTIVE:
+        raise NotAllowed("This campaign is not open for voting yet.")
+
+
+def check_admitted(campaign: Campaign, voter: Voter | None, *, authenticated: bool) -> None:
+    if campaign.access == Campaign.Access.LOGIN and not authenticated:
+        raise NotAllowed("Please log in to vote in this campaign.")
+    if campaign.access == Campaign.Access.INVITE and (
+        voter is None or not Admission.objects.filter(campaign=campaign, voter=voter).exists()
+    ):
+        raise NotAllowed("This campaign is by invitation only. Please use the link from your invitation.")
+
+
+def admit_with_invite(campaign: Campaign, voter: Voter, token: str) -> None:
+    """Let the voter in with an invite token; counts one use per voter."""
+    if Admission.objects.filter(campaign=campaign, voter=voter).exists():
+        return
+    with transaction.atomic():
+        invite = Invite.objects.select_for_update().filter(campaign=campaign, token=token).first()
+        if invite is None or not invite.usable:
+            raise NotAllowed("This invitation is not valid (revoked, used up, or for another campaign).")
+        try:
+            with transaction.atomic():
+                Admission.objects.create(campaign=campaign, voter=voter, invite=invite)
+        except IntegrityError:
+            return
+        Invite.objects.filter(pk=invite.pk).update(uses=F("uses") + 1)
+
+
+def check_vote_limits(campaign: Campaign, voter: Voter) -> None:
+    if campaign.vote_limit:
+        done = Vote.objects.filter(campaign=campaign, voter=voter).count()
+        if done >= campaign.vote_limit:
+            raise LimitReached(f"Thank you! You have cast the {campaign.vote_limit} votes this campaign asks for.")
+    if campaign.daily_vote_limit:
+        since = timezone.now() - timedelta(days=1)
+        done = Vote.objects.filter(campaign=campaign, voter=voter, created_at__gte=since).count()
+        if done >= campaign.daily_vote_limit:
+            raise LimitReached("You have reached today's vote limit for this campaign. Please come back tomorrow.")
+
+
+def check_may_vote(campaign: Campaign, voter: Voter | None, *, authenticated: bool) -> None:
+    """Every rule at once, in the order a voter would want to hear about them."""
+    check_open(campaign)
+    check_admitted(campaign, voter, authenticated=authenticated)
+    if voter is not None:
+        check_vote_limits(campaign, voter)

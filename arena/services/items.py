@@ -1,0 +1,47 @@
+"""Items: a prompt and an unordered pair of models whose responses are both ready."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from itertools import combinations
+
+from arena.models import Campaign, Item, Response
+
+
+def create_items(campaign: Campaign, prompt_ids: Iterable[int]) -> None:
+    """Items for every pair of the campaign's models with done responses to these prompts.
+
+    Bulk and idempotent: existing items are kept as they are (their vote counts included).
+    """
+    contender_ids = set(campaign.contenders.values_list("id", flat=True))
+    by_prompt: dict[int, list[tuple[int, int]]] = {}
+    done = Response.objects.filter(prompt_id__in=list(prompt_ids), status=Response.Status.DONE).values_list(
+        "prompt_id", "model_id", "id"
+    )
+    for prompt_id, model_id, response_id in done.iterator(chunk_size=5000):
+        if model_id in contender_ids:
+            by_prompt.setdefault(prompt_id, []).append((model_id, response_id))
+    Item.objects.bulk_create(_item_rows(campaign.id, by_prompt), batch_size=5000, ignore_conflicts=True)
+
+
+def _item_rows(campaign_id: int, by_prompt: dict[int, list[tuple[int, int]]]) -> Iterator[Item]:
+    for prompt_id, responses in by_prompt.items():
+        for (model_lo, resp_lo), (model_hi, resp_hi) in combinations(sorted(responses), 2):
+            yield Item(
+                campaign_id=campaign_id,
+                prompt_id=prompt_id,
+                response_lo_id=resp_lo,
+                response_hi_id=resp_hi,
+                model_lo_id=model_lo,
+                model_hi_id=model_hi,
+                shuffle=random.randrange(2**31),
+            )
+
+
+def sync_campaign_items(campaign: Campaign) -> None:
+    """Bring a campaign's items in line with its models: add missing pairs, drop removed models."""
+    contender_ids = list(campaign.contenders.values_list("id", flat=True))
+    campaign.items.exclude(model_lo_id__in=contender_ids).delete()
+    campaign.items.exclude(model_hi_id__in=contender_ids).delete()
+    create_items(campaign, campaign.prompts.values_list("id", flat=True))

@@ -1,0 +1,85 @@
+"""Who is voting: anonymous browsers keep a signed cookie; logged-in users are linked to a voter.
+
+The raw IP address is never stored, only an HMAC of it with the ARENA_IP_SALT secret.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from django.conf import settings
+from django.core import signing
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest, HttpResponse
+
+from arena.models import Voter
+
+COOKIE_NAME = "arena_voter"
+COOKIE_SALT = "arena.voter"
+COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def client_ip(request: HttpRequest) -> str:
+    if settings.ARENA_TRUST_X_FORWARDED_FOR:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip()
+    return request.META.get("REMOTE_ADDR", "") or ""
+
+
+def hash_ip(ip: str) -> str:
+    if not ip:
+        return ""
+    return hmac.new(settings.ARENA_IP_SALT.encode(), ip.encode(), hashlib.sha256).hexdigest()
+
+
+def voter_from_cookie(request: HttpRequest) -> Voter | None:
+    """The voter for this request if it already has one (never creates)."""
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return Voter.objects.filter(user=user).first()
+    public_id = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
+    if not public_id:
+        return None
+    return Voter.objects.filter(public_id=public_id).first()
+
+
+def get_or_create_voter(request: HttpRequest) -> tuple[Voter, bool]:
+    """The voter for this request, created on first use. Returns (voter, created)."""
+    voter = voter_from_cookie(request)
+    if voter is not None:
+        return voter, False
+    user = getattr(request, "user", None)
+    ip_hash = hash_ip(client_ip(request))
+    if user is not None and user.is_authenticated:
+        try:
+            with transaction.atomic():
+                return Voter.objects.create(user=user, ip_hash=ip_hash), True
+        except IntegrityError:  # two first requests at once
+            return Voter.objects.get(user=user), False
+    return Voter.objects.create(ip_hash=ip_hash), True
+
+
+def remember_voter(response: HttpResponse, voter: Voter) -> None:
+    if voter.user_id is None:
+        response.set_signed_cookie(
+            COOKIE_NAME,
+            voter.public_id,
+            salt=COOKIE_SALT,
+            max_age=COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=not settings.DEBUG,
+        )
+
+
+def voter_from_signed_value(value: str | None) -> Voter | None:
+    """For websocket consumers, which read the cookie themselves."""
+    if not value:
+        return None
+    try:
+        public_id = signing.get_cookie_signer(salt=COOKIE_NAME + COOKIE_SALT).unsign(value)
+    except signing.BadSignature:
+        return None
+    return Voter.objects.filter(public_id=public_id).first()

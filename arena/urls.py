@@ -1,0 +1,23 @@
+"""URL routes. Voter pages under /, staff pages under /staff/ and /admin/, JSON under /api/."""
+
+from django.contrib import admin
+from django.urls import include, path
+
+from arena import views
+from arena.api import api
+
+arena_patterns = [
+    path("", views.home, name="home"),
+    path("c/<slug:slug>/", views.campaign_detail, name="campaign"),
+    path("c/<slug:slug>/vote/", views.next_battle, name="next"),
+    path("b/<str:battle_id>/", views.battle_detail, name="battle"),
+    path("b/<str:battle_id>/vote", views.vote, name="vote"),
+]
+
+urlpatterns = [
+    path("", include((arena_patterns, "arena"))),
+    path("admin/", admin.site.urls),
+    path("healthz", views.healthz, name="healthz"),
+    path("api/v1/", api.urls),
+    path("", include("ratings.urls")),
+]

@@ -1,0 +1,204 @@
+"""Thin HTTP views: parse the request, call one domain function, render."""
+
+from __future__ import annotations
+
+import json
+from functools import wraps
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from arena.models import Battle, Campaign
+from arena.rendering import render_markdown
+from arena.services import access, battles, votes
+from arena.services.errors import ArenaError, NotFound
+from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
+
+
+def shows_arena_errors(view):
+    """Render an ArenaError as a clear message (HTML page or JSON) with its status code."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        try:
+            return view(request, *args, **kwargs)
+        except ArenaError as error:
+            if _wants_json(request):
+                return JsonResponse({"error": error.code, "message": error.message}, status=error.status)
+            context = {"message": error.message, "campaign": getattr(request, "arena_campaign", None)}
+            return render(request, "arena/message.html", context, status=error.status)
+
+    return wrapper
+
+
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    campaigns = (
+        Campaign.objects.exclude(status=Campaign.Status.DRAFT)
+        .annotate(n_votes=Count("votes"))
+        .order_by("status", "-created_at")
+    )
+    return render(request, "arena/home.html", {"campaigns": campaigns})
+
+
+@require_GET
+@shows_arena_errors
+def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = access.visible_campaign(slug, staff=request.user.is_staff)
+    request.arena_campaign = campaign
+    token = request.GET.get("invite", "")
+    if token and campaign.access == Campaign.Access.INVITE:
+        voter, _ = get_or_create_voter(request)
+        access.admit_with_invite(campaign, voter, token)
+        response = redirect("arena:campaign", slug=campaign.slug)
+        remember_voter(response, voter)
+        return response
+    context = {
+        "campaign": campaign,
+        "instructions_html": render_markdown(campaign.instructions),
+        "dimensions": campaign.dimensions.all(),
+    }
+    return render(request, "arena/campaign.html", context)
+
+
+@never_cache
+@require_GET
+@shows_arena_errors
+def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign = access.visible_campaign(slug, staff=request.user.is_staff)
+    request.arena_campaign = campaign
+    voter, created = get_or_create_voter(request)
+    access.check_may_vote(campaign, voter, authenticated=request.user.is_authenticated)
+    battle = battles.open_battle(campaign, voter)
+    response = _render_battle(request, battle)
+    if created:
+        remember_voter(response, voter)
+    return response
+
+
+@never_cache
+@require_GET
+@shows_arena_errors
+def battle_detail(request: HttpRequest, battle_id: str) -> HttpResponse:
+    battle = battles.voter_battle(battle_id, voter_from_cookie(request))
+    request.arena_campaign = battle.campaign
+    if battle.status == Battle.Status.VOTED:
+        return _render_reveal(request, battle)
+    return _render_battle(request, battle)
+
+
+def _render_battle(request: HttpRequest, battle: Battle) -> HttpResponse:
+    campaign = battle.campaign
+    context = {
+        "campaign": campaign,
+        "battle": battle,
+        "turns": [
+            {"role": m.get("role", "user"), "html": render_markdown(str(m.get("content", "")))}
+            for m in battle.prompt.messages
+            if m.get("role") != "system"
+        ],
+        "left_html": battle.left.html,
+        "right_html": battle.right.html,
+        "dimensions": list(campaign.dimensions.all()),
+    }
+    return render(request, "arena/battle.html", context)
+
+
+def _render_reveal(request: HttpRequest, battle: Battle) -> HttpResponse:
+    vote = battle.vote
+    context = {
+        "campaign": battle.campaign,
+        "battle": battle,
+        "vote": vote,
+        "left_name": battle.left.model.name,
+        "right_name": battle.right.model.name,
+        "left_html": battle.left.html,
+        "right_html": battle.right.html,
+        "turns": [
+            {"role": m.get("role", "user"), "html": render_markdown(str(m.get("content", "")))}
+            for m in battle.prompt.messages
+            if m.get("role") != "system"
+        ],
+    }
+    return render(request, "arena/reveal.html", context)
+
+
+def _scores_from_form(request: HttpRequest) -> dict[str, dict[str, str]]:
+    scores: dict[str, dict[str, str]] = {}
+    for name, value in request.POST.items():
+        if name.startswith("score-") and value != "":
+            key, _, side = name[len("score-") :].rpartition("-")
+            scores.setdefault(key, {})[side] = value
+    return scores
+
+
+@never_cache
+@require_POST
+@shows_arena_errors
+def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
+    voter = voter_from_cookie(request)
+    if voter is None:
+        raise NotFound("No such battle.")
+    if request.content_type == "application/json":
+        try:
+            payload = json.loads(request.body or b"{}")
+        except ValueError:
+            raise ArenaError("The request body is not valid JSON.") from None
+        if not isinstance(payload, dict):
+            raise ArenaError("The request body must be a JSON object.")
+        verdict, scores, duration = payload.get("verdict", ""), payload.get("scores"), payload.get("duration_ms")
+    else:
+        verdict, scores = request.POST.get("verdict", ""), _scores_from_form(request)
+        duration = request.POST.get("duration_ms") or None
+    try:
+        duration_ms = int(duration) if duration is not None else None
+    except (TypeError, ValueError):
+        duration_ms = None
+    vote = votes.record_vote(battle_id, voter, verdict, scores, duration_ms)
+    if _wants_json(request):
+        battle = vote.battle
+        return JsonResponse(
+            {
+                "verdict": vote.verdict,
+                "left": {"model": battle.left.model.name},
+                "right": {"model": battle.right.model.name},
+                "next": reverse("arena:next", args=[battle.campaign.slug]),
+            }
+        )
+    return redirect("arena:battle", battle_id=battle_id, permanent=False)
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Database and Redis reachable: 200, else 503 (for load balancers and compose)."""
+    from django.conf import settings
+    from django.core.cache import cache
+
+    status = {"database": "ok", "redis": "not configured"}
+    healthy = True
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        status["database"] = "unavailable"
+        healthy = False
+    if settings.REDIS_URL:
+        try:
+            cache.set("healthz", 1, 5)
+            status["redis"] = "ok"
+        except Exception:
+            status["redis"] = "unavailable"
+            healthy = False
+    return JsonResponse(status, status=200 if healthy else 503)
+

@@ -1,0 +1,584 @@
+"""Shared HTTP machinery for API backends: settings, retries, deadlines, concurrency, SSE, errors.
+
+Policy (the same for every HTTP provider):
+
+- ``total_timeout`` is one deadline for the whole call: waiting for a concurrency slot, every attempt,
+  the backoff sleeps and the streaming of the body. While a body streams, a watchdog shuts the socket
+  at the deadline, so a stream that stalls or drips forever still ends on time. ``connect_timeout``
+  and ``read_timeout`` (the longest silence between two reads) bound each attempt as well.
+- Retries (at most ``max_retries`` after the first attempt) on 408/429/5xx/529, dropped or refused
+  connections and read timeouts, with exponential backoff and jitter (``backoff_base * 2**n``, capped
+  at ``backoff_max``, randomised to between half and all of it). A ``Retry-After`` (seconds, HTTP
+  date, or OpenAI's ``retry-after-ms``) replaces the computed delay; if it asks for more than
+  ``max_retry_after`` seconds the error is raised at once with ``retry_after`` set, so a task queue
+  can schedule the retry instead of a worker sleeping. Never retried: 400/401/403/404/422 and other
+  4xx, malformed responses, and anything after the first text delta of a stream was yielded.
+- ``max_concurrency`` caps the requests in flight per ``concurrency_key`` (default: base URL + model)
+  across all backend instances of the process (one ``threading.BoundedSemaphore`` per key).
+- ``max_response_chars`` bounds the reply: a stream is cut there and closed (finish_reason
+  ``"length"``); a non-streamed body larger than a proportional byte budget is an
+  ``invalid_response``.
+- The API key is read from the environment variable named by ``api_key_env`` on every call, never
+  stored, and removed from any text that goes into an error.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import email.utils
+import json
+import os
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Generator, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from backends.base import Backend, GenerationResult, Message, SettingsReader, StopFilter
+from backends.errors import BackendError, ErrorKind, InvalidRequest, redact
+from backends.params import DecodingParams
+
+_jitter = random.Random()
+
+
+@dataclass(frozen=True)
+class HttpSettings:
+    """Connection and retry settings common to all HTTP backends (see the module docstring)."""
+
+    base_url: str
+    model: str
+    api_key_env: str | None
+    headers: dict[str, str]
+    connect_timeout: float
+    read_timeout: float
+    total_timeout: float
+    max_retries: int
+    backoff_base: float
+    backoff_max: float
+    max_retry_after: float
+    max_concurrency: int | None
+    concurrency_key: str
+    max_response_chars: int
+    trust_env: bool
+
+    @classmethod
+    def read(cls, reader: SettingsReader, *, default_base_url: str, default_api_key_env: str | None) -> HttpSettings:
+        base_url = reader.str("base_url", default_base_url).rstrip("/")
+        if not re.match(r"^https?://[^/\s]+", base_url):
+            raise InvalidRequest("settings.base_url", f"must be an http(s) URL, got {base_url!r}")
+        model = reader.str("model", required=True)
+        if reader.raw("api_key") is not None:  # a secret must not live in stored settings
+            raise InvalidRequest(
+                "settings.api_key",
+                "do not store keys in settings; put the key in an environment variable and name it in "
+                "settings.api_key_env",
+            )
+        api_key_env = reader.str("api_key_env", default_api_key_env if base_url == default_base_url else None)
+        if api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
+            raise InvalidRequest(
+                "settings.api_key_env", "must be the NAME of an environment variable, e.g. OPENAI_API_KEY"
+            )
+        max_concurrency = reader.int("max_concurrency", None, low=1, high=100_000)
+        return cls(
+            base_url=base_url,
+            model=model,
+            api_key_env=api_key_env,
+            headers=reader.str_dict("headers"),
+            connect_timeout=reader.number("connect_timeout", 10.0, low=0.001),
+            read_timeout=reader.number("read_timeout", 120.0, low=0.001),
+            total_timeout=reader.number("total_timeout", 600.0, low=0.001),
+            max_retries=reader.int("max_retries", 3, low=0, high=20),
+            backoff_base=reader.number("backoff_base", 0.5, low=0.0),
+            backoff_max=reader.number("backoff_max", 30.0, low=0.0),
+            max_retry_after=reader.number("max_retry_after", 60.0, low=0.0),
+            max_concurrency=max_concurrency,
+            concurrency_key=reader.str("concurrency_key", f"{base_url}|{model}"),
+            max_response_chars=reader.int("max_response_chars", 200_000, low=1, high=100_000_000),
+            trust_env=reader.bool("trust_env", True),
+        )
+
+
+# -- process-wide shared state -----------------------------------------------------------------------
+
+_state_lock = threading.Lock()
+_clients: dict[tuple[int, bool], httpx.Client] = {}
+_semaphores: dict[str, tuple[int, threading.BoundedSemaphore]] = {}
+
+
+def shared_client(trust_env: bool = True) -> httpx.Client:
+    """One pooled client per process (re-created after a fork, e.g. in a prefork Celery worker)."""
+    key = (os.getpid(), trust_env)
+    with _state_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = httpx.Client(
+                trust_env=trust_env,
+                limits=httpx.Limits(max_connections=512, max_keepalive_connections=64),
+                follow_redirects=False,
+            )
+            _clients[key] = client
+        return client
+
+
+def concurrency_semaphore(key: str, limit: int) -> threading.BoundedSemaphore:
+    """The process-wide semaphore for ``key``; a changed limit applies to requests that start later."""
+    with _state_lock:
+        entry = _semaphores.get(key)
+        if entry is None or entry[0] != limit:
+            entry = (limit, threading.BoundedSemaphore(limit))
+            _semaphores[key] = entry
+        return entry[1]
+
+
+# -- errors ------------------------------------------------------------------------------------------
+
+
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms``, or ``Retry-After`` as seconds or an HTTP date."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    value = lowered.get("retry-after-ms")
+    if value is not None:
+        with contextlib.suppress(ValueError):
+            return max(float(value) / 1000.0, 0.0)
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    return max(seconds, 0.0) if seconds == seconds else None  # NaN guard
+
+
+def error_detail(body: bytes | str) -> tuple[str, str]:
+    """(message, code-or-type) from an OpenAI- or Anthropic-style JSON error body, else the raw text."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:500], ""
+    err = data.get("error") if isinstance(data, dict) else None
+    if isinstance(err, dict):
+        message = err.get("message")
+        code = err.get("code") or err.get("type") or ""
+        return (str(message) if message is not None else text[:500]), str(code)
+    if isinstance(err, str):
+        return err, ""
+    return text.strip()[:500], ""
+
+
+def classify_status(
+    status: int, body: bytes | str, headers: Mapping[str, str], provider: str, secrets: list[str | None]
+) -> BackendError:
+    """The :class:`BackendError` for an HTTP error response."""
+    message, code = error_detail(body)
+    message = redact(message, secrets)[:500]
+    retry_after = parse_retry_after(headers)
+    text = f"{provider} returned HTTP {status}: {message}" + (f" ({code})" if code else "")
+    kind: ErrorKind
+    retryable: bool | None = None
+    if "content_filter" in code or "content_policy" in code:
+        kind = "content_filtered"
+    elif status in (401, 403):
+        kind = "authentication"
+    elif status == 429:
+        kind = "rate_limit"
+        if code == "insufficient_quota":  # out of credit: waiting will not help
+            retryable = False
+    elif status == 408:
+        kind = "timeout"
+    elif status >= 500:
+        kind = "server_error"
+    elif 300 <= status < 400:
+        kind, retryable = "invalid_response", False
+        text = f"{provider} answered with a redirect (HTTP {status}); check settings.base_url"
+    else:
+        kind = "bad_request"
+    return BackendError(kind, text, retryable=retryable, retry_after=retry_after, status_code=status)
+
+
+def translate_transport_error(exc: httpx.HTTPError, provider: str, secrets: list[str | None]) -> BackendError:
+    """The :class:`BackendError` for an httpx transport failure (no HTTP status)."""
+    detail = redact(str(exc) or type(exc).__name__, secrets)
+    if isinstance(exc, httpx.ConnectTimeout):
+        return BackendError("connection", f"could not connect to {provider} in time: {detail}")
+    if isinstance(exc, httpx.TimeoutException):
+        return BackendError("timeout", f"{provider} sent no data within the read timeout: {detail}")
+    if isinstance(exc, httpx.ConnectError):
+        return BackendError("connection", f"could not connect to {provider}: {detail}")
+    if isinstance(exc, httpx.DecodingError):
+        return BackendError("invalid_response", f"{provider} sent an undecodable body: {detail}")
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+        return BackendError("bad_request", f"invalid URL for {provider}: {detail}", retryable=False)
+    return BackendError("connection", f"connection to {provider} failed: {detail}")
+
+
+# -- deadline watchdog -------------------------------------------------------------------------------
+
+
+class _Watchdog:
+    """Shuts the response's socket at the deadline so a blocked read returns at once."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self._lock = threading.Lock()
+        self._response: httpx.Response | None = None
+        self._timer: threading.Timer | None = None
+
+    def attach(self, response: httpx.Response) -> None:
+        stream = response.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        if not isinstance(sock, socket.socket):
+            return  # no socket to watch (e.g. a test transport): the between-chunk checks still apply
+        self._response = response
+        self._timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._fire, args=(sock,))
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _fire(self, sock: socket.socket) -> None:
+        with self._lock:
+            # A closed response has released its connection to the pool: it may serve someone else now.
+            if self._response is None or self._response.is_closed:
+                return
+            self.fired = True
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the raw fd, also under TLS
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._response = None
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+# -- server-sent events ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SSEEvent:
+    event: str
+    data: str
+
+
+def iter_sse(lines: Iterable[str], provider: str) -> Iterator[SSEEvent]:
+    """Parse Server-Sent Events (``event:`` / ``data:`` fields, comments, blank-line dispatch).
+
+    Lines that are not SSE (an HTML page, a JSON body) raise ``invalid_response``.
+    """
+    event, data = "", []
+    for line in lines:
+        if not line:
+            if data:
+                yield SSEEvent(event or "message", "\n".join(data))
+            event, data = "", []
+            continue
+        if line.startswith(":"):
+            continue  # comment / keep-alive
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "data":
+            data.append(value)
+        elif name == "event":
+            event = value
+        elif name in ("id", "retry"):
+            continue
+        else:
+            raise BackendError("invalid_response", f"{provider} sent a malformed event stream line: {line[:200]!r}")
+    if data:
+        yield SSEEvent(event or "message", "\n".join(data))
+
+
+def parse_json_event(event: SSEEvent, provider: str) -> dict[str, Any]:
+    """The JSON object in an event's data, or ``invalid_response``."""
+    try:
+        value = json.loads(event.data)
+    except ValueError:
+        raise BackendError(
+            "invalid_response", f"{provider} sent an event that is not JSON: {event.data[:200]!r}"
+        ) from None
+    if not isinstance(value, dict):
+        raise BackendError("invalid_response", f"{provider} sent an event that is not a JSON object")
+    return value
+
+
+def invalid(provider: str, what: str) -> BackendError:
+    return BackendError("invalid_response", f"{provider} sent an unexpected response: {what}")
+
+
+# -- the backend base class --------------------------------------------------------------------------
+
+
+@dataclass
+class StreamEnd:
+    """What a stream parser returns after the last delta."""
+
+    finish_reason: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+@dataclass
+class ParsedResponse:
+    text: str
+    finish_reason: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+class HttpBackend(Backend):
+    """Retry loop, deadline, concurrency and length guard around a provider's wire format."""
+
+    provider: str = "HTTP backend"
+    default_base_url: str = ""
+    default_api_key_env: str | None = None
+
+    def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
+        super().__init__(settings)
+        reader = SettingsReader(settings, self.kind)
+        self.http = HttpSettings.read(
+            reader, default_base_url=self.default_base_url, default_api_key_env=self.default_api_key_env
+        )
+        self._read_provider_settings(reader)
+        reader.finish()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} model={self.http.model!r} base_url={self.http.base_url!r}>"
+
+    # -- hooks --------------------------------------------------------------------------------------
+
+    def _read_provider_settings(self, reader: SettingsReader) -> None:
+        """Read provider-specific settings (called before unknown keys are rejected)."""
+
+    @abc.abstractmethod
+    def _url(self) -> str: ...
+
+    @abc.abstractmethod
+    def _auth_headers(self, api_key: str | None) -> dict[str, str]: ...
+
+    @abc.abstractmethod
+    def _body(self, messages: list[Message], params: DecodingParams, stream: bool) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    def _parse_response(self, data: dict[str, Any]) -> ParsedResponse: ...
+
+    @abc.abstractmethod
+    def _parse_stream(self, events: Iterator[SSEEvent]) -> Generator[str, None, StreamEnd]: ...
+
+    # -- plumbing -----------------------------------------------------------------------------------
+
+    def _api_key(self) -> str | None:
+        name = self.http.api_key_env
+        if name is None:
+            return None
+        key = os.environ.get(name, "").strip()
+        if not key:
+            raise BackendError(
+                "authentication",
+                f"environment variable {name} (settings.api_key_env) is not set or empty; "
+                f"the {self.provider} API key must be there",
+                retryable=False,
+            )
+        return key
+
+    def _secrets(self, api_key: str | None) -> list[str | None]:
+        sensitive = re.compile(r"auth|key|token|secret|cookie", re.I)
+        return [api_key, *(v for k, v in self.http.headers.items() if sensitive.search(k))]
+
+    @contextlib.contextmanager
+    def _open(self, body: dict[str, Any], deadline: float) -> Iterator[tuple[httpx.Response, _Watchdog]]:
+        """One attempt: a slot, the request, a 2xx response held open; errors become BackendError."""
+        s = self.http
+        api_key = self._api_key()
+        secrets = self._secrets(api_key)
+        semaphore = concurrency_semaphore(s.concurrency_key, s.max_concurrency) if s.max_concurrency else None
+        if semaphore is not None and not semaphore.acquire(timeout=max(deadline - time.monotonic(), 0.0)):
+            raise BackendError(
+                "timeout",
+                f"no free slot among {s.max_concurrency} concurrent requests for {s.concurrency_key!r} "
+                f"within the total timeout of {s.total_timeout:g}s",
+            )
+        try:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise self._deadline_error()
+            timeout = httpx.Timeout(
+                connect=min(s.connect_timeout, remaining),
+                read=min(s.read_timeout, remaining),
+                write=min(s.read_timeout, remaining),
+                pool=remaining,
+            )
+            headers = {**s.headers, **self._auth_headers(api_key), "accept": "text/event-stream, application/json"}
+            client = shared_client(s.trust_env)
+            watchdog = _Watchdog(deadline)
+            try:
+                request = client.build_request("POST", self._url(), json=body, headers=headers, timeout=timeout)
+                response = client.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise translate_transport_error(exc, self.provider, secrets) from None
+            try:
+                watchdog.attach(response)
+                if response.status_code >= 300:
+                    raw = _read_limited(response, 64 * 1024)
+                    raise classify_status(response.status_code, raw, response.headers, self.provider, secrets)
+                yield response, watchdog
+                if watchdog.fired:
+                    raise self._deadline_error()
+            except BackendError as exc:
+                if watchdog.fired and exc.kind != "timeout":
+                    raise self._deadline_error() from None
+                exc.message = redact(exc.message, secrets)  # provider text may echo a key back
+                exc.args = (exc.message,)
+                raise
+            except httpx.HTTPError as exc:
+                if watchdog.fired:
+                    raise self._deadline_error() from None
+                raise translate_transport_error(exc, self.provider, secrets) from None
+            finally:
+                watchdog.cancel()
+                response.close()
+        finally:
+            if semaphore is not None:
+                semaphore.release()
+
+    def _deadline_error(self) -> BackendError:
+        limit = self.http.total_timeout
+        return BackendError("timeout", f"{self.provider} call exceeded the total timeout of {limit:g}s")
+
+    def _retry_wait(self, err: BackendError, attempt: int, deadline: float) -> float | None:
+        """Seconds to sleep before the next attempt, or None when ``err`` must be raised."""
+        s = self.http
+        if not err.retryable or attempt > s.max_retries:
+            return None
+        if err.retry_after is not None:
+            if err.retry_after > s.max_retry_after:
+                return None
+            delay = err.retry_after
+        else:
+            ceiling = min(s.backoff_max, s.backoff_base * 2 ** (attempt - 1))
+            delay = ceiling / 2 + _jitter.uniform(0, ceiling / 2)
+        if time.monotonic() + delay >= deadline:
+            return None
+        return delay
+
+    # -- Backend API ----------------------------------------------------------------------------------
+
+    def _generate(self, messages: list[Message], params: DecodingParams) -> GenerationResult:
+        start = time.monotonic()
+        deadline = start + self.http.total_timeout
+        body = self._body(messages, params, stream=False)
+        limit = self.http.max_response_chars * 8 + 256 * 1024
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._open(body, deadline) as (response, _):
+                    raw = _read_limited(response, limit + 1)
+                    if len(raw) > limit:
+                        raise invalid(self.provider, f"response body larger than {limit} bytes")
+                    try:
+                        data = json.loads(raw)
+                    except ValueError:
+                        raise invalid(self.provider, f"body is not JSON: {raw[:200]!r}") from None
+                    if not isinstance(data, dict):
+                        raise invalid(self.provider, "body is not a JSON object")
+                    parsed = self._parse_response(data)
+                break
+            except BackendError as err:
+                delay = self._retry_wait(err, attempt, deadline)
+                if delay is None:
+                    raise
+                time.sleep(delay)
+        text, finish = parsed.text, parsed.finish_reason
+        if len(text) > self.http.max_response_chars:
+            text, finish = text[: self.http.max_response_chars], "length"
+        return GenerationResult(
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=parsed.prompt_tokens,
+            completion_tokens=parsed.completion_tokens,
+            latency_s=time.monotonic() - start,
+            ttft_s=None,
+            model=self.http.model,
+            attempts=attempt,
+        )
+
+    def _stream(self, messages: list[Message], params: DecodingParams) -> Generator[str, None, GenerationResult]:
+        start = time.monotonic()
+        deadline = start + self.http.total_timeout
+        body = self._body(messages, params, stream=True)
+        attempt = 0
+        started = False
+        while True:
+            attempt += 1
+            try:
+                with self._open(body, deadline) as (response, _):
+                    guard = StopFilter((), self.http.max_response_chars)
+                    parts: list[str] = []
+                    ttft: float | None = None
+                    parser = self._parse_stream(iter_sse(response.iter_lines(), self.provider))
+                    while True:
+                        try:
+                            delta = next(parser)
+                        except StopIteration as stop:
+                            end: StreamEnd = stop.value
+                            break
+                        if time.monotonic() >= deadline:
+                            raise self._deadline_error()
+                        out = guard.push(delta)
+                        if out:
+                            if ttft is None:
+                                ttft = time.monotonic() - start
+                            started = True
+                            parts.append(out)
+                            yield out
+                        if guard.stopped:  # the length guard: stop reading; the response gets closed
+                            parser.close()
+                            end = StreamEnd("length")
+                            break
+                return GenerationResult(
+                    text="".join(parts),
+                    finish_reason=end.finish_reason,
+                    prompt_tokens=end.prompt_tokens,
+                    completion_tokens=end.completion_tokens,
+                    latency_s=time.monotonic() - start,
+                    ttft_s=ttft,
+                    model=self.http.model,
+                    attempts=attempt,
+                )
+            except BackendError as err:
+                # After text reached the caller a retry would repeat or contradict it: raise instead.
+                delay = None if started else self._retry_wait(err, attempt, deadline)
+                if delay is None:
+                    raise
+                time.sleep(delay)
+
+
+def _read_limited(response: httpx.Response, limit: int) -> bytes:
+    """Read at most ``limit`` bytes of the body (more is not needed to judge it)."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+def as_int(value: object) -> int | None:
+    """A token count from a provider, or None when absent or not an integer."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

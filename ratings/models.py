@@ -1,0 +1,65 @@
+"""Stored rating state: pairwise count aggregates folded in incrementally, and leaderboard snapshots.
+
+Pages read snapshots only; the recompute task (ratings.tasks) is the only writer.
+"""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils import timezone
+
+from arena.models import Campaign
+
+OVERALL = ""  # the dimension key of the overall verdict, and the category key of "all categories"
+
+
+class PairAggregate(models.Model):
+    """Counts of outcomes per model pair for one campaign, dimension and category (a PairCounts)."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="pair_aggregates")
+    dimension = models.CharField(max_length=40, blank=True, default=OVERALL)
+    category = models.CharField(max_length=64, blank=True, default=OVERALL)
+    counts = models.JSONField(default=dict)
+    n_votes = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "dimension", "category"], name="pair_aggregate_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.dimension or 'overall'}/{self.category or 'all'}"
+
+
+class EloState(models.Model):
+    """Online Elo ratings of a campaign, updated vote by vote in vote order."""
+
+    campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="elo_state")
+    ratings = models.JSONField(default=dict)
+    n_votes = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"elo {self.campaign_id}"
+
+
+class LeaderboardSnapshot(models.Model):
+    """The latest leaderboard of a campaign for one dimension, category and method."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="snapshots")
+    dimension = models.CharField(max_length=40, blank=True, default=OVERALL)
+    category = models.CharField(max_length=64, blank=True, default=OVERALL)
+    method = models.CharField(max_length=32)
+    data = models.JSONField()
+    n_votes = models.PositiveIntegerField()
+    computed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "dimension", "category", "method"], name="snapshot_unique"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.campaign_id}/{self.dimension or 'overall'}/{self.category or 'all'}/{self.method}"

@@ -1,0 +1,80 @@
+"""Turn a stored leaderboard snapshot into what the page draws: rows, an interval chart, a heat map.
+
+Everything is computed from the snapshot's JSON; drawing uses SVG attributes and CSS classes only,
+because the Content-Security-Policy allows no inline style.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ratings.models import LeaderboardSnapshot
+
+CHART_WIDTH = 600
+ROW_HEIGHT = 22
+
+
+def interval_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Positions (in SVG user units) of each model's 95% interval and point estimate."""
+    rated = [r for r in rows if r.get("ci_low") is not None and r.get("ci_high") is not None]
+    if not rated:
+        return {"bars": [], "width": CHART_WIDTH, "height": 0}
+    low = min(r["ci_low"] for r in rated)
+    high = max(r["ci_high"] for r in rated)
+    span = max(high - low, 1e-9)
+    label_width = 180
+
+    def x(value: float) -> float:
+        return round(label_width + (value - low) / span * (CHART_WIDTH - label_width - 10), 1)
+
+    bars = [
+        {
+            "model": r["model"],
+            "y": i * ROW_HEIGHT + ROW_HEIGHT / 2,
+            "x1": x(r["ci_low"]),
+            "x2": x(r["ci_high"]),
+            "cx": x(r["rating"]),
+            "provisional": r.get("provisional", False),
+        }
+        for i, r in enumerate(rated)
+    ]
+    return {"bars": bars, "width": CHART_WIDTH, "height": len(rated) * ROW_HEIGHT + 4, "label_x": label_width - 6}
+
+
+def heat_map(matrices: dict[str, Any] | None, order: list[str]) -> dict[str, Any] | None:
+    """Observed win rates of the row model against the column model, with a colour bucket 0-10."""
+    if not matrices or "win_rate" not in matrices:
+        return None
+    models = matrices["models"]
+    index = {name: i for i, name in enumerate(models)}
+    names = [m for m in order if m in index] or models
+    grid = []
+    for a in names:
+        cells = []
+        for b in names:
+            value = matrices["win_rate"][index[a]][index[b]]
+            cells.append(
+                {"value": value, "bucket": None if value is None else max(0, min(10, round(value * 10)))}
+            )
+        grid.append({"model": a, "cells": cells})
+    return {"models": names, "rows": grid}
+
+
+def leaderboard_context(campaign, snapshot: LeaderboardSnapshot | None, selection: dict[str, str]) -> dict[str, Any]:
+    from ratings.models import LeaderboardSnapshot as Snapshot
+
+    tabs = (
+        Snapshot.objects.filter(campaign=campaign)
+        .values_list("dimension", "category", "method")
+        .order_by("dimension", "category", "method")
+    )
+    context: dict[str, Any] = {"campaign": campaign, "snapshot": snapshot, "selection": selection, "tabs": list(tabs)}
+    if snapshot is not None:
+        rows = snapshot.data.get("rows", [])
+        context.update(
+            rows=rows,
+            chart=interval_chart(rows),
+            heat=heat_map(snapshot.data.get("matrices"), [r["model"] for r in rows]),
+            style=snapshot.data.get("style"),
+        )
+    return context

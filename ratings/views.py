@@ -1,0 +1,66 @@
+"""Leaderboard pages: they read the latest snapshot and never compute on request."""
+
+from __future__ import annotations
+
+import csv
+
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from arena.services import access
+from arena.views import shows_arena_errors
+from ratings.models import OVERALL, LeaderboardSnapshot
+from ratings.presentation import leaderboard_context
+
+CSV_COLUMNS = ["rank", "model", "rating", "ci_low", "ci_high", "votes", "wins", "losses", "ties", "win_rate", "provisional"]
+
+
+def _snapshot(request: HttpRequest, slug: str) -> tuple[object, LeaderboardSnapshot | None, dict]:
+    campaign = access.visible_campaign(slug, staff=request.user.is_staff)
+    request.arena_campaign = campaign
+    selection = {
+        "dimension": request.GET.get("dimension", OVERALL),
+        "category": request.GET.get("category", OVERALL),
+        "method": request.GET.get("method", "davidson"),
+    }
+    snapshot = LeaderboardSnapshot.objects.filter(campaign=campaign, **selection).first()
+    return campaign, snapshot, selection
+
+
+@require_GET
+@shows_arena_errors
+def leaderboard(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign, snapshot, selection = _snapshot(request, slug)
+    context = leaderboard_context(campaign, snapshot, selection)
+    return render(request, "ratings/leaderboard.html", context)
+
+
+@require_GET
+@shows_arena_errors
+def leaderboard_json(request: HttpRequest, slug: str) -> JsonResponse:
+    campaign, snapshot, selection = _snapshot(request, slug)
+    if snapshot is None:
+        return JsonResponse({"error": "not_found", "message": "No leaderboard has been computed yet."}, status=404)
+    return JsonResponse(
+        {
+            "campaign": campaign.slug,
+            **selection,
+            "n_votes": snapshot.n_votes,
+            "computed_at": snapshot.computed_at.isoformat(),
+            **snapshot.data,
+        }
+    )
+
+
+@require_GET
+@shows_arena_errors
+def leaderboard_csv(request: HttpRequest, slug: str) -> HttpResponse:
+    campaign, snapshot, selection = _snapshot(request, slug)
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-leaderboard.csv"'
+    writer = csv.DictWriter(response, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in (snapshot.data.get("rows", []) if snapshot else []):
+        writer.writerow(row)
+    return response

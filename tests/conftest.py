@@ -1,0 +1,31 @@
+"""Shared fixtures: a campaign, and voters alice and bob with their own browsers (test clients)."""
+
+from __future__ import annotations
+
+import pytest
+from django.test import Client
+
+from tests.factories import make_campaign
+
+
+@pytest.fixture
+def campaign(db):
+    return make_campaign()
+
+
+@pytest.fixture
+def alice(db) -> Client:
+    return Client()
+
+
+@pytest.fixture
+def bob(db) -> Client:
+    return Client()
+
+
+@pytest.fixture
+def staff_client(db, django_user_model) -> Client:
+    user = django_user_model.objects.create_user("staff", password="pw", is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(user)
+    return client

@@ -1,0 +1,140 @@
+"""The vote flow through the pages: battle, vote, reveal, and the rules around a vote."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from arena.models import Battle, Campaign, ModelEntry, Vote
+
+pytestmark = pytest.mark.django_db
+
+
+def open_battle(client, campaign) -> Battle:
+    response = client.get(f"/c/{campaign.slug}/vote/")
+    assert response.status_code == 200, response.content[:500]
+    battle_id = re.search(rb'action="/b/([^/]+)/vote"', response.content).group(1).decode()
+    return Battle.objects.get(pk=battle_id)
+
+
+def test_it_shows_a_battle_and_records_a_vote_in_model_terms(alice, campaign):
+    battle = open_battle(alice, campaign)
+    response = alice.post(f"/b/{battle.pk}/vote", {"verdict": "left", "duration_ms": "4200"})
+    assert response.status_code == 302
+    vote = Vote.objects.get(battle=battle)
+    assert vote.verdict == "left"
+    assert vote.winner_id == battle.left.model_id
+    assert {vote.left_model_id, vote.right_model_id} == {battle.left.model_id, battle.right.model_id}
+    assert vote.duration_ms == 4200
+    reveal = alice.get(f"/b/{battle.pk}/")
+    assert battle.left.model.name.encode() in reveal.content
+    assert battle.right.model.name.encode() in reveal.content
+
+
+def test_reloading_the_page_keeps_the_same_battle(alice, campaign):
+    first = open_battle(alice, campaign)
+    assert open_battle(alice, campaign).pk == first.pk
+
+
+def test_it_rejects_a_second_vote_and_changes_nothing(alice, campaign):
+    battle = open_battle(alice, campaign)
+    alice.post(f"/b/{battle.pk}/vote", {"verdict": "left"})
+    again = alice.post(f"/b/{battle.pk}/vote", {"verdict": "right"}, HTTP_ACCEPT="application/json")
+    assert again.status_code == 409
+    assert "already voted" in again.json()["message"]
+    assert Vote.objects.get(battle=battle).verdict == "left"
+
+
+def test_a_voter_cannot_vote_on_another_voters_battle(alice, bob, campaign):
+    battle = open_battle(alice, campaign)
+    open_battle(bob, campaign)
+    response = bob.post(f"/b/{battle.pk}/vote", {"verdict": "left"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 404
+    assert not Vote.objects.filter(battle=battle).exists()
+    assert bob.get(f"/b/{battle.pk}/").status_code == 404
+
+
+@pytest.mark.parametrize("status", [Campaign.Status.PAUSED, Campaign.Status.CLOSED])
+def test_votes_are_refused_when_the_campaign_is_not_active(alice, campaign, status):
+    battle = open_battle(alice, campaign)
+    Campaign.objects.filter(pk=campaign.pk).update(status=status)
+    response = alice.post(f"/b/{battle.pk}/vote", {"verdict": "left"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 403
+    assert status in response.json()["message"]
+    assert not Vote.objects.exists()
+
+
+def test_a_vote_needs_the_csrf_token(campaign):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    battle = open_battle(client, campaign)
+    assert client.post(f"/b/{battle.pk}/vote", {"verdict": "left"}).status_code == 403
+    token = client.cookies["csrftoken"].value
+    assert client.post(f"/b/{battle.pk}/vote", {"verdict": "left", "csrfmiddlewaretoken": token}).status_code == 302
+
+
+def test_ties_and_both_bad_follow_the_campaign_settings(alice, campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(allow_tie=False)
+    battle = open_battle(alice, campaign)
+    assert b'value="tie"' not in alice.get(f"/b/{battle.pk}/").content
+    response = alice.post(f"/b/{battle.pk}/vote", {"verdict": "tie"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 400
+    assert alice.post(f"/b/{battle.pk}/vote", {"verdict": "both_bad"}).status_code == 302
+    assert Vote.objects.get(battle=battle).winner is None
+
+
+def test_dimension_scores_are_validated_and_stored_per_side(alice, db):
+    from tests.factories import make_campaign
+
+    campaign = make_campaign(slug="dims", dimensions=("helpfulness", "accuracy"))
+    battle = open_battle(alice, campaign)
+    page = alice.get(f"/b/{battle.pk}/").content
+    assert b'name="score-helpfulness-left"' in page
+    bad = alice.post(
+        f"/b/{battle.pk}/vote", {"verdict": "left", "score-helpfulness-left": "9"}, HTTP_ACCEPT="application/json"
+    )
+    assert bad.status_code == 400 and "1 to 5" in bad.json()["message"]
+    ok = alice.post(
+        f"/b/{battle.pk}/vote",
+        {"verdict": "left", "score-helpfulness-left": "5", "score-helpfulness-right": "2", "score-accuracy-right": "4"},
+    )
+    assert ok.status_code == 302
+    assert Vote.objects.get(battle=battle).scores == {"helpfulness": {"left": 5, "right": 2}, "accuracy": {"right": 4}}
+
+
+def test_next_battle_never_repeats_a_judged_prompt_and_pair(alice, db):
+    from tests.factories import make_campaign
+
+    campaign = make_campaign(slug="small", models=("A1", "B1", "C1"), prompts=2)  # 2 prompts x 3 pairs
+    seen = set()
+    for _ in range(6):
+        battle = open_battle(alice, campaign)
+        key = (battle.prompt_id, frozenset({battle.left.model_id, battle.right.model_id}))
+        assert key not in seen
+        seen.add(key)
+        alice.post(f"/b/{battle.pk}/vote", {"verdict": "tie"})
+    done = alice.get(f"/c/{campaign.slug}/vote/")
+    assert done.status_code == 404
+    assert b"judged everything" in done.content
+
+
+def test_the_left_side_is_random(alice, db):
+    from tests.factories import make_campaign
+
+    campaign = make_campaign(slug="sides", models=("L1", "R1"), prompts=40)
+    lo_left = 0
+    for _ in range(40):
+        battle = open_battle(alice, campaign)
+        lo_left += battle.left.model_id < battle.right.model_id
+        alice.post(f"/b/{battle.pk}/vote", {"verdict": "tie"})
+    assert 8 <= lo_left <= 32  # P(outside) < 1e-4 for a fair coin
+
+
+def test_inactive_models_are_not_handed_out(alice, campaign):
+    ModelEntry.objects.filter(name="Gamma").update(is_active=False)
+    for _ in range(3):
+        battle = open_battle(alice, campaign)
+        assert "Gamma" not in {battle.left.model.name, battle.right.model.name}
+        alice.post(f"/b/{battle.pk}/vote", {"verdict": "tie"})

@@ -27,11 +27,11 @@ def make_campaign(
             messages=[{"role": "user", "content": f"Question number {p}?"}],
             category="coding" if p % 2 else "facts",
         )
-        for entry in entries:
+        for i, entry in enumerate(entries):
             Response.objects.create(
                 prompt=prompt,
                 model=entry,
-                content=f"Answer of {entry.name} to question {p}.",
+                content=f"Answer number {i} to question {p}.",
                 status=Response.Status.DONE,
                 source=Response.Source.IMPORTED,
             )

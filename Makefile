@@ -1,0 +1,56 @@
+# Arena: `make run` starts the site with a demo campaign; `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip --disable-pip-version-check -q
+HOST ?= 127.0.0.1
+PORT ?= 8000
+# The embedded default: SQLite, tasks in-process, no external service.
+RUN_ENV := DEBUG=true
+# Tests use the real PostgreSQL and Redis on 127.0.0.1 (scripts/services.sh starts them).
+TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/arena
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+
+.PHONY: run test lint bench services clean
+
+$(VENV)/.run-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -e .
+	touch $@
+
+# torch is pinned to the CPU build first so that the gpu extra does not pull a CUDA build.
+$(VENV)/.test-installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e '.[dev,gpu]'
+	touch $(VENV)/.run-installed $@
+
+run: $(VENV)/.run-installed
+	$(RUN_ENV) $(PY) manage.py migrate --noinput -v 0
+	$(RUN_ENV) $(PY) manage.py load_demo
+	$(RUN_ENV) $(PY) manage.py ensure_admin
+	@echo
+	@echo "  Arena is starting on http://$(HOST):$(PORT)/"
+	@echo "  Vote in the demo:   http://$(HOST):$(PORT)/c/demo/"
+	@echo "  Leaderboard:        http://$(HOST):$(PORT)/c/demo/leaderboard/"
+	@echo "  Admin:              http://$(HOST):$(PORT)/admin/  (user: admin)"
+	@echo
+	$(RUN_ENV) $(VENV)/bin/uvicorn arena.asgi:application --host $(HOST) --port $(PORT)
+
+services:
+	bash scripts/services.sh
+
+test: $(VENV)/.test-installed services
+	DATABASE_URL=$(TEST_DATABASE_URL) ARENA_TEST_REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check .
+
+bench: $(VENV)/.test-installed services
+	$(PY) bench/ratings.py
+
+clean:
+	rm -rf $(VENV) var staticfiles .pytest_cache .ruff_cache

@@ -1,0 +1,62 @@
+"""The voter's flow in a real browser: instructions, battle, keyboard vote, reveal, next."""
+
+from __future__ import annotations
+
+import pytest
+
+from arena.models import Vote
+from tests.factories import make_campaign
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_voter_votes_with_the_keyboard_and_sees_the_names_after(page, live_server):
+    campaign = make_campaign(slug="web", models=("Falcon-X", "Otter-Y"), prompts=3, dimensions=("helpfulness",))
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+
+    page.goto(f"{live_server.url}/c/{campaign.slug}/")
+    assert "Pick the better answer." in page.inner_text("main")
+    page.click("#start-voting")
+    page.wait_for_selector("#answer-a")
+    before = page.content()
+    assert "Falcon-X" not in before and "Otter-Y" not in before
+    assert page.inner_text("#label-a") == "Model A" and page.inner_text("#label-b") == "Model B"
+
+    page.check('input[name="score-helpfulness-left"][value="4"]')
+    page.keyboard.press("b")
+    page.wait_for_selector("#name-a")
+    names = {page.inner_text("#name-a"), page.inner_text("#name-b")}
+    assert names == {"Falcon-X", "Otter-Y"}
+
+    vote = Vote.objects.get()
+    assert vote.verdict == "right"
+    assert vote.scores == {"helpfulness": {"left": 4}}
+    assert vote.duration_ms is not None and vote.duration_ms > 0
+
+    page.keyboard.press("n")
+    page.wait_for_selector("#answer-a")
+    assert "Falcon-X" not in page.content()
+    assert errors == [], errors
+
+
+def test_the_battle_stacks_on_a_phone(browser, live_server):
+    campaign = make_campaign(slug="phone", models=("M1", "M2"), prompts=1)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/c/{campaign.slug}/vote/")
+    a = page.locator("#answer-a").bounding_box()
+    b = page.locator("#answer-b").bounding_box()
+    assert b["y"] > a["y"] + a["height"] - 1  # B is below A, not beside it
+    page.tap('button[value="left"]')
+    page.wait_for_selector("#name-a")
+    context.close()
+
+
+def test_a_double_click_casts_one_vote(page, live_server):
+    campaign = make_campaign(slug="dbl", models=("P1", "P2"), prompts=2)
+    page.goto(f"{live_server.url}/c/{campaign.slug}/vote/")
+    page.dblclick('button[value="left"]')
+    page.wait_for_selector("#name-a")
+    assert Vote.objects.count() == 1

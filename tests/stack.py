@@ -1,0 +1,172 @@
+"""Real processes for integration tests: a PostgreSQL database, an ASGI server, Celery workers.
+
+Everything runs on 127.0.0.1 with the production settings module (arena.settings), configured only
+through environment variables, exactly as a deployment would be.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+PG_ADMIN_URL = os.environ.get("ARENA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("ARENA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def base_env(database_url: str, redis_url: str | None = REDIS_URL, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "PYTEST"))}
+    env.update(
+        DJANGO_SETTINGS_MODULE="arena.settings",
+        DATABASE_URL=database_url,
+        SECRET_KEY="integration-test-secret",
+        ARENA_IP_SALT="integration-test-salt",
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false",
+        SESSION_COOKIE_SECURE="false",
+        CSRF_COOKIE_SECURE="false",
+        ARENA_RECOMPUTE_DEBOUNCE="0.5",
+        ARENA_BOOTSTRAP_ROUNDS="100",
+        PYTHONUNBUFFERED="1",
+    )
+    env.pop("REDIS_URL", None)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    env.update(extra)
+    return env
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database; dropped afterwards."""
+    name = f"arena_it_{uuid.uuid4().hex[:10]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as error:
+        raise RuntimeError(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: run `make services` ({error})") from None
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        yield url
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def manage(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout
+
+
+class Process:
+    """A child process whose output goes to a log file that failing tests can print."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> None:
+        self.name = name
+        self.log_path = log_dir / f"{name}.log"
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        self.popen = subprocess.Popen(
+            argv, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_for_log(self, needle: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if needle in self.log():
+                return
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited early:\n{self.log()[-3000:]}")
+            time.sleep(0.2)
+        raise RuntimeError(f"{self.name}: no {needle!r} within {timeout}s:\n{self.log()[-3000:]}")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Kill the whole process group (a worker's pool children included)."""
+        try:
+            os.killpg(self.popen.pid, sig)
+        except ProcessLookupError:
+            pass
+        self.popen.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.popen.pid, signal.SIGTERM)
+                self.popen.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+            except ProcessLookupError:
+                pass
+        self._log.close()
+
+
+def start_web(env: dict[str, str], log_dir: Path, name: str = "web", port: int | None = None) -> tuple[Process, str]:
+    port = port or free_port()
+    argv = [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+    process = Process(name, argv, env, log_dir)
+    base_url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.popen.poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{process.log()[-3000:]}")
+        try:
+            if httpx.get(f"{base_url}/healthz", timeout=2).status_code == 200:
+                return process, base_url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.stop()
+    raise RuntimeError(f"{name} did not become healthy:\n{process.log()[-3000:]}")
+
+
+def start_worker(
+    env: dict[str, str], log_dir: Path, name: str = "worker", queues: str = "default,ratings,generate_api",
+    concurrency: int = 2,
+) -> Process:
+    argv = [
+        sys.executable, "-m", "celery", "-A", "arena", "worker", "-Q", queues, "-c", str(concurrency),
+        "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "-l", "INFO",
+    ]  # fmt: skip
+    process = Process(name, argv, env, log_dir)
+    process.wait_for_log("ready.", timeout=90)
+    return process
+
+
+def flush_redis(url: str = REDIS_URL) -> None:
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.2, message: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")

@@ -1,0 +1,107 @@
+"""Anonymity before the vote, and untrusted model output rendered inert."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from arena.models import Campaign, ModelEntry, Prompt, Response
+from arena.rendering import render_markdown
+from arena.services.items import create_items
+
+pytestmark = pytest.mark.django_db
+
+PAYLOADS = [
+    line.replace("\\n", "\n") for line in (Path(__file__).parent / "data" / "xss_payloads.txt").read_text().splitlines()
+    if line.strip()
+]
+
+
+@pytest.fixture
+def secret_campaign(db):
+    """Two models with distinctive names and ids, so that any leak is visible in a scan."""
+    campaign = Campaign.objects.create(slug="anon", title="Anon", status="active", instructions="Vote.")
+    models = [
+        ModelEntry.objects.create(id=731_054, name="Zephyrine-Ultra", backend="static"),
+        ModelEntry.objects.create(id=731_077, name="Quokkabot-9000", backend="static"),
+    ]
+    campaign.contenders.set(models)
+    prompt = Prompt.objects.create(campaign=campaign, external_id="q", messages=[{"role": "user", "content": "Hi"}])
+    for i, model in enumerate(models):
+        Response.objects.create(id=918_273 + i, prompt=prompt, model=model, content=f"Hello {i}", status="done")
+    create_items(campaign, [prompt.id])
+    return campaign, models
+
+
+def _leaks(response, models) -> list[str]:
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    haystack = body.decode(errors="replace") + json.dumps(dict(response.headers))
+    haystack += " ".join(f"{k}={v.value}" for k, v in response.cookies.items())
+    found = []
+    for model in models:
+        for needle in (model.name, str(model.id), *(str(r.id) for r in model.responses.all())):
+            if re.search(rf"(?<![\w-]){re.escape(needle)}(?![\w-])", haystack, re.I):
+                found.append(needle)
+    return found
+
+
+def test_nothing_before_the_vote_names_or_identifies_a_model(alice, secret_campaign):
+    campaign, models = secret_campaign
+    pages = [
+        alice.get("/"),
+        alice.get(f"/c/{campaign.slug}/"),
+        alice.get(f"/c/{campaign.slug}/vote/"),
+        alice.post(f"/api/v1/campaigns/{campaign.slug}/battles"),
+        alice.get("/api/v1/campaigns"),
+    ]
+    battle_id = pages[-2].json()["id"]
+    pages += [alice.get(f"/b/{battle_id}/"), alice.get(f"/api/v1/battles/{battle_id}")]
+    pages += [alice.get(f"/static/arena/{name}") for name in ("app.js", "app.css")]
+    for response in pages:
+        assert response.status_code == 200
+        assert _leaks(response, models) == [], response.request["PATH_INFO"]
+    after = alice.post(f"/b/{battle_id}/vote", {"verdict": "tie"}, follow=True)
+    assert _leaks(after, models)  # the scan does find names once they are meant to be shown
+
+
+def test_the_battle_url_is_opaque(alice, secret_campaign):
+    campaign, _ = secret_campaign
+    battle_id = alice.post(f"/api/v1/campaigns/{campaign.slug}/battles").json()["id"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", battle_id)
+
+
+class _Elements(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, list[tuple[str, str | None]]]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.elements.append((tag, attrs))
+
+
+SAFE_TAGS = {"a", "p", "pre", "code", "span", "em", "strong", "ul", "ol", "li", "br", "blockquote", "h1", "h2",
+             "h3", "h4", "h5", "h6", "hr", "table", "thead", "tbody", "tr", "td", "th", "del", "s"}  # fmt: skip
+
+
+@pytest.mark.parametrize("payload", PAYLOADS)
+def test_markdown_rendering_neutralises_xss(payload):
+    parser = _Elements()
+    parser.feed(render_markdown(payload))
+    for tag, attrs in parser.elements:
+        assert tag in SAFE_TAGS, tag
+        for name, value in attrs:
+            assert not name.startswith("on"), name
+            if name in {"href", "src"}:
+                scheme = re.sub(r"[\s\x00-\x1f]", "", value or "").split(":", 1)[0].lower()
+                assert scheme in {"http", "https", "mailto"} or ":" not in (value or ""), value
+
+
+def test_pages_send_a_strict_content_security_policy(alice, campaign):
+    policy = alice.get(f"/c/{campaign.slug}/vote/").headers["Content-Security-Policy"]
+    script_src = re.search(r"script-src ([^;]+)", policy).group(1)
+    assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+    assert "object-src 'none'" in policy

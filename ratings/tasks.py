@@ -1,0 +1,55 @@
+"""Celery tasks of the ratings engine: debounced, never two at once per campaign, safe to retry."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import shared_task
+from django.conf import settings
+from django.core.cache import cache
+
+from arena.models import Campaign, Vote
+from ratings.models import LeaderboardSnapshot
+
+log = logging.getLogger(__name__)
+LOCK_TIMEOUT = 600
+
+
+@shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=300, time_limit=360)
+def recompute_campaign(self, campaign_id: int) -> int:
+    """Fold new votes into the aggregates and refresh the campaign's snapshots.
+
+    A Redis lock keeps two recomputes of one campaign from running at once; a run that finds the
+    lock taken retries shortly after, so the newest votes are always covered.
+    """
+    from ratings.snapshots import compute_snapshots
+
+    lock_key, token = f"ratings:lock:{campaign_id}", uuid.uuid4().hex
+    if not cache.add(lock_key, token, timeout=LOCK_TIMEOUT):
+        raise self.retry(countdown=max(1.0, settings.ARENA_RECOMPUTE_DEBOUNCE))
+    try:
+        # Votes arriving from now on must queue a new run.
+        cache.delete(f"ratings:queued:{campaign_id}")
+        campaign = Campaign.objects.filter(pk=campaign_id).first()
+        if campaign is None:
+            return 0
+        return compute_snapshots(campaign)
+    finally:
+        if cache.get(lock_key) == token:
+            cache.delete(lock_key)
+
+
+@shared_task(acks_late=True)
+def recompute_active_campaigns() -> list[int]:
+    """Beat: recompute every campaign that has unfolded votes or no snapshot yet."""
+    from ratings.scheduling import request_recompute
+
+    queued = []
+    campaigns = Campaign.objects.exclude(status=Campaign.Status.DRAFT)
+    for campaign in campaigns:
+        pending = Vote.objects.filter(campaign=campaign, folded=False).exists()
+        missing = not LeaderboardSnapshot.objects.filter(campaign=campaign).exists() and campaign.votes.exists()
+        if (pending or missing) and request_recompute(campaign.pk):
+            queued.append(campaign.pk)
+    return queued

@@ -6,7 +6,9 @@ through environment variables, exactly as a deployment would be.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -170,3 +172,43 @@ def wait_until(predicate, timeout: float = 30, interval: float = 0.2, message: s
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+
+
+def small_campaign_spec(slug: str = "it", models: int = 3, prompts: int = 4) -> dict:
+    """A campaign definition (the load_campaign format) with pre-written responses."""
+    names = [f"Model-{chr(65 + i)}" for i in range(models)]
+    return {
+        "slug": slug,
+        "title": f"Integration {slug}",
+        "status": "active",
+        "instructions": "Vote for the better answer.",
+        "dimensions": [{"key": "helpfulness", "label": "Helpfulness"}],
+        "models": [{"name": name, "backend": "static"} for name in names],
+        "prompts": [
+            {
+                "external_id": f"p{p}",
+                "category": "coding" if p % 2 else "facts",
+                "prompt": f"Question {p}?",
+                "responses": {name: f"Answer {i} to question {p}." for i, name in enumerate(names)},
+            }
+            for p in range(prompts)
+        ],
+    }
+
+
+BATTLE_ACTION = re.compile(r'action="/b/([^/]+)/vote"')
+
+
+def vote_once(client: httpx.Client, slug: str, verdict: str = "left") -> str:
+    """One voter cycle over HTTP: open the next battle page, vote. Returns the battle id."""
+    page = client.get(f"/c/{slug}/vote/")
+    page.raise_for_status()
+    battle_id = BATTLE_ACTION.search(page.text).group(1)
+    response = client.post(
+        f"/b/{battle_id}/vote",
+        data={"verdict": verdict},
+        headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json",
+                 "Referer": str(client.base_url)},  # fmt: skip
+    )
+    response.raise_for_status()
+    return battle_id

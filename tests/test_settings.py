@@ -23,7 +23,7 @@ PRODUCTION = {
 
 def run_manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     dropped = {"DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"}
-    clean = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith("SECURE_")}
+    clean = {k: v for k, v in os.environ.items() if k not in dropped and not k.startswith(("SECURE_", "DJANGO_"))}
     clean.update(env, DJANGO_SETTINGS_MODULE="arena.settings", ARENA_VAR_DIR=str(ROOT / "var" / "deploy-check"))
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=clean, capture_output=True, text=True)
 

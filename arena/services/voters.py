@@ -70,7 +70,7 @@ def remember_voter(response: HttpResponse, voter: Voter) -> None:
             max_age=COOKIE_MAX_AGE,
             httponly=True,
             samesite="Lax",
-            secure=not settings.DEBUG,
+            secure=settings.SESSION_COOKIE_SECURE,
         )
 
 

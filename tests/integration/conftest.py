@@ -19,11 +19,20 @@ def pg_url():
         yield url
 
 
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory):
+    """Static files collected once, as the production image does at build time."""
+    root = tmp_path_factory.mktemp("static")
+    env = stack.base_env("sqlite:///:memory:", redis_url=None, STATIC_ROOT=str(root))
+    stack.manage(env, "collectstatic", "--noinput", "-v", "0")
+    return root
+
+
 @pytest.fixture
-def stack_env(pg_url):
+def stack_env(pg_url, static_root):
     """Environment of a distributed deployment on this machine, with a migrated database."""
     stack.flush_redis()
-    env = stack.base_env(pg_url)
+    env = stack.base_env(pg_url, STATIC_ROOT=str(static_root))
     stack.manage(env, "migrate", "--noinput", "-v", "0")
     return env
 
@@ -50,3 +59,5 @@ def processes(tmp_path):
     yield procs
     for process in procs.started:
         process.stop()
+        # Shown by pytest only when the test failed.
+        print(f"----- {process.name} log (last 4000 chars) -----\n{process.log()[-4000:]}")

@@ -23,8 +23,13 @@ VAR_DIR = Path(env_str("ARENA_VAR_DIR", str(BASE_DIR / "var")))
 DEBUG = env_bool("DEBUG", False)
 
 
+_PLACEHOLDERS = {"change-me", "changeme", "secret", "please-change-me"}
+
+
 def _secret(name: str, dev_default: str) -> str:
     value = env_str(name)
+    if value and not DEBUG and value.strip().lower() in _PLACEHOLDERS:
+        raise ImproperlyConfigured(f"{name} still has the example value {value!r}; set a real secret.")
     if value:
         return value
     if DEBUG:
@@ -92,7 +97,16 @@ DATABASES = {
         conn_health_checks=True,
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Under ASGI every request may run its sync code on another thread, so per-thread persistent
+    # connections would pile up; a psycopg pool per process bounds them instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env_int("DB_POOL_MIN_SIZE", 2),
+        "max_size": env_int("DB_POOL_MAX_SIZE", 10),
+        "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
+    }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # SQLite: wait for the writer instead of failing at once, and take the write lock up front.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}

@@ -170,6 +170,14 @@ class Backend(abc.ABC):
         msgs, p = self.prepare(messages, params)
         return StreamingGeneration(self._stream(msgs, p))
 
+    def generate_many(
+        self,
+        conversations: list[list[Message]] | list[list[dict[str, Any]]],
+        params: DecodingParams | Mapping[str, Any] | None = None,
+    ) -> list[GenerationResult]:
+        """Replies to several conversations (one after another here; local backends batch them)."""
+        return [self.generate(c, params) for c in conversations]
+
     def prepare(
         self, messages: Any, params: DecodingParams | Mapping[str, Any] | None
     ) -> tuple[list[Message], DecodingParams]:

@@ -421,12 +421,18 @@ class HttpBackend(Backend):
                 write=min(s.read_timeout, remaining),
                 pool=remaining,
             )
+            # When the deadline is nearer than the read timeout, a read timeout means the deadline passed.
+            read_is_deadline = s.read_timeout >= remaining
             headers = {**s.headers, **self._auth_headers(api_key), "accept": "text/event-stream, application/json"}
             client = shared_client(s.trust_env)
             watchdog = _Watchdog(deadline)
             try:
                 request = client.build_request("POST", self._url(), json=body, headers=headers, timeout=timeout)
                 response = client.send(request, stream=True)
+            except httpx.ReadTimeout as exc:
+                if read_is_deadline:
+                    raise self._deadline_error() from None
+                raise translate_transport_error(exc, self.provider, secrets) from None
             except httpx.HTTPError as exc:
                 raise translate_transport_error(exc, self.provider, secrets) from None
             try:
@@ -444,7 +450,7 @@ class HttpBackend(Backend):
                 exc.args = (exc.message,)
                 raise
             except httpx.HTTPError as exc:
-                if watchdog.fired:
+                if watchdog.fired or (read_is_deadline and isinstance(exc, httpx.ReadTimeout)):
                     raise self._deadline_error() from None
                 raise translate_transport_error(exc, self.provider, secrets) from None
             finally:

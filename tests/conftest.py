@@ -5,12 +5,20 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests.factories import make_campaign
-
 
 @pytest.fixture
 def campaign(db):
+    from tests.factories import make_campaign
+
     return make_campaign()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_weight_cache():
+    """Model weights are cached per process for a few seconds; tests must not see another test's."""
+    from arena.services import battles
+
+    battles._WEIGHTS.clear()
 
 
 @pytest.fixture

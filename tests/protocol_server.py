@@ -54,6 +54,7 @@ import contextlib
 import json
 import re
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -239,6 +240,11 @@ class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     owner: ProtocolServer
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], OSError):
+            return  # a client hanging up mid-response is routine here (timeouts, closed streams)
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

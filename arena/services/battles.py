@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import secrets
+import time
 
 from django.db.models import Exists, OuterRef
 
@@ -12,9 +13,23 @@ from arena.services.errors import NotFound, NothingToVoteOn
 
 # How many of the front-most candidates to draw from; enough to spread concurrent voters.
 CANDIDATES = 32
+# Model weights and active flags change rarely; a few seconds of staleness is harmless.
+WEIGHTS_TTL = 5.0
+_WEIGHTS: dict[int, tuple[float, dict[int, float]]] = {}
 
 
-def _candidate_items(campaign: Campaign, voter: Voter) -> list[Item]:
+def contender_weights(campaign: Campaign) -> dict[int, float]:
+    """Sampling weights of the campaign's active models, cached in-process for a few seconds."""
+    now = time.monotonic()
+    cached = _WEIGHTS.get(campaign.pk)
+    if cached is not None and now - cached[0] < WEIGHTS_TTL:
+        return cached[1]
+    weights = dict(campaign.contenders.filter(is_active=True).values_list("id", "weight"))
+    _WEIGHTS[campaign.pk] = (now, weights)
+    return weights
+
+
+def _candidate_items(campaign: Campaign, voter: Voter, weights: dict[int, float]) -> list[Item]:
     """Items this voter has not been shown yet, fewest votes first.
 
     One indexed query: it walks (campaign, vote_count, shuffle) and stops after CANDIDATES rows,
@@ -22,29 +37,25 @@ def _candidate_items(campaign: Campaign, voter: Voter) -> list[Item]:
     """
     seen = Battle.objects.filter(voter=voter, item=OuterRef("pk"))
     query = (
-        Item.objects.filter(campaign=campaign, model_lo__is_active=True, model_hi__is_active=True)
+        Item.objects.filter(campaign=campaign)
         .exclude(Exists(seen))
-        .select_related("model_lo", "model_hi")
+        .only("id", "prompt_id", "response_lo_id", "response_hi_id", "model_lo_id", "model_hi_id", "vote_count")
     )
+    if campaign.contenders.count() != len(weights):  # some models are inactive
+        query = query.filter(model_lo_id__in=list(weights), model_hi_id__in=list(weights))
     if campaign.votes_per_item:
         query = query.filter(vote_count__lt=campaign.votes_per_item)
     if campaign.sampling == Campaign.Sampling.BALANCED:
-        query = query.order_by("vote_count", "shuffle")
-    else:
-        # Start at a random point of the shuffled order, wrapping around once.
-        start = random.randrange(2**31)
-        items = list(query.filter(shuffle__gte=start).order_by("shuffle")[:CANDIDATES])
-        if len(items) < CANDIDATES:
-            items += list(query.filter(shuffle__lt=start).order_by("shuffle")[: CANDIDATES - len(items)])
-        return items
-    return list(query[:CANDIDATES])
+        return list(query.order_by("vote_count", "shuffle")[:CANDIDATES])
+    # Start at a random point of the shuffled order, wrapping around once.
+    start = random.randrange(2**31)
+    items = list(query.filter(shuffle__gte=start).order_by("shuffle")[:CANDIDATES])
+    if len(items) < CANDIDATES:
+        items += list(query.filter(shuffle__lt=start).order_by("shuffle")[: CANDIDATES - len(items)])
+    return items
 
 
-def _pair_weight(item: Item) -> float:
-    return max(item.model_lo.weight, 0.0) * max(item.model_hi.weight, 0.0)
-
-
-def choose_item(campaign: Campaign, candidates: list[Item]) -> Item:
+def choose_item(campaign: Campaign, candidates: list[Item], weights: dict[int, float]) -> Item:
     """Pick one candidate by the campaign's sampling strategy.
 
     balanced: only the candidates with the fewest votes, then weighted by the models' weights;
@@ -56,10 +67,13 @@ def choose_item(campaign: Campaign, candidates: list[Item]) -> Item:
         candidates = [item for item in candidates if item.vote_count == fewest]
     if campaign.sampling == Campaign.Sampling.UNIFORM:
         return random.choice(candidates)
-    weights = [_pair_weight(item) for item in candidates]
-    if sum(weights) <= 0:
+    pair_weights = [
+        max(weights.get(item.model_lo_id, 0.0), 0.0) * max(weights.get(item.model_hi_id, 0.0), 0.0)
+        for item in candidates
+    ]
+    if sum(pair_weights) <= 0:
         return random.choice(candidates)
-    return random.choices(candidates, weights=weights, k=1)[0]
+    return random.choices(candidates, weights=pair_weights, k=1)[0]
 
 
 def open_battle(campaign: Campaign, voter: Voter) -> Battle:
@@ -75,10 +89,11 @@ def open_battle(campaign: Campaign, voter: Voter) -> Battle:
     )
     if current is not None:
         return current
-    candidates = _candidate_items(campaign, voter)
+    weights = contender_weights(campaign)
+    candidates = _candidate_items(campaign, voter, weights)
     if not candidates:
         raise NothingToVoteOn("You have judged everything available in this campaign. Thank you!")
-    item = choose_item(campaign, candidates)
+    item = choose_item(campaign, candidates, weights)
     left_id, right_id = item.response_lo_id, item.response_hi_id
     if secrets.randbelow(2):
         left_id, right_id = right_id, left_id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -155,7 +156,13 @@ def test_it_gives_up_after_max_retries(server, stream):
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(400, "bad_request"), (401, "authentication"), (403, "authentication"), (404, "bad_request"), (422, "bad_request")],
+    [
+        (400, "bad_request"),
+        (401, "authentication"),
+        (403, "authentication"),
+        (404, "bad_request"),
+        (422, "bad_request"),
+    ],
 )
 def test_client_errors_are_not_retried(server, status, kind):
     model = f"bad?status={status}"
@@ -216,7 +223,7 @@ def test_backoff_grows_exponentially_with_jitter(server):
         openai(server, model, max_retries=3, backoff_base=0.08, backoff_max=10).generate(USER)
 
     times = [r.at for r in server.requests_for(model)]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert len(gaps) == 3
     for n, gap in enumerate(gaps):
         ceiling = 0.08 * 2**n
@@ -250,16 +257,30 @@ def test_a_slow_first_byte_times_out_and_is_retried(server):
     assert len(server.requests_for(model)) == 2
 
 
-def test_the_total_timeout_ends_a_stream_that_stalls(server):
-    model = "stuck?stall_after=1"
+def test_the_total_timeout_ends_a_stream_that_stalls_at_the_deadline(server):
+    # Five chunks 0.1 s apart, then silence: the deadline, not the 30 s read timeout, must end it,
+    # and on time even though the stream had been making progress.
+    model = "stuck?chunk_delay=0.1&stall_after=5"
     started = time.monotonic()
 
     with pytest.raises(BackendError) as exc:
-        openai(server, model, read_timeout=30, total_timeout=0.5).stream(USER).finish()
+        openai(server, model, read_timeout=30, total_timeout=1.0).stream(USER).finish()
 
     assert exc.value.kind == "timeout"
     assert "total timeout" in str(exc.value)
-    assert time.monotonic() - started < 1.5
+    assert 0.95 <= time.monotonic() - started < 1.3
+
+
+def test_the_total_timeout_bounds_a_slow_first_byte(server):
+    started = time.monotonic()
+
+    with pytest.raises(BackendError) as exc:
+        openai(server, "sleepy?delay=5", read_timeout=30, total_timeout=0.5).generate(USER)
+
+    assert exc.value.kind == "timeout"
+    assert "total timeout" in str(exc.value)
+    assert time.monotonic() - started < 1.0
+    assert len(server.requests_for("sleepy?delay=5")) == 1
 
 
 def test_the_total_timeout_ends_a_stream_that_never_finishes(server):

@@ -1,0 +1,198 @@
+"""Benchmark: voters doing "get next battle, vote" against the distributed mode over HTTP.
+
+Sets up a fresh PostgreSQL database with a campaign (20 models, 200 prompts) and N votes already
+in it (1,000,000 by default, inserted in bulk with SQL), starts uvicorn worker processes and a
+Celery worker on Redis, then runs many concurrent voters (asyncio + httpx, each with its own cookie
+jar) for a fixed time and prints cycles per second and p50/p99 latencies. Finally it checks that
+every acknowledged vote is stored exactly once.
+
+    .venv/bin/python bench/vote_cycle.py [--votes 1000000] [--seconds 30] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import stack  # noqa: E402
+
+SEED_SQL = """
+INSERT INTO arena_voter (public_id, ip_hash, excluded, created_at)
+SELECT 'bench-' || g, '', false, now() FROM generate_series(1, %(voters)s) g;
+
+CREATE TEMP TABLE bench_items AS
+SELECT row_number() OVER (ORDER BY id) - 1 AS n, id, prompt_id, response_lo_id, response_hi_id, model_lo_id, model_hi_id
+FROM arena_item WHERE campaign_id = %(campaign)s;
+
+INSERT INTO arena_battle (id, campaign_id, voter_id, prompt_id, item_id, left_id, right_id, status, flagged, created_at)
+SELECT md5('b' || g), %(campaign)s, v.min_id + (g %% %(voters)s), i.prompt_id, i.id, i.response_lo_id, i.response_hi_id,
+       'voted', false, now() - interval '1 day'
+FROM generate_series(1, %(votes)s) g
+JOIN bench_items i ON i.n = g %% (SELECT count(*) FROM bench_items)
+CROSS JOIN (SELECT min(id) AS min_id FROM arena_voter) v;
+
+INSERT INTO arena_vote (battle_id, campaign_id, voter_id, prompt_id, left_model_id, right_model_id, winner_id,
+                        verdict, scores, duration_ms, created_at, folded)
+SELECT b.id, b.campaign_id, b.voter_id, b.prompt_id, lo.model_id, hi.model_id,
+       CASE WHEN abs(hashtext(b.id)) %% 10 = 0 THEN NULL
+            WHEN abs(hashtext(b.id)) %% 10 < 6 THEN lo.model_id ELSE hi.model_id END,
+       CASE WHEN abs(hashtext(b.id)) %% 10 = 0 THEN 'tie'
+            WHEN abs(hashtext(b.id)) %% 10 < 6 THEN 'left' ELSE 'right' END,
+       '{}'::jsonb, 5000, b.created_at, false
+FROM arena_battle b JOIN arena_response lo ON lo.id = b.left_id JOIN arena_response hi ON hi.id = b.right_id
+WHERE b.campaign_id = %(campaign)s;
+
+UPDATE arena_item i SET vote_count = c.n FROM (
+  SELECT item_id, count(*) AS n FROM arena_battle WHERE campaign_id = %(campaign)s GROUP BY item_id
+) c WHERE c.item_id = i.id;
+ANALYZE;
+"""
+
+
+def campaign_spec(models: int, prompts: int) -> dict:
+    names = [f"bench-model-{i:02d}" for i in range(models)]
+    body = "Here is a **Markdown** answer with a list:\n\n" + "\n".join(f"- point {k}" for k in range(8))
+    return {
+        "slug": "bench",
+        "title": "Benchmark",
+        "status": "active",
+        "models": [{"name": n, "backend": "static"} for n in names],
+        "prompts": [
+            {"external_id": f"p{p}", "prompt": f"Benchmark question {p}: explain something.",
+             "responses": {n: f"{body}\n\nAnswer {i}/{p}." for i, n in enumerate(names)}}
+            for p in range(prompts)
+        ],
+    }  # fmt: skip
+
+
+def seed(pg_url: str, env: dict, votes: int, tmp: Path, rebuild: bool = True) -> None:
+    spec = tmp / "bench.json"
+    spec.write_text(json.dumps(campaign_spec(20, 200)))
+    stack.manage(env, "load_campaign", str(spec), timeout=600)
+    started = time.perf_counter()
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        campaign = conn.execute("SELECT id FROM arena_campaign WHERE slug = 'bench'").fetchone()[0]
+        # Integers only, so formatting the script is safe; a multi-statement script takes no parameters.
+        conn.execute((SEED_SQL % {"campaign": int(campaign), "votes": int(votes), "voters": 20_000}).encode())
+        stored = conn.execute("SELECT count(*) FROM arena_vote").fetchone()[0]
+    print(f"seeded {stored:,} votes in {time.perf_counter() - started:.1f} s")
+    if not rebuild:
+        return
+    started = time.perf_counter()
+    stack.manage(env, "rebuild_ratings", "bench", timeout=1800)
+    print(f"rebuilt the rating aggregates from {stored:,} votes in {time.perf_counter() - started:.1f} s")
+
+
+async def voter(client: httpx.AsyncClient, stop_at: float, cycles: list, pages: list, posts: list, errors: list):
+    while time.perf_counter() < stop_at:
+        t0 = time.perf_counter()
+        try:
+            page = await client.get("/c/bench/vote/")
+            t1 = time.perf_counter()
+            if page.status_code != 200:
+                errors.append(page.status_code)
+                continue
+            battle_id = stack.BATTLE_ACTION.search(page.text).group(1)
+            response = await client.post(
+                f"/b/{battle_id}/vote",
+                data={"verdict": "left"},
+                headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json",
+                         "Referer": str(client.base_url)},  # fmt: skip
+            )
+            t2 = time.perf_counter()
+            if response.status_code != 200:
+                errors.append(response.status_code)
+                continue
+            pages.append(t1 - t0)
+            posts.append(t2 - t1)
+            cycles.append((t2 - t0, battle_id))
+        except httpx.HTTPError as error:
+            errors.append(type(error).__name__)
+
+
+def pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
+
+
+async def drive(url: str, concurrency: int, seconds: float) -> tuple[list, list, list, list]:
+    cycles, pages, posts, errors = [], [], [], []
+    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
+    clients = [httpx.AsyncClient(base_url=url, timeout=30, limits=limits) for _ in range(concurrency)]
+    stop_at = time.perf_counter() + seconds
+    await asyncio.gather(*(voter(c, stop_at, cycles, pages, posts, errors) for c in clients))
+    await asyncio.gather(*(c.aclose() for c in clients))
+    return cycles, pages, posts, errors
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--votes", type=int, default=1_000_000)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--skip-rebuild", action="store_true", help="do not fold the seeded votes first")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmpdir, stack.postgres_database() as pg_url:
+        tmp = Path(tmpdir)
+        stack.flush_redis()
+        env = stack.base_env(pg_url, STATIC_ROOT=str(tmp / "static"), ARENA_RECOMPUTE_DEBOUNCE="5", LOG_LEVEL="WARNING")
+        stack.manage(env, "migrate", "--noinput", "-v", "0")
+        stack.manage(env, "collectstatic", "--noinput", "-v", "0")
+        seed(pg_url, env, args.votes, tmp, rebuild=not args.skip_rebuild)
+        port = stack.free_port()
+        argv = [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1", "--port", str(port),
+                "--workers", str(args.web_workers), "--no-access-log"]  # fmt: skip
+        web = stack.Process("web", argv, env, tmp)
+        worker = stack.start_worker(env, tmp, concurrency=1)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            stack.wait_until(lambda: _healthy(url), timeout=60, message="web")
+            asyncio.run(drive(url, 8, 3))  # warm-up
+            cycles, pages, posts, errors = asyncio.run(drive(url, args.concurrency, args.seconds))
+        finally:
+            web.stop()
+            worker.stop()
+            if errors_seen(web):
+                print("web log tail:\n" + web.log()[-3000:])
+        with psycopg.connect(pg_url) as conn:
+            ids = [c[1] for c in cycles]
+            stored = conn.execute("SELECT count(*) FROM arena_vote WHERE battle_id = ANY(%s)", (ids,)).fetchone()[0]
+            total = conn.execute("SELECT count(*) FROM arena_vote").fetchone()[0]
+    lat = [c[0] for c in cycles]
+    print(f"\nvote cycle: {args.concurrency} concurrent voters, {args.seconds:.0f} s, {args.web_workers} uvicorn workers, "
+          f"{args.votes:,} votes already in the campaign")  # fmt: skip
+    print(f"  cycles/s       {len(cycles) / args.seconds:8.1f}")
+    print(f"  cycle p50/p99  {pct(lat, 50):6.1f} / {pct(lat, 99):6.1f} ms")
+    print(f"  page  p50/p99  {pct(pages, 50):6.1f} / {pct(pages, 99):6.1f} ms")
+    print(f"  vote  p50/p99  {pct(posts, 50):6.1f} / {pct(posts, 99):6.1f} ms")
+    print(f"  errors         {len(errors)} ({sorted(set(map(str, errors)))})")
+    print(f"  acknowledged votes stored exactly once: {stored == len(set(ids)) == len(ids)} "
+          f"({stored:,} of {len(ids):,}; table now {total:,})")  # fmt: skip
+
+
+def errors_seen(web: stack.Process) -> bool:
+    return "Traceback" in web.log() or "ERROR" in web.log()
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+"""``python -m ratings``: see `ratings.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

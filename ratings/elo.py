@@ -1,0 +1,74 @@
+"""Online Elo: a secondary, order-dependent view of the votes.
+
+Each vote moves both ratings by ``k * (score - expected)``, with
+``expected = 1 / (1 + base ** ((r_b - r_a) / scale))`` and a tie scoring 0.5. The result depends on
+the order of the votes (the same votes shuffled give different ratings, and recent votes weigh more),
+which is why the leaderboard uses Bradley-Terry; Elo is kept because people know it and because it
+can be updated one vote at a time. Defaults (K=4, scale 400, base 10, initial 1000) match the public
+Chatbot Arena notebook and evalica.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Literal
+
+import numpy as np
+
+from .counts import Outcome, parse_outcomes
+
+__all__ = ["online_elo", "update_elo"]
+
+_SCORE = {Outcome.A_WINS: 1.0, Outcome.B_WINS: 0.0, Outcome.TIE: 0.5}
+
+
+def update_elo(
+    ratings: Mapping[str, float],
+    battles: Iterable[tuple[str, str, Any]],
+    *,
+    k: float = 4.0,
+    scale: float = 400.0,
+    base: float = 10.0,
+    initial: float = 1000.0,
+    both_bad: Literal["tie", "exclude"] = "tie",
+) -> dict[str, float]:
+    """Apply ``(model_a, model_b, outcome)`` battles in order to a copy of ``ratings``.
+
+    Outcomes are `Outcome` codes or labels (see `parse_outcomes`); SKIP rows are ignored, "both bad"
+    counts as a tie or is skipped (``both_bad="exclude"``). New models start at ``initial``.
+    """
+    out = dict(ratings)
+    scores = dict(_SCORE)
+    if both_bad == "tie":
+        scores[Outcome.BOTH_BAD] = 0.5
+    elif both_bad != "exclude":
+        raise ValueError(f"both_bad must be 'tie' or 'exclude', not {both_bad!r}")
+    for a, b, outcome in battles:
+        code = int(outcome) if isinstance(outcome, int | np.integer) else int(parse_outcomes([outcome])[0])
+        score = scores.get(code)
+        if score is None:
+            if code not in (Outcome.SKIP, Outcome.BOTH_BAD):
+                raise ValueError(f"invalid outcome {outcome!r}")
+            continue
+        ra, rb = out.get(a, initial), out.get(b, initial)
+        expected = 1.0 / (1.0 + base ** ((rb - ra) / scale))
+        out[a] = ra + k * (score - expected)
+        out[b] = rb - k * (score - expected)
+    return out
+
+
+def online_elo(
+    model_a: Sequence[str],
+    model_b: Sequence[str],
+    outcome: Sequence[Any] | np.ndarray,
+    *,
+    k: float = 4.0,
+    scale: float = 400.0,
+    base: float = 10.0,
+    initial: float = 1000.0,
+    both_bad: Literal["tie", "exclude"] = "tie",
+) -> dict[str, float]:
+    """Elo ratings after playing the battles in the given order (see module docstring)."""
+    codes = parse_outcomes(outcome).tolist()
+    return update_elo({}, zip(model_a, model_b, codes, strict=True), k=k, scale=scale, base=base,
+                      initial=initial, both_bad=both_bad)

@@ -1,0 +1,178 @@
+"""Confidence intervals: bootstrap on the aggregated counts, and the sandwich estimator.
+
+Bootstrap: a vote-level bootstrap (resample votes with replacement, refit) only changes how many
+times each (pair, outcome) cell occurs, so it is reproduced exactly by drawing the cell counts:
+multinomially (the same distribution as resampling the N votes), or as independent Poisson counts
+(the Poisson bootstrap, the default: slightly faster to draw, same intervals for any realistic N).
+All rounds are refitted at once with a batched Newton method started at the full-data estimate.
+Round r always uses the r-th child of ``SeedSequence(seed)``, so results do not depend on batching
+or threads. Weights are treated as frequency weights.
+
+Sandwich: ``H^-1 J H^-1`` with H the (penalised) observed information and J the sum over votes of
+the outer products of per-vote scores. It stays valid when the tie model is wrong, which is why it is
+offered beside the bootstrap; both are 95% by default.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Literal
+
+import numpy as np
+from scipy.stats import norm
+
+from .bt import Fit, penalty
+from .likelihood import Rows, derivatives, row_derivatives, row_score_products, solve_spd
+
+__all__ = ["bootstrap_params", "percentile_intervals", "sandwich_covariance"]
+
+
+def sandwich_covariance(fit: Fit, l2: float = 0.0) -> np.ndarray:
+    """Robust covariance of ``fit.params`` (theta centred within each connected piece)."""
+    rows = fit.rows
+    if rows is None:
+        raise ValueError("fit has no design rows")
+    fit_nu = fit.fits_nu
+    theta, beta = fit.theta, fit.beta
+    d = rows.linear(theta, beta)
+    nu = fit.nu or 0.0
+    _, _, h_dd, h_dk, h_kk = row_derivatives(d, rows.win, rows.loss, rows.tie, nu)
+    j_dd, j_dk, j_kk = row_score_products(d, rows.win, rows.loss, rows.tie, nu)
+    hess = rows.assemble(h_dd, h_dk if fit_nu else None, h_kk if fit_nu else None)
+    hess += np.diag(penalty(rows, fit_nu, fit.ridge, l2))
+    meat = rows.assemble(j_dd, j_dk if fit_nu else None, j_kk if fit_nu else None)
+    # The likelihood is flat along "shift one connected piece"; fix that gauge explicitly rather
+    # than through the tiny ridge, so the inverse stays well conditioned.
+    labels = rows.component_labels()
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        hess[np.ix_(idx, idx)] += 1.0 / len(idx)
+    inv = solve_spd(hess[None], np.eye(len(hess))[None])[0]
+    return inv @ meat @ inv
+
+
+def percentile_intervals(samples: np.ndarray, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    """Percentile bootstrap interval for each column of ``samples`` (rounds x values)."""
+    lo, hi = np.quantile(samples, [0.5 - confidence / 2, 0.5 + confidence / 2], axis=0)
+    return lo, hi
+
+
+def bootstrap_params(
+    fit: Fit,
+    *,
+    rounds: int = 1000,
+    seed: int = 0,
+    resample: Literal["poisson", "multinomial"] = "poisson",
+    workers: int | None = None,
+) -> np.ndarray:
+    """Refit ``rounds`` bootstrap resamples of the fitted counts; returns rounds x params.
+
+    Rows are ``fit.params`` of each resample (theta centred). ``workers`` threads share the work
+    (numpy releases the GIL in the heavy parts); the default uses up to 4 cores.
+    """
+    rows = fit.rows
+    if rows is None or rows.z is not None:
+        raise ValueError("bootstrap needs a count fit (no style features)")
+    if rounds < 1:
+        raise ValueError("rounds must be >= 1")
+    if resample not in ("poisson", "multinomial"):
+        raise ValueError(f"resample must be 'poisson' or 'multinomial', not {resample!r}")
+    cells = np.stack([rows.win, rows.loss, rows.tie])  # 3 x pairs
+    nonzero = np.flatnonzero(cells.ravel() > 0)
+    lam = cells.ravel()[nonzero]
+    total = lam.sum()
+    if resample == "multinomial" and not np.array_equal(lam, np.round(lam)):
+        raise ValueError("multinomial resampling needs integer counts; use resample='poisson'")
+    children = np.random.SeedSequence(seed).spawn(rounds)
+    n_pairs = max(len(rows.ia), 1)
+    p = rows.n + fit.fits_nu
+    # Keep each batch around 0.5M pair-cells and 1M Hessian entries: tens of MB per thread.
+    size = max(1, min(rounds, 500_000 // n_pairs, 1_000_000 // max(p * p, 1)))
+    batches = [range(s, min(s + size, rounds)) for s in range(0, rounds, size)]
+
+    def run(batch: range) -> np.ndarray:
+        drawn = np.zeros((len(batch), cells.size))
+        for i, r in enumerate(batch):
+            rng = np.random.default_rng(children[r])
+            if resample == "poisson":
+                drawn[i, nonzero] = rng.poisson(lam)
+            else:
+                drawn[i, nonzero] = rng.multinomial(int(total), lam / total)
+        drawn = drawn.reshape(len(batch), 3, -1)
+        return batched_newton(rows, drawn[:, 0], drawn[:, 1], drawn[:, 2], fit.params,
+                              fit_nu=fit.fits_nu, ridge=fit.ridge)
+
+    n_workers = workers or min(4, os.cpu_count() or 1)
+    if n_workers > 1 and len(batches) > 1:
+        with ThreadPoolExecutor(n_workers) as pool:
+            parts = list(pool.map(run, batches))
+    else:
+        parts = [run(b) for b in batches]
+    return np.concatenate(parts)
+
+
+def batched_newton(
+    rows: Rows,
+    win: np.ndarray,
+    loss: np.ndarray,
+    tie: np.ndarray,
+    start: np.ndarray,
+    *,
+    fit_nu: bool,
+    ridge: float,
+    tol: float = 1e-3,
+    max_iter: int = 50,
+    max_step: float = 2.0,
+) -> np.ndarray:
+    """Newton's method for B count vectors at once (arrays B x pairs), sharing the design.
+
+    Started at the full-data optimum, it needs 3-4 iterations. Steps are capped at ``max_step``
+    (log-odds) instead of a line search, which keeps far-off rounds (near separation) stable.
+    Convergence is quadratic with a constant below 1 (the logistic and Davidson losses are
+    self-concordant-like), so stopping after a step below ``tol = 1e-3`` leaves an error of order
+    1e-6 log-odds, about 1e-4 Elo points. The flat "shift a
+    connected piece" directions are fixed by adding ``1 1^T / size`` per piece to the Hessian.
+    """
+    n = rows.n
+    b = win.shape[0]
+    p = n + fit_nu
+    x = np.tile(start, (b, 1))
+    inc = rows.incidence()
+    inc_abs = abs(inc)
+    ia, ib, diag = rows.ia, rows.ib, np.arange(n)
+    gauge = np.zeros((p, p))
+    labels = rows.component_labels()
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        gauge[np.ix_(idx, idx)] = 1.0 / len(idx)
+    gauge[diag, diag] += ridge
+    half_diff, m = 0.5 * (win - loss), win + loss + tie
+    for _ in range(max_iter):
+        d = x[:, ia] - x[:, ib]
+        nu = np.exp(x[:, -1:]) if fit_nu else 0.0
+        g_d, g_k, h_dd, h_dk, h_kk = derivatives(d, half_diff, m, tie, nu)
+        hess = np.broadcast_to(gauge, (b, p, p)).copy()
+        hess[:, ia, ib] -= h_dd
+        hess[:, ib, ia] -= h_dd
+        hess[:, diag, diag] += (inc_abs @ h_dd.T).T
+        grad = np.empty((b, p))
+        grad[:, :n] = (inc @ g_d.T).T - ridge * x[:, :n]
+        if fit_nu:
+            col = (inc @ h_dk.T).T
+            hess[:, :n, n] = col
+            hess[:, n, :n] = col
+            hess[:, n, n] = h_kk.sum(1) + ridge
+            grad[:, n] = g_k.sum(1) - ridge * x[:, n]
+        step = solve_spd(hess, grad)
+        largest = np.abs(step).max(1)
+        step *= np.minimum(1.0, max_step / np.maximum(largest, 1e-300))[:, None]
+        x += step
+        if largest.max() < tol:
+            break
+    x[:, :n] -= x[:, :n].mean(1, keepdims=True)
+    return x
+
+
+def z_value(confidence: float) -> float:
+    return float(norm.ppf(0.5 + confidence / 2))

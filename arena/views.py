@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import wraps
+from functools import lru_cache, wraps
 from typing import Any
 
 from django.db import connection
@@ -97,16 +97,23 @@ def battle_detail(request: HttpRequest, battle_id: str) -> HttpResponse:
     return _render_battle(request, battle)
 
 
+def _turns(messages: list[dict]) -> list[dict[str, str]]:
+    """The conversation shown above the answers (system prompts are not shown)."""
+    visible = tuple((str(m.get("role", "user")), str(m.get("content", ""))) for m in messages if m.get("role") != "system")
+    return _rendered_turns(visible)
+
+
+@lru_cache(maxsize=4096)
+def _rendered_turns(turns: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
+    return [{"role": role, "html": render_markdown(content)} for role, content in turns]
+
+
 def _render_battle(request: HttpRequest, battle: Battle) -> HttpResponse:
     campaign = battle.campaign
     context = {
         "campaign": campaign,
         "battle": battle,
-        "turns": [
-            {"role": m.get("role", "user"), "html": render_markdown(str(m.get("content", "")))}
-            for m in battle.prompt.messages
-            if m.get("role") != "system"
-        ],
+        "turns": _turns(battle.prompt.messages),
         "left_html": battle.left.html,
         "right_html": battle.right.html,
         "dimensions": list(campaign.dimensions.all()),
@@ -124,11 +131,7 @@ def _render_reveal(request: HttpRequest, battle: Battle) -> HttpResponse:
         "right_name": battle.right.model.name,
         "left_html": battle.left.html,
         "right_html": battle.right.html,
-        "turns": [
-            {"role": m.get("role", "user"), "html": render_markdown(str(m.get("content", "")))}
-            for m in battle.prompt.messages
-            if m.get("role") != "system"
-        ],
+        "turns": _turns(battle.prompt.messages),
     }
     return render(request, "arena/reveal.html", context)
 

@@ -8,7 +8,7 @@ import time
 
 from django.db.models import Exists, OuterRef
 
-from arena.models import Battle, Campaign, Item, Voter
+from arena.models import Battle, Campaign, Item, Response, Voter
 from arena.services.errors import NotFound, NothingToVoteOn
 
 # How many of the front-most candidates to draw from; enough to spread concurrent voters.
@@ -88,6 +88,7 @@ def open_battle(campaign: Campaign, voter: Voter) -> Battle:
         .first()
     )
     if current is not None:
+        current.campaign = campaign
         return current
     weights = contender_weights(campaign)
     candidates = _candidate_items(campaign, voter, weights)
@@ -97,9 +98,13 @@ def open_battle(campaign: Campaign, voter: Voter) -> Battle:
     left_id, right_id = item.response_lo_id, item.response_hi_id
     if secrets.randbelow(2):
         left_id, right_id = right_id, left_id
-    return Battle.objects.create(
+    battle = Battle.objects.create(
         campaign=campaign, voter=voter, prompt_id=item.prompt_id, item=item, left_id=left_id, right_id=right_id
     )
+    responses = Response.objects.only("id", "html", "prompt").select_related("prompt").in_bulk([left_id, right_id])
+    battle.left, battle.right = responses[left_id], responses[right_id]
+    battle.prompt = battle.left.prompt
+    return battle
 
 
 def voter_battle(battle_id: str, voter: Voter | None) -> Battle:

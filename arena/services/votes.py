@@ -70,8 +70,8 @@ def record_vote(
     """Store the voter's verdict on their battle. A second vote is refused and changes nothing."""
     with transaction.atomic():
         battle = (
-            Battle.objects.select_for_update()
-            .select_related("campaign", "left", "right")
+            Battle.objects.select_for_update(of=("self",))
+            .select_related("campaign", "left__model", "right__model")
             .filter(pk=battle_id)
             .first()
         )
@@ -89,20 +89,19 @@ def record_vote(
         if duration_ms is not None:
             duration_ms = max(0, min(int(duration_ms), MAX_DURATION_MS))
         winner_id = {"left": battle.left.model_id, "right": battle.right.model_id}.get(verdict)
-        try:
-            with transaction.atomic():
-                vote = Vote.objects.create(
-                    battle=battle,
-                    campaign=campaign,
-                    voter=voter,
-                    prompt_id=battle.prompt_id,
-                    left_model_id=battle.left.model_id,
-                    right_model_id=battle.right.model_id,
-                    winner_id=winner_id,
-                    verdict=verdict,
-                    scores=cleaned_scores,
-                    duration_ms=duration_ms,
-                )
+        try:  # the row lock above makes this a last line of defence; the whole transaction rolls back
+            vote = Vote.objects.create(
+                battle=battle,
+                campaign=campaign,
+                voter=voter,
+                prompt_id=battle.prompt_id,
+                left_model_id=battle.left.model_id,
+                right_model_id=battle.right.model_id,
+                winner_id=winner_id,
+                verdict=verdict,
+                scores=cleaned_scores,
+                duration_ms=duration_ms,
+            )
         except IntegrityError:
             raise Conflict("You have already voted on this battle; your first vote counts.") from None
         Battle.objects.filter(pk=battle.pk).update(status=Battle.Status.VOTED)

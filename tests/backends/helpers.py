@@ -27,6 +27,7 @@ def fast_settings(server: ProtocolServer, model: str, **overrides: object) -> di
         "max_retries": 2,
         "read_timeout": 5.0,
         "total_timeout": 10.0,
+        "trust_env": False,  # an HTTP(S)_PROXY in the environment must not capture 127.0.0.1
     }
     settings.update(overrides)
     return settings

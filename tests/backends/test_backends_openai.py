@@ -357,7 +357,15 @@ def test_an_unreachable_server_is_a_connection_error_after_retries():
     url = free.base_url
     free._httpd.server_close()  # the port is closed: connections are refused
     backend = get_backend(
-        "openai", {"base_url": url, "model": "x", "max_retries": 2, "backoff_base": 0.001, "connect_timeout": 1}
+        "openai",
+        {
+            "base_url": url,
+            "model": "x",
+            "max_retries": 2,
+            "backoff_base": 0.001,
+            "connect_timeout": 1,
+            "trust_env": False,
+        },
     )
 
     with pytest.raises(BackendError) as exc:

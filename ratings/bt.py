@@ -138,6 +138,8 @@ def newton(rows: Rows, *, fit_nu: bool, ridge: float = DEFAULT_RIDGE, l2: float 
         return row_loglik(rows.linear(theta, beta), rows.win, rows.loss, rows.tie, kappa) \
             - 0.5 * float(np.sum(pen * v * v))
 
+    if x.size == 0:
+        return x, 0, 0.0
     current = objective(x)
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned

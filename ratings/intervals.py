@@ -16,11 +16,11 @@ offered beside the bootstrap; both are 95% by default.
 from __future__ import annotations
 
 import os
+from statistics import NormalDist
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal
 
 import numpy as np
-from scipy.stats import norm
 
 from .bt import Fit, penalty
 from .likelihood import Rows, derivatives, row_derivatives, row_score_products, solve_spd
@@ -175,4 +175,4 @@ def batched_newton(
 
 
 def z_value(confidence: float) -> float:
-    return float(norm.ppf(0.5 + confidence / 2))
+    return NormalDist().inv_cdf(0.5 + confidence / 2)

@@ -44,11 +44,11 @@ def leaderboard_json(request: HttpRequest, slug: str) -> JsonResponse:
         return JsonResponse({"error": "not_found", "message": "No leaderboard has been computed yet."}, status=404)
     return JsonResponse(
         {
+            **snapshot.data,
             "campaign": campaign.slug,
             **selection,
             "n_votes": snapshot.n_votes,
             "computed_at": snapshot.computed_at.isoformat(),
-            **snapshot.data,
         }
     )
 

@@ -191,6 +191,9 @@ class Response(models.Model):
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    # Same model, settings, decoding parameters and messages -> same key; with deterministic decoding
+    # a done response with this key is reused instead of calling the backend again.
+    cache_key = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
     started_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
@@ -309,7 +312,13 @@ class Battle(models.Model):
     right = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     flagged = models.BooleanField(default=False, help_text="E.g. a response names its own model.")
+    # Live battles: the voter's turns and each side's answers, {"user": [...], "left": [...], "right": [...]}.
+    conversation = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    @property
+    def is_live(self) -> bool:
+        return bool(self.conversation)
 
     class Meta:
         indexes = [

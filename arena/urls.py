@@ -20,4 +20,5 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/", api.urls),
     path("", include("ratings.urls")),
+    path("", include("arena.live_urls")),
 ]

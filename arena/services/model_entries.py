@@ -25,11 +25,11 @@ def validate_model_entry(backend: str, backend_settings: Any, params: Any) -> No
                     f'variable and name it instead, e.g. "api_key_env": "OPENAI_API_KEY".'
                 }
             )
+    from backends.errors import BackendError
+    from backends.params import DecodingParams
+    from backends.registry import get_backend
+
     try:
-        from backends.registry import validate_config
-    except ImportError:  # pragma: no cover - backends not installed
-        return
-    try:
-        validate_config(backend, backend_settings, params)
-    except (ValueError, KeyError) as error:
+        get_backend(backend, backend_settings).check_params(DecodingParams.from_dict(params))
+    except (BackendError, ValueError, TypeError) as error:
         raise ValidationError(str(error)) from None

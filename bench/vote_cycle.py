@@ -36,9 +36,10 @@ CREATE TEMP TABLE bench_items AS
 SELECT row_number() OVER (ORDER BY id) - 1 AS n, id, prompt_id, response_lo_id, response_hi_id, model_lo_id, model_hi_id
 FROM arena_item WHERE campaign_id = %(campaign)s;
 
-INSERT INTO arena_battle (id, campaign_id, voter_id, prompt_id, item_id, left_id, right_id, status, flagged, created_at)
+INSERT INTO arena_battle (id, campaign_id, voter_id, prompt_id, item_id, left_id, right_id, status, flagged, created_at,
+                          conversation)
 SELECT md5('b' || g), %(campaign)s, v.min_id + (g %% %(voters)s), i.prompt_id, i.id, i.response_lo_id, i.response_hi_id,
-       'voted', false, now() - interval '1 day'
+       'voted', false, now() - interval '1 day', '{}'::jsonb
 FROM generate_series(1, %(votes)s) g
 JOIN bench_items i ON i.n = g %% (SELECT count(*) FROM bench_items)
 CROSS JOIN (SELECT min(id) AS min_id FROM arena_voter) v;
@@ -142,6 +143,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--server", choices=["uvicorn", "gunicorn"], default="uvicorn")
     parser.add_argument("--skip-rebuild", action="store_true", help="do not fold the seeded votes first")
     args = parser.parse_args()
 
@@ -153,8 +155,12 @@ def main() -> None:
         stack.manage(env, "collectstatic", "--noinput", "-v", "0")
         seed(pg_url, env, args.votes, tmp, rebuild=not args.skip_rebuild)
         port = stack.free_port()
-        argv = [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-                "--workers", str(args.web_workers), "--no-access-log"]  # fmt: skip
+        if args.server == "gunicorn":
+            argv = [sys.executable, "-m", "gunicorn", "arena.wsgi:application", "-b", f"127.0.0.1:{port}",
+                    "-w", str(args.web_workers), "-k", "gthread", "--threads", "4"]  # fmt: skip
+        else:
+            argv = [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1",
+                    "--port", str(port), "--workers", str(args.web_workers), "--no-access-log"]  # fmt: skip
         web = stack.Process("web", argv, env, tmp)
         worker = stack.start_worker(env, tmp, concurrency=1)
         try:

@@ -149,7 +149,8 @@ class Backend(abc.ABC):
     """Base class: validation and the public API; subclasses implement ``_generate`` and ``_stream``."""
 
     kind: ClassVar[str]
-    supported_params: ClassVar[frozenset[str]] = COMMON_PARAMS
+    #: Decoding fields this backend accepts with a non-default value (an instance may widen it).
+    supported_params: frozenset[str] = COMMON_PARAMS
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         self.settings: dict[str, Any] = dict(settings or {})

@@ -68,7 +68,14 @@ class HttpSettings:
     trust_env: bool
 
     @classmethod
-    def read(cls, reader: SettingsReader, *, default_base_url: str, default_api_key_env: str | None) -> HttpSettings:
+    def read(
+        cls,
+        reader: SettingsReader,
+        *,
+        default_base_url: str,
+        default_api_key_env: str | None,
+        key_env_only_for_default_url: bool,
+    ) -> HttpSettings:
         base_url = reader.str("base_url", default_base_url).rstrip("/")
         if not re.match(r"^https?://[^/\s]+", base_url):
             raise InvalidRequest("settings.base_url", f"must be an http(s) URL, got {base_url!r}")
@@ -79,7 +86,9 @@ class HttpSettings:
                 "do not store keys in settings; put the key in an environment variable and name it in "
                 "settings.api_key_env",
             )
-        api_key_env = reader.str("api_key_env", default_api_key_env if base_url == default_base_url else None)
+        if key_env_only_for_default_url and base_url != default_base_url:
+            default_api_key_env = None  # e.g. a local vLLM server without authentication
+        api_key_env = reader.str("api_key_env", default_api_key_env)
         if api_key_env is not None and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", api_key_env):
             raise InvalidRequest(
                 "settings.api_key_env", "must be the NAME of an environment variable, e.g. OPENAI_API_KEY"
@@ -345,12 +354,16 @@ class HttpBackend(Backend):
     provider: str = "HTTP backend"
     default_base_url: str = ""
     default_api_key_env: str | None = None
+    key_env_only_for_default_url: bool = False
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         super().__init__(settings)
         reader = SettingsReader(settings, self.kind)
         self.http = HttpSettings.read(
-            reader, default_base_url=self.default_base_url, default_api_key_env=self.default_api_key_env
+            reader,
+            default_base_url=self.default_base_url,
+            default_api_key_env=self.default_api_key_env,
+            key_env_only_for_default_url=self.key_env_only_for_default_url,
         )
         self._read_provider_settings(reader)
         reader.finish()
@@ -396,7 +409,9 @@ class HttpBackend(Backend):
 
     def _secrets(self, api_key: str | None) -> list[str | None]:
         sensitive = re.compile(r"auth|key|token|secret|cookie", re.I)
-        return [api_key, *(v for k, v in self.http.headers.items() if sensitive.search(k))]
+        values = [v for k, v in self.http.headers.items() if sensitive.search(k)]
+        # "Bearer <token>": a server may echo the token alone
+        return [api_key, *values, *(v.split()[-1] for v in values if v.split())]
 
     @contextlib.contextmanager
     def _open(self, body: dict[str, Any], deadline: float) -> Iterator[tuple[httpx.Response, _Watchdog]]:

@@ -48,6 +48,7 @@ class OpenAICompatBackend(HttpBackend):
     provider = "OpenAI-compatible API"
     default_base_url = "https://api.openai.com/v1"
     default_api_key_env = "OPENAI_API_KEY"
+    key_env_only_for_default_url = True
     supported_params = COMMON_PARAMS | {"temperature", "top_p", "stop", "presence_penalty", "frequency_penalty", "seed"}
 
     def _read_provider_settings(self, reader: SettingsReader) -> None:

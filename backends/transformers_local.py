@@ -23,10 +23,10 @@ Models are loaded once per process and shared by all backend instances with the 
 (path, dtype, device, quantization, trust_remote_code, revision); :func:`unload_all` frees them. One
 generation runs at a time per loaded model (a lock), which keeps memory predictable.
 
-Batching: ``generate`` calls for the same model are queued; the first waits up to ``batch_wait_ms`` for
-others with identical decoding parameters and they run as one left-padded ``generate`` call of at most
-``max_batch_size`` rows. Sampled requests with a seed always run alone so the seed reproduces the text.
-Batching settings come from the backend instance that first loaded the model. ``stream`` runs each
+Batching: ``generate`` calls for the same model are queued; the oldest waits up to its backend's
+``batch_wait_ms`` for others with identical decoding parameters and they run as one left-padded
+``generate`` call of at most its ``max_batch_size`` rows. Sampled requests with a seed always run alone
+so the seed reproduces the text. ``stream`` runs each
 request on its own (``TextIteratorStreamer`` in a background thread); with ``num_beams > 1`` it yields
 the whole text as one delta, since beam search cannot stream.
 
@@ -141,7 +141,7 @@ class TransformersBackend(Backend):
 
     def loaded(self) -> LoadedModel:
         """The shared loaded model (loads it on first use)."""
-        return load_model(self.load_settings(), self.max_batch_size, self.batch_wait_s)
+        return load_model(self.load_settings())
 
     def batch_history(self) -> list[int]:
         """Sizes of the recent batched ``generate`` calls for this model (newest last)."""
@@ -161,7 +161,7 @@ class TransformersBackend(Backend):
                 )
             max_new = min(max_new, lm.max_positions - prompt_len)
         stop = tuple(dict.fromkeys(params.stop + extra_stop))
-        return _Request(prompt, add_special, prompt_len, max_new, stop, params)
+        return _Request(prompt, add_special, prompt_len, max_new, stop, params, self.max_batch_size, self.batch_wait_s)
 
     def _generate(self, messages: list[Message], params: DecodingParams) -> GenerationResult:
         return self.generate_many([messages], params)[0]
@@ -276,6 +276,8 @@ class _Request:
     max_new_tokens: int
     stop: tuple[str, ...]
     params: DecodingParams
+    max_batch_size: int = 8
+    batch_wait_s: float = 0.01
 
     def batch_key(self) -> object:
         """Requests with equal keys may share one ``generate`` call."""
@@ -291,12 +293,12 @@ _Output = tuple[str, str, int, int]
 class LoadedModel:
     """A model and tokenizer in memory, with the lock and batcher that serve them."""
 
-    def __init__(self, settings: LoadSettings, model: Any, tokenizer: Any, max_batch_size: int, wait_s: float) -> None:
+    def __init__(self, settings: LoadSettings, model: Any, tokenizer: Any) -> None:
         self.settings = settings
         self.model = model
         self.tokenizer = tokenizer
         self.lock = threading.Lock()
-        self.batcher = _Batcher(self, max_batch_size, wait_s)
+        self.batcher = _Batcher(self)
         config = model.config
         self.max_positions: int | None = getattr(config, "max_position_embeddings", None) or getattr(
             config, "n_positions", None
@@ -330,14 +332,17 @@ class LoadedModel:
 
         first = batch[0]
         p = first.params
-        enc = self.tokenizer(
-            [r.prompt for r in batch],
-            return_tensors="pt",
-            padding=True,
-            add_special_tokens=first.add_special_tokens,
-        )
+        # Left-pad by hand: asking the tokenizer to pad mutates it, and it is shared across threads
+        # (a fast tokenizer then fails with "Already borrowed").
+        rows = [self.tokenizer(r.prompt, add_special_tokens=first.add_special_tokens)["input_ids"] for r in batch]
+        width = max(len(row) for row in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):
+            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            attention[i, width - len(row) :] = 1
         device = self.model.device
-        enc = {k: v.to(device) for k, v in enc.items()}
+        enc = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
         config = copy.deepcopy(self.model.generation_config)
         config.max_new_tokens = first.max_new_tokens
         config.max_length = None
@@ -404,10 +409,8 @@ def _cancel_criterion(event: threading.Event) -> Any:
 class _Batcher:
     """Collects concurrent non-streaming requests for one model into batched ``generate`` calls."""
 
-    def __init__(self, lm: LoadedModel, max_batch_size: int, wait_s: float) -> None:
+    def __init__(self, lm: LoadedModel) -> None:
         self.lm = lm
-        self.max_batch_size = max_batch_size
-        self.wait_s = wait_s
         self.history: collections.deque[int] = collections.deque(maxlen=1000)
         self._pending: list[tuple[_Request, Future[_Output], float]] = []
         self._cond = threading.Condition()
@@ -427,15 +430,16 @@ class _Batcher:
         with self._cond:
             while not self._pending:
                 self._cond.wait()
-            key = self._pending[0][0].batch_key()
-            until = self._pending[0][2] + self.wait_s
+            oldest, _, arrived = self._pending[0]
+            key, size = oldest.batch_key(), oldest.max_batch_size
+            until = arrived + oldest.batch_wait_s
             while True:
                 same = [item for item in self._pending if item[0].batch_key() == key]
                 remaining = until - time.monotonic()
-                if len(same) >= self.max_batch_size or remaining <= 0:
+                if len(same) >= size or remaining <= 0:
                     break
                 self._cond.wait(timeout=remaining)
-            batch = same[: self.max_batch_size]
+            batch = same[:size]
             taken = {id(item) for item in batch}
             self._pending = [item for item in self._pending if id(item) not in taken]
             return batch
@@ -462,7 +466,7 @@ _cache_lock = threading.Lock()
 _load_locks: dict[LoadSettings, threading.Lock] = {}
 
 
-def load_model(settings: LoadSettings, max_batch_size: int = 8, batch_wait_s: float = 0.01) -> LoadedModel:
+def load_model(settings: LoadSettings) -> LoadedModel:
     """The loaded model for ``settings``, loading it once per process (other models load in parallel)."""
     with _cache_lock:
         if settings in _cache:
@@ -473,7 +477,7 @@ def load_model(settings: LoadSettings, max_batch_size: int = 8, batch_wait_s: fl
             if settings in _cache:
                 return _cache[settings]
         model, tokenizer = _load(settings)
-        lm = LoadedModel(settings, model, tokenizer, max_batch_size, batch_wait_s)
+        lm = LoadedModel(settings, model, tokenizer)
         with _cache_lock:
             _cache[settings] = lm
         return lm

@@ -177,3 +177,14 @@ def test_the_default_key_variable_is_anthropic_api_key(monkeypatch):
 
     assert exc.value.kind == "authentication"
     assert "ANTHROPIC_API_KEY" in str(exc.value)
+
+
+def test_a_custom_base_url_still_defaults_to_anthropic_api_key(server, monkeypatch):
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    backend = get_backend("anthropic", {"base_url": server.root_url, "model": "claude", "trust_env": False})
+
+    with pytest.raises(BackendError) as exc:
+        backend.generate(USER)
+
+    assert "ANTHROPIC_API_KEY" in str(exc.value)
+    assert server.requests == []

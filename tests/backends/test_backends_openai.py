@@ -451,3 +451,25 @@ def test_without_a_limit_requests_run_concurrently(server):
 
     assert _hammer([openai(server, model)], 6) == []
     assert server.max_in_flight(model) > 2
+
+
+def test_a_local_server_needs_no_key_by_default():
+    with ProtocolServer() as open_server:  # no api_key: like a local vLLM
+        backend = get_backend("openai", {"base_url": open_server.base_url, "model": "local", "trust_env": False})
+
+        assert backend.generate(USER).text == expected_reply("what is two plus two")
+        assert "authorization" not in open_server.requests[-1].headers
+
+
+def test_extra_headers_are_sent_and_secret_ones_redacted(server):
+    backend = openai(server, "leaky?status=400&leak_key=1", headers={"X-Org": "arena"})
+    with pytest.raises(BackendError):
+        backend.generate(USER)
+    assert server.requests[-1].headers["x-org"] == "arena"
+
+    with ProtocolServer(api_key="gateway-token-123") as gateway:
+        settings = fast_settings(gateway, "leaky?status=401&leak_key=1", api_key_env=None)
+        settings["headers"] = {"Authorization": "Bearer gateway-token-123"}
+        with pytest.raises(BackendError) as exc:
+            get_backend("openai", settings).generate(USER)
+    assert "gateway-token-123" not in str(exc.value)

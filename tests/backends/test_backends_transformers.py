@@ -17,6 +17,8 @@ torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
 
+pytestmark = pytest.mark.gpu  # "needs torch and transformers"; runs on CPU here
+
 from backends import BackendError, InvalidRequest, get_backend  # noqa: E402
 from backends.transformers_local import loaded_models, unload_all  # noqa: E402
 
@@ -144,15 +146,19 @@ def test_a_batch_gives_the_same_answers_as_single_calls(backend):
     assert backend.batch_history()[-1] == len(questions)
 
 
-def test_concurrent_requests_are_served_as_one_batch(backend):
+def test_concurrent_requests_are_served_as_one_batch(backend, model_dir):
+    patient = get_backend(
+        "transformers", {"model_path": str(model_dir), "device": "cpu", "batch_wait_ms": 500, "max_batch_size": 4}
+    )
     questions = [q for q, _ in PAIRS]
     expected = {q: backend.generate(ask(q), GREEDY).text for q in questions}
     answers: dict[str, str] = {}
     barrier = threading.Barrier(len(questions))
+    batches_before = len(patient.batch_history())
 
     def call(q: str) -> None:
         barrier.wait()
-        answers[q] = backend.generate(ask(q), GREEDY).text
+        answers[q] = patient.generate(ask(q), GREEDY).text
 
     threads = [threading.Thread(target=call, args=(q,)) for q in questions]
     for t in threads:
@@ -161,7 +167,31 @@ def test_concurrent_requests_are_served_as_one_batch(backend):
         t.join()
 
     assert answers == expected
-    assert max(list(backend.batch_history())[-len(questions) :]) > 1
+    assert patient.loaded() is backend.loaded()
+    assert patient.batch_history()[batches_before:] == [4]  # full batch: no need to wait out the 500 ms
+
+
+def test_streams_and_batches_can_run_together_from_many_threads(backend):
+    questions = [q for q, _ in PAIRS]
+    expected = {q: backend.generate(ask(q), GREEDY).text for q in questions}
+    got: list[tuple[str, str]] = []
+    errors: list[BaseException] = []
+
+    def call(q: str, stream: bool) -> None:
+        try:
+            text = backend.stream(ask(q), GREEDY).finish().text if stream else backend.generate(ask(q), GREEDY).text
+            got.append((q, text))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=call, args=(q, i % 2 == 0)) for i, q in enumerate(questions * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert errors == []
+    assert sorted(got) == sorted((q, expected[q]) for q in questions * 2)
 
 
 def test_a_seed_reproduces_a_sample(backend):

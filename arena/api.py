@@ -131,14 +131,20 @@ def get_campaign(request: HttpRequest, slug: str):
 def next_battle(request: HttpRequest, response: HttpResponse, slug: str):
     """The voter's next battle (their open one if any). Sets the voter cookie on first use."""
     _check_csrf(request)
-    campaign = access.visible_campaign(slug, staff=request.user.is_staff)
+    profile = access.visible_profile(slug, staff=request.user.is_staff)
     voter, created = get_or_create_voter(request)
-    access.check_may_vote(campaign, voter, authenticated=request.user.is_authenticated)
-    battle = battles.open_battle(campaign, voter)
-    battle.campaign = campaign
+    access.check_may_vote(profile.campaign, voter, authenticated=request.user.is_authenticated)
+    battle = battles.open_battle(profile, voter.pk)
     if created:
         remember_voter(response, voter)
-    return _battle_out(battle)
+    return {
+        "id": battle.id,
+        "campaign": slug,
+        "messages": [m for m in battle.messages if m.get("role") != "system"],
+        "a": {"label": "A", "html": battle.left_html},
+        "b": {"label": "B", "html": battle.right_html},
+        "status": "open",
+    }
 
 
 @api.get("/battles/{battle_id}", response={200: BattleOut, 404: ErrorOut}, tags=["voting"])
@@ -158,5 +164,6 @@ def vote(request: HttpRequest, battle_id: str, payload: VoteIn):
     if voter is None:
         raise NotFound("No such battle.")
     recorded = votes.record_vote(battle_id, voter, payload.verdict, payload.scores, payload.duration_ms)
-    battle = recorded.battle
-    return {"verdict": recorded.verdict, "a_model": battle.left.model.name, "b_model": battle.right.model.name}
+    return {"verdict": recorded.vote.verdict, "a_model": recorded.left_name, "b_model": recorded.right_name}
+
+

@@ -75,12 +75,20 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @shows_arena_errors
 def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
-    campaign = access.visible_campaign(slug, staff=request.user.is_staff)
-    request.arena_campaign = campaign
+    profile = access.visible_profile(slug, staff=request.user.is_staff)
+    campaign = request.arena_campaign = profile.campaign
     voter, created = get_or_create_voter(request)
     access.check_may_vote(campaign, voter, authenticated=request.user.is_authenticated)
-    battle = battles.open_battle(campaign, voter)
-    response = _render_battle(request, battle)
+    battle = battles.open_battle(profile, voter.pk)
+    context = {
+        "campaign": campaign,
+        "battle": battle,
+        "turns": _turns(battle.messages),
+        "left_html": battle.left_html,
+        "right_html": battle.right_html,
+        "dimensions": profile.dimensions,
+    }
+    response = render(request, "arena/battle.html", context)
     if created:
         remember_voter(response, voter)
     return response
@@ -94,7 +102,7 @@ def battle_detail(request: HttpRequest, battle_id: str) -> HttpResponse:
     request.arena_campaign = battle.campaign
     if battle.status == Battle.Status.VOTED:
         return _render_reveal(request, battle)
-    return _render_battle(request, battle)
+    return redirect("arena:next", slug=battle.campaign.slug)
 
 
 def _turns(messages: list[dict]) -> list[dict[str, str]]:
@@ -106,19 +114,6 @@ def _turns(messages: list[dict]) -> list[dict[str, str]]:
 @lru_cache(maxsize=4096)
 def _rendered_turns(turns: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
     return [{"role": role, "html": render_markdown(content)} for role, content in turns]
-
-
-def _render_battle(request: HttpRequest, battle: Battle) -> HttpResponse:
-    campaign = battle.campaign
-    context = {
-        "campaign": campaign,
-        "battle": battle,
-        "turns": _turns(battle.prompt.messages),
-        "left_html": battle.left.html,
-        "right_html": battle.right.html,
-        "dimensions": list(campaign.dimensions.all()),
-    }
-    return render(request, "arena/battle.html", context)
 
 
 def _render_reveal(request: HttpRequest, battle: Battle) -> HttpResponse:
@@ -167,15 +162,14 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
         duration_ms = int(duration) if duration is not None else None
     except (TypeError, ValueError):
         duration_ms = None
-    vote = votes.record_vote(battle_id, voter, verdict, scores, duration_ms)
+    recorded = votes.record_vote(battle_id, voter, verdict, scores, duration_ms)
     if _wants_json(request):
-        battle = vote.battle
         return JsonResponse(
             {
-                "verdict": vote.verdict,
-                "left": {"model": battle.left.model.name},
-                "right": {"model": battle.right.model.name},
-                "next": reverse("arena:next", args=[battle.campaign.slug]),
+                "verdict": recorded.vote.verdict,
+                "left": {"model": recorded.left_name},
+                "right": {"model": recorded.right_name},
+                "next": reverse("arena:next", args=[recorded.campaign_slug]),
             }
         )
     return redirect("arena:battle", battle_id=battle_id, permanent=False)

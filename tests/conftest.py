@@ -16,9 +16,9 @@ def campaign(db):
 @pytest.fixture(autouse=True)
 def _fresh_weight_cache():
     """Model weights are cached per process for a few seconds; tests must not see another test's."""
-    from arena.services import battles
+    from arena.services.profiles import forget_profiles
 
-    battles._WEIGHTS.clear()
+    forget_profiles()
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ def test_nothing_before_the_vote_names_or_identifies_a_model(alice, secret_campa
         alice.get("/api/v1/campaigns"),
     ]
     battle_id = pages[-2].json()["id"]
-    pages += [alice.get(f"/b/{battle_id}/"), alice.get(f"/api/v1/battles/{battle_id}")]
+    pages += [alice.get(f"/b/{battle_id}/", follow=True), alice.get(f"/api/v1/battles/{battle_id}")]
     pages += [alice.get(f"/static/arena/{name}") for name in ("app.js", "app.css")]
     for response in pages:
         assert response.status_code == 200

@@ -20,15 +20,16 @@ pytestmark = pytest.mark.django_db
 def cast_votes(campaign, n: int, seed: int = 1, scored: bool = False) -> None:
     """Votes written straight through the domain function, from several voters."""
     from arena.services.battles import open_battle
+    from arena.services.profiles import campaign_profile
     from arena.services.votes import record_vote
 
     rng = random.Random(seed)
     voters = [Voter.objects.create() for _ in range(max(1, n // 5))]
     for i in range(n):
         voter = voters[i % len(voters)]
-        battle = open_battle(campaign, voter)
+        battle = open_battle(campaign_profile(campaign.slug), voter.pk)
         scores = {"helpfulness": {"left": rng.randint(1, 5), "right": rng.randint(1, 5)}} if scored else None
-        record_vote(battle.pk, voter, rng.choice(["left", "left", "right", "tie", "both_bad"]), scores)
+        record_vote(battle.id, voter, rng.choice(["left", "left", "right", "tie", "both_bad"]), scores)
 
 
 def aggregate_counts(campaign, dimension="", category="") -> PairCounts:

@@ -27,7 +27,7 @@ def test_it_shows_a_battle_and_records_a_vote_in_model_terms(alice, campaign):
     assert vote.winner_id == battle.left.model_id
     assert {vote.left_model_id, vote.right_model_id} == {battle.left.model_id, battle.right.model_id}
     assert vote.duration_ms == 4200
-    reveal = alice.get(f"/b/{battle.pk}/")
+    reveal = alice.get(f"/b/{battle.pk}/", follow=True)
     assert battle.left.model.name.encode() in reveal.content
     assert battle.right.model.name.encode() in reveal.content
 
@@ -78,7 +78,7 @@ def test_a_vote_needs_the_csrf_token(campaign):
 def test_ties_and_both_bad_follow_the_campaign_settings(alice, campaign):
     Campaign.objects.filter(pk=campaign.pk).update(allow_tie=False)
     battle = open_battle(alice, campaign)
-    assert b'value="tie"' not in alice.get(f"/b/{battle.pk}/").content
+    assert b'value="tie"' not in alice.get(f"/b/{battle.pk}/", follow=True).content
     response = alice.post(f"/b/{battle.pk}/vote", {"verdict": "tie"}, HTTP_ACCEPT="application/json")
     assert response.status_code == 400
     assert alice.post(f"/b/{battle.pk}/vote", {"verdict": "both_bad"}).status_code == 302
@@ -90,7 +90,7 @@ def test_dimension_scores_are_validated_and_stored_per_side(alice, db):
 
     campaign = make_campaign(slug="dims", dimensions=("helpfulness", "accuracy"))
     battle = open_battle(alice, campaign)
-    page = alice.get(f"/b/{battle.pk}/").content
+    page = alice.get(f"/b/{battle.pk}/", follow=True).content
     assert b'name="score-helpfulness-left"' in page
     bad = alice.post(
         f"/b/{battle.pk}/vote", {"verdict": "left", "score-helpfulness-left": "9"}, HTTP_ACCEPT="application/json"

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from arena.models import Admission, Campaign, Invite, Vote, Voter
 from arena.services.errors import LimitReached, NotAllowed, NotFound
+from arena.services.profiles import CampaignProfile, campaign_profile
 
 _STATUS_MESSAGES = {
     Campaign.Status.PAUSED: "This campaign is paused. Please come back later.",
@@ -23,6 +24,14 @@ def visible_campaign(slug: str, *, staff: bool = False) -> Campaign:
     if campaign is None or (campaign.status == Campaign.Status.DRAFT and not staff):
         raise NotFound("No such campaign.")
     return campaign
+
+
+def visible_profile(slug: str, *, staff: bool = False) -> CampaignProfile:
+    """The cached profile of a campaign a visitor may see (drafts only for staff)."""
+    profile = campaign_profile(slug)
+    if profile is None or (profile.campaign.status == Campaign.Status.DRAFT and not staff):
+        raise NotFound("No such campaign.")
+    return profile
 
 
 def check_open(campaign: Campaign) -> None:

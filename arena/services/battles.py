@@ -1,61 +1,123 @@
-"""Handing out battles: which prompt and pair a voter sees next, and on which side."""
+"""Handing out battles: which prompt and pair a voter sees next, and on which side.
+
+This is the hottest path of the site (every voter, every few seconds), so it speaks plain SQL: three
+short statements for a new battle, one for a page reload, each on an index. Django's query building
+cost more than the queries themselves here (see DESIGN.md, "measured facts").
+"""
 
 from __future__ import annotations
 
+import json
 import random
 import secrets
-import time
+from dataclasses import dataclass
+from typing import Any
 
-from django.db.models import Exists, OuterRef
+from django.db import connection
+from django.utils import timezone
 
-from arena.models import Battle, Campaign, Item, Response, Voter
+from arena.models import Battle, Campaign, Voter
 from arena.services.errors import NotFound, NothingToVoteOn
+from arena.services.profiles import CampaignProfile
 
 # How many of the front-most candidates to draw from; enough to spread concurrent voters.
 CANDIDATES = 32
-# Model weights and active flags change rarely; a few seconds of staleness is harmless.
-WEIGHTS_TTL = 5.0
-_WEIGHTS: dict[int, tuple[float, dict[int, float]]] = {}
 
 
-def contender_weights(campaign: Campaign) -> dict[int, float]:
-    """Sampling weights of the campaign's active models, cached in-process for a few seconds."""
-    now = time.monotonic()
-    cached = _WEIGHTS.get(campaign.pk)
-    if cached is not None and now - cached[0] < WEIGHTS_TTL:
-        return cached[1]
-    weights = dict(campaign.contenders.filter(is_active=True).values_list("id", "weight"))
-    _WEIGHTS[campaign.pk] = (now, weights)
-    return weights
+@dataclass(frozen=True)
+class Candidate:
+    item_id: int
+    prompt_id: int
+    response_lo_id: int
+    response_hi_id: int
+    model_lo_id: int
+    model_hi_id: int
+    vote_count: int
 
 
-def _candidate_items(campaign: Campaign, voter: Voter, weights: dict[int, float]) -> list[Item]:
-    """Items this voter has not been shown yet, fewest votes first.
+@dataclass
+class BattleView:
+    """What a battle page shows: nothing that identifies a model."""
 
-    One indexed query: it walks (campaign, vote_count, shuffle) and stops after CANDIDATES rows,
+    id: str
+    messages: list[dict[str, Any]]
+    left_html: str
+    right_html: str
+
+
+_CANDIDATES_SQL = """
+SELECT i.id, i.prompt_id, i.response_lo_id, i.response_hi_id, i.model_lo_id, i.model_hi_id, i.vote_count
+FROM arena_item i
+WHERE i.campaign_id = %s {extra}
+  AND NOT EXISTS (SELECT 1 FROM arena_battle b WHERE b.voter_id = %s AND b.item_id = i.id)
+ORDER BY {order}
+LIMIT %s
+"""
+
+_OPEN_BATTLE_SQL = """
+SELECT b.id, p.messages, l.html, r.html
+FROM arena_battle b
+JOIN arena_prompt p ON p.id = b.prompt_id
+JOIN arena_response l ON l.id = b.left_id
+JOIN arena_response r ON r.id = b.right_id
+WHERE b.voter_id = %s AND b.campaign_id = %s AND b.status = 'open'
+ORDER BY b.created_at DESC
+LIMIT 1
+"""
+
+_INSERT_BATTLE_SQL = """
+INSERT INTO arena_battle (id, campaign_id, voter_id, prompt_id, item_id, left_id, right_id, status, flagged,
+                          conversation, created_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', %s, %s, %s)
+"""
+
+_PAGE_SQL = """
+SELECT p.messages, l.html, r.html
+FROM arena_prompt p, arena_response l, arena_response r
+WHERE p.id = %s AND l.id = %s AND r.id = %s
+"""
+
+
+def _messages(value: Any) -> list[dict[str, Any]]:
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]:
+    """Items this voter has not been shown yet; balanced: fewest votes first.
+
+    One query that walks the (campaign, vote_count, shuffle) index and stops after CANDIDATES rows,
     so its cost does not grow with the number of votes in the campaign.
     """
-    seen = Battle.objects.filter(voter=voter, item=OuterRef("pk"))
-    query = (
-        Item.objects.filter(campaign=campaign)
-        .exclude(Exists(seen))
-        .only("id", "prompt_id", "response_lo_id", "response_hi_id", "model_lo_id", "model_hi_id", "vote_count")
-    )
-    if campaign.contenders.count() != len(weights):  # some models are inactive
-        query = query.filter(model_lo_id__in=list(weights), model_hi_id__in=list(weights))
+    campaign = profile.campaign
+    extra, params = "", []
+    if not profile.all_active:
+        active = list(profile.weights) or [0]
+        marks = ", ".join(["%s"] * len(active))
+        extra = f"AND i.model_lo_id IN ({marks}) AND i.model_hi_id IN ({marks})"
+        params = active + active
     if campaign.votes_per_item:
-        query = query.filter(vote_count__lt=campaign.votes_per_item)
+        extra += " AND i.vote_count < %s"
+        params.append(campaign.votes_per_item)
     if campaign.sampling == Campaign.Sampling.BALANCED:
-        return list(query.order_by("vote_count", "shuffle")[:CANDIDATES])
-    # Start at a random point of the shuffled order, wrapping around once.
+        return _fetch(_CANDIDATES_SQL.format(extra=extra, order="i.vote_count, i.shuffle"),
+                      [campaign.pk, *params, voter_id, CANDIDATES])  # fmt: skip
+    # Uniform and weighted: start at a random point of the shuffled order, wrapping around once.
     start = random.randrange(2**31)
-    items = list(query.filter(shuffle__gte=start).order_by("shuffle")[:CANDIDATES])
+    sql = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle >= %s", order="i.shuffle")
+    items = _fetch(sql, [campaign.pk, *params, start, voter_id, CANDIDATES])
     if len(items) < CANDIDATES:
-        items += list(query.filter(shuffle__lt=start).order_by("shuffle")[: CANDIDATES - len(items)])
+        sql = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle < %s", order="i.shuffle")
+        items += _fetch(sql, [campaign.pk, *params, start, voter_id, CANDIDATES - len(items)])
     return items
 
 
-def choose_item(campaign: Campaign, candidates: list[Item], weights: dict[int, float]) -> Item:
+def _fetch(sql: str, params: list[Any]) -> list[Candidate]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [Candidate(*row) for row in cursor.fetchall()]
+
+
+def choose_item(campaign: Campaign, candidates: list[Candidate], weights: dict[int, float]) -> Candidate:
     """Pick one candidate by the campaign's sampling strategy.
 
     balanced: only the candidates with the fewest votes, then weighted by the models' weights;
@@ -76,35 +138,35 @@ def choose_item(campaign: Campaign, candidates: list[Item], weights: dict[int, f
     return random.choices(candidates, weights=pair_weights, k=1)[0]
 
 
-def open_battle(campaign: Campaign, voter: Voter) -> Battle:
+def open_battle(profile: CampaignProfile, voter_id: int) -> BattleView:
     """The voter's current battle in this campaign: the open one if any, else a new one.
 
     Reloading the page never re-rolls the pair, so a voter cannot fish for a favourite model.
     """
-    current = (
-        Battle.objects.filter(voter=voter, campaign=campaign, status=Battle.Status.OPEN)
-        .select_related("prompt", "left", "right")
-        .order_by("-created_at")
-        .first()
-    )
-    if current is not None:
-        current.campaign = campaign
-        return current
-    weights = contender_weights(campaign)
-    candidates = _candidate_items(campaign, voter, weights)
+    campaign = profile.campaign
+    with connection.cursor() as cursor:
+        cursor.execute(_OPEN_BATTLE_SQL, [voter_id, campaign.pk])
+        row = cursor.fetchone()
+    if row is not None:
+        return BattleView(row[0], _messages(row[1]), row[2], row[3])
+    candidates = _candidate_items(profile, voter_id)
     if not candidates:
         raise NothingToVoteOn("You have judged everything available in this campaign. Thank you!")
-    item = choose_item(campaign, candidates, weights)
+    item = choose_item(campaign, candidates, profile.weights)
     left_id, right_id = item.response_lo_id, item.response_hi_id
     if secrets.randbelow(2):
         left_id, right_id = right_id, left_id
-    battle = Battle.objects.create(
-        campaign=campaign, voter=voter, prompt_id=item.prompt_id, item=item, left_id=left_id, right_id=right_id
-    )
-    responses = Response.objects.only("id", "html", "prompt").select_related("prompt").in_bulk([left_id, right_id])
-    battle.left, battle.right = responses[left_id], responses[right_id]
-    battle.prompt = battle.left.prompt
-    return battle
+    battle_id = Battle._meta.get_field("id").default()
+    flagged = False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _INSERT_BATTLE_SQL,
+            [battle_id, campaign.pk, voter_id, item.prompt_id, item.item_id, left_id, right_id, flagged,
+             "{}", timezone.now()],
+        )  # fmt: skip
+        cursor.execute(_PAGE_SQL, [item.prompt_id, left_id, right_id])
+        messages, left_html, right_html = cursor.fetchone()
+    return BattleView(battle_id, _messages(messages), left_html, right_html)
 
 
 def voter_battle(battle_id: str, voter: Voter | None) -> Battle:

@@ -10,7 +10,7 @@ import hmac
 
 from django.conf import settings
 from django.core import signing
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 
 from arena.models import Voter
@@ -42,7 +42,15 @@ def voter_from_cookie(request: HttpRequest) -> Voter | None:
     public_id = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
     if not public_id:
         return None
-    return Voter.objects.filter(public_id=public_id).first()
+    return voter_by_public_id(public_id)
+
+
+def voter_by_public_id(public_id: str) -> Voter | None:
+    """A light Voter (id and public_id only); on the hot path of every battle and vote."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM arena_voter WHERE public_id = %s", [public_id])
+        row = cursor.fetchone()
+    return None if row is None else Voter(pk=row[0], public_id=public_id)
 
 
 def get_or_create_voter(request: HttpRequest) -> tuple[Voter, bool]:
@@ -82,4 +90,4 @@ def voter_from_signed_value(value: str | None) -> Voter | None:
         public_id = signing.get_cookie_signer(salt=COOKIE_NAME + COOKIE_SALT).unsign(value)
     except signing.BadSignature:
         return None
-    return Voter.objects.filter(public_id=public_id).first()
+    return voter_by_public_id(public_id)

@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 
-from arena.models import Battle, Campaign, Item, Vote, Voter
+from arena.models import Battle, Campaign, Dimension, Item, ModelEntry, Vote, Voter
 from arena.services.access import check_open, check_vote_limits
 from arena.services.errors import ArenaError, Conflict, NotFound
+from arena.services.profiles import campaign_profile
 
 log = logging.getLogger(__name__)
 
 MAX_DURATION_MS = 24 * 3600 * 1000
+ALREADY_VOTED = "You have already voted on this battle; your first vote counts."
 
 
 def clean_verdict(campaign: Campaign, verdict: str) -> str:
@@ -28,7 +32,7 @@ def clean_verdict(campaign: Campaign, verdict: str) -> str:
     return verdict
 
 
-def clean_scores(campaign: Campaign, scores: dict[str, Any] | None) -> dict[str, dict[str, int]]:
+def clean_scores(dimensions: Iterable[Dimension], scores: dict[str, Any] | None) -> dict[str, dict[str, int]]:
     """Validate optional per-dimension scores: {key: {"left": n, "right": m}} within each scale.
 
     A dimension may be scored on one side only, or not at all.
@@ -37,10 +41,10 @@ def clean_scores(campaign: Campaign, scores: dict[str, Any] | None) -> dict[str,
         return {}
     if not isinstance(scores, dict):
         raise ArenaError("Scores must be an object keyed by dimension.")
-    dimensions = {d.key: d for d in campaign.dimensions.all()}
+    by_key = {d.key: d for d in dimensions}
     cleaned: dict[str, dict[str, int]] = {}
     for key, sides in scores.items():
-        dimension = dimensions.get(key)
+        dimension = by_key.get(key)
         if dimension is None:
             raise ArenaError(f"Unknown dimension {key!r}.")
         if not isinstance(sides, dict) or set(sides) - {"left", "right"}:
@@ -60,57 +64,89 @@ def clean_scores(campaign: Campaign, scores: dict[str, Any] | None) -> dict[str,
     return cleaned
 
 
+@dataclass(frozen=True)
+class RecordedVote:
+    """A stored vote and what the voter may now see: the two model names."""
+
+    vote: Vote
+    campaign_slug: str
+    left_name: str
+    right_name: str
+
+
+_BATTLE_SQL = """
+SELECT b.status, b.voter_id, b.campaign_id, b.prompt_id, b.item_id, l.model_id, r.model_id, c.slug
+FROM arena_battle b
+JOIN arena_response l ON l.id = b.left_id
+JOIN arena_response r ON r.id = b.right_id
+JOIN arena_campaign c ON c.id = b.campaign_id
+WHERE b.id = %s
+"""
+
+
 def record_vote(
     battle_id: str,
     voter: Voter,
     verdict: str,
     scores: dict[str, Any] | None = None,
     duration_ms: int | None = None,
-) -> Vote:
-    """Store the voter's verdict on their battle. A second vote is refused and changes nothing."""
+) -> RecordedVote:
+    """Store the voter's verdict on their battle. A second vote is refused and changes nothing.
+
+    The battle is claimed with a conditional UPDATE (open -> voted) inside the transaction: of two
+    concurrent votes on one battle exactly one matches the row, on PostgreSQL and SQLite alike; the
+    one-to-one key of Vote is the last line of defence.
+    """
     with transaction.atomic():
-        battle = (
-            Battle.objects.select_for_update(of=("self",))
-            .select_related("campaign", "left__model", "right__model")
-            .filter(pk=battle_id)
-            .first()
-        )
-        if battle is None or battle.voter_id != voter.id:
+        with connection.cursor() as cursor:
+            cursor.execute(_BATTLE_SQL, [battle_id])
+            row = cursor.fetchone()
+        if row is None or row[1] != voter.pk:
             raise NotFound("No such battle.")
-        if battle.status == Battle.Status.VOTED:
-            raise Conflict("You have already voted on this battle; your first vote counts.")
-        if battle.status == Battle.Status.VOID:
+        status, _, campaign_id, prompt_id, item_id, left_model_id, right_model_id, slug = row
+        if status == Battle.Status.VOID:
             raise Conflict("This battle was cancelled and cannot be voted on.")
-        campaign = battle.campaign
+        if status != Battle.Status.OPEN:
+            raise Conflict(ALREADY_VOTED)
+        profile = campaign_profile(slug)
+        campaign = Campaign.objects.get(pk=campaign_id)  # the authoritative status, not the cached one
         check_open(campaign)
         check_vote_limits(campaign, voter)
         verdict = clean_verdict(campaign, verdict)
-        cleaned_scores = clean_scores(campaign, scores)
+        cleaned_scores = clean_scores(profile.dimensions if profile else campaign.dimensions.all(), scores)
         if duration_ms is not None:
             duration_ms = max(0, min(int(duration_ms), MAX_DURATION_MS))
-        winner_id = {"left": battle.left.model_id, "right": battle.right.model_id}.get(verdict)
-        try:  # the row lock above makes this a last line of defence; the whole transaction rolls back
+        if not Battle.objects.filter(pk=battle_id, status=Battle.Status.OPEN).update(status=Battle.Status.VOTED):
+            raise Conflict(ALREADY_VOTED)
+        try:
             vote = Vote.objects.create(
-                battle=battle,
-                campaign=campaign,
-                voter=voter,
-                prompt_id=battle.prompt_id,
-                left_model_id=battle.left.model_id,
-                right_model_id=battle.right.model_id,
-                winner_id=winner_id,
+                battle_id=battle_id,
+                campaign_id=campaign_id,
+                voter_id=voter.pk,
+                prompt_id=prompt_id,
+                left_model_id=left_model_id,
+                right_model_id=right_model_id,
+                winner_id={"left": left_model_id, "right": right_model_id}.get(verdict),
                 verdict=verdict,
                 scores=cleaned_scores,
                 duration_ms=duration_ms,
             )
         except IntegrityError:
-            raise Conflict("You have already voted on this battle; your first vote counts.") from None
-        Battle.objects.filter(pk=battle.pk).update(status=Battle.Status.VOTED)
-        if battle.item_id:
-            Item.objects.filter(pk=battle.item_id).update(
-                vote_count=F("vote_count") + 1, shuffle=random.randrange(2**31)
-            )
-        transaction.on_commit(lambda: _after_vote(campaign.pk))
-    return vote
+            raise Conflict(ALREADY_VOTED) from None
+        if item_id:
+            Item.objects.filter(pk=item_id).update(vote_count=F("vote_count") + 1, shuffle=random.randrange(2**31))
+        transaction.on_commit(lambda: _after_vote(campaign_id))
+    names = profile.names if profile else {}
+    return RecordedVote(
+        vote=vote,
+        campaign_slug=slug,
+        left_name=names.get(left_model_id) or _model_name(left_model_id),
+        right_name=names.get(right_model_id) or _model_name(right_model_id),
+    )
+
+
+def _model_name(model_id: int) -> str:
+    return ModelEntry.objects.filter(pk=model_id).values_list("name", flat=True).first() or ""
 
 
 def _after_vote(campaign_id: int) -> None:

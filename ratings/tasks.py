@@ -42,14 +42,17 @@ def recompute_campaign(self, campaign_id: int) -> int:
 
 @shared_task(acks_late=True)
 def recompute_active_campaigns() -> list[int]:
-    """Beat: recompute every campaign that has unfolded votes or no snapshot yet."""
-    from ratings.scheduling import request_recompute
+    """Beat: recompute every campaign that has unfolded votes or no snapshot yet.
 
+    The safety net behind the vote-triggered recomputes: it catches votes whose request could not
+    reach the broker (Redis down) and runs whatever the debounce is holding back. It enqueues
+    directly; the per-campaign lock still keeps two runs from overlapping.
+    """
     queued = []
-    campaigns = Campaign.objects.exclude(status=Campaign.Status.DRAFT)
-    for campaign in campaigns:
+    for campaign in Campaign.objects.exclude(status=Campaign.Status.DRAFT):
         pending = Vote.objects.filter(campaign=campaign, folded=False).exists()
         missing = not LeaderboardSnapshot.objects.filter(campaign=campaign).exists() and campaign.votes.exists()
-        if (pending or missing) and request_recompute(campaign.pk):
+        if pending or missing:
+            recompute_campaign.delay(campaign.pk)
             queued.append(campaign.pk)
     return queued

@@ -36,7 +36,7 @@ BothBad = Literal["tie", "exclude"]
 DEFAULT_RIDGE = 1e-6
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Fit:
     """A fitted model. ``theta`` are centred log-strengths of ``models`` (the fitted ones only);
     ``nu`` is Davidson's tie parameter (None for half-win ties); ``beta`` holds style coefficients
@@ -141,13 +141,15 @@ def newton(rows: Rows, *, fit_nu: bool, ridge: float = DEFAULT_RIDGE, l2: float 
     if x.size == 0:
         return x, 0, 0.0
     current = objective(x)
+    gauge = np.zeros((len(x), len(x)))
+    gauge[:n, :n] = rows.gauge()
     it = 0
     for it in range(1, max_iter + 1):  # noqa: B007 - the count is returned
         theta, beta, kappa = split(x)
         nu = 0.0 if kappa is None else math.exp(kappa)
         g_d, g_k, h_dd, h_dk, h_kk = row_derivatives(rows.linear(theta, beta), rows.win, rows.loss, rows.tie, nu)
         grad = rows.gradient(g_d, g_k if fit_nu else None) - pen * x
-        hess = rows.assemble(h_dd, h_dk if fit_nu else None, h_kk if fit_nu else None) + np.diag(pen)
+        hess = rows.assemble(h_dd, h_dk if fit_nu else None, h_kk if fit_nu else None) + np.diag(pen) + gauge
         step = solve_spd(hess[None], grad[None])[0]
         for _ in range(60):
             trial = objective(x + step)
@@ -157,7 +159,7 @@ def newton(rows: Rows, *, fit_nu: bool, ridge: float = DEFAULT_RIDGE, l2: float 
         x, current = x + step, trial
         if np.max(np.abs(step)) < tol:
             break
-    x[:n] -= x[:n].mean() if n else 0.0
+    x[:n] = rows.centre(x[:n])
     theta, beta, kappa = split(x)
     ll = row_loglik(rows.linear(theta, beta), rows.win, rows.loss, rows.tie, kappa)
     return x, it, ll
@@ -190,8 +192,7 @@ def mm(rows: Rows, *, fit_nu: bool, ridge: float = DEFAULT_RIDGE, tol: float = 1
         p = new_p
         if change < tol:
             break
-    theta = np.log(p)
-    theta -= theta.mean() if n else 0.0
+    theta = rows.centre(np.log(p))
     return np.concatenate([theta, [math.log(nu)] if fit_nu else []]), it
 
 

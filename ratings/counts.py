@@ -59,6 +59,11 @@ def parse_outcomes(values: Sequence[Any] | np.ndarray) -> np.ndarray:
     Accepts integer codes (-1..3) or strings such as ``"model_a"``, ``"model_b"``, ``"tie"``,
     ``"tie (bothbad)"`` (case-insensitive). Raises ValueError naming the first bad value and its index.
     """
+    if not isinstance(values, np.ndarray) and len(values) and isinstance(values[0], str):
+        try:  # fast path: exact labels
+            return np.fromiter(map(_OUTCOME_NAMES.__getitem__, values), np.int8, len(values))
+        except (KeyError, TypeError):
+            pass
     arr = np.asarray(values)
     if arr.dtype.kind in "iub":
         codes = arr.astype(np.int64, copy=False)
@@ -68,7 +73,7 @@ def parse_outcomes(values: Sequence[Any] | np.ndarray) -> np.ndarray:
         return codes.astype(np.int8)
     out = np.empty(len(arr), dtype=np.int8)
     for i, value in enumerate(arr.tolist()):
-        code = _OUTCOME_NAMES.get(str(value).strip().lower()) if isinstance(value, str) else None
+        code = _OUTCOME_NAMES.get(value.strip().lower()) if isinstance(value, str) else None
         if code is None:
             if isinstance(value, int) and -1 <= value <= 3:
                 code = Outcome(value)
@@ -146,16 +151,17 @@ class PairCounts:
     ) -> PairCounts:
         """Aggregate battles into counts.
 
-        ``model_a``/``model_b`` are model names, or integer indices into ``models``. ``outcome``
+        ``model_a``/``model_b`` are model names, or integer numpy arrays indexing ``models``. ``outcome``
         takes anything `parse_outcomes` accepts; ``SKIP`` rows are dropped. ``weights`` are
         frequency weights (2.0 means two identical votes). Names in ``models`` that never played
         are kept with zero counts. A model battling itself is an error.
         """
         codes = parse_outcomes(outcome)
-        a_arr, b_arr = np.asarray(model_a), np.asarray(model_b)
-        if not (len(a_arr) == len(b_arr) == len(codes)):
+        if not (len(model_a) == len(model_b) == len(codes)):
             raise ValueError("model_a, model_b and outcome must have the same length")
-        if a_arr.dtype.kind in "iu" and b_arr.dtype.kind in "iu":
+        a_arr = model_a if isinstance(model_a, np.ndarray) else None
+        b_arr = model_b if isinstance(model_b, np.ndarray) else None
+        if a_arr is not None and b_arr is not None and a_arr.dtype.kind in "iu" and b_arr.dtype.kind in "iu":
             if models is None:
                 raise ValueError("integer model indices need the `models` names")
             names = list(models)
@@ -163,13 +169,16 @@ class PairCounts:
             if len(ia) and (min(ia.min(), ib.min()) < 0 or max(ia.max(), ib.max()) >= len(names)):
                 raise ValueError("model index out of range")
         else:
+            # Python lists are mapped with a dict, which beats numpy string arrays by far.
+            a_list = model_a.tolist() if isinstance(model_a, np.ndarray) else list(model_a)
+            b_list = model_b.tolist() if isinstance(model_b, np.ndarray) else list(model_b)
             seen = dict.fromkeys(models or ())
-            seen.update(dict.fromkeys(a_arr.tolist()))
-            seen.update(dict.fromkeys(b_arr.tolist()))
+            seen.update(dict.fromkeys(a_list))
+            seen.update(dict.fromkeys(b_list))
             names = list(seen)
             index = {m: i for i, m in enumerate(names)}
-            ia = np.fromiter((index[m] for m in a_arr.tolist()), dtype=np.int64, count=len(a_arr))
-            ib = np.fromiter((index[m] for m in b_arr.tolist()), dtype=np.int64, count=len(b_arr))
+            ia = np.fromiter(map(index.__getitem__, a_list), dtype=np.int64, count=len(a_list))
+            ib = np.fromiter(map(index.__getitem__, b_list), dtype=np.int64, count=len(b_list))
         if not all(isinstance(m, str) and m for m in names):
             raise ValueError("model names must be non-empty strings")
         if len(set(names)) != len(names):
@@ -181,13 +190,13 @@ class PairCounts:
                 raise ValueError("weights must have the same length as outcome")
             if not np.all(np.isfinite(w)) or np.any(w < 0):
                 raise ValueError("weights must be finite and non-negative")
+        same = np.flatnonzero(ia == ib)
+        if same.size:
+            raise ValueError(f"model {names[ia[same[0]]]!r} battles itself (row {same[0]})")
         keep = codes >= 0
         if not keep.all():
             ia, ib, codes = ia[keep], ib[keep], codes[keep]
             w = None if w is None else w[keep]
-        same = np.flatnonzero(ia == ib)
-        if same.size:
-            raise ValueError(f"model {names[ia[same[0]]]!r} battles itself (row {same[0]})")
         n = len(names)
         flat = (ia * n + ib) * 4 + codes
         c = np.bincount(flat, weights=w, minlength=n * n * 4).astype(np.float64).reshape(n, n, 4)

@@ -48,7 +48,7 @@ class Row:
     provisional: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Leaderboard:
     """Result of `compute_leaderboard`. Matrices are indexed like ``models`` (the row order):
     ``battles[i][j]`` votes between i and j, ``win_rate[i][j]`` observed share of decisive votes

@@ -63,22 +63,42 @@ def derivatives(
 ) -> tuple[np.ndarray, ...]:
     """`row_derivatives` from ``half_diff = (win - loss) / 2`` and ``m = win + loss + tie``.
 
-    Written without branches or ``np.where`` (``delta = (pw - pl) / 2`` is odd in ``d``) because
-    the bootstrap calls it on millions of cells per iteration.
+    The bootstrap calls this on millions of cells per iteration, so it avoids branches (``delta =
+    (pw - pl) / 2`` is odd in ``d``) and works in place: fresh multi-megabyte temporaries cost more
+    than the arithmetic.
     """
-    u = np.exp(-0.5 * np.abs(d))
+    u = np.abs(d)
+    u *= -0.5
+    np.exp(u, out=u)  # e^(-|d|/2)
     u2 = u * u
-    inv = 1.0 / (1.0 + u2 + nu * u)
-    delta = np.copysign(0.5 * (1.0 - u2) * inv, d)  # (pw - pl) / 2
-    both = (1.0 + u2) * inv  # pw + pl
-    m_delta = m * delta
-    g_d = half_diff - m_delta
-    h_dd = m * (0.25 * both - delta * delta)
+    inv = np.multiply(nu, u)
+    inv += u2
+    inv += 1.0
+    np.reciprocal(inv, out=inv)  # 1 / D, after dividing D by e^(|d|/2)
+    delta = 1.0 - u2
+    delta *= inv
+    delta *= 0.5
+    np.copysign(delta, d, out=delta)  # (pw - pl) / 2
+    both = u2
+    both += 1.0
+    both *= inv  # pw + pl
+    g_d = m * delta
+    np.subtract(half_diff, g_d, out=g_d)
+    h_dd = delta * delta
+    np.subtract(0.25 * both, h_dd, out=h_dd)
+    h_dd *= m
     if np.isscalar(nu) and nu == 0:
         zero = np.zeros_like(d)
         return g_d, tie - zero, h_dd, zero, zero
-    m_pt = m * (nu * u * inv)
-    return g_d, tie - m_pt, h_dd, -m_pt * delta, m_pt * both
+    m_pt = u
+    m_pt *= nu
+    m_pt *= inv
+    m_pt *= m  # m * P(tie)
+    g_k = tie - m_pt
+    h_dk = m_pt * delta
+    np.negative(h_dk, out=h_dk)
+    m_pt *= both
+    return g_d, g_k, h_dd, h_dk, m_pt
 
 
 def row_score_products(
@@ -98,7 +118,7 @@ def row_score_products(
     return j_dd, j_dk, j_kk
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Rows:
     """Design of a pairwise fit: row r compares model ``ia[r]`` (first) with ``ib[r]`` and may carry
     covariates ``z[r]`` (style features). Parameters are ``[theta (n), beta (k), kappa (0 or 1)]``."""
@@ -132,6 +152,24 @@ class Rows:
 
         graph = sp.coo_matrix((np.ones(len(self.ia)), (self.ia, self.ib)), shape=(self.n, self.n))
         return connected_components(graph, directed=False)[1]
+
+    def gauge(self) -> np.ndarray:
+        """``sum over connected pieces c of 1_c 1_c^T / |c|`` (n x n).
+
+        The likelihood does not change when all strengths of a piece shift together. Adding this
+        matrix to the Hessian removes those flat directions without moving the optimum, so Newton
+        steps and covariances are not at the mercy of the tiny ridge (whose 1/ridge would amplify
+        rounding noise along them).
+        """
+        labels = self.component_labels()
+        same = labels[:, None] == labels[None, :]
+        return same / same.sum(1, keepdims=True)
+
+    def centre(self, theta: np.ndarray) -> np.ndarray:
+        """Strengths shifted to mean 0 within each connected piece (the reported convention)."""
+        labels = self.component_labels()
+        means = np.bincount(labels, theta) / np.bincount(labels)
+        return theta - means[labels]
 
     def gradient(self, g_d: np.ndarray, g_k: np.ndarray | None) -> np.ndarray:
         n = self.n
@@ -170,11 +208,17 @@ class Rows:
 def solve_spd(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     """Solve a batch of symmetric positive definite systems ``a @ x = g`` (shapes B x p x p, B x p).
 
-    Cholesky, then substitution vectorised over the batch. ``np.linalg.solve`` would do, but
-    OpenBLAS runs its LU for matrices above 100 x 100 on several threads, and between numpy calls
-    those threads can stall for up to a second on a busy 2-core machine; Cholesky stays on one.
+    Cholesky, then substitution vectorised over the batch (LAPACK's for a single system).
+    ``np.linalg.solve`` would do, but OpenBLAS runs its LU for matrices above 100 x 100 on several
+    threads, and between numpy calls those threads can stall for up to a second on a busy 2-core
+    machine; Cholesky stays on one.
     """
     low = np.linalg.cholesky(a)
+    if a.shape[0] == 1:  # one system: LAPACK's triangular solves, no batch to vectorise over
+        from scipy.linalg import solve_triangular
+
+        y = solve_triangular(low[0], g[0], lower=True, check_finite=False)
+        return solve_triangular(low[0].T, y, lower=False, check_finite=False)[None]
     up = np.ascontiguousarray(low.transpose(0, 2, 1))
     p = a.shape[-1]
     rhs = g.reshape(g.shape[0], p, -1)

@@ -67,7 +67,7 @@ class Coefficient:
     ci_high: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class StyleControl:
     """Raw and style-controlled ratings of ``models`` (arrays in that order), with intervals."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -59,12 +60,12 @@ def test_incremental_folding_equals_a_full_rebuild(rng):
     # Fold in uneven batches, one of which introduces models never seen before.
     cuts = [0, 1, 17, 500, 1999, 3000]
     folded = PairCounts.empty()
-    for lo, hi in zip(cuts, cuts[1:], strict=False):
+    for lo, hi in itertools.pairwise(cuts):
         folded = folded + PairCounts.from_battles(a[lo:hi], b[lo:hi], outcome[lo:hi])
     assert folded == full
     # Also through the JSON form, as the Django layer stores it between folds.
     stored = PairCounts.empty()
-    for lo, hi in zip(cuts, cuts[1:], strict=False):
+    for lo, hi in itertools.pairwise(cuts):
         stored = PairCounts.from_dict(json.loads(json.dumps(stored.to_dict())))
         stored = stored + PairCounts.from_battles(a[lo:hi], b[lo:hi], outcome[lo:hi])
     assert stored == full

@@ -26,7 +26,7 @@ def test_the_scale_is_elo_points_per_log_odds():
     ratings = fit.ratings()
     assert ratings[0] - ratings[1] == pytest.approx(400 * math.log10(3), abs=1e-4)
     assert ratings.mean() == pytest.approx(1000.0)
-    assert SCALE == pytest.approx(400 / math.log(10))
+    assert pytest.approx(400 / math.log(10)) == SCALE
     anchored = fit.ratings(anchor=("b", 1200.0))
     assert anchored[1] == pytest.approx(1200.0) and anchored[0] - anchored[1] == pytest.approx(190.8485, abs=1e-3)
 

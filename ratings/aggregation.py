@@ -12,6 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models.functions import Length
 
 from arena.models import Campaign, Vote
 from ratings.counts import Outcome, PairCounts
@@ -68,6 +69,19 @@ def _split(rows) -> tuple[dict[tuple[str, str], _Battles], list[tuple[str, str, 
     return groups, ordered
 
 
+def _tally(tallies: dict, rows) -> dict:
+    """Add verdict counts and longer/shorter-answer wins of these votes to the campaign's tallies."""
+    out = dict(tallies)
+    for row in rows:
+        verdict, left_len, right_len = row[3], row[7] or 0, row[8] or 0
+        out[verdict] = out.get(verdict, 0) + 1
+        if verdict in (Vote.Verdict.LEFT, Vote.Verdict.RIGHT) and left_len != right_len:
+            left_longer = left_len > right_len
+            key = "longer_won" if left_longer == (verdict == Vote.Verdict.LEFT) else "shorter_won"
+            out[key] = out.get(key, 0) + 1
+    return out
+
+
 def fold_new_votes(campaign: Campaign) -> int:
     """Add the campaign's unfolded votes to its aggregates. Returns how many votes were folded.
 
@@ -84,15 +98,17 @@ def fold_new_votes(campaign: Campaign) -> int:
             batch = list(
                 Vote.objects.filter(campaign=campaign, folded=False)
                 .order_by("id")
+                .annotate(left_len=Length("battle__left__content"), right_len=Length("battle__right__content"))
                 .values_list(
                     "id", "left_model__name", "right_model__name", "verdict", "scores", "prompt__category",
-                    "voter__excluded",
+                    "voter__excluded", "left_len", "right_len",
                 )[:FOLD_BATCH]
             )
             if not batch:
                 return folded
-            counted = [row[1:6] for row in batch if not row[6]]
-            groups, ordered = _split(counted)
+            counted = [row for row in batch if not row[6]]
+            groups, ordered = _split(row[1:6] for row in counted)
+            state.tallies = _tally(state.tallies, counted)
             for (dimension, category), battles in groups.items():
                 aggregate, _ = PairAggregate.objects.select_for_update().get_or_create(
                     campaign=campaign, dimension=dimension, category=category
@@ -105,7 +121,7 @@ def fold_new_votes(campaign: Campaign) -> int:
                 aggregate.save(update_fields=["counts", "n_votes", "updated_at"])
             state.ratings = update_elo(state.ratings, ordered)
             state.n_votes += len(ordered)
-            state.save(update_fields=["ratings", "n_votes"])
+            state.save(update_fields=["ratings", "tallies", "n_votes"])
             Vote.objects.filter(id__in=[row[0] for row in batch]).update(folded=True)
             folded += len(batch)
 

@@ -33,10 +33,15 @@ class PairAggregate(models.Model):
 
 
 class EloState(models.Model):
-    """Online Elo ratings of a campaign, updated vote by vote in vote order."""
+    """Per-campaign state folded vote by vote: online Elo ratings (in vote order) and bias tallies.
+
+    ``tallies``: {"left": n, "right": n, "tie": n, "both_bad": n, "longer_won": n, "shorter_won": n},
+    the counts behind the position-bias and length-bias statistics.
+    """
 
     campaign = models.OneToOneField(Campaign, on_delete=models.CASCADE, related_name="elo_state")
     ratings = models.JSONField(default=dict)
+    tallies = models.JSONField(default=dict)
     n_votes = models.PositiveIntegerField(default=0)
 
     def __str__(self) -> str:

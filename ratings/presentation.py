@@ -75,6 +75,7 @@ def leaderboard_context(campaign, snapshot: LeaderboardSnapshot | None, selectio
             rows=rows,
             chart=interval_chart(rows),
             heat=heat_map(snapshot.data.get("matrices"), [r["model"] for r in rows]),
-            style=snapshot.data.get("style"),
+            style=snapshot.data if snapshot.method == "style" else None,
+            bias=snapshot.data.get("bias"),
         )
     return context

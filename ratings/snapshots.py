@@ -48,21 +48,38 @@ def elo_data(state: EloState) -> dict[str, Any]:
     return {"method": "elo", "rows": rows, "note": "Online Elo depends on the order of the votes."}
 
 
+def bias_data(counts: PairCounts, tallies: dict[str, int]) -> dict[str, Any]:
+    """Position bias, length bias and per-model tie / both-bad rates, from folded tallies."""
+    from ratings import tie_rates, wilson_interval
+
+    def share(hits: int, n: int) -> dict[str, Any]:
+        low, high = wilson_interval(hits, n) if n else (None, None)
+        return {"share": hits / n if n else None, "ci_low": low, "ci_high": high, "n": n}
+
+    left, right = tallies.get("left", 0), tallies.get("right", 0)
+    longer, shorter = tallies.get("longer_won", 0), tallies.get("shorter_won", 0)
+    return {
+        "position": share(left, left + right),
+        "length": share(longer, longer + shorter),
+        "ties": {model: {k: v.to_dict() for k, v in rates.items()} for model, rates in tie_rates(counts).items()},
+    }
+
+
 def compute_snapshots(campaign: Campaign) -> int:
     """Fold new votes, then store one snapshot per aggregate and method. Returns snapshots written."""
     fold_new_votes(campaign)
     now = timezone.now()
     written = 0
+    state = EloState.objects.filter(campaign=campaign).first()
     for aggregate in PairAggregate.objects.filter(campaign=campaign):
         counts = PairCounts.from_dict(aggregate.counts)
-        methods = OVERALL_METHODS if aggregate.dimension == OVERALL and aggregate.category == OVERALL else (
-            DEFAULT_METHOD,
-        )
-        for method in methods:
-            _store(campaign, aggregate.dimension, aggregate.category, method, leaderboard_data(counts, method),
-                   aggregate.n_votes, now)  # fmt: skip
+        overall = aggregate.dimension == OVERALL and aggregate.category == OVERALL
+        for method in OVERALL_METHODS if overall else (DEFAULT_METHOD,):
+            data = leaderboard_data(counts, method)
+            if overall and state is not None:
+                data["bias"] = _clean(bias_data(counts, state.tallies))
+            _store(campaign, aggregate.dimension, aggregate.category, method, data, aggregate.n_votes, now)
             written += 1
-    state = EloState.objects.filter(campaign=campaign).first()
     if state is not None and state.ratings:
         _store(campaign, OVERALL, OVERALL, "elo", elo_data(state), state.n_votes, now)
         written += 1
@@ -78,3 +95,41 @@ def _store(campaign, dimension, category, method, data, n_votes, now) -> None:
             method=method,
             defaults={"data": data, "n_votes": n_votes, "computed_at": now},
         )
+
+
+STYLE_MIN_VOTES = 50
+
+
+def compute_style_snapshot(campaign: Campaign) -> bool:
+    """Style-controlled leaderboard (method "style"): raw and controlled ratings and coefficients.
+
+    Style control is a per-battle regression, so unlike the other boards it reads every counted
+    vote; it therefore runs on beat's schedule (ratings.tasks), not after every vote, and only when
+    the number of votes changed. Features are computed once per response, not per vote.
+    """
+    from arena.models import Response, Vote
+    from ratings import fit_style_control, style_features
+    from ratings.aggregation import _VERDICT_OUTCOME
+
+    votes = Vote.objects.filter(campaign=campaign, voter__excluded=False)
+    n_votes = votes.count()
+    current = LeaderboardSnapshot.objects.filter(campaign=campaign, dimension=OVERALL, category=OVERALL, method="style")
+    if n_votes < STYLE_MIN_VOTES or current.filter(n_votes=n_votes).exists():
+        return False
+    features: dict[int, dict[str, int]] = {}
+    model_a, model_b, outcome, left_ids, right_ids = [], [], [], [], []
+    rows = votes.values_list("left_model__name", "right_model__name", "verdict", "battle__left_id", "battle__right_id")
+    for left, right, verdict, left_id, right_id in rows.iterator(chunk_size=10_000):
+        model_a.append(left)
+        model_b.append(right)
+        outcome.append(_VERDICT_OUTCOME[verdict])
+        left_ids.append(left_id)
+        right_ids.append(right_id)
+    wanted = set(left_ids) | set(right_ids)
+    for response_id, content in Response.objects.filter(id__in=wanted).values_list("id", "content").iterator():
+        features[response_id] = style_features(content)
+    result = fit_style_control(
+        model_a, model_b, outcome, [features[i] for i in left_ids], [features[i] for i in right_ids]
+    )
+    _store(campaign, OVERALL, OVERALL, "style", _clean(result.to_dict()), n_votes, timezone.now())
+    return True

@@ -55,4 +55,20 @@ def recompute_active_campaigns() -> list[int]:
         if pending or missing:
             recompute_campaign.delay(campaign.pk)
             queued.append(campaign.pk)
+        recompute_style.delay(campaign.pk)
     return queued
+
+
+@shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
+def recompute_style(campaign_id: int) -> bool:
+    """Beat: refresh the style-controlled board when the campaign has new votes."""
+    from ratings.snapshots import compute_style_snapshot
+
+    lock_key = f"ratings:style-lock:{campaign_id}"
+    if not cache.add(lock_key, 1, timeout=LOCK_TIMEOUT):
+        return False
+    try:
+        campaign = Campaign.objects.filter(pk=campaign_id).first()
+        return campaign is not None and compute_style_snapshot(campaign)
+    finally:
+        cache.delete(lock_key)

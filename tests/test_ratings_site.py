@@ -114,3 +114,32 @@ def test_votes_schedule_a_recompute_that_writes_snapshots(alice, campaign, djang
     # Tasks run in-process in the test settings; the snapshot exists right after the vote.
     snapshot = LeaderboardSnapshot.objects.get(campaign=campaign, dimension="", category="", method="davidson")
     assert snapshot.n_votes == 1
+
+
+def test_bias_statistics_come_from_the_folded_tallies(db):
+    campaign = make_campaign(slug="bias", models=("A", "B"), prompts=30)
+    cast_votes(campaign, 30, seed=3)
+    compute_snapshots(campaign)
+    votes = Vote.objects.filter(campaign=campaign)
+    left, right = votes.filter(verdict="left").count(), votes.filter(verdict="right").count()
+    bias = LeaderboardSnapshot.objects.get(campaign=campaign, dimension="", category="", method="davidson").data["bias"]
+    assert bias["position"]["n"] == left + right
+    assert bias["position"]["share"] == pytest.approx(left / (left + right))
+    assert bias["position"]["ci_low"] < bias["position"]["share"] < bias["position"]["ci_high"]
+    assert set(bias["ties"]) == {"A", "B"}
+
+
+def test_the_style_board_separates_length_from_quality(alice, db):
+    from arena.models import Response
+    from ratings.snapshots import compute_style_snapshot
+
+    campaign = make_campaign(slug="style", models=("Short", "Long"), prompts=60)
+    Response.objects.filter(model__name="Long").update(content="word " * 300)
+    cast_votes(campaign, 60, seed=5)
+    assert compute_style_snapshot(campaign)
+    assert not compute_style_snapshot(campaign)  # nothing new: not refitted
+    data = LeaderboardSnapshot.objects.get(campaign=campaign, method="style").data
+    assert {c["feature"] for c in data["coefficients"]} >= {"length"}
+    assert {row["model"] for row in data["rows"]} == {"Short", "Long"}
+    page = alice.get("/c/style/leaderboard/?method=style")
+    assert b"Style control" in page.content and b"Raw rating" in page.content

@@ -101,7 +101,8 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.display(description="")
     def links(self, obj: Campaign) -> str:
         return format_html(
-            '<a href="{}">import prompts</a> · <a href="{}">page</a>',
+            '<a href="{}">dashboard</a> · <a href="{}">import prompts</a> · <a href="{}">page</a>',
+            reverse("arena:dashboard", args=[obj.slug]),
             reverse("admin:arena_campaign_import", args=[obj.pk]),
             reverse("arena:campaign", args=[obj.slug]),
         )

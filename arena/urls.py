@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from arena import views
+from arena import staff_views, views
 from arena.api import api
 
 arena_patterns = [
@@ -12,6 +12,8 @@ arena_patterns = [
     path("c/<slug:slug>/vote/", views.next_battle, name="next"),
     path("b/<str:battle_id>/", views.battle_detail, name="battle"),
     path("b/<str:battle_id>/vote", views.vote, name="vote"),
+    path("staff/c/<slug:slug>/", staff_views.campaign_dashboard, name="dashboard"),
+    path("staff/c/<slug:slug>/status", staff_views.campaign_set_status, name="set-status"),
 ]
 
 urlpatterns = [

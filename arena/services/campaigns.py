@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from arena.models import Campaign
-from arena.services.errors import Conflict
+from arena.services.errors import ArenaError, Conflict
 
 _ALLOWED = {
     Campaign.Status.DRAFT: {Campaign.Status.ACTIVE, Campaign.Status.CLOSED},
@@ -18,6 +18,8 @@ _ALLOWED = {
 
 def set_status(campaign: Campaign, status: str) -> Campaign:
     """Move a campaign to a new status; a closed campaign stays closed."""
+    if status not in Campaign.Status.values:
+        raise ArenaError(f"Unknown status {status!r}.")
     with transaction.atomic():
         current = Campaign.objects.select_for_update().get(pk=campaign.pk)
         if status == current.status:

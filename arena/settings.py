@@ -19,6 +19,10 @@ from arena.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ARENA_VAR_DIR", str(BASE_DIR / "var")))
+try:  # the SQLite database, exports and beat's schedule live here
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+except OSError:  # a read-only image: the folders must then be mounted
+    pass
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -107,7 +111,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "timeout": env_float("DB_POOL_TIMEOUT", 10.0),
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
     # SQLite: wait for the writer instead of failing at once, and take the write lock up front.
     DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -144,13 +147,23 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "ratings.tasks.*": {"queue": "ratings"},
+    # Generation is sent explicitly to generate_api or generate_gpu by the model's backend
+    # (arena.services.generation.queue_for); this route is the fallback.
+    "arena.tasks.generate_response": {"queue": "generate_api"},
+    "arena.tasks.reap_stale_responses": {"queue": "default"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Beat keeps its last-run times here (a writable place, not the code directory).
+CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
 CELERY_BEAT_SCHEDULE = {
     "recompute-active-campaigns": {
         "task": "ratings.tasks.recompute_active_campaigns",
         "schedule": env_float("ARENA_RECOMPUTE_INTERVAL", 60.0),
+    },
+    "reap-stale-responses": {
+        "task": "arena.tasks.reap_stale_responses",
+        "schedule": env_float("ARENA_GENERATION_REAP_INTERVAL", 60.0),
     },
 }
 
@@ -208,8 +221,37 @@ ARENA_TRUST_X_FORWARDED_FOR = env_bool("ARENA_TRUST_X_FORWARDED_FOR", False)
 ARENA_RECOMPUTE_DEBOUNCE = env_float("ARENA_RECOMPUTE_DEBOUNCE", 5.0)
 # Bootstrap rounds for leaderboard intervals.
 ARENA_BOOTSTRAP_ROUNDS = env_int("ARENA_BOOTSTRAP_ROUNDS", 1000)
+# An open battle older than this (seconds) no longer holds a slot under "K votes per item".
+ARENA_BATTLE_TTL = env_int("ARENA_BATTLE_TTL", 1800)
 # Live prompts: longest prompt accepted, in characters.
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 4000)
+# Live prompts (new battles and further turns) per voter and minute; 0 = no limit.
+ARENA_LIVE_PROMPTS_PER_MINUTE = env_int("ARENA_LIVE_PROMPTS_PER_MINUTE", 10)
+# User turns in one live battle before the voter must vote or start anew.
+ARENA_LIVE_MAX_TURNS = env_int("ARENA_LIVE_MAX_TURNS", 8)
+# Generation tasks: hard time limit in seconds (the soft limit, which marks the response failed, is
+# 30 s earlier). Above the HTTP backends' default total_timeout of 600 s.
+ARENA_GENERATION_TIME_LIMIT = env_int("ARENA_GENERATION_TIME_LIMIT", 660)
+ARENA_GENERATION_SOFT_TIME_LIMIT = max(1, ARENA_GENERATION_TIME_LIMIT - 30)
+# Retries of a generation after a transient backend error (rate limit, timeout, 5xx, connection).
+ARENA_GENERATION_MAX_RETRIES = env_int("ARENA_GENERATION_MAX_RETRIES", 3)
+# First retry after about this many seconds, doubling each time (at least the provider's Retry-After).
+ARENA_GENERATION_RETRY_BACKOFF = env_float("ARENA_GENERATION_RETRY_BACKOFF", 2.0)
+# A response "running" for longer than this (seconds) lost its worker: the reaper requeues it.
+# Must exceed ARENA_GENERATION_TIME_LIMIT.
+ARENA_GENERATION_STALE_AFTER = env_float("ARENA_GENERATION_STALE_AFTER", 900.0)
+# Rate limits (per minute; 0 = no limit), counted in the cache and skipped while it is down. Per voter:
+# votes and battle requests (page loads of the next battle included); per IP address (hashed): the same,
+# higher because many voters may share one address.
+ARENA_VOTE_RATE_PER_MINUTE = env_int("ARENA_VOTE_RATE_PER_MINUTE", 60)
+ARENA_BATTLE_RATE_PER_MINUTE = env_int("ARENA_BATTLE_RATE_PER_MINUTE", 120)
+ARENA_IP_VOTE_RATE_PER_MINUTE = env_int("ARENA_IP_VOTE_RATE_PER_MINUTE", 1200)
+ARENA_IP_BATTLE_RATE_PER_MINUTE = env_int("ARENA_IP_BATTLE_RATE_PER_MINUTE", 2400)
+# Staff login: this many failed attempts for one username from one IP address lock it for the period.
+ARENA_LOGIN_MAX_FAILURES = env_int("ARENA_LOGIN_MAX_FAILURES", 5)
+ARENA_LOGIN_LOCKOUT_SECONDS = env_int("ARENA_LOGIN_LOCKOUT_SECONDS", 900)
+# Export files (battles, preference pairs, leaderboards); web and workers must share this folder.
+ARENA_EXPORT_DIR = Path(env_str("ARENA_EXPORT_DIR", str(VAR_DIR / "exports")))
 
 LOGGING = {
     "version": 1,

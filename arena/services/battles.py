@@ -10,10 +10,13 @@ from __future__ import annotations
 import json
 import random
 import secrets
+import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import connection, transaction
 from django.utils import timezone
 
 from arena.models import Battle, Campaign, Voter
@@ -52,6 +55,12 @@ WHERE i.campaign_id = %s {extra}
   AND NOT EXISTS (SELECT 1 FROM arena_battle b WHERE b.voter_id = %s AND b.item_id = i.id)
 ORDER BY {order}
 LIMIT %s
+"""
+
+# Slots an item has given out: votes, and open battles young enough to still become votes.
+_TAKEN_SQL = """
+SELECT count(*) FROM arena_battle
+WHERE item_id = %s AND (status = 'voted' OR (status = 'open' AND created_at > %s))
 """
 
 _OPEN_BATTLE_SQL = """
@@ -99,8 +108,8 @@ def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]
         extra += " AND i.vote_count < %s"
         params.append(campaign.votes_per_item)
     if campaign.sampling == Campaign.Sampling.BALANCED:
-        return _fetch(_CANDIDATES_SQL.format(extra=extra, order="i.vote_count, i.shuffle"),
-                      [campaign.pk, *params, voter_id, CANDIDATES])  # fmt: skip
+        sql = _CANDIDATES_SQL.format(extra=extra, order="i.vote_count, i.shuffle")
+        return _fetch(sql, [campaign.pk, *params, voter_id, CANDIDATES])
     # Uniform and weighted: start at a random point of the shuffled order, wrapping around once.
     start = random.randrange(2**31)
     sql = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle >= %s", order="i.shuffle")
@@ -109,6 +118,42 @@ def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]
         sql = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle < %s", order="i.shuffle")
         items += _fetch(sql, [campaign.pk, *params, start, voter_id, CANDIDATES - len(items)])
     return items
+
+
+def _reserve_item(profile: CampaignProfile, voter_id: int) -> Candidate:
+    """An item with a free slot under the campaign's "K votes per item", inside the caller's transaction.
+
+    The chosen item's row is locked before its slots are counted (FOR UPDATE SKIP LOCKED on
+    PostgreSQL), so two voters asking at the same moment never both take its last slot: the second
+    one skips the locked row and tries its next candidate. Only one row is locked at a time, so
+    concurrent voters rarely get in each other's way. Open battles older than ARENA_BATTLE_TTL no
+    longer hold a slot.
+    """
+    campaign = profile.campaign
+    since = timezone.now() - timedelta(seconds=settings.ARENA_BATTLE_TTL)
+    lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
+    for attempt in range(5):
+        candidates = _candidate_items(profile, voter_id)
+        if not candidates:
+            break
+        busy = False
+        while candidates:
+            item = choose_item(campaign, candidates, profile.weights)
+            candidates.remove(item)
+            with connection.cursor() as cursor:
+                cursor.execute(f"SELECT id FROM arena_item WHERE id = %s{lock}", [item.item_id])
+                if cursor.fetchone() is None:  # another voter is taking a slot of it right now
+                    busy = True
+                    continue
+                cursor.execute(_TAKEN_SQL, [item.item_id, since])
+                if cursor.fetchone()[0] < campaign.votes_per_item:
+                    return item
+        if not busy:
+            break
+        time.sleep(0.005 * (attempt + 1) * random.random())
+    raise NothingToVoteOn(
+        "Every item you can still judge has all the votes it needs right now. Please try again in a few minutes."
+    )
 
 
 def _fetch(sql: str, params: list[Any]) -> list[Candidate]:
@@ -149,10 +194,17 @@ def open_battle(profile: CampaignProfile, voter_id: int) -> BattleView:
         row = cursor.fetchone()
     if row is not None:
         return BattleView(row[0], _messages(row[1]), row[2], row[3])
+    if campaign.votes_per_item:
+        with transaction.atomic():
+            return _start_battle(campaign, voter_id, _reserve_item(profile, voter_id))
     candidates = _candidate_items(profile, voter_id)
     if not candidates:
         raise NothingToVoteOn("You have judged everything available in this campaign. Thank you!")
-    item = choose_item(campaign, candidates, profile.weights)
+    return _start_battle(campaign, voter_id, choose_item(campaign, candidates, profile.weights))
+
+
+def _start_battle(campaign: Campaign, voter_id: int, item: Candidate) -> BattleView:
+    """Create the battle, the left side drawn at random here on the server."""
     left_id, right_id = item.response_lo_id, item.response_hi_id
     if secrets.randbelow(2):
         left_id, right_id = right_id, left_id

@@ -1,0 +1,48 @@
+"""K independent votes per item hold under concurrency (PostgreSQL row locks, SKIP LOCKED)."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+
+import pytest
+from django.db import connection
+
+from arena.models import Battle, Voter
+from arena.services.battles import open_battle
+from arena.services.errors import NothingToVoteOn
+from arena.services.profiles import campaign_profile
+from tests.factories import make_campaign
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_concurrent_voters_never_push_an_item_past_k(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("the concurrency guarantee is proved on PostgreSQL (make test sets DATABASE_URL)")
+    campaign = make_campaign(slug="overlap", models=("A", "B", "C"), prompts=4, votes_per_item=2)  # 12 items
+    voters = [Voter.objects.create() for _ in range(9)]
+    barrier = threading.Barrier(len(voters))
+    outcomes: list[str] = []
+
+    def ask(voter: Voter) -> None:
+        try:
+            barrier.wait()
+            for _ in range(3):  # each voter asks for three battles, voting on none: slots stay taken
+                battle = open_battle(campaign_profile("overlap"), voter.pk)
+                Battle.objects.filter(pk=battle.id).update(status="voted")  # free the voter for the next one
+                outcomes.append("battle")
+        except NothingToVoteOn:
+            outcomes.append("full")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask, args=(v,)) for v in voters]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    per_item = Counter(Battle.objects.filter(campaign=campaign).values_list("item_id", flat=True))
+    assert max(per_item.values()) <= 2
+    assert sum(per_item.values()) == 24  # every slot of the 12 items was used, none twice
+    assert "full" in outcomes

@@ -9,7 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from arena.models import Campaign
-from arena.services import campaigns, dashboard
+from arena.services import campaigns, dashboard, quality
 from arena.services.errors import ArenaError
 from ratings.models import OVERALL, LeaderboardSnapshot
 
@@ -28,9 +28,13 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "thin_prompts": dashboard.thin_prompts(campaign),
         "voters": dashboard.top_voters(campaign),
         "verdicts": dashboard.verdict_rates(campaign),
+        "agreement": quality.campaign_agreement(campaign),
         "snapshot": snapshot,
         "transitions": [s for s in ("active", "paused", "closed") if s != campaign.status],
     }
+    majority = context["agreement"]["majority_agreement"]
+    for row in context["voters"]["rows"]:
+        row["agreement"] = majority.get(row["voter__public_id"])
     return render(request, "arena/staff/dashboard.html", context)
 
 

@@ -101,8 +101,9 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.display(description="")
     def links(self, obj: Campaign) -> str:
         return format_html(
-            '<a href="{}">dashboard</a> · <a href="{}">import prompts</a> · <a href="{}">page</a>',
+            '<a href="{}">dashboard</a> · <a href="{}">export</a> · <a href="{}">import prompts</a> · <a href="{}">page</a>',
             reverse("arena:dashboard", args=[obj.slug]),
+            reverse("admin:exports_campaign_export", args=[obj.pk]),
             reverse("admin:arena_campaign_import", args=[obj.pk]),
             reverse("arena:campaign", args=[obj.slug]),
         )

@@ -15,7 +15,7 @@ from ninja.errors import HttpError
 
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
-from arena.services import access, battles, votes
+from arena.services import access, battles, ratelimit, votes
 from arena.services.errors import ArenaError, NotFound
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
 
@@ -79,7 +79,10 @@ class VoteOut(Schema):
 
 @api.exception_handler(ArenaError)
 def arena_error(request: HttpRequest, error: ArenaError) -> HttpResponse:
-    return api.create_response(request, {"error": error.code, "message": error.message}, status=error.status)
+    response = api.create_response(request, {"error": error.code, "message": error.message}, status=error.status)
+    if getattr(error, "retry_after", None):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
 
 
 def _check_csrf(request: HttpRequest) -> None:
@@ -132,6 +135,7 @@ def next_battle(request: HttpRequest, response: HttpResponse, slug: str):
     """The voter's next battle (their open one if any). Sets the voter cookie on first use."""
     _check_csrf(request)
     profile = access.visible_profile(slug, staff=request.user.is_staff)
+    ratelimit.check_battle(request)
     voter, created = get_or_create_voter(request)
     access.check_may_vote(profile.campaign, voter, authenticated=request.user.is_authenticated)
     battle = battles.open_battle(profile, voter.pk)
@@ -163,7 +167,9 @@ def vote(request: HttpRequest, battle_id: str, payload: VoteIn):
     voter = voter_from_cookie(request)
     if voter is None:
         raise NotFound("No such battle.")
+    ratelimit.check_vote(request)
     recorded = votes.record_vote(battle_id, voter, payload.verdict, payload.scores, payload.duration_ms)
     return {"verdict": recorded.vote.verdict, "a_model": recorded.left_name, "b_model": recorded.right_name}
 
 
+api.add_router("/exports", "arena.exports.api.router")

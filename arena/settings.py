@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "arena",
+    "arena.exports.apps.ExportsConfig",
     "ratings.apps.RatingsConfig",
 ]
 

@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from arena import staff_views, views
+from arena import admin_security, staff_views, views
 from arena.api import api
 
 arena_patterns = [
@@ -18,9 +18,11 @@ arena_patterns = [
 
 urlpatterns = [
     path("", include((arena_patterns, "arena"))),
+    path("admin/login/", admin_security.login, name="admin-login"),  # throttled; ahead of the admin's own
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/", api.urls),
     path("", include("ratings.urls")),
     path("", include("arena.live_urls")),
+    path("", include("arena.exports.urls")),
 ]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import sys
+import time
 
-from django.db import DatabaseError, InterfaceError
-from django.http import HttpRequest, HttpResponse
+from django.core.signals import got_request_exception
+from django.db import InterfaceError, OperationalError
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 log = logging.getLogger(__name__)
@@ -38,29 +41,146 @@ class ContentSecurityPolicyMiddleware:
 
 
 class DatabaseUnavailableMiddleware:
-    """A database outage gives a clear 503 page, not a traceback; the next request reconnects."""
+    """An outage of the database or of Redis gives a clear 503 page, not a traceback.
+
+    Caught: Django's OperationalError/InterfaceError (a dropped or refused connection, a full pool:
+    psycopg_pool's PoolTimeout arrives wrapped as OperationalError), the same psycopg errors should
+    one arrive unwrapped, and Redis/broker connection errors. Errors raised by a view go through
+    ``process_exception``; errors raised by an inner middleware (a session save, say) have already
+    been turned into a 500 by Django, so they are noted through ``got_request_exception`` and the 500
+    is replaced here.
+
+    When the database cannot be reached at all (refused, dropped, or no pooled connection within
+    DB_POOL_TIMEOUT), requests in the next DB_OUTAGE_SECONDS get the 503 at once instead of each
+    waiting out the pool timeout: under ASGI a process runs its sync views one after another, so
+    waiting requests would otherwise queue up behind each other. Then the next request tries again,
+    so the site recovers on its own, without a restart, seconds after the database is back.
+    """
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response
+        got_request_exception.connect(_note_outage, dispatch_uid="arena-outage")
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        return self.get_response(request)
+        if time.monotonic() < _db_down_until and request.path_info != "/healthz":  # the probe probes
+            return _unavailable(request, "database")
+        response = self.get_response(request)
+        outage = getattr(request, "_arena_outage", None)
+        if outage is not None and response.status_code == 500:
+            return _unavailable(request, outage)
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if not isinstance(exception, (DatabaseError, InterfaceError)) or not _is_connection_error(exception):
+        outage = outage_kind(exception)
+        if outage is None:
             return None
-        log.error("database unavailable: %s", exception.__class__.__name__)
+        _trip_if_unreachable(exception)
+        return _unavailable(request, outage)
+
+
+REDIS_MESSAGE = (
+    "A background service (Redis) is unavailable right now, so this page cannot work. Votes are still "
+    "recorded; please try this page again in a minute."
+)
+
+
+def outage_kind(exception: BaseException | None) -> str | None:
+    """"database", "redis" or None: is this exception a service outage rather than a bug?"""
+    seen = 0
+    while exception is not None and seen < 5:
+        if isinstance(exception, (OperationalError, InterfaceError)):
+            return "database"
+        module = type(exception).__module__
+        if module.startswith(("psycopg", "psycopg_pool")) and isinstance(exception, _psycopg_connection_errors()):
+            return "database"
+        if _is_redis_error(exception):
+            return "redis"
+        exception = exception.__cause__ or exception.__context__
+        seen += 1
+    return None
+
+
+DB_OUTAGE_SECONDS = 2.0
+_db_down_until = 0.0
+# SQLSTATEs of a server going away: admin_shutdown, crash_shutdown, cannot_connect_now.
+_SHUTDOWN_STATES = {"57P01", "57P02", "57P03"}
+
+
+def is_connection_failure(exception: BaseException | None) -> bool:
+    """The database cannot be reached at all (not a failed query such as a deadlock or a timeout)."""
+    seen = 0
+    while exception is not None and seen < 5:
+        if type(exception).__name__ == "PoolTimeout":
+            return True
+        if isinstance(exception, _psycopg_connection_errors()):
+            state = getattr(exception, "sqlstate", None)
+            if state is None or state.startswith("08") or state in _SHUTDOWN_STATES:
+                return True
+        exception = exception.__cause__ or exception.__context__
+        seen += 1
+    return False
+
+
+def _psycopg_connection_errors() -> tuple[type[BaseException], ...]:
+    try:
+        import psycopg
+    except ImportError:  # SQLite-only installs
+        return ()
+    return (psycopg.OperationalError, psycopg.InterfaceError)
+
+
+def _is_redis_error(exception: BaseException) -> bool:
+    try:
+        from kombu.exceptions import OperationalError as BrokerUnavailable
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.exceptions import TimeoutError as RedisTimeout
+    except ImportError:
+        return False
+    return isinstance(exception, (RedisConnectionError, RedisTimeout, BrokerUnavailable))
+
+
+def _note_outage(sender, request=None, **kwargs) -> None:
+    exception = sys.exc_info()[1]
+    outage = outage_kind(exception)
+    if request is not None and outage is not None:
+        request._arena_outage = outage
+        _trip_if_unreachable(exception)
+
+
+def _trip_if_unreachable(exception: BaseException | None) -> None:
+    global _db_down_until
+    if is_connection_failure(exception):
+        _db_down_until = time.monotonic() + DB_OUTAGE_SECONDS
+
+
+def _unavailable(request: HttpRequest, outage: str) -> HttpResponse:
+    log.error("%s unavailable while serving %s", outage, request.path)
+    if outage == "database":
         from django.db import connections
 
         for conn in connections.all():
-            conn.close_if_unusable_or_obsolete()
+            if conn.in_atomic_block:  # a test's transaction; in a request, the atomic blocks have exited
+                continue
+            try:
+                conn.close_if_unusable_or_obsolete()
+            except Exception:  # closing a dead connection may fail again; the next request reconnects
+                log.debug("closing %s failed", conn.alias, exc_info=True)
         body = render_to_string("503.html", request=request)
+    else:
+        body = _redis_page(request)
+    wants_json = "application/json" in request.headers.get("Accept", "") or request.path.startswith("/api/")
+    if wants_json:
+        message = "The database is unavailable." if outage == "database" else REDIS_MESSAGE
+        response = JsonResponse({"error": "unavailable", "message": message}, status=503)
+    else:
         response = HttpResponse(body, status=503)
-        response.headers["Retry-After"] = "5"
-        return response
+    response.headers["Retry-After"] = "5"
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    return response
 
 
-def _is_connection_error(exception: Exception) -> bool:
-    from django.db import OperationalError
-
-    return isinstance(exception, (OperationalError, InterfaceError))
+def _redis_page(request: HttpRequest) -> str:
+    try:
+        return render_to_string("arena/message.html", {"message": REDIS_MESSAGE}, request=request)
+    except Exception:  # the page layout itself may need what is down
+        return f"<!doctype html><title>Temporarily unavailable</title><h1>Unavailable</h1><p>{REDIS_MESSAGE}</p>"

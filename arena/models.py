@@ -316,10 +316,6 @@ class Battle(models.Model):
     conversation = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
-    @property
-    def is_live(self) -> bool:
-        return bool(self.conversation)
-
     class Meta:
         indexes = [
             models.Index(fields=["voter", "campaign", "status"], name="battle_voter_idx"),
@@ -328,6 +324,10 @@ class Battle(models.Model):
 
     def __str__(self) -> str:
         return f"battle {self.pk}"
+
+    @property
+    def is_live(self) -> bool:
+        return bool(self.conversation)
 
 
 class Vote(models.Model):

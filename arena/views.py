@@ -16,7 +16,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
-from arena.services import access, battles, votes
+from arena.services import access, battles, ratelimit, votes
 from arena.services.errors import ArenaError, NotFound
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
 
@@ -34,9 +34,13 @@ def shows_arena_errors(view):
             return view(request, *args, **kwargs)
         except ArenaError as error:
             if _wants_json(request):
-                return JsonResponse({"error": error.code, "message": error.message}, status=error.status)
-            context = {"message": error.message, "campaign": getattr(request, "arena_campaign", None)}
-            return render(request, "arena/message.html", context, status=error.status)
+                response = JsonResponse({"error": error.code, "message": error.message}, status=error.status)
+            else:
+                context = {"message": error.message, "campaign": getattr(request, "arena_campaign", None)}
+                response = render(request, "arena/message.html", context, status=error.status)
+            if getattr(error, "retry_after", None):
+                response.headers["Retry-After"] = str(error.retry_after)
+            return response
 
     return wrapper
 
@@ -77,6 +81,7 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
     profile = access.visible_profile(slug, staff=request.user.is_staff)
     campaign = request.arena_campaign = profile.campaign
+    ratelimit.check_battle(request)
     voter, created = get_or_create_voter(request)
     access.check_may_vote(campaign, voter, authenticated=request.user.is_authenticated)
     battle = battles.open_battle(profile, voter.pk)
@@ -147,6 +152,7 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
     voter = voter_from_cookie(request)
     if voter is None:
         raise NotFound("No such battle.")
+    ratelimit.check_vote(request)
     if request.content_type == "application/json":
         try:
             payload = json.loads(request.body or b"{}")

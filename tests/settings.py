@@ -15,7 +15,7 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
 os.environ.pop("REDIS_URL", None)
 
-from arena.settings import *  # noqa: E402, F403
+from arena.settings import *  # noqa: F403
 
 STORAGES["staticfiles"]["BACKEND"] = "django.contrib.staticfiles.storage.StaticFilesStorage"  # noqa: F405
 WHITENOISE_USE_FINDERS = True

@@ -6,7 +6,6 @@ through environment variables, exactly as a deployment would be.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal

@@ -117,7 +117,7 @@ def _row_from_record(line: int, record: Any) -> PromptRow:
     for name, answer in responses.items():
         if len(answer) > MAX_TEXT:
             raise ValueError(f"the response of {name!r} is longer than {MAX_TEXT} characters")
-    return PromptRow(
+    row = PromptRow(
         line=line,
         external_id=_text(record.get("external_id", record.get("id")), "external_id", 200),
         messages=messages,
@@ -125,6 +125,24 @@ def _row_from_record(line: int, record: Any) -> PromptRow:
         language=_text(record.get("language"), "language", 16),
         responses=dict(responses),
     )
+    _check_storable(row)
+    return row
+
+
+def _check_storable(row: PromptRow) -> None:
+    """Text the database can store: PostgreSQL refuses NUL characters, UTF-8 refuses lone surrogates."""
+    texts = [row.external_id, row.category, row.language, *(m["content"] for m in row.messages)]
+    for value in [*texts, *(part for pair in row.responses.items() for part in pair)]:
+        _check_storable_text(value)
+
+
+def _check_storable_text(value: str) -> None:
+    if "\x00" in value:
+        raise ValueError("the text contains a NUL character (\\u0000), which cannot be stored")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("the text contains an invalid Unicode escape (a lone surrogate)") from None
 
 
 def parse_jsonl(lines: Iterable[str]) -> tuple[list[PromptRow], list[str]]:
@@ -143,7 +161,14 @@ def parse_jsonl(lines: Iterable[str]) -> tuple[list[PromptRow], list[str]]:
 
 def parse_csv(text: str) -> tuple[list[PromptRow], list[str]]:
     reader = csv.DictReader(io.StringIO(text))
-    columns = set(reader.fieldnames or [])
+    try:
+        columns = set(reader.fieldnames or [])
+        return _parse_csv_rows(reader, columns)
+    except csv.Error as error:  # broken quoting: the rest of the file cannot be read reliably
+        return [], [f"line {max(reader.line_num, 1)}: not valid CSV ({error})"]
+
+
+def _parse_csv_rows(reader: csv.DictReader, columns: set[str]) -> tuple[list[PromptRow], list[str]]:
     if not columns & {"prompt", "messages"}:
         return [], ['line 1: the header needs a "prompt" or "messages" column']
     rows: dict[str, PromptRow] = {}
@@ -173,6 +198,7 @@ def parse_csv(text: str) -> tuple[list[PromptRow], list[str]]:
                 if row.external_id:
                     rows[row.external_id] = row
             if model:
+                _check_storable_text(answer)
                 row.responses[model] = answer
         except json.JSONDecodeError as error:
             errors.append(f"line {number}: messages is not valid JSON ({error.msg})")

@@ -1,0 +1,182 @@
+"""Rate limits: fixed-window counters in the Django cache (Redis in the distributed mode).
+
+``hit(key, limit, window)`` counts one event and says whether it is still within the limit; it is
+the one helper for every limit of the site (votes, new battles, live prompts, logins).
+
+Limits fail OPEN: if the cache cannot be reached, the event is allowed. A vote must never be lost
+because Redis is down; abuse is then only caught afterwards (``flag_suspicious_voters``). After a
+cache error the counters are skipped for ``BREAKER_SECONDS``, so an outage does not cost every
+request a connection timeout.
+
+Counters are keyed by the voter's public id (from the signed cookie, or the user id when logged in)
+and by the HMAC of the client IP (never the raw address, as everywhere else). The per-IP limits are
+high because many voters may share an address (a university, a company NAT).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.core.cache import cache, caches
+from django.core.cache.backends.redis import RedisCache
+from django.http import HttpRequest
+
+from arena.services.errors import LimitReached
+
+log = logging.getLogger(__name__)
+
+BREAKER_SECONDS = 5.0
+_cache_down_until = 0.0
+
+
+class RateLimited(LimitReached):
+    """Too many requests in a short time; ``retry_after`` says in how many seconds to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class Rule:
+    key: str
+    limit: int  # events per window; 0 or less: no limit
+    window: int = 60  # seconds
+    message: str = "Too many requests. Please wait a moment and try again."
+
+
+def hit(key: str, limit: int, window: int = 60) -> bool:
+    """Count one event under ``key``; True while at most ``limit`` happened in the current window."""
+    return hits([Rule(key, limit, window)])[0]
+
+
+def hits(rules: Sequence[Rule]) -> list[bool]:
+    """Count one event under each rule (one round trip to Redis); True for each rule still within its limit."""
+    global _cache_down_until
+    active = [rule for rule in rules if rule.limit > 0]
+    if not active or time.monotonic() < _cache_down_until:
+        return [True] * len(rules)
+    now = time.time()
+    keys = [f"rl:{rule.key}:{rule.window}:{int(now // rule.window)}" for rule in active]
+    try:
+        counts = _increment(keys, [rule.window for rule in active])
+    except Exception as error:  # the cache is down: let the request through (fail open)
+        _cache_down_until = time.monotonic() + BREAKER_SECONDS
+        log.warning("rate limits skipped for %ss: the cache is unavailable (%s)", BREAKER_SECONDS, type(error).__name__)
+        return [True] * len(rules)
+    by_rule = dict(zip(map(id, active), counts, strict=True))
+    return [rule.limit <= 0 or by_rule[id(rule)] <= rule.limit for rule in rules]
+
+
+def enforce(rules: Sequence[Rule]) -> None:
+    """Count the event under every rule; raise RateLimited with the first exceeded rule's message."""
+    for rule, allowed in zip(rules, hits(rules), strict=True):
+        if not allowed:
+            retry_after = max(1, int(rule.window - time.time() % rule.window) + 1)
+            raise RateLimited(rule.message, retry_after)
+
+
+def _increment(keys: list[str], windows: list[int]) -> list[int]:
+    backend = caches["default"]
+    client = _redis_client(backend)
+    if client is not None:
+        # Redis: create-with-expiry and increment every counter in one pipelined round trip.
+        full = [backend.make_and_validate_key(key) for key in keys]
+        pipe = client.pipeline(transaction=False)
+        for key, window in zip(full, windows, strict=True):
+            pipe.set(key, 0, ex=window + 1, nx=True)
+            pipe.incr(key)
+        return [int(count) for count in pipe.execute()[1::2]]
+    counts = []
+    for key, window in zip(keys, windows, strict=True):
+        cache.add(key, 0, timeout=window + 1)
+        try:
+            counts.append(cache.incr(key))
+        except ValueError:  # expired between add and incr
+            cache.set(key, 1, timeout=window + 1)
+            counts.append(1)
+    return counts
+
+
+_client: tuple[tuple, object] | None = None
+
+
+def _redis_client(backend):
+    """A redis-py client for the RedisCache's servers (None for other backends), kept per process.
+
+    Django builds a new client object on every cache call, which costs more than the round trip,
+    and under ASGI even a new backend (and connection pool) per request; this one is made once for
+    the backend's settings and reused, with its own connection pool.
+    """
+    global _client
+    if not isinstance(backend, RedisCache):
+        return None
+    signature = (tuple(backend._servers), repr(sorted(backend._options.items())))
+    if _client is None or _client[0] != signature:
+        _client = (signature, backend._cache.get_client(write=True))
+    return _client[1]
+
+
+def reset() -> None:
+    """Forget that the cache was down (tests)."""
+    global _cache_down_until
+    _cache_down_until = 0.0
+
+
+# --- The site's limits ----------------------------------------------------------------------------
+
+
+def _voter_key(request: HttpRequest) -> str | None:
+    """Who is asking, without a database query: the logged-in user, else the signed voter cookie."""
+    from arena.services.voters import COOKIE_NAME, COOKIE_SALT
+
+    user = getattr(request, "user", None)
+    if user is not None and user.is_authenticated:
+        return f"u{user.pk}"
+    public_id = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
+    return f"v{public_id}" if public_id else None
+
+
+def _ip_key(request: HttpRequest) -> str:
+    from arena.services.voters import client_ip, hash_ip
+
+    return hash_ip(client_ip(request))[:32] or "unknown"
+
+
+def _rules(request: HttpRequest, action: str, per_voter: int, per_ip: int, what: str) -> list[Rule]:
+    rules = [
+        Rule(
+            f"{action}:ip:{_ip_key(request)}",
+            per_ip,
+            message=f"Too many {what} from your network in the last minute. Please wait a minute and try again.",
+        )
+    ]
+    voter = _voter_key(request)
+    if voter is not None:
+        rules.append(
+            Rule(
+                f"{action}:voter:{voter}",
+                per_voter,
+                message=f"You have reached the limit of {per_voter} {what} a minute. "
+                "Please take a short break and try again.",
+            )
+        )
+    return rules
+
+
+def check_vote(request: HttpRequest) -> None:
+    """Per-voter and per-IP limits on votes (ARENA_VOTE_RATE_PER_MINUTE, ARENA_IP_VOTE_RATE_PER_MINUTE)."""
+    enforce(_rules(request, "vote", settings.ARENA_VOTE_RATE_PER_MINUTE, settings.ARENA_IP_VOTE_RATE_PER_MINUTE,
+                   "votes"))  # fmt: skip
+
+
+def check_battle(request: HttpRequest) -> None:
+    """Per-voter and per-IP limits on battle requests (ARENA_BATTLE_RATE_PER_MINUTE, ..._IP_...)."""
+    enforce(_rules(request, "battle", settings.ARENA_BATTLE_RATE_PER_MINUTE,
+                   settings.ARENA_IP_BATTLE_RATE_PER_MINUTE, "battle requests"))  # fmt: skip

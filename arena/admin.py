@@ -228,3 +228,4 @@ class VoteAdmin(ReadOnlyAdmin):
     list_display = ["battle_id", "campaign", "verdict", "winner", "left_model", "right_model", "duration_ms", "created_at"]
     list_filter = ["campaign", "verdict"]
     list_select_related = ["campaign", "winner", "left_model", "right_model"]
+from arena import admin_generation  # noqa: E402,F401

@@ -230,6 +230,9 @@ ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 4000)
 ARENA_LIVE_PROMPTS_PER_MINUTE = env_int("ARENA_LIVE_PROMPTS_PER_MINUTE", 10)
 # User turns in one live battle before the voter must vote or start anew.
 ARENA_LIVE_MAX_TURNS = env_int("ARENA_LIVE_MAX_TURNS", 8)
+# Live battles: at most one websocket frame per side every this many seconds (the first token is sent
+# at once; tokens arriving in between are merged into the next frame).
+ARENA_LIVE_FRAME_INTERVAL = env_float("ARENA_LIVE_FRAME_INTERVAL", 0.05)
 # Generation tasks: hard time limit in seconds (the soft limit, which marks the response failed, is
 # 30 s earlier). Above the HTTP backends' default total_timeout of 600 s.
 ARENA_GENERATION_TIME_LIMIT = env_int("ARENA_GENERATION_TIME_LIMIT", 660)

@@ -1,0 +1,108 @@
+"""Admin for response generation: campaign actions and a progress page per campaign.
+
+Imported at the end of arena/admin.py. It re-registers the campaign admin as a subclass that adds:
+
+- actions "Generate all missing responses" and "Retry failed responses";
+- a "generation" link per campaign leading to ``admin/arena/campaign/<id>/generation/``: counts by
+  model and status, a progress bar, the failed responses with their errors, and buttons to generate
+  the missing ones or retry the failed ones (staff only, through ``admin_site.admin_view``).
+
+The same operations exist as ``manage.py generate_responses <slug> [--retry-failed] [--wait]``.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from arena.admin import CampaignAdmin
+from arena.models import Campaign
+from arena.services import generation
+from arena.services.errors import ArenaError
+
+STATUSES = ("queued", "running", "done", "failed")
+
+
+@admin.action(description="Generate all missing responses", permissions=["change"])
+def generate_missing(modeladmin, request, queryset):
+    for campaign in queryset:
+        try:
+            summary = generation.queue_missing_responses(campaign)
+        except ArenaError as error:
+            modeladmin.message_user(request, f"{campaign}: {error.message}", messages.WARNING)
+        else:
+            modeladmin.message_user(request, f"{campaign}: {summary}.", messages.SUCCESS)
+
+
+@admin.action(description="Retry failed responses", permissions=["change"])
+def retry_failed(modeladmin, request, queryset):
+    for campaign in queryset:
+        try:
+            n = generation.retry_failed(campaign)
+        except ArenaError as error:
+            modeladmin.message_user(request, f"{campaign}: {error.message}", messages.WARNING)
+        else:
+            modeladmin.message_user(request, f"{campaign}: {n} failed responses queued again.", messages.SUCCESS)
+
+
+class GenerationCampaignAdmin(CampaignAdmin):
+    actions = [*CampaignAdmin.actions, generate_missing, retry_failed]
+    list_display = [*CampaignAdmin.list_display, "generation_link"]
+
+    @admin.display(description="generation")
+    def generation_link(self, obj: Campaign) -> str:
+        if obj.mode != Campaign.Mode.PROMPT_SET:
+            return "live"
+        return format_html('<a href="{}">progress</a>', reverse("admin:arena_campaign_generation", args=[obj.pk]))
+
+    def get_urls(self):
+        extra = [
+            path(
+                "<int:campaign_id>/generation/",
+                self.admin_site.admin_view(self.generation_view),
+                name="arena_campaign_generation",
+            )
+        ]
+        return extra + super().get_urls()
+
+    def generation_view(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
+        campaign = get_object_or_404(Campaign, pk=campaign_id)
+        if not self.has_view_permission(request, campaign):
+            return redirect("admin:index")
+        if request.method == "POST":
+            if not self.has_change_permission(request, campaign):
+                return redirect("admin:index")
+            action = request.POST.get("action")
+            try:
+                if action == "generate":
+                    summary = generation.queue_missing_responses(campaign)
+                    self.message_user(request, f"{summary}.", messages.SUCCESS)
+                elif action == "retry":
+                    ids = request.POST.getlist("response") or None
+                    n = generation.retry_failed(campaign, [int(i) for i in ids if i.isdigit()] if ids else None)
+                    self.message_user(request, f"{n} failed responses queued again.", messages.SUCCESS)
+            except ArenaError as error:
+                self.message_user(request, error.message, messages.ERROR)
+            return redirect("admin:arena_campaign_generation", campaign.pk)
+        progress = generation.campaign_progress(campaign)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Generation of {campaign}",
+            "campaign": campaign,
+            "progress": progress,
+            "statuses": STATUSES,
+            "rows": [(m.name, [m.counts.get(s, 0) for s in STATUSES], m.done) for m in progress.models],
+            "failed": generation.failed_responses(campaign),
+            "n_prompts": campaign.prompts.count(),
+            "working": progress.pending > 0,
+            "opts": self.model._meta,
+            "can_change": self.has_change_permission(request, campaign),
+        }
+        return render(request, "admin/arena/generation_progress.html", context)
+
+
+admin.site.unregister(Campaign)
+admin.site.register(Campaign, GenerationCampaignAdmin)

@@ -86,8 +86,10 @@ class CampaignAdmin(admin.ModelAdmin):
     ]
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(
-            _prompts=Count("prompts", distinct=True), _votes=Count("votes", distinct=True)
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(_prompts=Count("prompts", distinct=True), _votes=Count("votes", distinct=True))
         )
 
     @admin.display(description="prompts", ordering="_prompts")
@@ -101,7 +103,8 @@ class CampaignAdmin(admin.ModelAdmin):
     @admin.display(description="")
     def links(self, obj: Campaign) -> str:
         return format_html(
-            '<a href="{}">dashboard</a> · <a href="{}">export</a> · <a href="{}">import prompts</a> · <a href="{}">page</a>',
+            '<a href="{}">dashboard</a> · <a href="{}">export</a> · '
+            '<a href="{}">import prompts</a> · <a href="{}">page</a>',
             reverse("arena:dashboard", args=[obj.slug]),
             reverse("admin:exports_campaign_export", args=[obj.pk]),
             reverse("admin:arena_campaign_import", args=[obj.pk]),
@@ -225,7 +228,18 @@ class BattleAdmin(ReadOnlyAdmin):
 
 @admin.register(Vote)
 class VoteAdmin(ReadOnlyAdmin):
-    list_display = ["battle_id", "campaign", "verdict", "winner", "left_model", "right_model", "duration_ms", "created_at"]
+    list_display = [
+        "battle_id",
+        "campaign",
+        "verdict",
+        "winner",
+        "left_model",
+        "right_model",
+        "duration_ms",
+        "created_at",
+    ]
     list_filter = ["campaign", "verdict"]
     list_select_related = ["campaign", "winner", "left_model", "right_model"]
+
+
 from arena import admin_generation  # noqa: E402,F401

@@ -85,7 +85,7 @@ REDIS_MESSAGE = (
 
 
 def outage_kind(exception: BaseException | None) -> str | None:
-    """"database", "redis" or None: is this exception a service outage rather than a bug?"""
+    """ "database", "redis" or None: is this exception a service outage rather than a bug?"""
     seen = 0
     while exception is not None and seen < 5:
         if isinstance(exception, (OperationalError, InterfaceError)):

@@ -34,9 +34,7 @@ class ModelEntry(models.Model):
     )
     params = models.JSONField(default=dict, blank=True, help_text="Decoding parameters.")
     is_active = models.BooleanField(default=True)
-    weight = models.FloatField(
-        default=1.0, validators=[MinValueValidator(0.0)], help_text="Relative sampling weight."
-    )
+    weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)], help_text="Relative sampling weight.")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

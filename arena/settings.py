@@ -10,6 +10,7 @@ docs/deploy.md lists every variable.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import dj_database_url
@@ -19,10 +20,9 @@ from arena.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("ARENA_VAR_DIR", str(BASE_DIR / "var")))
-try:  # the SQLite database, exports and beat's schedule live here
+# The SQLite database, exports and beat's schedule live here; on a read-only image, mount it.
+with contextlib.suppress(OSError):
     VAR_DIR.mkdir(parents=True, exist_ok=True)
-except OSError:  # a read-only image: the folders must then be mounted
-    pass
 
 DEBUG = env_bool("DEBUG", False)
 
@@ -130,7 +130,9 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 2000, "expiry": 60},
+            # channels_redis blocks up to 5 s per read; a longer socket timeout keeps a quiet
+            # websocket (a voter waiting for a slow model) from being dropped by redis-py's default.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "capacity": 2000, "expiry": 60},
         }
     }
 else:

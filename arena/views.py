@@ -112,7 +112,9 @@ def battle_detail(request: HttpRequest, battle_id: str) -> HttpResponse:
 
 def _turns(messages: list[dict]) -> list[dict[str, str]]:
     """The conversation shown above the answers (system prompts are not shown)."""
-    visible = tuple((str(m.get("role", "user")), str(m.get("content", ""))) for m in messages if m.get("role") != "system")
+    visible = tuple(
+        (str(m.get("role", "user")), str(m.get("content", ""))) for m in messages if m.get("role") != "system"
+    )
     return _rendered_turns(visible)
 
 
@@ -204,4 +206,3 @@ def healthz(request: HttpRequest) -> JsonResponse:
             status["redis"] = "unavailable"
             healthy = False
     return JsonResponse(status, status=200 if healthy else 503)
-

@@ -64,6 +64,7 @@ def full_leaderboard(counts: PairCounts) -> dict:
 
 def row_level_fit(a: np.ndarray, b: np.ndarray, score: np.ndarray) -> np.ndarray:
     """BT on individual votes, ties as half wins, L-BFGS as in the public arena notebook."""
+
     def loss(theta: np.ndarray):
         d = theta[a] - theta[b]
         p = 1 / (1 + np.exp(-d))
@@ -78,25 +79,30 @@ def row_level_fit(a: np.ndarray, b: np.ndarray, score: np.ndarray) -> np.ndarray
 def speed() -> None:
     a, b, o = votes(1_000_000, seed=1)
     print(f"1,000,000 votes, {N_MODELS} models, {np.mean(o == 2):.1%} ties; 2 CPU cores\n")
-    counts, t_agg = measure("aggregate 1M votes (integer ids) -> PairCounts", lambda: PairCounts.from_battles(
-        a, b, o, models=NAMES))
+    counts, t_agg = measure(
+        "aggregate 1M votes (integer ids) -> PairCounts", lambda: PairCounts.from_battles(a, b, o, models=NAMES)
+    )
     str_a, str_b = [NAMES[i] for i in a], [NAMES[i] for i in b]
-    measure("aggregate 1M votes (model names as str)", lambda: PairCounts.from_battles(str_a, str_b, o),
-            memory=False)
+    measure("aggregate 1M votes (model names as str)", lambda: PairCounts.from_battles(str_a, str_b, o), memory=False)
     stacked = np.stack([a, b, o.astype(np.int64)], axis=1)
-    measure("  for comparison: np.unique(rows, axis=0) on the same votes", lambda: np.unique(
-        stacked, axis=0, return_counts=True), memory=False)
+    measure(
+        "  for comparison: np.unique(rows, axis=0) on the same votes",
+        lambda: np.unique(stacked, axis=0, return_counts=True),
+        memory=False,
+    )
     measure("fit Davidson (Newton) on the counts", lambda: fit_bradley_terry(counts))
     measure("fit half-win BT (Newton) on the counts", lambda: fit_bradley_terry(counts, ties="half"))
-    measure("fit half-win BT (MM) on the counts", lambda: fit_bradley_terry(counts, ties="half", method="mm"),
-            memory=False)
+    measure(
+        "fit half-win BT (MM) on the counts", lambda: fit_bradley_terry(counts, ties="half", method="mm"), memory=False
+    )
     measure("leaderboard, Davidson, sandwich intervals", lambda: compute_leaderboard(counts, intervals="sandwich"))
     _, t_boot = measure("leaderboard, Davidson, 1,000 bootstrap rounds", lambda: compute_leaderboard(counts))
-    result, t_full = measure("full: bootstrap board + sandwich board + half-win fit", lambda: full_leaderboard(
-        counts))
+    result, t_full = measure("full: bootstrap board + sandwich board + half-win fit", lambda: full_leaderboard(counts))
     board = result["board"]
-    print(f"  tie parameter nu = {board.tie_parameter:.3f}; rank-1 model {board.rows[0].model} "
-          f"{board.rows[0].rating:.1f} [{board.rows[0].ci_low:.1f}, {board.rows[0].ci_high:.1f}]")
+    print(
+        f"  tie parameter nu = {board.tie_parameter:.3f}; rank-1 model {board.rows[0].model} "
+        f"{board.rows[0].rating:.1f} [{board.rows[0].ci_low:.1f}, {board.rows[0].ci_high:.1f}]"
+    )
 
     print("\n10,000,000 votes (folded 1M at a time, as the worker does)")
     total = PairCounts.empty()
@@ -145,16 +151,20 @@ def coverage(sims: int = 100, n_models: int = 20, n_votes: int = 3000) -> None:
             for ties in ("davidson", "half"):
                 st = stats.setdefault(ties, {"bootstrap": [], "sandwich": [], "slope": []})
                 for iv in ("bootstrap", "sandwich"):
-                    rows = {r.model: r for r in compute_leaderboard(counts, ties=ties, intervals=iv, seed=s,
-                                                                    min_votes=0).rows}
+                    rows = {
+                        r.model: r
+                        for r in compute_leaderboard(counts, ties=ties, intervals=iv, seed=s, min_votes=0).rows
+                    }
                     lo = np.array([rows[m].ci_low for m in names])
                     hi = np.array([rows[m].ci_high for m in names])
                     st[iv].append(np.mean((lo <= true + 1000) & (true + 1000 <= hi)))
                 est = np.array([rows[m].rating for m in names])
                 st["slope"].append(np.polyfit(true, est, 1)[0])
         for ties, st in stats.items():
-            print(f"| {label} | {ties} | {np.mean(tie_share):.0%} | {np.mean(st['slope']):.2f} | "
-                  f"{np.mean(st['bootstrap']):.1%} | {np.mean(st['sandwich']):.1%} |")
+            print(
+                f"| {label} | {ties} | {np.mean(tie_share):.0%} | {np.mean(st['slope']):.2f} | "
+                f"{np.mean(st['bootstrap']):.1%} | {np.mean(st['sandwich']):.1%} |"
+            )
 
 
 def tie_mechanisms() -> None:
@@ -168,8 +178,9 @@ def tie_mechanisms() -> None:
     with path.open(newline="") as f:
         data = list(csv.DictReader(f))
     label = {"left": "model_a", "right": "model_b", "tie": "tie"}
-    counts = PairCounts.from_battles([r["left"] for r in data], [r["right"] for r in data],
-                                     [label[r["winner"]] for r in data])
+    counts = PairCounts.from_battles(
+        [r["left"] for r in data], [r["right"] for r in data], [label[r["winner"]] for r in data]
+    )
     davidson = fit_bradley_terry(counts)
     rows, _ = count_rows(counts)
 
@@ -177,16 +188,20 @@ def tie_mechanisms() -> None:
         tau = 0.5 / (1 + np.exp(-x[-1]))
         p = 1 / (1 + np.exp(-(x[rows.ia] - x[rows.ib])))
         tie = tau * 4 * p * (1 - p)
-        return -float(np.sum(rows.win * np.log(p - tie / 2) + rows.loss * np.log(1 - p - tie / 2)
-                             + rows.tie * np.log(tie)))
+        return -float(
+            np.sum(rows.win * np.log(p - tie / 2) + rows.loss * np.log(1 - p - tie / 2) + rows.tie * np.log(tie))
+        )
 
     start = np.concatenate([fit_bradley_terry(counts, ties="half").theta, [0.0]])
     score = minimize(nll, start, method="L-BFGS-B")
     print(f"LLMFAO, {counts.n_votes:g} votes, {counts.ties.sum() / 2 / counts.n_votes:.0%} ties")
-    print(f"  Davidson ties:                      log-likelihood {davidson.log_likelihood:.1f} "
-          f"(nu = {davidson.nu:.2f})")
-    print(f"  expected score = BT (tie = tau*4p(1-p)): log-likelihood {-score.fun:.1f} "
-          f"(tau = {0.5 / (1 + np.exp(-score.x[-1])):.2f})")
+    print(
+        f"  Davidson ties:                      log-likelihood {davidson.log_likelihood:.1f} (nu = {davidson.nu:.2f})"
+    )
+    print(
+        f"  expected score = BT (tie = tau*4p(1-p)): log-likelihood {-score.fun:.1f} "
+        f"(tau = {0.5 / (1 + np.exp(-score.x[-1])):.2f})"
+    )
 
 
 if __name__ == "__main__":

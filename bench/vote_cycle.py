@@ -109,8 +109,11 @@ async def voter(client: httpx.AsyncClient, stop_at: float, cycles: list, pages: 
             response = await client.post(
                 f"/b/{battle_id}/vote",
                 data={"verdict": "left"},
-                headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json",
-                         "Referer": str(client.base_url)},  # fmt: skip
+                headers={
+                    "X-CSRFToken": client.cookies["csrftoken"],
+                    "Accept": "application/json",
+                    "Referer": str(client.base_url),
+                },
             )
             t2 = time.perf_counter()
             if response.status_code != 200:
@@ -143,7 +146,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--server", choices=["uvicorn", "gunicorn"], default="uvicorn")
     parser.add_argument("--skip-rebuild", action="store_true", help="do not fold the seeded votes first")
     args = parser.parse_args()
 
@@ -155,12 +157,8 @@ def main() -> None:
         stack.manage(env, "collectstatic", "--noinput", "-v", "0")
         seed(pg_url, env, args.votes, tmp, rebuild=not args.skip_rebuild)
         port = stack.free_port()
-        if args.server == "gunicorn":
-            argv = [sys.executable, "-m", "gunicorn", "arena.wsgi:application", "-b", f"127.0.0.1:{port}",
-                    "-w", str(args.web_workers), "-k", "gthread", "--threads", "4"]  # fmt: skip
-        else:
-            argv = [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1",
-                    "--port", str(port), "--workers", str(args.web_workers), "--no-access-log"]  # fmt: skip
+        argv = [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1",
+                "--port", str(port), "--workers", str(args.web_workers), "--no-access-log"]  # fmt: skip
         web = stack.Process("web", argv, env, tmp)
         worker = stack.start_worker(env, tmp, concurrency=1)
         try:
@@ -178,8 +176,10 @@ def main() -> None:
             stored = conn.execute("SELECT count(*) FROM arena_vote WHERE battle_id = ANY(%s)", (ids,)).fetchone()[0]
             total = conn.execute("SELECT count(*) FROM arena_vote").fetchone()[0]
     lat = [c[0] for c in cycles]
-    print(f"\nvote cycle: {args.concurrency} concurrent voters, {args.seconds:.0f} s, {args.web_workers} uvicorn workers, "
-          f"{args.votes:,} votes already in the campaign")  # fmt: skip
+    print(
+        f"\nvote cycle: {args.concurrency} concurrent voters, {args.seconds:.0f} s, "
+        f"{args.web_workers} uvicorn workers, {args.votes:,} votes already in the campaign"
+    )
     print(f"  cycles/s       {len(cycles) / args.seconds:8.1f}")
     print(f"  cycle p50/p99  {pct(lat, 50):6.1f} / {pct(lat, 99):6.1f} ms")
     print(f"  page  p50/p99  {pct(pages, 50):6.1f} / {pct(pages, 99):6.1f} ms")

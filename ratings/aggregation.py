@@ -100,8 +100,15 @@ def fold_new_votes(campaign: Campaign) -> int:
                 .order_by("id")
                 .annotate(left_len=Length("battle__left__content"), right_len=Length("battle__right__content"))
                 .values_list(
-                    "id", "left_model__name", "right_model__name", "verdict", "scores", "prompt__category",
-                    "voter__excluded", "left_len", "right_len",
+                    "id",
+                    "left_model__name",
+                    "right_model__name",
+                    "verdict",
+                    "scores",
+                    "prompt__category",
+                    "voter__excluded",
+                    "left_len",
+                    "right_len",
                 )[:FOLD_BATCH]
             )
             if not batch:
@@ -117,7 +124,7 @@ def fold_new_votes(campaign: Campaign) -> int:
                     battles.counts()
                 )
                 aggregate.counts = total.to_dict()
-                aggregate.n_votes = int(round(total.n_votes))
+                aggregate.n_votes = round(total.n_votes)
                 aggregate.save(update_fields=["counts", "n_votes", "updated_at"])
             state.ratings = update_elo(state.ratings, ordered)
             state.n_votes += len(ordered)

@@ -66,8 +66,7 @@ class Fit:
         tail = [math.log(self.nu)] if self.fits_nu else []
         return np.concatenate([self.theta, self.beta, tail])
 
-    def offset(self, *, scale: float = SCALE, base: float = 1000.0,
-               anchor: tuple[str, float] | None = None) -> float:
+    def offset(self, *, scale: float = SCALE, base: float = 1000.0, anchor: tuple[str, float] | None = None) -> float:
         """The constant added to ``scale * theta``: ``base``, or what puts the anchor at its rating."""
         if anchor is None:
             return base
@@ -76,8 +75,9 @@ class Fit:
             raise ValueError(f"anchor model {name!r} has no fitted votes")
         return float(value) - scale * float(self.theta[self.models.index(name)])
 
-    def ratings(self, *, scale: float = SCALE, base: float = 1000.0,
-                anchor: tuple[str, float] | None = None) -> np.ndarray:
+    def ratings(
+        self, *, scale: float = SCALE, base: float = 1000.0, anchor: tuple[str, float] | None = None
+    ) -> np.ndarray:
         """Ratings on the Elo-like scale (see module docstring)."""
         return scale * self.theta + self.offset(scale=scale, base=base, anchor=anchor)
 
@@ -113,9 +113,16 @@ def penalty(rows: Rows, fit_nu: bool, ridge: float, l2: float) -> np.ndarray:
     return np.concatenate([np.full(rows.n, ridge), np.full(rows.k, l2), [ridge] if fit_nu else []])
 
 
-def newton(rows: Rows, *, fit_nu: bool, ridge: float = DEFAULT_RIDGE, l2: float = 0.0,
-           start: np.ndarray | None = None, tol: float = 1e-10, max_iter: int = 200
-           ) -> tuple[np.ndarray, int, float]:
+def newton(
+    rows: Rows,
+    *,
+    fit_nu: bool,
+    ridge: float = DEFAULT_RIDGE,
+    l2: float = 0.0,
+    start: np.ndarray | None = None,
+    tol: float = 1e-10,
+    max_iter: int = 200,
+) -> tuple[np.ndarray, int, float]:
     """Maximise the penalised log-likelihood by Newton's method with step halving.
 
     Returns ``(params, iterations, log_likelihood)``. The objective is concave, so Newton converges
@@ -131,12 +138,13 @@ def newton(rows: Rows, *, fit_nu: bool, ridge: float = DEFAULT_RIDGE, l2: float 
     x = start.astype(float).copy()
 
     def split(v: np.ndarray) -> tuple[np.ndarray, np.ndarray, float | None]:
-        return v[:n], v[n:n + k], (v[-1] if fit_nu else None)
+        return v[:n], v[n : n + k], (v[-1] if fit_nu else None)
 
     def objective(v: np.ndarray) -> float:
         theta, beta, kappa = split(v)
-        return row_loglik(rows.linear(theta, beta), rows.win, rows.loss, rows.tie, kappa) \
-            - 0.5 * float(np.sum(pen * v * v))
+        return row_loglik(rows.linear(theta, beta), rows.win, rows.loss, rows.tie, kappa) - 0.5 * float(
+            np.sum(pen * v * v)
+        )
 
     if x.size == 0:
         return x, 0, 0.0
@@ -165,8 +173,9 @@ def newton(rows: Rows, *, fit_nu: bool, ridge: float = DEFAULT_RIDGE, l2: float 
     return x, it, ll
 
 
-def mm(rows: Rows, *, fit_nu: bool, ridge: float = DEFAULT_RIDGE, tol: float = 1e-12,
-       max_iter: int = 100_000) -> tuple[np.ndarray, int]:
+def mm(
+    rows: Rows, *, fit_nu: bool, ridge: float = DEFAULT_RIDGE, tol: float = 1e-12, max_iter: int = 100_000
+) -> tuple[np.ndarray, int]:
     """Minorisation-maximisation (Hunter 2004) for half-win BT; for Davidson, Davidson's (1970)
     fixed-point iteration. ``ridge`` enters as a tiny Gamma prior on each strength, which keeps
     every strength positive under separation. Slower than Newton; kept as an independent check.
@@ -175,8 +184,7 @@ def mm(rows: Rows, *, fit_nu: bool, ridge: float = DEFAULT_RIDGE, tol: float = 1
     m = np.zeros((n, n))
     np.add.at(m, (rows.ia, rows.ib), rows.win + rows.loss + rows.tie)
     m = m + m.T
-    score = (np.bincount(rows.ia, rows.win + rows.tie / 2, n)
-             + np.bincount(rows.ib, rows.loss + rows.tie / 2, n))
+    score = np.bincount(rows.ia, rows.win + rows.tie / 2, n) + np.bincount(rows.ib, rows.loss + rows.tie / 2, n)
     ties_total = rows.tie.sum()
     p, nu = np.ones(n), (1.0 if fit_nu else 0.0)
     it = 0
@@ -219,13 +227,13 @@ def fit_bradley_terry(
     elif method == "mm":
         params, iterations = mm(rows, fit_nu=fit_nu, ridge=ridge)
         kappa = params[-1] if fit_nu else None
-        ll = row_loglik(rows.linear(params[:rows.n], np.zeros(0)), rows.win, rows.loss, rows.tie, kappa)
+        ll = row_loglik(rows.linear(params[: rows.n], np.zeros(0)), rows.win, rows.loss, rows.tie, kappa)
     else:
         raise ValueError(f"method must be 'newton' or 'mm', not {method!r}")
     nu = math.exp(params[-1]) if fit_nu else (0.0 if ties == "davidson" else None)
     return Fit(
         models=tuple(counts.models[i] for i in active),
-        theta=params[:rows.n],
+        theta=params[: rows.n],
         nu=nu,
         ties=ties,
         both_bad=both_bad,

@@ -212,8 +212,9 @@ class PairCounts:
         if not isinstance(other, PairCounts):
             return NotImplemented
         if self.models == other.models:
-            return PairCounts(self.models, self.wins + other.wins, self.ties + other.ties,
-                              self.both_bad + other.both_bad)
+            return PairCounts(
+                self.models, self.wins + other.wins, self.ties + other.ties, self.both_bad + other.both_bad
+            )
         names = tuple(sorted(set(self.models) | set(other.models)))
         return self.reindex(names) + other.reindex(names)
 
@@ -235,9 +236,12 @@ class PairCounts:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, PairCounts):
             return NotImplemented
-        return (self.models == other.models and np.array_equal(self.wins, other.wins)
-                and np.array_equal(self.ties, other.ties)
-                and np.array_equal(self.both_bad, other.both_bad))
+        return (
+            self.models == other.models
+            and np.array_equal(self.wins, other.wins)
+            and np.array_equal(self.ties, other.ties)
+            and np.array_equal(self.both_bad, other.both_bad)
+        )
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -318,6 +322,5 @@ def counts_by_category(
     out = {}
     for label in sorted(set(labels.tolist())):
         mask = labels == label
-        out[label] = PairCounts.from_battles(a[mask], b[mask], o[mask],
-                                             weights=None if w is None else w[mask])
+        out[label] = PairCounts.from_battles(a[mask], b[mask], o[mask], weights=None if w is None else w[mask])
     return out

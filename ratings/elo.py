@@ -70,5 +70,6 @@ def online_elo(
 ) -> dict[str, float]:
     """Elo ratings after playing the battles in the given order (see module docstring)."""
     codes = parse_outcomes(outcome).tolist()
-    return update_elo({}, zip(model_a, model_b, codes, strict=True), k=k, scale=scale, base=base,
-                      initial=initial, both_bad=both_bad)
+    return update_elo(
+        {}, zip(model_a, model_b, codes, strict=True), k=k, scale=scale, base=base, initial=initial, both_bad=both_bad
+    )

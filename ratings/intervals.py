@@ -42,7 +42,7 @@ def sandwich_covariance(fit: Fit, l2: float = 0.0) -> np.ndarray:
     hess = rows.assemble(h_dd, h_dk if fit_nu else None, h_kk if fit_nu else None)
     hess += np.diag(penalty(rows, fit_nu, fit.ridge, l2))
     meat = rows.assemble(j_dd, j_dk if fit_nu else None, j_kk if fit_nu else None)
-    hess[:rows.n, :rows.n] += rows.gauge()  # theta centred within each piece (see Rows.gauge)
+    hess[: rows.n, : rows.n] += rows.gauge()  # theta centred within each piece (see Rows.gauge)
     inv = solve_spd(hess[None], np.eye(len(hess))[None])[0]
     return inv @ meat @ inv
 
@@ -95,8 +95,9 @@ def bootstrap_params(
             else:
                 drawn[i, nonzero] = rng.multinomial(int(total), lam / total)
         drawn = drawn.reshape(len(batch), 3, -1)
-        return batched_newton(rows, drawn[:, 0], drawn[:, 1], drawn[:, 2], fit.params,
-                              fit_nu=fit.fits_nu, ridge=fit.ridge)
+        return batched_newton(
+            rows, drawn[:, 0], drawn[:, 1], drawn[:, 2], fit.params, fit_nu=fit.fits_nu, ridge=fit.ridge
+        )
 
     n_workers = workers or min(4, os.cpu_count() or 1)
     if n_workers > 1 and len(batches) > 1:

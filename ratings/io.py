@@ -52,8 +52,7 @@ def detect_format(path: str | Path) -> str:
     """Format from the file extension (.csv, .jsonl/.ndjson, .json)."""
     fmt = _EXTENSIONS.get(Path(path).suffix.lower())
     if fmt is None:
-        raise InputError(f"cannot tell the format from the extension; pass one of {', '.join(FORMATS)}",
-                         path=str(path))
+        raise InputError(f"cannot tell the format from the extension; pass one of {', '.join(FORMATS)}", path=str(path))
     return fmt
 
 

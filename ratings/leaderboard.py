@@ -116,8 +116,7 @@ def _matrix(arr: np.ndarray) -> list[list[float | None]]:
     return [[None if not math.isfinite(v) else v for v in row] for row in arr.tolist()]
 
 
-def rank_from_intervals(low: np.ndarray, high: np.ndarray, eligible: np.ndarray | None = None
-                        ) -> list[int | None]:
+def rank_from_intervals(low: np.ndarray, high: np.ndarray, eligible: np.ndarray | None = None) -> list[int | None]:
     """rank_i = 1 + #{eligible j : low_j > high_i}; ineligible models get None."""
     low, high = np.asarray(low, float), np.asarray(high, float)
     ok = np.ones(len(low), bool) if eligible is None else np.asarray(eligible, bool)
@@ -161,8 +160,10 @@ def compute_leaderboard(
         if anchor[0] not in fit.models:
             raise ValueError(f"anchor model {anchor[0]!r} has no fitted votes")
     if fit.n_components > 1:
-        warnings.append(f"the comparison graph has {fit.n_components} disconnected parts; ratings are "
-                        "only comparable within a part (each part is centred separately)")
+        warnings.append(
+            f"the comparison graph has {fit.n_components} disconnected parts; ratings are "
+            "only comparable within a part (each part is centred separately)"
+        )
     n_fit = len(fit.models)
     rating = fit.ratings(scale=scale, base=base, anchor=anchor)
     low = high = np.full(n_fit, np.nan)
@@ -170,8 +171,9 @@ def compute_leaderboard(
         samples = bootstrap_params(fit, rounds=bootstrap, seed=seed)[:, :n_fit]
         if anchor is not None:
             samples = samples - samples[:, [fit.models.index(anchor[0])]]
-        low, high = percentile_intervals(scale * samples + fit.offset(scale=scale, base=base, anchor=anchor),
-                                         confidence)
+        low, high = percentile_intervals(
+            scale * samples + fit.offset(scale=scale, base=base, anchor=anchor), confidence
+        )
     elif n_fit and intervals == "sandwich":
         cov = sandwich_covariance(fit)[:n_fit, :n_fit]
         if anchor is not None:
@@ -201,8 +203,10 @@ def compute_leaderboard(
         ranks = rank_from_intervals(full["rating"], full["rating"], eligible)
     else:
         ranks = rank_from_intervals(full["low"], full["high"], eligible)
-    order = sorted(range(len(names)), key=lambda j: (not eligible[j], not rated[j],
-                                                     -full["rating"][j] if rated[j] else 0.0, names[j]))
+    order = sorted(
+        range(len(names)),
+        key=lambda j: (not eligible[j], not rated[j], -full["rating"][j] if rated[j] else 0.0, names[j]),
+    )
     decisive = counts.wins + counts.wins.T
     with np.errstate(invalid="ignore", divide="ignore"):
         observed = counts.wins / decisive

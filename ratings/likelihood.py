@@ -143,8 +143,9 @@ class Rows:
         """Sparse n x rows matrix with +1 at the first model and -1 at the second."""
         r = np.arange(len(self.ia))
         data = np.concatenate([np.ones(len(r)), -np.ones(len(r))])
-        return sp.csr_matrix((data, (np.concatenate([self.ia, self.ib]), np.concatenate([r, r]))),
-                             shape=(self.n, len(r)))
+        return sp.csr_matrix(
+            (data, (np.concatenate([self.ia, self.ib]), np.concatenate([r, r]))), shape=(self.n, len(r))
+        )
 
     def component_labels(self) -> np.ndarray:
         """Connected piece of each model in the comparison graph."""
@@ -190,11 +191,12 @@ class Rows:
         out[:n, :n] = np.diag(pair.sum(1)) - pair
         if self.z is not None:
             za = self.z * a_dd[:, None]
-            cross = np.stack([np.bincount(self.ia, za[:, c], n) - np.bincount(self.ib, za[:, c], n)
-                              for c in range(k)], axis=1)
-            out[:n, n:n + k] = cross
-            out[n:n + k, :n] = cross.T
-            out[n:n + k, n:n + k] = self.z.T @ za
+            cross = np.stack(
+                [np.bincount(self.ia, za[:, c], n) - np.bincount(self.ib, za[:, c], n) for c in range(k)], axis=1
+            )
+            out[:n, n : n + k] = cross
+            out[n : n + k, :n] = cross.T
+            out[n : n + k, n : n + k] = self.z.T @ za
         if a_dk is not None:
             col = np.bincount(self.ia, a_dk, n) - np.bincount(self.ib, a_dk, n)
             if self.z is not None:
@@ -228,6 +230,6 @@ def solve_spd(a: np.ndarray, g: np.ndarray) -> np.ndarray:
         y[:, j] = (rhs[:, j] - dot) / low[:, j, j, None]
     x = np.empty_like(rhs)
     for j in range(p - 1, -1, -1):
-        dot = np.einsum("bk,bkr->br", up[:, j, j + 1:], x[:, j + 1:])
+        dot = np.einsum("bk,bkr->br", up[:, j, j + 1 :], x[:, j + 1 :])
         x[:, j] = (y[:, j] - dot) / up[:, j, j, None]
     return x.reshape(g.shape)

@@ -61,9 +61,7 @@ class LeaderboardSnapshot(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(
-                fields=["campaign", "dimension", "category", "method"], name="snapshot_unique"
-            )
+            models.UniqueConstraint(fields=["campaign", "dimension", "category", "method"], name="snapshot_unique")
         ]
 
     def __str__(self) -> str:

@@ -53,9 +53,7 @@ def heat_map(matrices: dict[str, Any] | None, order: list[str]) -> dict[str, Any
         cells = []
         for b in names:
             value = matrices["win_rate"][index[a]][index[b]]
-            cells.append(
-                {"value": value, "bucket": None if value is None else max(0, min(10, round(value * 10)))}
-            )
+            cells.append({"value": value, "bucket": None if value is None else max(0, min(10, round(value * 10)))})
         grid.append({"model": a, "cells": cells})
     return {"models": names, "rows": grid}
 

@@ -33,9 +33,7 @@ def _clean(value: Any) -> Any:
 def leaderboard_data(counts: PairCounts, method: str) -> dict[str, Any]:
     from ratings import compute_leaderboard
 
-    board = compute_leaderboard(
-        counts, ties=method, bootstrap=settings.ARENA_BOOTSTRAP_ROUNDS, seed=0
-    )
+    board = compute_leaderboard(counts, ties=method, bootstrap=settings.ARENA_BOOTSTRAP_ROUNDS, seed=0)
     return _clean(board.to_dict())
 
 

@@ -99,11 +99,21 @@ class StyleControl:
             }
             for i in order
         ]
-        coefs = [{"feature": c.name, "estimate": c.estimate, "ci_low": c.ci_low, "ci_high": c.ci_high}
-                 for c in self.coefficients]
-        return {"method": "style_control", "ties": self.ties, "both_bad": self.both_bad,
-                "tie_parameter": self.tie_parameter, "n_votes": self.n_votes, "intervals": "sandwich",
-                "coefficient_unit": "log-odds per standard deviation", "rows": rows, "coefficients": coefs}
+        coefs = [
+            {"feature": c.name, "estimate": c.estimate, "ci_low": c.ci_low, "ci_high": c.ci_high}
+            for c in self.coefficients
+        ]
+        return {
+            "method": "style_control",
+            "ties": self.ties,
+            "both_bad": self.both_bad,
+            "tie_parameter": self.tie_parameter,
+            "n_votes": self.n_votes,
+            "intervals": "sandwich",
+            "coefficient_unit": "log-odds per standard deviation",
+            "rows": rows,
+            "coefficients": coefs,
+        }
 
 
 def _matrix(features: Any, names: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
@@ -117,8 +127,9 @@ def _matrix(features: Any, names: Sequence[str] | None) -> tuple[np.ndarray, lis
     arr = np.asarray(features, float)
     if arr.ndim != 2:
         raise ValueError("features must be 2-D (battles x features)")
-    keys = list(names or (STYLE_FEATURES if arr.shape[1] == len(STYLE_FEATURES) else
-                          [f"f{i}" for i in range(arr.shape[1])]))
+    keys = list(
+        names or (STYLE_FEATURES if arr.shape[1] == len(STYLE_FEATURES) else [f"f{i}" for i in range(arr.shape[1])])
+    )
     return arr, keys
 
 
@@ -182,16 +193,30 @@ def fit_style_control(
     start = np.concatenate([raw.theta, np.zeros(rows.k), [math.log(raw.nu)] if fit_nu else []])
     params, iterations, ll = newton(rows, fit_nu=fit_nu, ridge=DEFAULT_RIDGE, l2=l2, start=start)
     n, k = rows.n, rows.k
-    controlled = Fit(models=raw.models, theta=params[:n], nu=math.exp(params[-1]) if fit_nu else raw.nu,
-                     ties=ties, both_bad=both_bad, method="newton", iterations=iterations,
-                     log_likelihood=ll, n_components=raw.n_components, beta=params[n:n + k], rows=rows)
+    controlled = Fit(
+        models=raw.models,
+        theta=params[:n],
+        nu=math.exp(params[-1]) if fit_nu else raw.nu,
+        ties=ties,
+        both_bad=both_bad,
+        method="newton",
+        iterations=iterations,
+        log_likelihood=ll,
+        n_components=raw.n_components,
+        beta=params[n : n + k],
+        rows=rows,
+    )
     z = z_value(confidence)
     cov = sandwich_covariance(controlled, l2=l2)
     se = np.sqrt(np.maximum(np.diag(cov), 0.0))
     raw_se = np.sqrt(np.maximum(np.diag(sandwich_covariance(raw))[:n], 0.0))
     rating, raw_rating = controlled.ratings(scale=scale, base=base), raw.ratings(scale=scale, base=base)
-    coefs = tuple(Coefficient(name, float(params[n + i]), float(params[n + i] - z * se[n + i]),
-                              float(params[n + i] + z * se[n + i])) for i, name in enumerate(names))
+    coefs = tuple(
+        Coefficient(
+            name, float(params[n + i]), float(params[n + i] - z * se[n + i]), float(params[n + i] + z * se[n + i])
+        )
+        for i, name in enumerate(names)
+    )
     return StyleControl(
         models=raw.models,
         raw_rating=raw_rating,

@@ -13,7 +13,19 @@ from arena.views import shows_arena_errors
 from ratings.models import OVERALL, LeaderboardSnapshot
 from ratings.presentation import leaderboard_context
 
-CSV_COLUMNS = ["rank", "model", "rating", "ci_low", "ci_high", "votes", "wins", "losses", "ties", "win_rate", "provisional"]
+CSV_COLUMNS = [
+    "rank",
+    "model",
+    "rating",
+    "ci_low",
+    "ci_high",
+    "votes",
+    "wins",
+    "losses",
+    "ties",
+    "win_rate",
+    "provisional",
+]
 
 
 def _snapshot(request: HttpRequest, slug: str) -> tuple[object, LeaderboardSnapshot | None, dict]:
@@ -56,11 +68,11 @@ def leaderboard_json(request: HttpRequest, slug: str) -> JsonResponse:
 @require_GET
 @shows_arena_errors
 def leaderboard_csv(request: HttpRequest, slug: str) -> HttpResponse:
-    campaign, snapshot, selection = _snapshot(request, slug)
+    campaign, snapshot, _selection = _snapshot(request, slug)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-leaderboard.csv"'
     writer = csv.DictWriter(response, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
-    for row in (snapshot.data.get("rows", []) if snapshot else []):
+    for row in snapshot.data.get("rows", []) if snapshot else []:
         writer.writerow(row)
     return response

@@ -15,7 +15,9 @@ def make_campaign(
     **fields,
 ) -> Campaign:
     fields.setdefault("status", Campaign.Status.ACTIVE)
-    campaign = Campaign.objects.create(slug=slug, title=f"Campaign {slug}", instructions="Pick the better answer.", **fields)
+    campaign = Campaign.objects.create(
+        slug=slug, title=f"Campaign {slug}", instructions="Pick the better answer.", **fields
+    )
     entries = [ModelEntry.objects.get_or_create(name=name)[0] for name in models]
     campaign.contenders.set(entries)
     for i, key in enumerate(dimensions):

@@ -15,7 +15,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import httpx
@@ -107,10 +107,8 @@ class Process:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Kill the whole process group (a worker's pool children included)."""
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(self.popen.pid, sig)
-        except ProcessLookupError:
-            pass
         self.popen.wait(timeout=30)
 
     def stop(self) -> None:
@@ -145,7 +143,10 @@ def start_web(env: dict[str, str], log_dir: Path, name: str = "web", port: int |
 
 
 def start_worker(
-    env: dict[str, str], log_dir: Path, name: str = "worker", queues: str = "default,ratings,generate_api",
+    env: dict[str, str],
+    log_dir: Path,
+    name: str = "worker",
+    queues: str = "default,ratings,generate_api",
     concurrency: int = 2,
 ) -> Process:
     argv = [
@@ -206,8 +207,11 @@ def vote_once(client: httpx.Client, slug: str, verdict: str = "left") -> str:
     response = client.post(
         f"/b/{battle_id}/vote",
         data={"verdict": verdict},
-        headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json",
-                 "Referer": str(client.base_url)},  # fmt: skip
+        headers={
+            "X-CSRFToken": client.cookies["csrftoken"],
+            "Accept": "application/json",
+            "Referer": str(client.base_url),
+        },
     )
     response.raise_for_status()
     return battle_id

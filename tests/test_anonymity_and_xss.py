@@ -16,7 +16,8 @@ from arena.services.items import create_items
 pytestmark = pytest.mark.django_db
 
 PAYLOADS = [
-    line.replace("\\n", "\n") for line in (Path(__file__).parent / "data" / "xss_payloads.txt").read_text().splitlines()
+    line.replace("\\n", "\n")
+    for line in (Path(__file__).parent / "data" / "xss_payloads.txt").read_text().splitlines()
     if line.strip()
 ]
 

@@ -28,8 +28,14 @@ print("votes", snapshot.n_votes)
 
 def test_demo_runs_on_sqlite_with_tasks_in_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_URL", "REDIS_URL", "SECURE_"))}
-    env.update(DEBUG="true", ARENA_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="arena.settings",
-               ARENA_RECOMPUTE_DEBOUNCE="0", ARENA_ADMIN_PASSWORD="pw-for-test", ALLOWED_HOSTS="testserver")  # fmt: skip
+    env.update(
+        DEBUG="true",
+        ARENA_VAR_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="arena.settings",
+        ARENA_RECOMPUTE_DEBOUNCE="0",
+        ARENA_ADMIN_PASSWORD="pw-for-test",
+        ALLOWED_HOSTS="testserver",
+    )
     for args in (["migrate", "-v", "0"], ["load_demo"], ["ensure_admin"]):
         done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr

@@ -239,3 +239,25 @@ def test_pairs_are_drawn_by_weight_and_never_twice_the_same_model():
     assert set(live.draw_pair({1: 0.0, 2: 0.0})) == {1, 2}  # all zero: uniform, still works
     with pytest.raises(live.NothingToVoteOn):
         live.draw_pair({1: 1.0})
+
+
+@pytest.mark.django_db
+def test_live_campaign_pages_lead_to_the_live_form_and_votes_wait_for_both_answers(alice):
+    from arena.models import Battle, Campaign, Response, Voter
+    from arena.services.errors import Conflict
+    from arena.services.votes import record_vote
+    from tests.factories import make_campaign
+
+    campaign = make_campaign(slug="livelinks", models=("A", "B"), prompts=1, mode=Campaign.Mode.LIVE)
+    page = alice.get("/c/livelinks/").content.decode()
+    assert 'href="/c/livelinks/live/"' in page
+    voter = Voter.objects.create()
+    prompt = campaign.prompts.get()
+    left, right = prompt.responses.order_by("model__name")
+    Response.objects.filter(pk=right.pk).update(status=Response.Status.RUNNING)
+    battle = Battle.objects.create(campaign=campaign, voter=voter, prompt=prompt, left=left, right=right,
+                                   conversation={"user": ["hi"], "left": [], "right": []})  # fmt: skip
+    with pytest.raises(Conflict, match="both answers"):
+        record_vote(battle.pk, voter, "left")
+    Response.objects.filter(pk=right.pk).update(status=Response.Status.DONE)
+    assert record_vote(battle.pk, voter, "left").vote.verdict == "left"

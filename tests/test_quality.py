@@ -52,4 +52,3 @@ def test_campaign_agreement_from_real_votes(staff_client):
     assert shares[voters[3].public_id] == 0.0 and shares[voters[0].public_id] == 1.0
     page = staff_client.get("/staff/c/agree/")
     assert b"Krippendorff" in page.content
-

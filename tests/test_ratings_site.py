@@ -33,7 +33,9 @@ def cast_votes(campaign, n: int, seed: int = 1, scored: bool = False) -> None:
 
 
 def aggregate_counts(campaign, dimension="", category="") -> PairCounts:
-    return PairCounts.from_dict(PairAggregate.objects.get(campaign=campaign, dimension=dimension, category=category).counts)
+    return PairCounts.from_dict(
+        PairAggregate.objects.get(campaign=campaign, dimension=dimension, category=category).counts
+    )
 
 
 def test_incremental_folding_equals_a_full_rebuild(db):

@@ -74,9 +74,13 @@ def _jsonl(lines: list) -> bytes:
 
 
 jsonl_files = st.lists(
-    valid_record | record | json_values | text | st.sampled_from(["{broken json", "", '{"prompt": "\\ud800"}',
-                                                                   '{"prompt": "a\\u0000b"}']),
-    min_size=0, max_size=8,
+    valid_record
+    | record
+    | json_values
+    | text
+    | st.sampled_from(["{broken json", "", '{"prompt": "\\ud800"}', '{"prompt": "a\\u0000b"}']),
+    min_size=0,
+    max_size=8,
 ).map(_jsonl)
 
 CSV_COLUMNS = ["external_id", "prompt", "messages", "category", "language", "model", "response", "extra", ""]

@@ -247,8 +247,10 @@ def test_the_table_has_no_stale_entries():
 @pytest.fixture
 def invite_only(db):
     campaign = make_campaign(slug="inv", access=Campaign.Access.INVITE)
-    return campaign, Invite.objects.create(campaign=campaign, label="team"), Invite.objects.create(
-        campaign=campaign, label="gone", revoked=True
+    return (
+        campaign,
+        Invite.objects.create(campaign=campaign, label="team"),
+        Invite.objects.create(campaign=campaign, label="gone", revoked=True),
     )
 
 

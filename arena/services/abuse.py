@@ -125,4 +125,3 @@ def suspicious_voters(campaign: Campaign, thresholds: Thresholds | None = None) 
 def exclude_voters(voter_ids: Iterable[int]) -> int:
     """Leave these voters out of ratings and exports from the next rebuild on; returns how many changed."""
     return Voter.objects.filter(pk__in=list(voter_ids), excluded=False).update(excluded=True)
-

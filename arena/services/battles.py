@@ -69,7 +69,7 @@ FROM arena_battle b
 JOIN arena_prompt p ON p.id = b.prompt_id
 JOIN arena_response l ON l.id = b.left_id
 JOIN arena_response r ON r.id = b.right_id
-WHERE b.voter_id = %s AND b.campaign_id = %s AND b.status = 'open'
+WHERE b.voter_id = %s AND b.campaign_id = %s AND b.status = 'open' AND b.item_id IS NOT NULL
 ORDER BY b.created_at DESC
 LIMIT 1
 """
@@ -224,9 +224,7 @@ def _start_battle(campaign: Campaign, voter_id: int, item: Candidate) -> BattleV
 def voter_battle(battle_id: str, voter: Voter | None) -> Battle:
     """A battle of this voter; another voter's battle is reported as missing, not forbidden."""
     battle = (
-        Battle.objects.select_related("campaign", "prompt", "left__model", "right__model")
-        .filter(pk=battle_id)
-        .first()
+        Battle.objects.select_related("campaign", "prompt", "left__model", "right__model").filter(pk=battle_id).first()
     )
     if battle is None or voter is None or battle.voter_id != voter.id:
         raise NotFound("No such battle.")

@@ -9,7 +9,6 @@ import hashlib
 import hmac
 
 from django.conf import settings
-from django.core import signing
 from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 
@@ -80,14 +79,3 @@ def remember_voter(response: HttpResponse, voter: Voter) -> None:
             samesite="Lax",
             secure=settings.SESSION_COOKIE_SECURE,
         )
-
-
-def voter_from_signed_value(value: str | None) -> Voter | None:
-    """For websocket consumers, which read the cookie themselves."""
-    if not value:
-        return None
-    try:
-        public_id = signing.get_cookie_signer(salt=COOKIE_NAME + COOKIE_SALT).unsign(value)
-    except signing.BadSignature:
-        return None
-    return voter_by_public_id(public_id)

@@ -12,7 +12,7 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from arena.models import Battle, Campaign, Dimension, ModelEntry, Vote, Voter
+from arena.models import Battle, Campaign, Dimension, ModelEntry, Response, Vote, Voter
 from arena.services.access import check_open, check_vote_limits
 from arena.services.errors import ArenaError, Conflict, NotFound
 from arena.services.profiles import campaign_profile
@@ -58,9 +58,7 @@ def clean_scores(dimensions: Iterable[Dimension], scores: dict[str, Any] | None)
             except (TypeError, ValueError):
                 raise ArenaError(f"{dimension.label}: {value!r} is not a whole number.") from None
             if not dimension.scale_min <= number <= dimension.scale_max:
-                raise ArenaError(
-                    f"{dimension.label}: scores go from {dimension.scale_min} to {dimension.scale_max}."
-                )
+                raise ArenaError(f"{dimension.label}: scores go from {dimension.scale_min} to {dimension.scale_max}.")
             cleaned.setdefault(key, {})[side] = number
     return cleaned
 
@@ -76,7 +74,8 @@ class RecordedVote:
 
 
 _BATTLE_SQL = """
-SELECT b.status, b.voter_id, b.campaign_id, b.prompt_id, b.item_id, l.model_id, r.model_id, c.slug
+SELECT b.status, b.voter_id, b.campaign_id, b.prompt_id, b.item_id, l.model_id, r.model_id, c.slug,
+       l.status, r.status
 FROM arena_battle b
 JOIN arena_response l ON l.id = b.left_id
 JOIN arena_response r ON r.id = b.right_id
@@ -114,9 +113,11 @@ def record_vote(
             row = cursor.fetchone()
         if row is None or row[1] != voter.pk:
             raise NotFound("No such battle.")
-        status, _, campaign_id, prompt_id, item_id, left_model_id, right_model_id, slug = row
+        status, _, campaign_id, prompt_id, item_id, left_model_id, right_model_id, slug, *sides = row
         if status == Battle.Status.VOID:
             raise Conflict("This battle was cancelled and cannot be voted on.")
+        if status == Battle.Status.OPEN and any(side != Response.Status.DONE for side in sides):
+            raise Conflict("Please wait until both answers are complete before you vote.")
         if status != Battle.Status.OPEN:
             raise Conflict(ALREADY_VOTED)
         profile = campaign_profile(slug)

@@ -32,8 +32,10 @@ def _expand(text: str, values: dict[str, str]) -> str:
 
 def service_argv(service: dict, values: dict[str, str]) -> list[str]:
     command = service["command"]
-    argv = [_expand(part, values) for part in command] if isinstance(command, list) else shlex.split(
-        _expand(command, values)
+    argv = (
+        [_expand(part, values) for part in command]
+        if isinstance(command, list)
+        else shlex.split(_expand(command, values))
     )
     # The image runs these on its PATH; here they are the virtualenv's modules.
     if argv[0] in {"uvicorn", "celery"}:
@@ -94,7 +96,7 @@ def test_the_compose_services_run_together_on_this_machine(pg_url, static_root, 
         for url in urls:
             stack.wait_until(lambda url=url: _healthy(url), timeout=60, message=f"{url}/healthz")
         for i in range(2):
-            argv = service_argv(services["worker-api"], values) + ["-n", f"api{i}@%h"]
+            argv = [*service_argv(services["worker-api"], values), "-n", f"api{i}@%h"]
             worker = stack.Process(f"worker{i}", argv, env["worker-api"], tmp_path)
             started.append(worker)
             worker.wait_for_log("ready.", timeout=90)

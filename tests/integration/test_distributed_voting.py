@@ -18,7 +18,7 @@ def test_votes_through_the_asgi_server_are_stored_once_and_a_worker_recomputes(s
     processes.worker(stack_env)
 
     battle_ids = []
-    for voter in range(3):
+    for _voter in range(3):
         with httpx.Client(base_url=url, timeout=10) as client:
             battle_ids += [stack.vote_once(client, "it", verdict) for verdict in ("left", "right", "tie")]
 

@@ -50,9 +50,7 @@ def _load(env: dict, tmp_path: Path, slug: str = "it") -> None:
 
 
 @pytest.mark.skipif(shutil.which("pg_ctlcluster") is None, reason="needs Debian's pg_ctlcluster to restart PostgreSQL")
-def test_a_postgres_restart_gives_a_clear_503_and_the_site_recovers_by_itself(
-    pg_url, static_root, processes, tmp_path
-):
+def test_a_postgres_restart_gives_a_clear_503_and_the_site_recovers_by_itself(pg_url, static_root, processes, tmp_path):
     # A short pool timeout: during the outage a request waits at most this long for a connection.
     env = stack.base_env(pg_url, STATIC_ROOT=str(static_root), DB_POOL_TIMEOUT="2", DB_POOL_MIN_SIZE="1")
     stack.flush_redis()

@@ -9,7 +9,6 @@ import re
 
 import httpx
 import psycopg
-import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
@@ -129,12 +128,6 @@ def test_a_stranger_cannot_listen_to_someone_elses_battle(stack_env, processes, 
                 assert getattr(closed, "rcvd", None) is not None and closed.rcvd.code == 4403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="channels_redis 4.3 reads with a 5 s BZPOPMIN and redis-py 8 times reads out after 5 s by default: "
-    "a consumer that hears nothing for 5 s dies. Fix: CHANNEL_LAYERS hosts "
-    '[{"address": REDIS_URL, "socket_timeout": 30}] in arena/settings.py (then remove this marker).',
-)
 def test_a_page_that_waits_quietly_keeps_its_socket(stack_env, processes, tmp_path):
     with ProtocolServer() as server:
         spec = tmp_path / "live.json"

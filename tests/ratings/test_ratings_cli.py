@@ -26,8 +26,9 @@ BATTLES = [
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "ratings", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "ratings", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
 
 
 def write_csv(path: Path) -> Path:
@@ -37,14 +38,20 @@ def write_csv(path: Path) -> Path:
 
 
 def write_jsonl(path: Path) -> Path:
-    path.write_text("".join(json.dumps({"model_a": a, "model_b": b, "winner": w, "vote_id": i}) + "\n"
-                            for i, (a, b, w) in enumerate(BATTLES)))
+    path.write_text(
+        "".join(
+            json.dumps({"model_a": a, "model_b": b, "winner": w, "vote_id": i}) + "\n"
+            for i, (a, b, w) in enumerate(BATTLES)
+        )
+    )
     return path
 
 
 def write_fastchat(path: Path) -> Path:
-    records = [{"model_a": a, "model_b": b, "winner": w, "anony": True, "language": "English", "turn": 1}
-               for a, b, w in BATTLES]
+    records = [
+        {"model_a": a, "model_b": b, "winner": w, "anony": True, "language": "English", "turn": 1}
+        for a, b, w in BATTLES
+    ]
     records.append({"model_a": "gpt", "model_b": "secret", "winner": "model_b", "anony": False})
     path.write_text(json.dumps(records, indent=2))
     return path
@@ -52,8 +59,7 @@ def write_fastchat(path: Path) -> Path:
 
 def test_all_formats_give_the_same_json_leaderboard(tmp_path):
     outputs = []
-    for path in (write_csv(tmp_path / "b.csv"), write_jsonl(tmp_path / "b.jsonl"),
-                 write_fastchat(tmp_path / "b.json")):
+    for path in (write_csv(tmp_path / "b.csv"), write_jsonl(tmp_path / "b.jsonl"), write_fastchat(tmp_path / "b.json")):
         args = ["fit", str(path), "--json", "--bootstrap", "50", "--seed", "1"]
         if path.suffix == ".json":
             args.append("--anony-only")
@@ -71,8 +77,20 @@ def test_all_formats_give_the_same_json_leaderboard(tmp_path):
 
 def test_table_output_options_and_explicit_format(tmp_path):
     path = write_csv(tmp_path / "battles.txt")
-    result = run("fit", str(path), "--format", "csv", "--ties", "half", "--both-bad", "exclude",
-                 "--intervals", "sandwich", "--anchor", "gpt=1200")
+    result = run(
+        "fit",
+        str(path),
+        "--format",
+        "csv",
+        "--ties",
+        "half",
+        "--both-bad",
+        "exclude",
+        "--intervals",
+        "sandwich",
+        "--anchor",
+        "gpt=1200",
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split()[:3] == ["rank", "model", "rating"]
@@ -95,11 +113,17 @@ def test_fastchat_records_with_anony_false_count_unless_asked(tmp_path):
     [
         ("bad.csv", "model_a,model_b,winner\na,b,model_a\na,b,model_c\n", "bad.csv:3: invalid winner 'model_c'"),
         ("bad.csv", "model_a,winner\na,model_a\n", "bad.csv:1: missing column(s) model_b"),
-        ("bad.jsonl", '{"model_a": "a", "model_b": "b", "winner": "tie"}\n\n{"model_a": "a", "model_b"\n',
-         "bad.jsonl:3: invalid JSON"),
+        (
+            "bad.jsonl",
+            '{"model_a": "a", "model_b": "b", "winner": "tie"}\n\n{"model_a": "a", "model_b"\n',
+            "bad.jsonl:3: invalid JSON",
+        ),
         ("bad.jsonl", '{"model_a": "a", "model_b": "a", "winner": "tie"}\n', "bad.jsonl:1: model 'a' battles itself"),
-        ("bad.json", '[\n {"model_a": "a", "model_b": "b", "winner": "tie"},\n {"model_a": "a", "winner": "tie"}\n]',
-         "bad.json:3: missing or empty 'model_b'"),
+        (
+            "bad.json",
+            '[\n {"model_a": "a", "model_b": "b", "winner": "tie"},\n {"model_a": "a", "winner": "tie"}\n]',
+            "bad.json:3: missing or empty 'model_b'",
+        ),
         ("bad.json", '[\n {"model_a": "a", "model_b": "b", "winner": "tie"}\n {"x": 1}]', "bad.json:3: expected ','"),
         ("bad.json", '{"model_a": "a"}', "bad.json:1: expected a JSON list"),
         ("empty.csv", "model_a,model_b,winner\n", "empty.csv: no battles found"),

@@ -75,8 +75,9 @@ def test_length_bias_counts_only_decisive_votes_with_different_lengths():
 
 
 def test_tie_and_both_bad_rates_per_model():
-    counts = PairCounts.from_battles(["a", "a", "a", "b"], ["b", "c", "b", "c"],
-                                     ["tie", "tie (bothbad)", "model_a", "model_b"])
+    counts = PairCounts.from_battles(
+        ["a", "a", "a", "b"], ["b", "c", "b", "c"], ["tie", "tie (bothbad)", "model_a", "model_b"]
+    )
     rates = tie_rates(counts)
     assert rates["a"]["tie"].share == pytest.approx(1 / 3)
     assert rates["a"]["both_bad"].share == pytest.approx(1 / 3)

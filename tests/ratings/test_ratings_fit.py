@@ -99,12 +99,12 @@ def test_ranking_is_recovered_at_a_million_votes():
 
 def test_perfect_separation_stays_finite():
     # "a" never loses: the MLE is at infinity; the tiny ridge keeps it finite and ordered.
-    counts = PairCounts.from_battles(["a", "a", "b", "c"], ["b", "c", "c", "b"],
-                                     ["model_a", "model_a", "model_a", "model_a"])
+    counts = PairCounts.from_battles(
+        ["a", "a", "b", "c"], ["b", "c", "c", "b"], ["model_a", "model_a", "model_a", "model_a"]
+    )
     board = compute_leaderboard(counts, bootstrap=200, min_votes=0)
     rows = {r.model: r for r in board.rows}
-    assert all(math.isfinite(r.rating) and math.isfinite(r.ci_low) and math.isfinite(r.ci_high)
-               for r in board.rows)
+    assert all(math.isfinite(r.rating) and math.isfinite(r.ci_low) and math.isfinite(r.ci_high) for r in board.rows)
     assert rows["a"].rating > rows["b"].rating and rows["a"].rating > rows["c"].rating
     sandwich = compute_leaderboard(counts, intervals="sandwich", min_votes=0)
     assert all(math.isfinite(r.ci_low) and math.isfinite(r.ci_high) for r in sandwich.rows)

@@ -82,8 +82,9 @@ def test_default_intervals_cover_the_truth_95_percent_and_half_wins_do_not():
         hi = np.array([row[m].ci_high for m in NAMES])
         covered.append((lo <= truth) & (truth <= hi))
         if seed < 20:
-            half = {r.model: r for r in compute_leaderboard(counts, ties="half", intervals="sandwich",
-                                                           min_votes=0).rows}
+            half = {
+                r.model: r for r in compute_leaderboard(counts, ties="half", intervals="sandwich", min_votes=0).rows
+            }
             covered_half.append([half[m].ci_low <= t <= half[m].ci_high for m, t in zip(NAMES, truth, strict=True)])
     assert 0.93 <= np.mean(covered) <= 0.97
     assert np.mean(covered_half) < 0.85
@@ -95,7 +96,6 @@ def test_tie_generation_that_favours_half_wins_is_covered_by_half_wins():
     covered = []
     for seed in range(10):
         counts, truth = simulated(500 + seed, n_votes=4000, ties="score")
-        rows = {r.model: r for r in compute_leaderboard(counts, ties="half", intervals="sandwich",
-                                                        min_votes=0).rows}
+        rows = {r.model: r for r in compute_leaderboard(counts, ties="half", intervals="sandwich", min_votes=0).rows}
         covered += [rows[m].ci_low <= t <= rows[m].ci_high for m, t in zip(NAMES, truth, strict=True)]
     assert np.mean(covered) >= 0.9

@@ -11,8 +11,20 @@ import pytest
 from ratings import PairCounts, compute_leaderboard, counts_by_category, outcomes_from_scores, rank_from_intervals
 from ratings.simulate import simulate_battles
 
-ROW_FIELDS = {"model", "rating", "ci_low", "ci_high", "rank", "votes", "wins", "losses", "ties", "both_bad",
-              "win_rate", "provisional"}
+ROW_FIELDS = {
+    "model",
+    "rating",
+    "ci_low",
+    "ci_high",
+    "rank",
+    "votes",
+    "wins",
+    "losses",
+    "ties",
+    "both_bad",
+    "win_rate",
+    "provisional",
+}
 
 
 @pytest.fixture(scope="module")

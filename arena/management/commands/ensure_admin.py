@@ -21,7 +21,9 @@ class Command(BaseCommand):
         password = os.environ.get("ARENA_ADMIN_PASSWORD") or secrets.token_urlsafe(12)
         users.objects.create_superuser(username=username, email="", password=password)
         if "ARENA_ADMIN_PASSWORD" in os.environ:
-            self.stdout.write(self.style.SUCCESS(f"Admin account {username!r} created (password from ARENA_ADMIN_PASSWORD)."))
+            self.stdout.write(
+                self.style.SUCCESS(f"Admin account {username!r} created (password from ARENA_ADMIN_PASSWORD).")
+            )
         else:
             self.stdout.write(self.style.SUCCESS(f"Admin account {username!r} created with password: {password}"))
             self.stdout.write("This password is shown only once; change it in the admin.")

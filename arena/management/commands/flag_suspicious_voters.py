@@ -16,14 +16,30 @@ class Command(BaseCommand):
         defaults = Thresholds()
         parser.add_argument("campaign", help="campaign slug")
         parser.add_argument("--exclude", action="store_true", help="set excluded on every flagged voter")
-        parser.add_argument("--volume-factor", type=float, default=defaults.volume_factor,
-                            help="flag voters with this many times the median voter's votes (default %(default)s)")
-        parser.add_argument("--min-volume", type=int, default=defaults.min_volume,
-                            help="... and at least this many votes (default %(default)s)")
-        parser.add_argument("--streak", type=int, default=defaults.streak,
-                            help="flag this many consecutive identical verdicts (default %(default)s)")
-        parser.add_argument("--min-seconds", type=float, default=defaults.min_seconds,
-                            help="flag a median time per vote below this (default %(default)s s)")
+        parser.add_argument(
+            "--volume-factor",
+            type=float,
+            default=defaults.volume_factor,
+            help="flag voters with this many times the median voter's votes (default %(default)s)",
+        )
+        parser.add_argument(
+            "--min-volume",
+            type=int,
+            default=defaults.min_volume,
+            help="... and at least this many votes (default %(default)s)",
+        )
+        parser.add_argument(
+            "--streak",
+            type=int,
+            default=defaults.streak,
+            help="flag this many consecutive identical verdicts (default %(default)s)",
+        )
+        parser.add_argument(
+            "--min-seconds",
+            type=float,
+            default=defaults.min_seconds,
+            help="flag a median time per vote below this (default %(default)s s)",
+        )
         parser.add_argument("--min-samples", type=int, default=defaults.min_samples,
                             help="votes needed before speed is judged (default %(default)s)")  # fmt: skip
 

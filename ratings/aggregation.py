@@ -3,7 +3,8 @@
 Each vote is folded exactly once: ``Vote.folded`` marks the votes already counted, so a recompute
 reads only the votes that arrived since the last one (a per-row watermark that, unlike "the largest
 id seen", cannot skip a vote whose transaction committed late). A full rebuild resets the marks and
-folds everything again; it gives the same counts as the incremental path.
+folds everything again; it gives the same counts as the incremental path. Votes of excluded voters
+and of flagged battles (an answer named its model) are never counted.
 """
 
 from __future__ import annotations
@@ -109,11 +110,13 @@ def fold_new_votes(campaign: Campaign) -> int:
                     "voter__excluded",
                     "left_len",
                     "right_len",
+                    "battle__flagged",
                 )[:FOLD_BATCH]
             )
             if not batch:
                 return folded
-            counted = [row for row in batch if not row[6]]
+            # Excluded voters and battles whose answers named a model are marked folded, not counted.
+            counted = [row for row in batch if not row[6] and not row[9]]
             groups, ordered = _split(row[1:6] for row in counted)
             state.tallies = _tally(state.tallies, counted)
             for (dimension, category), battles in groups.items():

@@ -109,7 +109,7 @@ def compute_style_snapshot(campaign: Campaign) -> bool:
     from ratings import fit_style_control, style_features
     from ratings.aggregation import _VERDICT_OUTCOME
 
-    votes = Vote.objects.filter(campaign=campaign, voter__excluded=False)
+    votes = Vote.objects.filter(campaign=campaign, voter__excluded=False, battle__flagged=False)
     n_votes = votes.count()
     current = LeaderboardSnapshot.objects.filter(campaign=campaign, dimension=OVERALL, category=OVERALL, method="style")
     if n_votes < STYLE_MIN_VOTES or current.filter(n_votes=n_votes).exists():

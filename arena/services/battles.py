@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from arena.models import Battle, Campaign, Voter
 from arena.services.errors import NotFound, NothingToVoteOn
+from arena.services.identity import reveals_identity
 from arena.services.profiles import CampaignProfile
 
 # How many of the front-most candidates to draw from; enough to spread concurrent voters.
@@ -196,28 +197,32 @@ def open_battle(profile: CampaignProfile, voter_id: int) -> BattleView:
         return BattleView(row[0], _messages(row[1]), row[2], row[3])
     if campaign.votes_per_item:
         with transaction.atomic():
-            return _start_battle(campaign, voter_id, _reserve_item(profile, voter_id))
+            return _start_battle(profile, voter_id, _reserve_item(profile, voter_id))
     candidates = _candidate_items(profile, voter_id)
     if not candidates:
         raise NothingToVoteOn("You have judged everything available in this campaign. Thank you!")
-    return _start_battle(campaign, voter_id, choose_item(campaign, candidates, profile.weights))
+    return _start_battle(profile, voter_id, choose_item(campaign, candidates, profile.weights))
 
 
-def _start_battle(campaign: Campaign, voter_id: int, item: Candidate) -> BattleView:
-    """Create the battle, the left side drawn at random here on the server."""
+def _start_battle(profile: CampaignProfile, voter_id: int, item: Candidate) -> BattleView:
+    """Create the battle, the left side drawn at random here on the server.
+
+    A battle whose answers name a model is flagged (see arena.services.identity): still shown and
+    voted on, but left out of the ratings.
+    """
     left_id, right_id = item.response_lo_id, item.response_hi_id
     if secrets.randbelow(2):
         left_id, right_id = right_id, left_id
     battle_id = Battle._meta.get_field("id").default()
-    flagged = False
     with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_BATTLE_SQL,
-            [battle_id, campaign.pk, voter_id, item.prompt_id, item.item_id, left_id, right_id, flagged,
-             "{}", timezone.now()],
-        )  # fmt: skip
         cursor.execute(_PAGE_SQL, [item.prompt_id, left_id, right_id])
         messages, left_html, right_html = cursor.fetchone()
+        flagged = reveals_identity((left_html, right_html), profile.names.values())
+        cursor.execute(
+            _INSERT_BATTLE_SQL,
+            [battle_id, profile.campaign.pk, voter_id, item.prompt_id, item.item_id, left_id, right_id, flagged,
+             "{}", timezone.now()],
+        )  # fmt: skip
     return BattleView(battle_id, _messages(messages), left_html, right_html)
 
 

@@ -1,0 +1,47 @@
+"""An answer that names its model flags the battle, and the vote is left out of the ratings."""
+
+from __future__ import annotations
+
+import pytest
+
+from arena.models import Battle, Response, Vote, Voter
+from arena.services.battles import open_battle
+from arena.services.identity import reveals_identity
+from arena.services.profiles import campaign_profile
+from arena.services.votes import record_vote
+from ratings.aggregation import fold_new_votes
+from ratings.counts import PairCounts
+from ratings.models import PairAggregate
+from tests.factories import make_campaign
+
+
+@pytest.mark.parametrize(
+    ("text", "leaks"),
+    [
+        ("As GPT-4, I cannot browse the web.", True),
+        ("I am Claude, made by Anthropic.", True),
+        ("I'm Zephyr-7, a helpful assistant.", True),  # a campaign model's own name
+        ("The gpt-4o-mini tokenizer", False),  # part of a longer word is not a self-report
+        ("Here is a palindrome checker in Python.", False),
+    ],
+)
+def test_it_detects_models_naming_themselves(text, leaks):
+    assert reveals_identity([text], ["Zephyr-7"]) is leaks
+
+
+@pytest.mark.django_db
+def test_flagged_battles_are_voted_on_but_not_counted():
+    campaign = make_campaign(slug="leak", models=("Zephyr-7", "Quill"), prompts=2)
+    Response.objects.filter(prompt__external_id="leak-p0", model__name="Quill").update(
+        html="<p>As ChatGPT, I think the answer is 4.</p>"
+    )
+    voter = Voter.objects.create()
+    for _ in range(2):
+        battle = open_battle(campaign_profile("leak"), voter.pk)
+        record_vote(battle.id, voter, "left")
+    flagged = Battle.objects.filter(campaign=campaign, flagged=True)
+    assert flagged.count() == 1 and flagged.get().prompt.external_id == "leak-p0"
+    assert Vote.objects.filter(campaign=campaign).count() == 2  # the raw vote is kept
+    fold_new_votes(campaign)
+    counts = PairCounts.from_dict(PairAggregate.objects.get(campaign=campaign, dimension="", category="").counts)
+    assert counts.n_votes == 1

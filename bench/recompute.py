@@ -70,7 +70,15 @@ def main() -> None:
         # 1,000 new votes (new battle ids: the seed script hashes its counter with a different voter range).
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute("UPDATE arena_vote SET folded = true")
-        seed_more = SEED_SQL.replace("md5('b' || g)", "md5('new' || g)").replace("'bench-' || g", "'new-' || g")
+        seed_more = (
+            SEED_SQL.replace("md5('b' || g)", "md5('new' || g)")
+            .replace("'bench-' || g", "'new-' || g")
+            .replace(
+                "WHERE b.campaign_id = %(campaign)s;",
+                "WHERE b.campaign_id = %(campaign)s"
+                " AND NOT EXISTS (SELECT 1 FROM arena_vote v WHERE v.battle_id = b.id);",
+            )
+        )
         with psycopg.connect(pg_url, autocommit=True) as conn:
             campaign_id = conn.execute("SELECT id FROM arena_campaign").fetchone()[0]
             conn.execute((seed_more % {"campaign": campaign_id, "votes": 1000, "voters": 100}).encode())

@@ -16,8 +16,8 @@ from ninja.errors import HttpError
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
-from arena.services.errors import ArenaError, NotFound
-from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
+from arena.services.errors import ArenaError
+from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
 api = NinjaAPI(title="Arena API", version="1", urls_namespace="api")
 
@@ -164,9 +164,7 @@ def get_battle(request: HttpRequest, battle_id: str):
 def vote(request: HttpRequest, battle_id: str, payload: VoteIn):
     """Vote on your battle; the answer reveals the two models."""
     _check_csrf(request)
-    voter = voter_from_cookie(request)
-    if voter is None:
-        raise NotFound("No such battle.")
+    voter = battle_owner(request)
     ratelimit.check_vote(request)
     recorded = votes.record_vote(battle_id, voter, payload.verdict, payload.scores, payload.duration_ms)
     return {"verdict": recorded.vote.verdict, "a_model": recorded.left_name, "b_model": recorded.right_name}

@@ -19,7 +19,7 @@ from arena.models import Battle, Campaign, Response
 from arena.rendering import render_markdown
 from arena.services import access, battles, live
 from arena.services.errors import ArenaError, NotFound
-from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
+from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 from arena.views import _wants_json, shows_arena_errors
 
 
@@ -112,9 +112,7 @@ def _render_battle(request: HttpRequest, battle: Battle, error: str = "", status
 @require_POST
 @shows_arena_errors
 def add_turn(request: HttpRequest, battle_id: str) -> HttpResponse:
-    voter = voter_from_cookie(request)
-    if voter is None:
-        raise NotFound("No such battle.")
+    voter = battle_owner(request)
     try:
         battle = live.add_turn(battle_id, voter, _prompt_from(request))
     except ArenaError as error:

@@ -17,8 +17,8 @@ from django.views.decorators.http import require_GET, require_POST
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
-from arena.services.errors import ArenaError, NotFound
-from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
+from arena.services.errors import ArenaError
+from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -151,9 +151,7 @@ def _scores_from_form(request: HttpRequest) -> dict[str, dict[str, str]]:
 @require_POST
 @shows_arena_errors
 def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
-    voter = voter_from_cookie(request)
-    if voter is None:
-        raise NotFound("No such battle.")
+    voter = battle_owner(request)
     ratelimit.check_vote(request)
     if request.content_type == "application/json":
         try:

@@ -196,6 +196,29 @@ def small_campaign_spec(slug: str = "it", models: int = 3, prompts: int = 4) -> 
     }
 
 
+def live_campaign_spec(base_url: str, names: tuple[str, ...], reply: str, chunk_delay: float) -> dict:
+    """A live campaign whose models are the local protocol server, each streaming ``reply``."""
+    return {
+        "slug": "live",
+        "title": "Live",
+        "status": "active",
+        "mode": "live",
+        "models": [
+            {
+                "name": name,
+                "backend": "openai",
+                "backend_settings": {
+                    "base_url": base_url,
+                    "model": f"m{i}?chunk_delay={chunk_delay}&reply={reply}",
+                    "max_retries": 0,
+                },
+                "params": {"max_new_tokens": 1000},
+            }
+            for i, name in enumerate(names)
+        ],
+    }
+
+
 BATTLE_ACTION = re.compile(r'action="/b/([^/]+)/vote"')
 
 

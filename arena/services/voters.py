@@ -13,6 +13,7 @@ from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 
 from arena.models import Voter
+from arena.services.errors import NotFound
 
 COOKIE_NAME = "arena_voter"
 COOKIE_SALT = "arena.voter"
@@ -42,6 +43,14 @@ def voter_from_cookie(request: HttpRequest) -> Voter | None:
     if not public_id:
         return None
     return voter_by_public_id(public_id)
+
+
+def battle_owner(request: HttpRequest) -> Voter:
+    """The voter acting on a battle; a request without one sees "no such battle", like a stranger."""
+    voter = voter_from_cookie(request)
+    if voter is None:
+        raise NotFound("No such battle.")
+    return voter
 
 
 def voter_by_public_id(public_id: str) -> Voter | None:

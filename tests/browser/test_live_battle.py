@@ -36,25 +36,7 @@ def site(static_root, tmp_path):
         stack.flush_redis()
         env = stack.base_env(pg_url, STATIC_ROOT=str(static_root))
         stack.manage(env, "migrate", "--noinput", "-v", "0")
-        spec = {
-            "slug": "live",
-            "title": "Live battle",
-            "status": "active",
-            "mode": "live",
-            "models": [
-                {
-                    "name": name,
-                    "backend": "openai",
-                    "backend_settings": {
-                        "base_url": server.base_url,
-                        "model": f"m{i}?chunk_delay=0.03&reply={REPLY}",
-                        "max_retries": 0,
-                    },
-                    "params": {"max_new_tokens": 1000},
-                }
-                for i, name in enumerate(NAMES)
-            ],
-        }
+        spec = stack.live_campaign_spec(server.base_url, NAMES, REPLY, chunk_delay=0.03)
         (tmp_path / "live.json").write_text(json.dumps(spec))
         stack.manage(env, "load_campaign", str(tmp_path / "live.json"))
         started = []

@@ -22,25 +22,7 @@ REPLY = " ".join(f"word{i}" for i in range(60))
 
 
 def live_spec(server: ProtocolServer) -> dict:
-    return {
-        "slug": "live",
-        "title": "Live",
-        "status": "active",
-        "mode": "live",
-        "models": [
-            {
-                "name": name,
-                "backend": "openai",
-                "backend_settings": {
-                    "base_url": server.base_url,
-                    "model": f"m{i}?chunk_delay=0.02&reply={REPLY}",
-                    "max_retries": 0,
-                },
-                "params": {"max_new_tokens": 1000},
-            }
-            for i, name in enumerate(NAMES)
-        ],
-    }
+    return stack.live_campaign_spec(server.base_url, NAMES, REPLY, chunk_delay=0.02)
 
 
 def write_prompt(client: httpx.Client, slug: str, prompt: str) -> str:

@@ -10,7 +10,7 @@ import secrets
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -70,6 +70,11 @@ class Campaign(models.Model):
         BALANCED = "balanced", "Balanced (fewest votes first)"
         UNIFORM = "uniform", "Uniform"
         WEIGHTED = "weighted", "Weighted by model"
+        ACTIVE = "active", "Active (the pair whose next vote shrinks the intervals most)"
+
+    class Task(models.TextChoices):
+        PAIRWISE = "pairwise", "Pairwise (A vs B)"
+        RANKING = "ranking", "Ranking of N responses"
 
     slug = models.SlugField(max_length=64, unique=True)
     title = models.CharField(max_length=200)
@@ -87,6 +92,17 @@ class Campaign(models.Model):
     daily_vote_limit = models.PositiveIntegerField(default=0, help_text="Votes per voter per day; 0 = no limit.")
     votes_per_item = models.PositiveIntegerField(
         default=0, help_text="Independent votes wanted per prompt and pair; 0 = no limit."
+    )
+    task = models.CharField(max_length=16, choices=Task.choices, default=Task.PAIRWISE)
+    ranking_size = models.PositiveSmallIntegerField(
+        default=3,
+        validators=[MinValueValidator(3), MaxValueValidator(8)],
+        help_text="Responses shown in one ranking task (ranking campaigns only).",
+    )
+    gold_rate = models.FloatField(
+        default=0.0,
+        validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
+        help_text="Share of hand-outs that are gold battles (0 = none, at most 0.5).",
     )
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
@@ -293,6 +309,58 @@ class Admission(models.Model):
         return f"{self.voter} in {self.campaign}"
 
 
+class GoldBattle(models.Model):
+    """A pair of responses with the verdict staff expect, mixed into the hand-out to check voters."""
+
+    class Expected(models.TextChoices):
+        FIRST = "first", "The first response is better"
+        SECOND = "second", "The second response is better"
+        TIE = "tie", "Tie"
+        BOTH_BAD = "both_bad", "Both are bad"
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="gold_battles")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="gold_battles")
+    first = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    second = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    expected = models.CharField(max_length=8, choices=Expected.choices)
+    note = models.CharField(max_length=300, blank=True, help_text="Why this verdict is expected (staff only).")
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=~Q(first=models.F("second")), name="gold_two_responses"),
+        ]
+
+    def __str__(self) -> str:
+        return f"gold {self.pk}: {self.expected} on {self.prompt}"
+
+
+class Ranking(models.Model):
+    """One voter ordering N responses to one prompt; on submit it expands to N-choose-2 pairwise votes."""
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        SUBMITTED = "submitted"
+
+    id = models.CharField(primary_key=True, max_length=32, default=new_public_id, editable=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="rankings")
+    voter = models.ForeignKey("Voter", on_delete=models.CASCADE, related_name="rankings")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="rankings")
+    shown = models.JSONField(help_text="Response ids in the order shown (labelled A, B, C, ...).")
+    order = models.JSONField(default=list, blank=True, help_text="Submitted: response ids, best first.")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["voter", "campaign", "status"], name="ranking_voter_idx")]
+
+    def __str__(self) -> str:
+        return f"ranking {self.pk}"
+
+
 class Battle(models.Model):
     """One voter shown one prompt with two responses. ``left`` was drawn at random on the server."""
 
@@ -310,6 +378,14 @@ class Battle(models.Model):
     right = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     flagged = models.BooleanField(default=False, help_text="E.g. a response names its own model.")
+    gold = models.ForeignKey(
+        "GoldBattle", null=True, blank=True, on_delete=models.PROTECT, related_name="battles",
+        help_text="Set when this battle is a gold check: its vote scores the voter, not the models.",
+    )  # fmt: skip
+    ranking = models.ForeignKey(
+        "Ranking", null=True, blank=True, on_delete=models.CASCADE, related_name="pairs",
+        help_text="Set on the pairwise battles a submitted ranking expands to.",
+    )  # fmt: skip
     # Live battles: the voter's turns and each side's answers, {"user": [...], "left": [...], "right": [...]}.
     conversation = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

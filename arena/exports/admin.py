@@ -33,6 +33,7 @@ class ExportForm(forms.Form):
     category = forms.ChoiceField(required=False)
     include_flagged = forms.BooleanField(required=False, label="Include flagged battles")
     include_excluded = forms.BooleanField(required=False, label="Include excluded voters")
+    include_gold = forms.BooleanField(required=False, label="Include votes on gold battles")
     min_votes = forms.IntegerField(
         required=False, min_value=0, initial=0, help_text="Only items (prompt x model pair) with this many votes."
     )

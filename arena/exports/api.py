@@ -74,6 +74,7 @@ class ExportIn(Schema):
     category: str = Field("", description="Prompts of this category only.")
     include_flagged: bool = False
     include_excluded: bool = Field(False, description="Keep votes of voters staff excluded.")
+    include_gold: bool = Field(False, description="Keep votes on gold battles (voter checks, left out by default).")
     min_votes: int = Field(0, ge=0, description="Only items (prompt x model pair) with at least this many votes.")
     margin: Literal["none", "scores", "agreement"] = Field("none", description="Pairs only; see docs/exports.md.")
 

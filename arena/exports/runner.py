@@ -94,6 +94,7 @@ class ExportFilters:
     dimension: battles and pairs are decided by this dimension's scores instead of the verdict.
     category: prompts of this category only.
     include_flagged / include_excluded: keep flagged battles / voters staff excluded (default: drop).
+    include_gold: keep votes on gold battles, which check voters, not models (default: drop).
     min_votes: only items (prompt x model pair) with at least this many of the selected votes.
     margin: pairs only: "none", "scores" or "agreement" (see docs/exports.md).
     """
@@ -104,6 +105,7 @@ class ExportFilters:
     category: str = ""
     include_flagged: bool = False
     include_excluded: bool = False
+    include_gold: bool = False
     min_votes: int = 0
     margin: str = "none"
 
@@ -126,6 +128,7 @@ class ExportFilters:
             category=str(data.get("category") or "").strip(),
             include_flagged=_flag(data.get("include_flagged", False), "include_flagged"),
             include_excluded=_flag(data.get("include_excluded", False), "include_excluded"),
+            include_gold=_flag(data.get("include_gold", False), "include_gold"),
             min_votes=min_votes,
             margin=margin,
         )
@@ -155,7 +158,9 @@ class ExportFilters:
         if self.dimension and not campaign.dimensions.filter(key=self.dimension).exists():
             raise ArenaError(f"Campaign {campaign.slug!r} has no dimension {self.dimension!r}.")
         if spec.kind == "leaderboard":
-            vote_level = self.since or self.until or self.include_flagged or self.include_excluded or self.min_votes > 1
+            vote_level = (
+                self.since or self.until or self.include_flagged or self.include_excluded or self.include_gold
+            ) or self.min_votes > 1
             if vote_level or self.margin != "none":
                 raise ArenaError(
                     "Leaderboard exports read the stored snapshots (every counted vote): date, flag, voter, "
@@ -407,6 +412,8 @@ class _VoteExport:
             votes = votes.filter(battle__flagged=False)
         if not filters.include_excluded:
             votes = votes.filter(voter__excluded=False)
+        if not filters.include_gold:
+            votes = votes.filter(battle__gold__isnull=True)
         epoch = connections[votes.db].vendor == "postgresql"
         votes = votes.annotate(
             _time=Epoch("created_at") if epoch else F("created_at"),

@@ -8,7 +8,9 @@ and flags a voter for any of:
 - streak: ``streak`` or more consecutive votes with the same verdict (always "A", say);
 - speed: a median time per vote under ``min_seconds``, measured both as the duration the page
   reports and as the server-side gap between the voter's consecutive votes (the page's figure can be
-  forged, the server's cannot), over at least ``min_samples`` votes.
+  forged, the server's cannot), over at least ``min_samples`` votes;
+- gold: after at least ``gold_min_votes`` gold battles, a share answered as expected below
+  ``gold_min_share`` (see arena.services.gold; random clicking between A and B scores about 0.5).
 
 The thresholds are deliberately loose: a flag is a reason for staff to look, and excluding a voter
 (``flag_suspicious_voters --exclude``, then ``rebuild_ratings``) removes their votes from the ratings
@@ -25,6 +27,7 @@ from itertools import groupby
 from django.db.models import Count
 
 from arena.models import Campaign, Vote, Voter
+from arena.services.quality import GoldScore, gold_agreement
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,8 @@ class Thresholds:
     streak: int = 20
     min_seconds: float = 2.0
     min_samples: int = 10
+    gold_min_share: float = 0.6
+    gold_min_votes: int = 5
 
 
 @dataclass
@@ -95,6 +100,15 @@ def reasons_for(votes: _VoterVotes, median_votes: float, t: Thresholds) -> list[
     return reasons
 
 
+def gold_reasons(score: GoldScore | None, t: Thresholds) -> list[str]:
+    """A reason when the voter disagrees with gold too often over enough gold battles."""
+    if score is None or t.gold_min_votes <= 0 or score.n < t.gold_min_votes or score.share >= t.gold_min_share:
+        return []
+    return [
+        f"gold: {score.agree} of {score.n} gold battles as expected ({score.share:.0%}, under {t.gold_min_share:.0%})"
+    ]
+
+
 def suspicious_voters(campaign: Campaign, thresholds: Thresholds | None = None) -> list[Flag]:
     """Flagged voters of the campaign with their reasons, most votes first."""
     t = thresholds or Thresholds()
@@ -109,9 +123,10 @@ def suspicious_voters(campaign: Campaign, thresholds: Thresholds | None = None) 
         .values_list("voter_id", "verdict", "duration_ms", "created_at")
         .iterator(chunk_size=5000)
     )
+    gold = gold_agreement(campaign) if t.gold_min_votes > 0 else {}
     flagged: dict[int, Flag] = {}
     for votes in _per_voter(rows):
-        reasons = reasons_for(votes, median_votes, t)
+        reasons = reasons_for(votes, median_votes, t) + gold_reasons(gold.get(votes.voter_id), t)
         if reasons:
             flagged[votes.voter_id] = Flag(votes.voter_id, "", len(votes.verdicts), reasons)
     for voter_id, public_id, excluded in Voter.objects.filter(pk__in=flagged).values_list(

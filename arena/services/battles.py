@@ -70,7 +70,7 @@ FROM arena_battle b
 JOIN arena_prompt p ON p.id = b.prompt_id
 JOIN arena_response l ON l.id = b.left_id
 JOIN arena_response r ON r.id = b.right_id
-WHERE b.voter_id = %s AND b.campaign_id = %s AND b.status = 'open' AND b.item_id IS NOT NULL
+WHERE b.voter_id = %s AND b.campaign_id = %s AND b.status = 'open' AND (b.item_id IS NOT NULL OR b.gold_id IS NOT NULL)
 ORDER BY b.created_at DESC
 LIMIT 1
 """
@@ -195,6 +195,11 @@ def open_battle(profile: CampaignProfile, voter_id: int) -> BattleView:
         row = cursor.fetchone()
     if row is not None:
         return BattleView(row[0], _messages(row[1]), row[2], row[3])
+    if campaign.gold_rate:
+        from arena.services.gold import maybe_gold_battle  # gold imports this module
+
+        if (gold := maybe_gold_battle(profile, voter_id)) is not None:
+            return gold
     if campaign.votes_per_item:
         with transaction.atomic():
             return _start_battle(profile, voter_id, _reserve_item(profile, voter_id))

@@ -1,18 +1,25 @@
-"""Voter quality: inter-annotator agreement (Krippendorff's alpha) and agreement with the majority.
+"""Voter quality: inter-annotator agreement (Krippendorff's alpha), agreement with the majority, and
+agreement with gold battles.
 
-Plain functions over votes; the dashboard shows them and staff decide whom to exclude
-(Voter.excluded), after which ratings and exports leave that voter out.
+Plain functions over votes; the dashboard (and its JSON twin) shows them, arena.services.abuse flags
+voters who disagree with gold, and staff decide whom to exclude (Voter.excluded), after which
+ratings and exports leave that voter out.
+
+Votes on gold battles are kept apart: they make up ``gold_agreement`` and are left out of alpha and
+of the majority agreement (gold pairs are chosen to be clear-cut, and would inflate both).
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from arena.models import Campaign, Vote
+from arena.models import Campaign, GoldBattle, Vote
+from arena.services.gold import as_gold_verdict
 
 
 def krippendorff_alpha(units: Mapping[Hashable, Sequence[Any]], level: str = "nominal") -> float | None:
@@ -64,14 +71,12 @@ def _verdict_units(rows: Iterable[tuple]) -> tuple[dict, dict]:
     return verdicts, scores
 
 
-def campaign_agreement(campaign: Campaign) -> dict[str, Any]:
-    """Alpha on the verdicts and on each dimension, and each voter's agreement with the majority."""
-    rows = Vote.objects.filter(campaign=campaign, voter__excluded=False).values_list(
-        "voter__public_id", "prompt_id", "left_model_id", "right_model_id", "winner_id", "verdict", "scores"
-    )
-    verdicts, scores = _verdict_units(rows.iterator(chunk_size=10_000))
-    alpha = krippendorff_alpha({unit: [v for _, v in values] for unit, values in verdicts.items()})
-    dimension_alpha = {key: krippendorff_alpha(units, "interval") for key, units in scores.items()}
+def majority_agreement(verdicts: Mapping[Hashable, Sequence[tuple[Hashable, Any]]]) -> dict[Hashable, dict[str, Any]]:
+    """Per voter: how many of their verdicts match the majority of the other voters on the same unit.
+
+    Only units where at least two others voted and the others have one most common verdict count.
+    ``verdicts`` maps a unit to its (voter, verdict) pairs, verdicts in model terms.
+    """
     agree: Counter = Counter()
     judged: Counter = Counter()
     for values in verdicts.values():
@@ -84,5 +89,84 @@ def campaign_agreement(campaign: Campaign) -> dict[str, Any]:
                 continue
             judged[voter] += 1
             agree[voter] += value == top[0]
-    majority = {voter: {"agree": agree[voter], "n": n, "share": agree[voter] / n} for voter, n in judged.items()}
-    return {"verdict_alpha": alpha, "dimension_alpha": dimension_alpha, "majority_agreement": majority}
+    return {voter: {"agree": agree[voter], "n": n, "share": agree[voter] / n} for voter, n in judged.items()}
+
+
+@dataclass(frozen=True)
+class GoldScore:
+    """One voter's record on gold battles."""
+
+    voter_id: int
+    public_id: str
+    agree: int
+    n: int
+    excluded: bool = False
+
+    @property
+    def share(self) -> float:
+        return self.agree / self.n if self.n else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "share": self.share}
+
+
+def gold_agreement(campaign: Campaign) -> dict[int, GoldScore]:
+    """Per voter id: gold battles voted on and how many as expected (every voter, excluded ones too;
+    campaign_agreement's summary leaves those out, like the majority agreement does).
+
+    A vote's left/right is turned back into the gold battle's first/second before comparing.
+    """
+    rows = Vote.objects.filter(campaign=campaign, battle__gold__isnull=False).values_list(
+        "voter_id",
+        "voter__public_id",
+        "voter__excluded",
+        "verdict",
+        "battle__left_id",
+        "battle__gold__first_id",
+        "battle__gold__expected",
+    )
+    agree: Counter = Counter()
+    judged: Counter = Counter()
+    who: dict[int, tuple[str, bool]] = {}
+    for voter_id, public_id, excluded, verdict, left_id, first_id, expected in rows.iterator(chunk_size=10_000):
+        who[voter_id] = (public_id, excluded)
+        judged[voter_id] += 1
+        agree[voter_id] += as_gold_verdict(verdict, left_id, first_id) == expected
+    return {v: GoldScore(v, who[v][0], agree[v], n, who[v][1]) for v, n in judged.items()}
+
+
+def _summary(scores: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled agreement over voters: the share of all their judged votes that agreed."""
+    agree = n = voters = 0
+    for score in scores:
+        agree, n, voters = agree + score["agree"], n + score["n"], voters + 1
+    return {"agree": agree, "n": n, "voters": voters, "share": agree / n if n else None}
+
+
+def campaign_agreement(campaign: Campaign) -> dict[str, Any]:
+    """Alpha on the verdicts and on each dimension, each voter's agreement with the majority and with
+    gold (both keyed by the voter's public id), and campaign-wide summaries of the two."""
+    rows = Vote.objects.filter(campaign=campaign, voter__excluded=False, battle__gold__isnull=True).values_list(
+        "voter__public_id", "prompt_id", "left_model_id", "right_model_id", "winner_id", "verdict", "scores"
+    )
+    verdicts, scores = _verdict_units(rows.iterator(chunk_size=10_000))
+    alpha = krippendorff_alpha({unit: [v for _, v in values] for unit, values in verdicts.items()})
+    dimension_alpha = {key: krippendorff_alpha(units, "interval") for key, units in scores.items()}
+    majority = majority_agreement(verdicts)
+    gold = {score.public_id: score.as_dict() for score in gold_agreement(campaign).values()}
+    gold_battles = GoldBattle.objects.filter(campaign=campaign)
+    return {
+        "verdict_alpha": alpha,
+        "dimension_alpha": dimension_alpha,
+        "majority_agreement": majority,
+        "gold_agreement": gold,
+        "summary": {
+            "majority": _summary(majority.values()),
+            "gold": {
+                **_summary(score for score in gold.values() if not score["excluded"]),
+                "gold_battles": gold_battles.count(),
+                "active_gold_battles": gold_battles.filter(is_active=True).count(),
+                "gold_rate": campaign.gold_rate,
+            },
+        },
+    }

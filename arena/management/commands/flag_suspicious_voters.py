@@ -8,7 +8,8 @@ from arena.services.abuse import Thresholds, exclude_voters, suspicious_voters
 
 class Command(BaseCommand):
     help = (
-        "Flag voters far above the norm in votes, with long identical-verdict streaks or impossible speed. "
+        "Flag voters far above the norm in votes, with long identical-verdict streaks, impossible speed or "
+        "too little agreement with gold battles. "
         "With --exclude they are left out of ratings and exports (run rebuild_ratings afterwards)."
     )
 
@@ -42,6 +43,18 @@ class Command(BaseCommand):
         )
         parser.add_argument("--min-samples", type=int, default=defaults.min_samples,
                             help="votes needed before speed is judged (default %(default)s)")  # fmt: skip
+        parser.add_argument(
+            "--gold-min-share",
+            type=float,
+            default=defaults.gold_min_share,
+            help="flag a share of gold battles answered as expected below this (default %(default)s)",
+        )
+        parser.add_argument(
+            "--gold-min-votes",
+            type=int,
+            default=defaults.gold_min_votes,
+            help="gold battles needed before gold is judged; 0 = ignore gold (default %(default)s)",
+        )
 
     def handle(self, *args, campaign: str, exclude: bool, **options):
         target = Campaign.objects.filter(slug=campaign).first()
@@ -53,6 +66,8 @@ class Command(BaseCommand):
             streak=options["streak"],
             min_seconds=options["min_seconds"],
             min_samples=options["min_samples"],
+            gold_min_share=options["gold_min_share"],
+            gold_min_votes=options["gold_min_votes"],
         )
         flags = suspicious_voters(target, thresholds)
         if not flags:

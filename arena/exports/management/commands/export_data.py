@@ -20,6 +20,7 @@ FILTER_OPTIONS = (
     "category",
     "include_flagged",
     "include_excluded",
+    "include_gold",
     "min_votes",
     "margin",
 )
@@ -41,6 +42,7 @@ class Command(BaseCommand):
         parser.add_argument("--category", default="", help="prompts of this category only")
         parser.add_argument("--include-flagged", action="store_true", help="keep flagged battles")
         parser.add_argument("--include-excluded", action="store_true", help="keep votes of excluded voters")
+        parser.add_argument("--include-gold", action="store_true", help="keep votes on gold battles")
         parser.add_argument("--min-votes", type=int, default=0, metavar="N",
                             help="only items (prompt x model pair) with at least N selected votes")  # fmt: skip
         parser.add_argument("--margin", choices=MARGINS, default="none", help="margin of preference pairs")

@@ -1,0 +1,200 @@
+"""Gold battles: pairs of responses with the verdict staff expect, mixed into the hand-out to check voters.
+
+A campaign hands out a gold battle instead of a regular one with probability ``Campaign.gold_rate``
+(pairwise prompt-set campaigns only). To the voter a gold battle is an ordinary battle: same kind of
+opaque id, left/right drawn at random on the server, same page, same vote. It differs only in
+``Battle.gold`` (never shown) and in having no item, so its vote neither fills a "K votes per item"
+slot nor moves the balanced sampler. Its vote is recorded like any other, scores the voter
+(arena.services.quality.gold_agreement), and stays out of the ratings and of the default exports.
+
+A voter never gets the same gold battle twice: the check and the insert run under a lock on the
+voter's row (PostgreSQL), so two tabs asking at once cannot both take the same one.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from arena.models import Battle, Campaign, GoldBattle, Prompt, Response, Vote
+from arena.services.battles import BattleView
+from arena.services.errors import ArenaError
+from arena.services.identity import reveals_identity
+from arena.services.profiles import CampaignProfile
+
+_LOCK_VOTER_SQL = "SELECT id FROM arena_voter WHERE id = %s FOR NO KEY UPDATE"
+
+# A random active gold battle of the campaign, both answers ready, that this voter has never been given.
+_UNSEEN_GOLD_SQL = """
+SELECT g.id, g.prompt_id, g.first_id, g.second_id
+FROM arena_goldbattle g
+JOIN arena_response f ON f.id = g.first_id
+JOIN arena_response s ON s.id = g.second_id
+WHERE g.campaign_id = %s AND g.is_active = %s AND f.status = 'done' AND s.status = 'done'
+  AND NOT EXISTS (SELECT 1 FROM arena_battle b WHERE b.voter_id = %s AND b.gold_id = g.id)
+ORDER BY RANDOM()
+LIMIT 1
+"""
+
+_PAGE_SQL = """
+SELECT p.messages, l.html, r.html
+FROM arena_prompt p, arena_response l, arena_response r
+WHERE p.id = %s AND l.id = %s AND r.id = %s
+"""
+
+_INSERT_GOLD_BATTLE_SQL = """
+INSERT INTO arena_battle (id, campaign_id, voter_id, prompt_id, item_id, gold_id, left_id, right_id, status, flagged,
+                          conversation, created_at)
+VALUES (%s, %s, %s, %s, NULL, %s, %s, %s, 'open', %s, %s, %s)
+"""
+
+
+def wants_gold(campaign: Campaign) -> bool:
+    """A coin weighted by the campaign's gold rate, for campaigns where gold applies at all."""
+    return (
+        campaign.gold_rate > 0
+        and campaign.mode == Campaign.Mode.PROMPT_SET
+        and campaign.task == Campaign.Task.PAIRWISE
+        and random.random() < campaign.gold_rate
+    )
+
+
+def maybe_gold_battle(profile: CampaignProfile, voter_id: int) -> BattleView | None:
+    """The hand-out's one call: a new gold battle at the campaign's rate, or None for a regular one.
+
+    None too when the voter has already seen every active gold battle of the campaign.
+    """
+    if not wants_gold(profile.campaign):
+        return None
+    return hand_out_gold(profile, voter_id)
+
+
+def hand_out_gold(profile: CampaignProfile, voter_id: int) -> BattleView | None:
+    """Open a gold battle this voter has never been given, left/right at random; None if none is left."""
+    campaign = profile.campaign
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(_LOCK_VOTER_SQL, [voter_id])
+        cursor.execute(_UNSEEN_GOLD_SQL, [campaign.pk, True, voter_id])
+        row = cursor.fetchone()
+        if row is None:
+            return None
+        gold_id, prompt_id, left_id, right_id = row
+        if secrets.randbelow(2):
+            left_id, right_id = right_id, left_id
+        cursor.execute(_PAGE_SQL, [prompt_id, left_id, right_id])
+        messages, left_html, right_html = cursor.fetchone()
+        # Flagged exactly as a regular battle would be, so the flag tells nothing apart either.
+        flagged = reveals_identity((left_html, right_html), profile.names.values())
+        battle_id = Battle._meta.get_field("id").default()
+        cursor.execute(
+            _INSERT_GOLD_BATTLE_SQL,
+            [battle_id, campaign.pk, voter_id, prompt_id, gold_id, left_id, right_id, flagged, "{}", timezone.now()],
+        )
+    if isinstance(messages, str):
+        messages = json.loads(messages)
+    return BattleView(battle_id, messages, left_html, right_html)
+
+
+# --- creating gold battles (the admin form and the admin action) ---------------------------------------
+
+
+def check_gold(
+    campaign: Campaign | None, prompt: Prompt | None, first: Response | None, second: Response | None
+) -> None:
+    """Refuse a gold battle whose parts do not fit together; ArenaError with a message for staff."""
+    if prompt is None or first is None or second is None:
+        raise ArenaError("Choose a prompt and two of its responses.")
+    if campaign is not None and prompt.campaign_id != campaign.pk:
+        raise ArenaError("This prompt belongs to another campaign.")
+    if first.pk == second.pk:
+        raise ArenaError("Choose two different responses.")
+    for label, response in (("first", first), ("second", second)):
+        if response.prompt_id != prompt.pk:
+            raise ArenaError(f"The {label} response answers another prompt.")
+        if response.status != Response.Status.DONE:
+            raise ArenaError(f"The {label} response is not ready ({response.status}); gold needs finished answers.")
+
+
+def expected_from_vote(verdict: str) -> str:
+    """A vote's verdict as a gold battle's expected verdict, with first = the vote's left response."""
+    return {
+        Vote.Verdict.LEFT: GoldBattle.Expected.FIRST,
+        Vote.Verdict.RIGHT: GoldBattle.Expected.SECOND,
+        Vote.Verdict.TIE: GoldBattle.Expected.TIE,
+        Vote.Verdict.BOTH_BAD: GoldBattle.Expected.BOTH_BAD,
+    }[verdict]
+
+
+def as_gold_verdict(verdict: str, left_id: int, first_id: int) -> str:
+    """What a vote on a gold battle says in the gold battle's terms (first / second / tie / both_bad)."""
+    if verdict == Vote.Verdict.LEFT:
+        return GoldBattle.Expected.FIRST if left_id == first_id else GoldBattle.Expected.SECOND
+    if verdict == Vote.Verdict.RIGHT:
+        return GoldBattle.Expected.SECOND if left_id == first_id else GoldBattle.Expected.FIRST
+    return verdict
+
+
+@dataclass
+class MarkedGold:
+    created: list[GoldBattle]
+    skipped: list[str]
+
+
+def gold_from_votes(votes: Iterable[Vote], note: str = "") -> MarkedGold:
+    """Make each vote's battle a gold battle whose expected verdict is that vote's verdict.
+
+    For staff who vote themselves (or trust a vote): the battle's two responses become the gold pair,
+    the left one first. Votes on gold battles, live battles and pairs already gold are skipped.
+    """
+    result = MarkedGold([], [])
+    for vote in votes:
+        battle: Battle = vote.battle
+        label = f"vote on battle {battle.pk[:8]}"
+        if battle.gold_id is not None:
+            result.skipped.append(f"{label}: already a gold battle")
+            continue
+        if battle.is_live:
+            result.skipped.append(f"{label}: live battles have no fixed responses")
+            continue
+        pair = {battle.left_id, battle.right_id}
+        existing = GoldBattle.objects.filter(campaign_id=battle.campaign_id, prompt_id=battle.prompt_id)
+        if any({first, second} == pair for first, second in existing.values_list("first_id", "second_id")):
+            result.skipped.append(f"{label}: this pair is already gold")
+            continue
+        try:
+            check_gold(battle.campaign, battle.prompt, battle.left, battle.right)
+        except ArenaError as error:
+            result.skipped.append(f"{label}: {error.message}")
+            continue
+        result.created.append(
+            GoldBattle.objects.create(
+                campaign_id=battle.campaign_id,
+                prompt_id=battle.prompt_id,
+                first_id=battle.left_id,
+                second_id=battle.right_id,
+                expected=expected_from_vote(vote.verdict),
+                note=note or f"From a vote of {vote.created_at:%Y-%m-%d}.",
+            )
+        )
+    return result
+
+
+def gold_counts(gold_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+    """Per gold battle: how often it was voted on and how often as expected (for the admin list)."""
+    counts: dict[int, dict[str, Any]] = {}
+    rows = Vote.objects.filter(battle__gold_id__in=list(gold_ids)).values_list(
+        "battle__gold_id", "verdict", "battle__left_id", "battle__gold__first_id", "battle__gold__expected"
+    )
+    for gold_id, verdict, left_id, first_id, expected in rows:
+        entry = counts.setdefault(gold_id, {"votes": 0, "agree": 0})
+        entry["votes"] += 1
+        entry["agree"] += as_gold_verdict(verdict, left_id, first_id) == expected
+    return counts

@@ -1,0 +1,208 @@
+"""Gold battles: the hand-out mixes them in at the campaign's rate, a voter never gets one twice, their
+votes are recorded but stay out of the ratings and the default exports, and they score the voters."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.db.models import Count
+
+from arena.exports.formats import FORMATS
+from arena.exports.runner import ExportFilters, write_export
+from arena.models import Battle, Campaign, GoldBattle, Item, Response, Vote, Voter
+from arena.services.battles import open_battle
+from arena.services.errors import ArenaError
+from arena.services.gold import as_gold_verdict, hand_out_gold
+from arena.services.profiles import campaign_profile, forget_profiles
+from arena.services.votes import record_vote
+from tests.factories import make_campaign
+
+pytestmark = pytest.mark.django_db
+
+
+def add_gold(campaign: Campaign, n: int, expected: str = "first", **fields) -> list[GoldBattle]:
+    """Gold battles on the campaign's first n prompts: the first model's answer against the second's."""
+    golds = []
+    for prompt in campaign.prompts.order_by("id")[:n]:
+        first, second = prompt.responses.order_by("model__name")[:2]
+        golds.append(
+            GoldBattle.objects.create(
+                campaign=campaign, prompt=prompt, first=first, second=second, expected=expected, **fields
+            )
+        )
+    return golds
+
+
+def set_rate(campaign: Campaign, rate: float) -> None:
+    Campaign.objects.filter(pk=campaign.pk).update(gold_rate=rate)
+    forget_profiles()
+
+
+def test_the_hand_out_mixes_gold_in_at_the_campaign_rate(campaign_with_gold):
+    campaign, _ = campaign_with_gold
+    random.seed(1234)
+    voters = [Voter.objects.create() for _ in range(20)]
+    handed = 0
+    for voter in voters:
+        for _ in range(25):
+            battle = open_battle(campaign_profile(campaign.slug), voter.pk)
+            Battle.objects.filter(pk=battle.id).update(status="voted")  # next hand-out: a new battle
+            handed += 1
+    gold_battles = Battle.objects.filter(campaign=campaign, gold__isnull=False)
+    share = gold_battles.count() / handed
+    assert 0.25 - 0.06 < share < 0.25 + 0.06, share  # 500 draws at p = 0.25: sd 0.019
+    # Never the same gold battle twice to one voter.
+    repeats = gold_battles.values("voter", "gold").annotate(n=Count("id")).filter(n__gt=1)
+    assert not repeats.exists()
+    # Left / right drawn at random for gold battles too.
+    first_left = sum(1 for b in gold_battles.select_related("gold") if b.left_id == b.gold.first_id)
+    assert 0.3 < first_left / gold_battles.count() < 0.7
+    # Gold battles take no item, so they neither fill "K votes per item" slots nor count as item votes.
+    assert not gold_battles.filter(item__isnull=False).exists()
+
+
+@pytest.fixture
+def campaign_with_gold(db):
+    campaign = make_campaign(slug="gold", models=("Alpha", "Beta", "Gamma"), prompts=40, gold_rate=0.25)
+    return campaign, add_gold(campaign, 20)
+
+
+def test_a_voter_gets_each_active_ready_gold_battle_once_then_regular_ones(db):
+    campaign = make_campaign(slug="few", models=("Alpha", "Beta"), prompts=6)
+    golds = add_gold(campaign, 5)
+    GoldBattle.objects.filter(pk=golds[3].pk).update(is_active=False)
+    Response.objects.filter(pk=golds[4].second_id).update(status="running")  # not ready: never handed out
+    voter = Voter.objects.create()
+    profile = campaign_profile("few")
+    seen = []
+    while (view := hand_out_gold(profile, voter.pk)) is not None:
+        battle = Battle.objects.get(pk=view.id)
+        seen.append(battle.gold_id)
+        record_vote(view.id, voter, "left")
+    assert sorted(seen) == sorted(g.pk for g in golds[:3])
+    # With gold exhausted, the hand-out goes on with regular battles even at the highest rate.
+    set_rate(campaign, 1.0)
+    view = open_battle(campaign_profile("few"), voter.pk)
+    assert Battle.objects.get(pk=view.id).gold_id is None
+
+
+def test_an_open_gold_battle_comes_back_on_reload_and_its_vote_is_recorded_normally(db):
+    campaign = make_campaign(slug="reload", models=("Alpha", "Beta"), prompts=2, votes_per_item=1)
+    (gold,) = add_gold(campaign, 1)
+    set_rate(campaign, 1.0)
+    voter = Voter.objects.create()
+    first = open_battle(campaign_profile("reload"), voter.pk)
+    assert open_battle(campaign_profile("reload"), voter.pk).id == first.id  # no re-roll on reload
+    recorded = record_vote(first.id, voter, "tie", duration_ms=4000)
+    vote = Vote.objects.get(battle_id=first.id)
+    assert vote.verdict == "tie" and vote.duration_ms == 4000 and recorded.left_name in {"Alpha", "Beta"}
+    assert Battle.objects.get(pk=first.id).gold_id == gold.pk
+    assert set(Item.objects.filter(campaign=campaign).values_list("vote_count", flat=True)) == {0}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_tabs_of_one_voter_never_get_the_same_gold_battle(db):
+    if connection.vendor != "postgresql":
+        pytest.skip("the lock is PostgreSQL's")
+    campaign = make_campaign(slug="race", models=("Alpha", "Beta"), prompts=3)
+    add_gold(campaign, 2)
+    voter = Voter.objects.create()
+    profile = campaign_profile("race")
+    barrier = threading.Barrier(8)
+    results: list[str | None] = []
+
+    def ask() -> None:
+        try:
+            barrier.wait()
+            view = hand_out_gold(profile, voter.pk)
+            results.append(view.id if view else None)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    handed = [r for r in results if r]
+    assert len(results) == 8 and len(handed) == 2
+    golds = Battle.objects.filter(pk__in=handed).values_list("gold_id", flat=True)
+    assert len(set(golds)) == 2
+
+
+# --- votes on gold stay out of ratings and default exports ----------------------------------------------
+
+
+def vote_on_everything(campaign: Campaign, voter: Voter, verdict: str = "left") -> None:
+    profile = campaign_profile(campaign.slug)
+    while True:
+        try:
+            view = open_battle(profile, voter.pk)
+        except ArenaError:
+            return
+        record_vote(view.id, voter, verdict)
+
+
+def test_gold_votes_are_left_out_of_exports_unless_asked_for(db, tmp_path):
+    campaign = make_campaign(slug="exp", models=("Alpha", "Beta"), prompts=4)
+    add_gold(campaign, 2)
+    set_rate(campaign, 0.5)
+    random.seed(7)
+    for _ in range(3):
+        vote_on_everything(campaign, Voter.objects.create())
+    gold_ids = set(Vote.objects.filter(battle__gold__isnull=False).values_list("battle_id", flat=True))
+    regular_ids = set(Vote.objects.filter(battle__gold__isnull=True).values_list("battle_id", flat=True))
+    assert len(gold_ids) == 6 and len(regular_ids) == 12
+
+    def exported(fmt: str, **filters) -> list[dict]:
+        path = tmp_path / f"{fmt}.jsonl"
+        write_export(campaign, fmt, ExportFilters.parse(filters), path)
+        return [json.loads(line) for line in path.read_text().splitlines()]
+
+    assert {r["question_id"] for r in exported("battles-jsonl")} == {  # question ids: the prompts
+        v.prompt.external_id for v in Vote.objects.filter(battle_id__in=regular_ids)
+    }
+    assert len(exported("battles-jsonl")) == 12
+    assert len(exported("battles-jsonl", include_gold=True)) == 18
+    assert len(exported("trl-jsonl")) == 12  # every verdict was "left": one pair per vote
+    assert len(exported("trl-jsonl", include_gold="true")) == 18
+    with pytest.raises(ArenaError, match="Leaderboard exports"):
+        ExportFilters.parse({"include_gold": True}).check(campaign, FORMATS["leaderboard-json"])
+    call_command("export_data", "exp", "--format", "battles-jsonl", "--output", str(tmp_path / "c.jsonl"),
+                 "--include-gold", "--quiet")  # fmt: skip
+    assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 18
+
+
+@pytest.mark.xfail(reason="the ratings fold skips gold battles once the ratings engineer's change lands", strict=False)
+def test_gold_votes_are_left_out_of_the_ratings_input(db):
+    from ratings.aggregation import fold_new_votes
+    from ratings.counts import PairCounts
+    from ratings.models import PairAggregate
+
+    campaign = make_campaign(slug="rat", models=("Alpha", "Beta"), prompts=4)
+    add_gold(campaign, 2)
+    set_rate(campaign, 0.5)
+    for _ in range(2):
+        vote_on_everything(campaign, Voter.objects.create())
+    regular = Vote.objects.filter(campaign=campaign, battle__gold__isnull=True).count()
+    assert Vote.objects.filter(campaign=campaign).count() == regular + 4
+    fold_new_votes(campaign)
+    counts = PairCounts.from_dict(PairAggregate.objects.get(campaign=campaign, dimension="", category="").counts)
+    assert counts.n_votes == regular
+
+
+# --- agreement ------------------------------------------------------------------------------------------
+
+
+def test_a_gold_vote_is_read_back_in_the_gold_battles_terms():
+    assert as_gold_verdict("left", left_id=1, first_id=1) == "first"
+    assert as_gold_verdict("left", left_id=2, first_id=1) == "second"
+    assert as_gold_verdict("right", left_id=2, first_id=1) == "first"
+    assert as_gold_verdict("right", left_id=1, first_id=1) == "second"
+    assert as_gold_verdict("tie", left_id=1, first_id=1) == "tie"
+    assert as_gold_verdict("both_bad", left_id=2, first_id=1) == "both_bad"

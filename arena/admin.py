@@ -81,6 +81,7 @@ class CampaignAdmin(admin.ModelAdmin):
         (None, {"fields": ["title", "slug", "status", "mode", "instructions"]}),
         ("Models", {"fields": ["contenders"]}),
         ("Voting", {"fields": ["allow_tie", "allow_both_bad", "sampling", "votes_per_item"]}),
+        ("Task", {"fields": ["task", "ranking_size"]}),
         ("Access", {"fields": ["access", "vote_limit", "daily_vote_limit"]}),
         ("Dates", {"fields": ["created_at", "closed_at"]}),
     ]

@@ -16,7 +16,7 @@ from ninja.errors import HttpError
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
-from arena.services.errors import ArenaError
+from arena.services.errors import ArenaError, Conflict
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
 api = NinjaAPI(title="Arena API", version="1", urls_namespace="api")
@@ -128,13 +128,15 @@ def get_campaign(request: HttpRequest, slug: str):
 
 @api.post(
     "/campaigns/{slug}/battles",
-    response={200: BattleOut, 403: ErrorOut, 404: ErrorOut, 429: ErrorOut},
+    response={200: BattleOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 429: ErrorOut},
     tags=["voting"],
 )
 def next_battle(request: HttpRequest, response: HttpResponse, slug: str):
     """The voter's next battle (their open one if any). Sets the voter cookie on first use."""
     _check_csrf(request)
     profile = access.visible_profile(slug, staff=request.user.is_staff)
+    if profile.campaign.task == Campaign.Task.RANKING:
+        raise Conflict(f"This campaign asks for rankings: POST /api/v1/campaigns/{slug}/rankings instead.")
     ratelimit.check_battle(request)
     voter, created = get_or_create_voter(request)
     access.check_may_vote(profile.campaign, voter, authenticated=request.user.is_authenticated)
@@ -171,3 +173,4 @@ def vote(request: HttpRequest, battle_id: str, payload: VoteIn):
 
 
 api.add_router("/exports", "arena.exports.api.router")
+api.add_router("", "arena.ranking_api.router")

@@ -24,5 +24,6 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("", include("ratings.urls")),
     path("", include("arena.live_urls")),
+    path("", include("arena.ranking_urls")),
     path("", include("arena.exports.urls")),
 ]

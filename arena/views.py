@@ -81,6 +81,8 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
     profile = access.visible_profile(slug, staff=request.user.is_staff)
     campaign = request.arena_campaign = profile.campaign
+    if campaign.task == Campaign.Task.RANKING:
+        return redirect("arena_rank:next", slug=slug)
     ratelimit.check_battle(request)
     voter, created = get_or_create_voter(request)
     access.check_may_vote(campaign, voter, authenticated=request.user.is_authenticated)

@@ -303,7 +303,7 @@ def import_prompts(campaign: Campaign, rows: list[PromptRow]) -> ImportSummary:
 
 CAMPAIGN_FIELDS = {
     "title", "instructions", "status", "mode", "access", "allow_tie", "allow_both_bad", "sampling",
-    "vote_limit", "daily_vote_limit", "votes_per_item",
+    "vote_limit", "daily_vote_limit", "votes_per_item", "task", "ranking_size",
 }  # fmt: skip
 MODEL_FIELDS = {"backend", "backend_settings", "params", "is_active", "weight"}
 

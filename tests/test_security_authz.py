@@ -26,7 +26,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from arena.exports.models import ExportJob
-from arena.models import Admission, Battle, Campaign, Invite, Vote, Voter
+from arena.models import Admission, Battle, Campaign, Invite, Ranking, Vote, Voter
 from arena.services import ratelimit
 from tests.factories import make_campaign
 
@@ -74,6 +74,12 @@ EXPECTED: dict[tuple[str, str], tuple] = {
     ("c/<slug:slug>/live/", "arena_live:start"): ("GET", A, {"slug": "live"}),
     ("b/<str:battle_id>/live/", "arena_live:battle"): ("GET", {r: 404 for r in ROLES}),
     ("b/<str:battle_id>/live/turn", "arena_live:turn"): ("POST", {r: 404 for r in ROLES}),
+    ("c/<slug:slug>/rank/", "arena_rank:next"): ("GET", A, {"slug": "rank"}),
+    ("r/<str:ranking_id>/", "arena_rank:ranking"): ("GET", {r: 404 for r in ROLES}),  # another voter's
+    ("r/<str:ranking_id>/submit", "arena_rank:submit"): ("POST", {r: 404 for r in ROLES}),
+    ("api/v1/campaigns/<slug>/rankings", "api:next_ranking"): ("POST", A, {"slug": "rank"}),
+    ("api/v1/rankings/<ranking_id>", "api:get_ranking"): ("GET", {r: 404 for r in ROLES}),
+    ("api/v1/rankings/<ranking_id>/submit", "api:submit_ranking"): ("POST", {r: 404 for r in ROLES}),
     ("staff/exports/<int:job_id>/download", "exports:download"): ("GET", only_staff(404, member=403)),
     # --- the admin beyond the per-model pages (those follow ADMIN_MODEL_PAGES below) ---
     ("admin/", "admin:index"): ("GET", only_staff(200)),
@@ -149,6 +155,7 @@ def world(db, django_user_model):
     Group.objects.create(name="reviewers")
     live = Campaign.objects.create(slug="live", title="Live", status="active", mode="live")
     live.contenders.set(public.contenders.all())
+    make_campaign(slug="rank", models=("P1", "P2", "P3"), prompts=3, task="ranking", ranking_size=3)
 
     clients = {"voter": Client(), "member": Client(), "staff": Client()}
     staff = django_user_model.objects.create_user("staff", password="pw", is_staff=True, is_superuser=True)
@@ -160,6 +167,7 @@ def world(db, django_user_model):
 
     bob = Client()
     bob_battle = bob.post("/api/v1/campaigns/pub/battles").json()["id"]
+    bob_ranking = bob.post("/api/v1/campaigns/rank/rankings").json()["id"]
     other = Client()  # a voted battle of a third voter, so the admin has a Vote to show
     voted = other.post("/api/v1/campaigns/pub/battles").json()["id"]
     assert other.post(f"/b/{voted}/vote", {"verdict": "left"}).status_code == 302
@@ -172,6 +180,7 @@ def world(db, django_user_model):
     values = {
         "slug": "pub",
         "battle_id": bob_battle,
+        "ranking_id": bob_ranking,
         "job_id": job.pk,
         "campaign_id": public.pk,
         "app_label": "arena",
@@ -212,9 +221,11 @@ def test_every_url_pattern_has_an_expectation_and_meets_it(world):
             client = Client() if role == "anon" else world["clients"][role]
             # Non-staff try to pause the campaign; staff send an unknown status, which changes nothing.
             status = "bogus" if role == "staff" else "paused"
-            data = {"status": status, "verdict": "left", "prompt": "hello"} if method == "POST" else None
+            data = (
+                {"status": status, "verdict": "left", "prompt": "hello", "order": "A B C"} if method == "POST" else None
+            )
             if method == "POST" and name.startswith("api:"):
-                body = {"verdict": "left"} if name == "api:vote" else {}
+                body = {"api:vote": {"verdict": "left"}, "api:submit_ranking": {"order": ["A", "B", "C"]}}.get(name, {})
                 response = client.post(path, body, content_type="application/json")
             elif method == "POST":
                 response = client.post(path, data)
@@ -233,6 +244,7 @@ def test_every_url_pattern_has_an_expectation_and_meets_it(world):
     # Nothing the walk did changed another voter's battle or a campaign's status.
     assert Battle.objects.get(pk=world["bob_battle"]).status == "open"
     assert not Vote.objects.filter(battle_id=world["bob_battle"]).exists()
+    assert Ranking.objects.get(pk=world["values"]["ranking_id"]).status == "open"
     assert Campaign.objects.get(slug="pub").status == "active"
 
 

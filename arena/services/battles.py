@@ -20,12 +20,15 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from arena.models import Battle, Campaign, Voter
+from arena.services.active_sampling import draw_pair, pair_state
 from arena.services.errors import NotFound, NothingToVoteOn
 from arena.services.identity import reveals_identity
 from arena.services.profiles import CampaignProfile
 
 # How many of the front-most candidates to draw from; enough to spread concurrent voters.
 CANDIDATES = 32
+# Active sampling: how many pairs to try before falling back to "fewest votes first".
+ACTIVE_TRIES = 4
 
 
 @dataclass(frozen=True)
@@ -108,9 +111,17 @@ def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]
     if campaign.votes_per_item:
         extra += " AND i.vote_count < %s"
         params.append(campaign.votes_per_item)
-    if campaign.sampling == Campaign.Sampling.BALANCED:
+    drawn = []
+    if campaign.sampling == Campaign.Sampling.ACTIVE:
+        drawn = _active_candidates(profile, voter_id, extra, params)
+        if drawn and not campaign.votes_per_item:
+            return drawn
+    if campaign.sampling in (Campaign.Sampling.BALANCED, Campaign.Sampling.ACTIVE):
         sql = _CANDIDATES_SQL.format(extra=extra, order="i.vote_count, i.shuffle")
-        return _fetch(sql, [campaign.pk, *params, voter_id, CANDIDATES])
+        # Active: the drawn pair's items first; after them (or if every pair tried was used up for this
+        # voter) fewest votes first, so the reservation can move on when open battles hold every slot.
+        fewest = _fetch(sql, [campaign.pk, *params, voter_id, CANDIDATES])
+        return drawn + [item for item in fewest if item not in drawn]
     # Uniform and weighted: start at a random point of the shuffled order, wrapping around once.
     start = random.randrange(2**31)
     sql = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle >= %s", order="i.shuffle")
@@ -119,6 +130,30 @@ def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]
         sql = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle < %s", order="i.shuffle")
         items += _fetch(sql, [campaign.pk, *params, start, voter_id, CANDIDATES - len(items)])
     return items
+
+
+def _active_candidates(profile: CampaignProfile, voter_id: int, extra: str, params: list[Any]) -> list[Candidate]:
+    """Active sampling: a pair drawn by how much its next vote shrinks the intervals, then that pair's
+    items this voter has not seen, fewest votes first (see arena.services.active_sampling).
+
+    A pair with nothing left to hand out is set aside until the next read of the pair state, and
+    another pair is drawn; after ACTIVE_TRIES pairs the caller falls back to "fewest votes first".
+    """
+    state = pair_state(profile)
+    tried: set[int] = set()
+    sql = _CANDIDATES_SQL.format(extra=extra + " AND i.model_lo_id = %s AND i.model_hi_id = %s",
+                                 order="i.vote_count, i.shuffle")  # fmt: skip
+    for _ in range(ACTIVE_TRIES):
+        index = draw_pair(state, tried)
+        if index is None:
+            break
+        items = _fetch(sql, [profile.campaign.pk, *params, *state.pairs[index], voter_id, CANDIDATES])
+        if items:
+            state.handed[index] += 1
+            return items
+        tried.add(index)
+        state.dry.add(index)
+    return []
 
 
 def _reserve_item(profile: CampaignProfile, voter_id: int) -> Candidate:
@@ -167,10 +202,14 @@ def choose_item(campaign: Campaign, candidates: list[Candidate], weights: dict[i
     """Pick one candidate by the campaign's sampling strategy.
 
     balanced: only the candidates with the fewest votes, then weighted by the models' weights;
-    weighted: weighted by the models' weights; uniform: equal chances. If every weight is zero the
-    weights are ignored (a default that always works).
+    active: the same among the candidates of the first one's pair (the pair drawn); weighted:
+    weighted by the models' weights; uniform: equal chances. If every weight is zero the weights are
+    ignored (a default that always works).
     """
-    if campaign.sampling == Campaign.Sampling.BALANCED:
+    if campaign.sampling == Campaign.Sampling.ACTIVE:  # the first candidate's pair is the one drawn
+        pair = (candidates[0].model_lo_id, candidates[0].model_hi_id)
+        candidates = [item for item in candidates if (item.model_lo_id, item.model_hi_id) == pair]
+    if campaign.sampling in (Campaign.Sampling.BALANCED, Campaign.Sampling.ACTIVE):
         fewest = min(item.vote_count for item in candidates)
         candidates = [item for item in candidates if item.vote_count == fewest]
     if campaign.sampling == Campaign.Sampling.UNIFORM:

@@ -356,3 +356,30 @@ def test_a_ranking_of_n_exports_as_n_choose_2_preference_pairs_and_battles(ranke
         (b["model_a"], b["model_b"]) if b["winner"] == "model_a" else (b["model_b"], b["model_a"]) for b in battles
     )
     assert outcomes == expected
+
+
+# --- voter-quality flags see a ranking as one task -------------------------------------------------------
+
+
+def test_an_honest_ranker_is_not_flagged_and_one_who_never_reorders_is():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from arena.services.abuse import Thresholds, suspicious_voters
+
+    campaign = ranking_campaign(size=4, prompts=12, models=("Alpha", "Beta", "Gamma", "Delta"))
+    honest, lazy = Voter.objects.create(), Voter.objects.create()
+    start = timezone.now() - timedelta(hours=2)
+    orders = ["BDAC", "CADB", "DCBA", "ABDC", "BCAD", "ACBD", "DBCA", "CBDA", "BADC", "ADCB", "CDAB", "DACB"]
+    for i, letters in enumerate(orders):
+        for voter, order in ((honest, list(letters)), (lazy, list("ABCD"))):
+            view = open_for(campaign, voter)
+            rankings.submit_ranking(view.id, voter, order, duration_ms=40_000)
+            # 40 s per ranking, as a person takes; all 6 pairs of one ranking share its instant.
+            Vote.objects.filter(battle__ranking_id=view.id).update(created_at=start + timedelta(seconds=40 * i))
+    assert Vote.objects.filter(voter=honest).count() == 72
+    flags = {flag.voter_id: flag for flag in suspicious_voters(campaign, Thresholds(streak=10))}
+    assert honest.pk not in flags  # 72 votes at 12 instants: not "too fast", and not "always A"
+    assert flags[lazy.pk].reasons == ["streak: 12 consecutive 'left' verdicts"]
+    assert flags[lazy.pk].votes == 12  # counted in rankings

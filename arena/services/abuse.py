@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import groupby
 
-from django.db.models import Count
+from django.db.models import Count, Q
 
 from arena.models import Campaign, Vote, Voter
 from arena.services.quality import GoldScore, gold_agreement
@@ -59,9 +59,17 @@ class _VoterVotes:
 
 
 def _per_voter(rows: Iterable[tuple]) -> Iterator[_VoterVotes]:
+    """Each voter's tasks in time order. The pairs of one ranking (``Battle.ranking``, written at one
+    instant) are one task: one duration, one gap, and one verdict, "left" or "right" only when every
+    pair has it (the order shown kept, or reversed), so a ranking does not pass for a burst of votes."""
     for voter_id, group in groupby(rows, key=lambda row: row[0]):
-        verdicts, durations, gaps, previous = [], [], [], None
-        for _, verdict, duration_ms, created_at in group:
+        verdicts, durations, gaps, previous, ranking = [], [], [], None, None
+        for _, verdict, duration_ms, created_at, ranking_id in group:
+            if ranking_id is not None and ranking_id == ranking:
+                if verdict != verdicts[-1]:
+                    verdicts[-1] = "ranking"
+                continue
+            ranking = ranking_id
             verdicts.append(verdict)
             if duration_ms is not None:
                 durations.append(duration_ms)
@@ -112,7 +120,8 @@ def gold_reasons(score: GoldScore | None, t: Thresholds) -> list[str]:
 def suspicious_voters(campaign: Campaign, thresholds: Thresholds | None = None) -> list[Flag]:
     """Flagged voters of the campaign with their reasons, most votes first."""
     t = thresholds or Thresholds()
-    per_voter = Vote.objects.filter(campaign=campaign).values("voter_id").order_by().annotate(n=Count("id"))
+    tasks = Count("id", filter=Q(battle__ranking__isnull=True)) + Count("battle__ranking", distinct=True)
+    per_voter = Vote.objects.filter(campaign=campaign).values("voter_id").order_by().annotate(n=tasks)
     counts = list(per_voter.values_list("n", flat=True))
     if not counts:
         return []
@@ -120,7 +129,7 @@ def suspicious_voters(campaign: Campaign, thresholds: Thresholds | None = None) 
     rows = (
         Vote.objects.filter(campaign=campaign)
         .order_by("voter_id", "created_at", "id")
-        .values_list("voter_id", "verdict", "duration_ms", "created_at")
+        .values_list("voter_id", "verdict", "duration_ms", "created_at", "battle__ranking_id")
         .iterator(chunk_size=5000)
     )
     gold = gold_agreement(campaign) if t.gold_min_votes > 0 else {}
@@ -135,6 +144,15 @@ def suspicious_voters(campaign: Campaign, thresholds: Thresholds | None = None) 
         flagged[voter_id].public_id = public_id
         flagged[voter_id].excluded = excluded
     return sorted(flagged.values(), key=lambda flag: (-flag.votes, flag.voter_id))
+
+
+def set_excluded(public_id: str, excluded: bool) -> Voter | None:
+    """Exclude one voter (or take them back) from the next ratings rebuild on; None if there is no such voter."""
+    voter = Voter.objects.filter(public_id=public_id).first()
+    if voter is not None and voter.excluded != excluded:
+        voter.excluded = excluded
+        voter.save(update_fields=["excluded"])
+    return voter
 
 
 def exclude_voters(voter_ids: Iterable[int]) -> int:

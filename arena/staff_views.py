@@ -1,15 +1,16 @@
-"""Staff pages: the campaign dashboard and its pause / resume / close buttons."""
+"""Staff pages: the campaign dashboard, its pause / resume / close buttons, voter exclusion, and the
+voter-quality figures as JSON."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from arena.models import Campaign
-from arena.services import campaigns, dashboard, quality
+from arena.services import abuse, campaigns, dashboard
 from arena.services.errors import ArenaError
 from ratings.models import OVERALL, LeaderboardSnapshot
 
@@ -28,13 +29,14 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "thin_prompts": dashboard.thin_prompts(campaign),
         "voters": dashboard.top_voters(campaign),
         "verdicts": dashboard.verdict_rates(campaign),
-        "agreement": quality.campaign_agreement(campaign),
+        "agreement": dashboard.voter_quality(campaign),
         "snapshot": snapshot,
         "transitions": [s for s in ("active", "paused", "closed") if s != campaign.status],
     }
-    majority = context["agreement"]["majority_agreement"]
+    majority, gold = context["agreement"]["majority_agreement"], context["agreement"]["gold_agreement"]
     for row in context["voters"]["rows"]:
         row["agreement"] = majority.get(row["voter__public_id"])
+        row["gold"] = gold.get(row["voter__public_id"])
     return render(request, "arena/staff/dashboard.html", context)
 
 
@@ -48,4 +50,31 @@ def campaign_set_status(request: HttpRequest, slug: str) -> HttpResponse:
         messages.error(request, error.message)
     except ValueError:
         messages.error(request, "Unknown status.")
+    return redirect("arena:dashboard", slug=slug)
+
+
+@staff_member_required
+@require_GET
+def campaign_quality(request: HttpRequest, slug: str) -> JsonResponse:
+    """The dashboard's voter-quality figures: alpha, agreement with the majority and with gold, flags."""
+    campaign = get_object_or_404(Campaign, slug=slug)
+    return JsonResponse({"campaign": campaign.slug, **dashboard.voter_quality(campaign)})
+
+
+@staff_member_required
+@require_POST
+def voter_set_excluded(request: HttpRequest, slug: str) -> HttpResponse:
+    """Exclude a voter from ratings and exports (or take them back), from the dashboard's flag list."""
+    get_object_or_404(Campaign, slug=slug)
+    excluded = request.POST.get("excluded") != "0"
+    voter = abuse.set_excluded(request.POST.get("voter", ""), excluded)
+    if voter is None:
+        messages.error(request, "No such voter.")
+    else:
+        state = "excluded from" if excluded else "counted again in"
+        messages.success(
+            request,
+            f"{voter} is {state} ratings and exports; "
+            f"run `manage.py rebuild_ratings {slug}` to update the leaderboards.",
+        )
     return redirect("arena:dashboard", slug=slug)

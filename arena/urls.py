@@ -14,6 +14,8 @@ arena_patterns = [
     path("b/<str:battle_id>/vote", views.vote, name="vote"),
     path("staff/c/<slug:slug>/", staff_views.campaign_dashboard, name="dashboard"),
     path("staff/c/<slug:slug>/status", staff_views.campaign_set_status, name="set-status"),
+    path("staff/c/<slug:slug>/quality.json", staff_views.campaign_quality, name="quality"),
+    path("staff/c/<slug:slug>/exclude", staff_views.voter_set_excluded, name="exclude-voter"),
 ]
 
 urlpatterns = [

@@ -106,3 +106,42 @@ def test_pages_send_a_strict_content_security_policy(alice, campaign):
     script_src = re.search(r"script-src ([^;]+)", policy).group(1)
     assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
     assert "object-src 'none'" in policy
+
+
+def _normalised(text: str, battle_id: str) -> str:
+    """A page with what differs between any two battles blanked: its id, per-client tokens, and which
+    answer is on which side."""
+    text = text.replace(battle_id, "BATTLE")
+    text = re.sub(r'(csrfmiddlewaretoken" value=|nonce=)"[^"]*"', r'\1"X"', text)
+    return re.sub(r"Hello [01]", "Hello X", text)
+
+
+def test_a_gold_battle_looks_exactly_like_any_other_battle(secret_campaign):
+    """Same prompt, same two answers: the gold battle's page, JSON and headers match the regular one's
+    once the battle id, per-client tokens and the random sides are blanked."""
+    from django.test import Client
+
+    from arena.models import Battle, GoldBattle
+    from arena.services.profiles import forget_profiles
+
+    campaign, models = secret_campaign
+    first, second = Response.objects.filter(prompt__campaign=campaign).order_by("id")
+    GoldBattle.objects.create(campaign=campaign, prompt=first.prompt, first=first, second=second, expected="first")
+    seen = {}
+    for kind, rate in (("gold", 1.0), ("regular", 0.0)):
+        Campaign.objects.filter(pk=campaign.pk).update(gold_rate=rate)
+        forget_profiles()
+        voter = Client()
+        page = voter.get(f"/c/{campaign.slug}/vote/")
+        api = voter.post(f"/api/v1/campaigns/{campaign.slug}/battles")  # the same open battle
+        battle_id = api.json()["id"]
+        assert (Battle.objects.get(pk=battle_id).gold_id is not None) == (kind == "gold")
+        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", battle_id)  # the same kind of opaque id
+        for response in (page, api):
+            assert response.status_code == 200 and _leaks(response, models) == []
+        headers = [
+            {k: v for k, v in r.headers.items() if k not in {"Content-Length", "Set-Cookie"}} for r in (page, api)
+        ]
+        texts = [page.content.decode(), json.dumps(api.json(), sort_keys=True), json.dumps(headers)]
+        seen[kind] = [_normalised(text, battle_id) for text in texts]
+    assert seen["gold"] == seen["regular"]

@@ -52,3 +52,86 @@ def test_campaign_agreement_from_real_votes(staff_client):
     assert shares[voters[3].public_id] == 0.0 and shares[voters[0].public_id] == 1.0
     page = staff_client.get("/staff/c/agree/")
     assert b"Krippendorff" in page.content
+
+
+def test_alpha_matches_the_published_interval_example():
+    # The same data at the interval level: alpha = 0.849 (Krippendorff 2011).
+    data = {
+        1: [1, 1, 1], 2: [2, 2, 3, 2], 3: [3, 3, 3, 3], 4: [3, 3, 3, 3], 5: [2, 2, 2, 2], 6: [1, 2, 3, 4],
+        7: [4, 4, 4, 4], 8: [1, 1, 2, 1], 9: [2, 2, 2, 2], 10: [5, 5, 5], 11: [1, 1], 12: [3],
+    }  # fmt: skip
+    assert krippendorff_alpha(data, "interval") == pytest.approx(0.849, abs=0.001)
+
+
+def _cast(voter, prompt, left: str, right: str, verdict: str, gold=None, scores=None):
+    """A voted battle and its vote, built by hand (left / right: model names)."""
+    from arena.models import Battle, Vote
+
+    responses = {r.model.name: r for r in prompt.responses.select_related("model")}
+    battle = Battle.objects.create(campaign=prompt.campaign, voter=voter, prompt=prompt, left=responses[left],
+                                   right=responses[right], status="voted", gold=gold)  # fmt: skip
+    winner = {"left": responses[left].model, "right": responses[right].model}.get(verdict)
+    Vote.objects.create(battle=battle, campaign=prompt.campaign, voter=voter, prompt=prompt,
+                        left_model=responses[left].model, right_model=responses[right].model, winner=winner,
+                        verdict=verdict, scores=scores or {})  # fmt: skip
+
+
+@pytest.mark.django_db
+def test_agreement_with_the_majority_and_with_gold_on_a_hand_built_example():
+    from arena.models import GoldBattle, ModelEntry, Response, Voter
+    from arena.services.quality import campaign_agreement
+    from tests.factories import make_campaign
+
+    campaign = make_campaign(slug="hand", models=("A", "B", "C"), prompts=4, dimensions=("help",))
+    p0, p1, p2, p3 = campaign.prompts.order_by("id")
+    v1, v2, v3, v4, v5 = (Voter.objects.create() for _ in range(5))
+    # p0, A vs B: three say A (v2 saw A on the right), v4 says B.
+    _cast(v1, p0, "A", "B", "left", scores={"help": {"left": 5, "right": 2}})
+    _cast(v2, p0, "B", "A", "right", scores={"help": {"left": 1, "right": 4}})
+    _cast(v3, p0, "A", "B", "left", scores={"help": {"left": 5, "right": 3}})
+    _cast(v4, p0, "A", "B", "right", scores={"help": {"left": 2, "right": 4}})
+    # p1, A vs B: A, B, tie: the others never have one most common verdict, so nobody is judged here.
+    _cast(v1, p1, "A", "B", "left")
+    _cast(v2, p1, "A", "B", "right")
+    _cast(v3, p1, "B", "A", "tie")
+    # p2, A vs C: two votes only, no one has two others.
+    _cast(v1, p2, "A", "C", "left")
+    _cast(v2, p2, "C", "A", "right")
+    # p3, B vs C: three "both bad", v5 says C.
+    for voter in (v1, v2, v3):
+        _cast(voter, p3, "B", "C", "both_bad")
+    _cast(v5, p3, "C", "B", "left")
+    # Gold: g1 expects the first (A), g2 a tie, g3 the second (C).
+    response = {(r.prompt_id, r.model.name): r for r in Response.objects.filter(prompt__campaign=campaign)}
+    g1 = GoldBattle.objects.create(campaign=campaign, prompt=p0, first=response[p0.pk, "A"],
+                                   second=response[p0.pk, "B"], expected="first")  # fmt: skip
+    g2 = GoldBattle.objects.create(campaign=campaign, prompt=p1, first=response[p1.pk, "B"],
+                                   second=response[p1.pk, "C"], expected="tie")  # fmt: skip
+    g3 = GoldBattle.objects.create(campaign=campaign, prompt=p2, first=response[p2.pk, "A"],
+                                   second=response[p2.pk, "C"], expected="second")  # fmt: skip
+    _cast(v1, p0, "A", "B", "left", gold=g1)  # first: as expected
+    _cast(v1, p1, "B", "C", "tie", gold=g2)  # as expected
+    _cast(v1, p2, "A", "C", "left", gold=g3)  # said first, expected second
+    _cast(v4, p0, "B", "A", "right", gold=g1)  # A on the right: first, as expected
+    _cast(v4, p1, "C", "B", "both_bad", gold=g2)  # expected a tie
+
+    result = campaign_agreement(campaign)
+    majority = {voter: (a["agree"], a["n"]) for voter, a in result["majority_agreement"].items()}
+    assert majority == {v1.public_id: (2, 2), v2.public_id: (2, 2), v3.public_id: (2, 2), v4.public_id: (0, 1),
+                        v5.public_id: (0, 1)}  # fmt: skip
+    assert result["summary"]["majority"] == {"agree": 6, "n": 8, "voters": 5, "share": 0.75}
+    gold = {voter: (g["agree"], g["n"]) for voter, g in result["gold_agreement"].items()}
+    assert gold == {v1.public_id: (2, 3), v4.public_id: (1, 2)}
+    assert result["summary"]["gold"]["share"] == pytest.approx(3 / 5)
+    assert result["summary"]["gold"]["gold_battles"] == 3
+    # Alpha reads the regular votes only, verdicts in model terms; the dimension per (prompt, model).
+    a, b, c = (ModelEntry.objects.get(name=n).pk for n in "ABC")
+    units = {0: [a, a, a, b], 1: [a, b, "tie"], 2: [a, a], 3: ["both_bad"] * 3 + [c]}
+    assert result["verdict_alpha"] == pytest.approx(krippendorff_alpha(units))
+    help_units = {"A": [5, 4, 5, 2], "B": [2, 1, 3, 4]}
+    assert result["dimension_alpha"]["help"] == pytest.approx(krippendorff_alpha(help_units, "interval"))
+    # Excluded voters leave the summaries (their own gold record is still listed).
+    Voter.objects.filter(pk=v4.pk).update(excluded=True)
+    after = campaign_agreement(campaign)
+    assert after["summary"]["gold"]["share"] == pytest.approx(2 / 3)
+    assert after["gold_agreement"][v4.public_id]["excluded"] is True

@@ -26,7 +26,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from arena.exports.models import ExportJob
-from arena.models import Admission, Battle, Campaign, Invite, Ranking, Vote, Voter
+from arena.models import Admission, Battle, Campaign, GoldBattle, Invite, Ranking, Vote, Voter
 from arena.services import ratelimit
 from tests.factories import make_campaign
 
@@ -54,6 +54,8 @@ EXPECTED: dict[tuple[str, str], tuple] = {
     ("b/<str:battle_id>/vote", "arena:vote"): ("POST", {r: 404 for r in ROLES}),
     ("staff/c/<slug:slug>/", "arena:dashboard"): ("GET", only_staff(200)),
     ("staff/c/<slug:slug>/status", "arena:set-status"): ("POST", only_staff("redirect")),
+    ("staff/c/<slug:slug>/quality.json", "arena:quality"): ("GET", only_staff(200)),
+    ("staff/c/<slug:slug>/exclude", "arena:exclude-voter"): ("POST", only_staff("redirect")),  # staff: no voter named
     ("admin/login/", "admin-login"): ("GET", {"anon": 200, "voter": 200, "member": 200, "staff": "redirect"}),
     ("healthz", "healthz"): ("GET", A),
     ("api/v1/openapi.json", "api:openapi-json"): ("GET", A),
@@ -175,6 +177,8 @@ def world(db, django_user_model):
 
     compute_snapshots(public)
     invite = Invite.objects.create(campaign=public, label="x")
+    first, second = public.prompts.first().responses.all()[:2]
+    GoldBattle.objects.create(campaign=public, prompt=first.prompt, first=first, second=second, expected="tie")
     Admission.objects.create(campaign=public, voter=Voter.objects.first(), invite=invite)
     job = ExportJob.objects.create(campaign=public, format="battles-jsonl")
     values = {

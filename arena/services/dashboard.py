@@ -10,6 +10,7 @@ from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
 from arena.models import Campaign, Item, Prompt, Vote
+from arena.services import abuse, quality
 
 CHART_WIDTH, CHART_HEIGHT = 600, 120
 
@@ -89,3 +90,14 @@ def verdict_rates(campaign: Campaign) -> dict[str, Any]:
         "total": total,
         "rates": {v: (rows.get(v, 0), rows.get(v, 0) / total if total else None) for v in Vote.Verdict.values},
     }
+
+
+def voter_quality(campaign: Campaign) -> dict[str, Any]:
+    """Agreement (alpha, with the majority, with gold, and their summaries) and the flagged voters,
+    JSON-safe: the dashboard shows it and /staff/c/<slug>/quality.json returns it as is."""
+    agreement = quality.campaign_agreement(campaign)
+    flags = [
+        {"voter": f.public_id, "votes": f.votes, "reasons": f.reasons, "excluded": f.excluded}
+        for f in abuse.suspicious_voters(campaign)
+    ]
+    return {**agreement, "flags": flags}

@@ -18,7 +18,6 @@ import random
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -185,16 +184,3 @@ def gold_from_votes(votes: Iterable[Vote], note: str = "") -> MarkedGold:
             )
         )
     return result
-
-
-def gold_counts(gold_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
-    """Per gold battle: how often it was voted on and how often as expected (for the admin list)."""
-    counts: dict[int, dict[str, Any]] = {}
-    rows = Vote.objects.filter(battle__gold_id__in=list(gold_ids)).values_list(
-        "battle__gold_id", "verdict", "battle__left_id", "battle__gold__first_id", "battle__gold__expected"
-    )
-    for gold_id, verdict, left_id, first_id, expected in rows:
-        entry = counts.setdefault(gold_id, {"votes": 0, "agree": 0})
-        entry["votes"] += 1
-        entry["agree"] += as_gold_verdict(verdict, left_id, first_id) == expected
-    return counts

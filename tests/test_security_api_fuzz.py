@@ -43,11 +43,14 @@ def fuzz_context(db, django_user_model, tmp_path, settings):
     Campaign.objects.create(slug="fuzz-draft", title="Draft")
     voter = Client()
     battle_id = voter.post("/api/v1/campaigns/fuzz/battles").json()["id"]
+    make_campaign(slug="fuzz-rank", task="ranking", ranking_size=3)
+    ranking_id = voter.post("/api/v1/campaigns/fuzz-rank/rankings").json()["id"]
     staff = Client()
     staff.force_login(django_user_model.objects.create_user("s", password="pw", is_staff=True, is_superuser=True))
     _CONTEXT.update(
         slug=campaign.slug,
         battle_id=battle_id,
+        ranking_id=ranking_id,
         voter_cookie=voter.cookies["arena_voter"].value,
         session_cookie=staff.cookies["sessionid"].value,
     )
@@ -72,7 +75,9 @@ def _call(case, cookie: str) -> None:
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
 def test_no_api_call_is_a_server_error(case):
     _call(case, "")
-    real = {"slug": _CONTEXT["slug"], "battle_id": _CONTEXT["battle_id"]}
+    real = {"slug": _CONTEXT["slug"], "battle_id": _CONTEXT["battle_id"], "ranking_id": _CONTEXT["ranking_id"]}
+    if "rankings" in case.path:
+        real["slug"] = "fuzz-rank"
     if case.path_parameters:
         case.path_parameters = {k: real.get(k, v) for k, v in case.path_parameters.items()}
     _call(case, f"arena_voter={_CONTEXT['voter_cookie']}")

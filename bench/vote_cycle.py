@@ -2,7 +2,7 @@
 
 Sets up a fresh PostgreSQL database with a campaign (20 models, 200 prompts) and N votes already
 in it (1,000,000 by default, inserted in bulk with SQL), starts uvicorn worker processes and a
-Celery worker on Redis, then runs many concurrent voters (asyncio + httpx, each with its own cookie
+Celery worker on Redis, then runs many concurrent voters (asyncio + bench/lean_http.py, each with its own cookie
 jar) for a fixed time and prints cycles per second and p50/p99 latencies. Finally it checks that
 every acknowledged vote is stored exactly once.
 
@@ -22,10 +22,12 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import uvloop
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.lean_http import HTTPError, LeanClient  # noqa: E402
 from tests import stack  # noqa: E402
 
 SEED_SQL = """
@@ -98,34 +100,31 @@ def seed(pg_url: str, env: dict, votes: int, tmp: Path, rebuild: bool = True) ->
     print(f"rebuilt the rating aggregates from {stored:,} votes in {time.perf_counter() - started:.1f} s")
 
 
-async def voter(client: httpx.AsyncClient, stop_at: float, cycles: list, pages: list, posts: list, errors: list):
+async def voter(client: LeanClient, stop_at: float, cycles: list, pages: list, posts: list, errors: list):
     while time.perf_counter() < stop_at:
         t0 = time.perf_counter()
         try:
             page = await client.get("/c/bench/vote/")
             t1 = time.perf_counter()
-            if page.status_code != 200:
-                errors.append(page.status_code)
+            if page.status != 200:
+                errors.append(page.status)
                 continue
             battle_id = stack.BATTLE_ACTION.search(page.text).group(1)
             response = await client.post(
                 f"/b/{battle_id}/vote",
                 data={"verdict": "left"},
-                headers={
-                    "X-CSRFToken": client.cookies["csrftoken"],
-                    "Accept": "application/json",
-                    "Referer": str(client.base_url),
-                },
-            )
+                headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json",
+                         "Referer": client.base_url + "/"},
+            )  # fmt: skip
             t2 = time.perf_counter()
-            if response.status_code != 200:
-                errors.append(response.status_code)
+            if response.status != 200:
+                errors.append(response.status)
                 continue
             pages.append(t1 - t0)
             posts.append(t2 - t1)
             cycles.append((t2 - t0, battle_id))
-        except httpx.HTTPError as error:
-            errors.append(type(error).__name__)
+        except HTTPError as error:
+            errors.append(str(error).split(":")[2].strip())
 
 
 def pct(values: list[float], q: float) -> float:
@@ -134,8 +133,7 @@ def pct(values: list[float], q: float) -> float:
 
 async def drive(url: str, concurrency: int, seconds: float) -> tuple[list, list, list, list]:
     cycles, pages, posts, errors = [], [], [], []
-    limits = httpx.Limits(max_connections=2, max_keepalive_connections=2)
-    clients = [httpx.AsyncClient(base_url=url, timeout=30, limits=limits) for _ in range(concurrency)]
+    clients = [LeanClient(url) for _ in range(concurrency)]
     stop_at = time.perf_counter() + seconds
     await asyncio.gather(*(voter(c, stop_at, cycles, pages, posts, errors) for c in clients))
     await asyncio.gather(*(c.aclose() for c in clients))
@@ -174,8 +172,8 @@ def main() -> None:
         try:
             url = f"http://127.0.0.1:{port}"
             stack.wait_until(lambda: _healthy(url), timeout=60, message="web")
-            asyncio.run(drive(url, 8, 3))  # warm-up
-            cycles, pages, posts, errors = asyncio.run(drive(url, args.concurrency, args.seconds))
+            uvloop.run(drive(url, 8, 3))  # warm-up
+            cycles, pages, posts, errors = uvloop.run(drive(url, args.concurrency, args.seconds))
         finally:
             web.stop()
             worker.stop()

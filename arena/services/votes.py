@@ -6,6 +6,7 @@ import json
 import logging
 import random
 from collections.abc import Iterable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,8 +75,8 @@ class RecordedVote:
 
 
 _BATTLE_SQL = """
-SELECT b.status, b.voter_id, b.campaign_id, b.prompt_id, b.item_id, l.model_id, r.model_id, c.slug,
-       l.status, r.status
+SELECT b.status, b.voter_id, b.campaign_id, b.prompt_id, b.item_id, l.model_id, r.model_id, l.status, r.status,
+       c.slug, c.status, c.allow_tie, c.allow_both_bad, c.vote_limit, c.daily_vote_limit
 FROM arena_battle b
 JOIN arena_response l ON l.id = b.left_id
 JOIN arena_response r ON r.id = b.right_id
@@ -83,14 +84,34 @@ JOIN arena_campaign c ON c.id = b.campaign_id
 WHERE b.id = %s
 """
 
-
-_CLAIM_SQL = "UPDATE arena_battle SET status = 'voted' WHERE id = %s AND status = 'open'"
+# PostgreSQL: claim the battle (open -> voted), store the vote and count it on its item in ONE
+# statement, hence one round trip and one implicit transaction. Of two concurrent votes on a battle
+# exactly one matches the open row; the one-to-one key of Vote is the last line of defence.
+_RECORD_SQL_POSTGRES = """
+WITH claimed AS (
+    UPDATE arena_battle SET status = 'voted' WHERE id = %(battle)s AND status = 'open' RETURNING id
+), stored AS (
+    INSERT INTO arena_vote (battle_id, campaign_id, voter_id, prompt_id, left_model_id, right_model_id, winner_id,
+                            verdict, scores, duration_ms, created_at, folded)
+    SELECT id, %(campaign)s, %(voter)s, %(prompt)s, %(left)s, %(right)s, %(winner)s, %(verdict)s, %(scores)s::jsonb,
+           %(duration)s, %(now)s, false
+    FROM claimed
+    RETURNING battle_id
+), counted AS (
+    UPDATE arena_item SET vote_count = vote_count + 1, shuffle = %(shuffle)s
+    WHERE id = %(item)s AND EXISTS (SELECT 1 FROM claimed)
+)
+SELECT count(*) FROM stored
+"""
+# Elsewhere (SQLite, the embedded default) the same three writes, in one transaction.
+_CLAIM_SQL = "UPDATE arena_battle SET status = 'voted' WHERE id = %(battle)s AND status = 'open'"
 _INSERT_VOTE_SQL = """
 INSERT INTO arena_vote (battle_id, campaign_id, voter_id, prompt_id, left_model_id, right_model_id, winner_id,
                         verdict, scores, duration_ms, created_at, folded)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, false)
+VALUES (%(battle)s, %(campaign)s, %(voter)s, %(prompt)s, %(left)s, %(right)s, %(winner)s, %(verdict)s, %(scores)s,
+        %(duration)s, %(now)s, false)
 """
-_COUNT_ITEM_SQL = "UPDATE arena_item SET vote_count = vote_count + 1, shuffle = %s WHERE id = %s"
+_COUNT_ITEM_SQL = "UPDATE arena_item SET vote_count = vote_count + 1, shuffle = %(shuffle)s WHERE id = %(item)s"
 
 
 def record_vote(
@@ -102,49 +123,49 @@ def record_vote(
 ) -> RecordedVote:
     """Store the voter's verdict on their battle. A second vote is refused and changes nothing.
 
-    The battle is claimed with a conditional UPDATE (open -> voted) inside the transaction: of two
-    concurrent votes on one battle exactly one matches the row, on PostgreSQL and SQLite alike; the
-    one-to-one key of Vote is the last line of defence. Plain SQL: this runs for every vote, and
-    the ORM's statement building cost more than the statements.
+    Two round trips on PostgreSQL: one read of the battle with its campaign's current rules, then one
+    statement that claims the battle and stores the vote atomically. Plain SQL: this runs for every
+    vote, and the ORM's statement building cost more than the statements.
     """
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            cursor.execute(_BATTLE_SQL, [battle_id])
-            row = cursor.fetchone()
-        if row is None or row[1] != voter.pk:
-            raise NotFound("No such battle.")
-        status, _, campaign_id, prompt_id, item_id, left_model_id, right_model_id, slug, *sides = row
-        if status == Battle.Status.VOID:
-            raise Conflict("This battle was cancelled and cannot be voted on.")
-        if status == Battle.Status.OPEN and any(side != Response.Status.DONE for side in sides):
-            raise Conflict("Please wait until both answers are complete before you vote.")
-        if status != Battle.Status.OPEN:
-            raise Conflict(ALREADY_VOTED)
-        profile = campaign_profile(slug)
-        campaign = Campaign.objects.get(pk=campaign_id)  # the authoritative status, not the cached one
-        check_open(campaign)
-        check_vote_limits(campaign, voter)
-        verdict = clean_verdict(campaign, verdict)
-        cleaned_scores = clean_scores(profile.dimensions if profile else campaign.dimensions.all(), scores)
-        if duration_ms is not None:
-            duration_ms = max(0, min(int(duration_ms), MAX_DURATION_MS))
-        winner_id = {"left": left_model_id, "right": right_model_id}.get(verdict)
-        now = timezone.now()
-        with connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, [battle_id])
-            if cursor.rowcount != 1:
-                raise Conflict(ALREADY_VOTED)
-            try:
-                cursor.execute(
-                    _INSERT_VOTE_SQL,
-                    [battle_id, campaign_id, voter.pk, prompt_id, left_model_id, right_model_id, winner_id, verdict,
-                     json.dumps(cleaned_scores), duration_ms, now],
-                )  # fmt: skip
-            except IntegrityError:
-                raise Conflict(ALREADY_VOTED) from None
-            if item_id:
-                cursor.execute(_COUNT_ITEM_SQL, [random.randrange(2**31), item_id])
-        transaction.on_commit(lambda: _after_vote(campaign_id))
+    with connection.cursor() as cursor:
+        cursor.execute(_BATTLE_SQL, [battle_id])
+        row = cursor.fetchone()
+    if row is None or row[1] != voter.pk:
+        raise NotFound("No such battle.")
+    status, _, campaign_id, prompt_id, item_id, left_model_id, right_model_id, *sides = row[:9]
+    slug, campaign_status, allow_tie, allow_both_bad, vote_limit, daily_vote_limit = row[9:]
+    if status == Battle.Status.VOID:
+        raise Conflict("This battle was cancelled and cannot be voted on.")
+    if status == Battle.Status.OPEN and any(side != Response.Status.DONE for side in sides):
+        raise Conflict("Please wait until both answers are complete before you vote.")
+    if status != Battle.Status.OPEN:
+        raise Conflict(ALREADY_VOTED)
+    # The campaign's rules as stored now (not the cached profile's), for the checks below.
+    campaign = Campaign(
+        pk=campaign_id, slug=slug, status=campaign_status, allow_tie=allow_tie, allow_both_bad=allow_both_bad,
+        vote_limit=vote_limit, daily_vote_limit=daily_vote_limit,
+    )  # fmt: skip
+    check_open(campaign)
+    check_vote_limits(campaign, voter)
+    verdict = clean_verdict(campaign, verdict)
+    profile = campaign_profile(slug)
+    cleaned_scores = clean_scores(profile.dimensions if profile else Campaign(pk=campaign_id).dimensions.all(), scores)
+    if duration_ms is not None:
+        duration_ms = max(0, min(int(duration_ms), MAX_DURATION_MS))
+    winner_id = {"left": left_model_id, "right": right_model_id}.get(verdict)
+    now = timezone.now()
+    params = {
+        "battle": battle_id, "campaign": campaign_id, "voter": voter.pk, "prompt": prompt_id, "left": left_model_id,
+        "right": right_model_id, "winner": winner_id, "verdict": verdict, "scores": json.dumps(cleaned_scores),
+        "duration": duration_ms, "now": now, "item": item_id, "shuffle": random.randrange(2**31),
+    }  # fmt: skip
+    try:
+        stored = _store(params)
+    except IntegrityError:
+        raise Conflict(ALREADY_VOTED) from None
+    if not stored:
+        raise Conflict(ALREADY_VOTED)
+    transaction.on_commit(lambda: _after_vote(campaign_id))
     names = profile.names if profile else {}
     vote = Vote(
         battle_id=battle_id, campaign_id=campaign_id, voter_id=voter.pk, prompt_id=prompt_id,
@@ -157,6 +178,25 @@ def record_vote(
         left_name=names.get(left_model_id) or _model_name(left_model_id),
         right_name=names.get(right_model_id) or _model_name(right_model_id),
     )
+
+
+def _store(params: dict[str, Any]) -> bool:
+    """Claim the battle and store the vote; False if the battle was no longer open."""
+    if connection.vendor == "postgresql":
+        # One statement commits on its own; inside a caller's transaction, a savepoint keeps that
+        # transaction usable should the statement fail.
+        guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
+        with guard, connection.cursor() as cursor:
+            cursor.execute(_RECORD_SQL_POSTGRES, params)
+            return cursor.fetchone()[0] == 1
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM_SQL, params)
+        if cursor.rowcount != 1:
+            return False
+        cursor.execute(_INSERT_VOTE_SQL, params)
+        if params["item"]:
+            cursor.execute(_COUNT_ITEM_SQL, params)
+    return True
 
 
 def _model_name(model_id: int) -> str:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/sampling.py                 # figures for docs/ratings.md (about a minute)
     .venv/bin/python bench/sampling.py --seeds 5       # quicker, noisier
+    .venv/bin/python bench/sampling.py --handout       # hand-out latency on PostgreSQL, active vs balanced
 
 Each simulated campaign draws M votes one at a time. "uniform" picks a pair at random, "balanced"
 a pair with the fewest votes, "active" draws by the weights of arena.services.active_sampling, with
@@ -13,12 +14,17 @@ inverse Fisher information at the true ratings, for the pairs as allocated: the 
 the noise of one simulated run).
 
 No database and no Django setup: the weights are the same plain functions the hand-out uses.
+``--handout`` times the real hand-out (arena.services.battles.open_battle) instead, on a fresh
+PostgreSQL database (tests/stack.py) with a campaign of --models models and --prompts prompts.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,7 +130,12 @@ def main() -> None:
     parser.add_argument("--models", type=int, default=10)
     parser.add_argument("--votes", type=int, nargs="+", default=[1000, 3000, 10000])
     parser.add_argument("--spread", type=float, default=150.0, help="sd of the true ratings, Elo points")
+    parser.add_argument("--handout", action="store_true", help="time the hand-out on PostgreSQL instead")
+    parser.add_argument("--prompts", type=int, default=500, help="prompts of the --handout campaign")
     args = parser.parse_args()
+    if args.handout:
+        handout(args.models, args.prompts)
+        return
     true = np.random.default_rng(12345).normal(1000, args.spread, args.models)
     print(
         f"{args.models} models, true ratings N(1000, {args.spread:g}^2) (range {true.min():.0f}-{true.max():.0f}), "
@@ -143,6 +154,60 @@ def main() -> None:
                 f"| {var[s]:,.0f} | {var[s] / var['uniform'] - 1:+.1%} |"
             )
         print(f"<!-- {m} votes: {time.perf_counter() - start:.1f} s -->", file=sys.stderr)
+
+
+def handout(n_models: int, n_prompts: int = 500, n_battles: int = 300) -> None:
+    """Milliseconds per new battle, each for a new voter, by strategy; and one read of the pair state."""
+    from tests import stack
+
+    with tempfile.TemporaryDirectory() as tmpdir, stack.postgres_database() as pg_url:
+        env = stack.base_env(pg_url, redis_url=None, ARENA_VAR_DIR=tmpdir, LOG_LEVEL="WARNING")
+        stack.manage(env, "migrate", "--noinput", "-v", "0")
+        names = [f"m{i:03d}" for i in range(n_models)]
+        spec = {
+            "slug": "bench", "title": "Bench", "status": "active",
+            "models": [{"name": n, "backend": "static"} for n in names],
+            "prompts": [{"external_id": f"p{p}", "prompt": f"Question {p}", "responses": {n: f"A {n}" for n in names}}
+                        for p in range(n_prompts)],
+        }  # fmt: skip
+        Path(tmpdir, "c.json").write_text(json.dumps(spec))
+        stack.manage(env, "load_campaign", str(Path(tmpdir, "c.json")), timeout=600)
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        from arena.models import Campaign, Item, Voter
+        from arena.services.active_sampling import forget_pair_states, read_pair_state
+        from arena.services.battles import open_battle
+        from arena.services.profiles import campaign_profile, forget_profiles
+        from arena.services.votes import record_vote
+        from ratings.snapshots import compute_snapshots
+
+        campaign = Campaign.objects.get(slug="bench")
+        pairs = n_models * (n_models - 1) // 2
+        print(f"{n_models} models ({pairs} pairs), {n_prompts} prompts, {Item.objects.count():,} items\n")
+        # Each voter gets one new battle and votes on it (the vote is not timed); a recompute between
+        # rounds, as the worker would run it, gives active sampling ratings and counts to read.
+        rng = np.random.default_rng(0)
+        for strategy in ("balanced", "active", "balanced", "active"):
+            Campaign.objects.filter(pk=campaign.pk).update(sampling=strategy)
+            forget_profiles()
+            forget_pair_states()
+            voters = Voter.objects.bulk_create([Voter() for _ in range(n_battles)])
+            elapsed = 0.0
+            for voter in voters:
+                start = time.perf_counter()
+                battle = open_battle(campaign_profile("bench"), voter.pk)
+                elapsed += time.perf_counter() - start
+                record_vote(battle.id, voter, str(rng.choice(["left", "right", "tie"])))
+            compute_snapshots(campaign)
+            print(f"{strategy:<9} {elapsed / n_battles * 1000:6.2f} ms per new battle (first includes cache reads)")
+        compute_snapshots(campaign)
+        profile = campaign_profile("bench")
+        start = time.perf_counter()
+        for _ in range(20):
+            read_pair_state(profile)
+        print(f"read of the pair state (aggregate + snapshot): {(time.perf_counter() - start) / 20 * 1000:.2f} ms")
 
 
 if __name__ == "__main__":

@@ -137,6 +137,8 @@ def test_close_pairs_with_few_votes_are_handed_out_before_settled_ones(db):
     state = pair_state(campaign_profile("act-close"))
     weights = dict(zip(state.pairs, state.weights(), strict=True))
     mids = tuple(sorted(ModelEntry.objects.filter(name__in=["Mid1", "Mid2"]).values_list("id", flat=True)))
+    variance = dict(zip(state.pairs, state.variance, strict=True))
+    assert variance[mids] > 0.15 and all(v < 0.05 for pair, v in variance.items() if pair != mids)  # from the snapshot
     assert all(weights[mids] > 10 * w for pair, w in weights.items() if pair != mids)
     random.seed(5)
     shown = Counter()
@@ -162,6 +164,29 @@ def test_active_keeps_k_votes_per_item_and_never_shows_a_voter_an_item_twice(db)
             record_vote(battle.id, voter, "tie")
     assert len(seen) == len(set(seen)) == 18  # 9 items x 2 votes, no voter twice on one item
     assert set(Item.objects.filter(campaign=campaign).values_list("vote_count", flat=True)) == {2}
+
+
+@pytest.mark.django_db
+def test_within_a_pair_items_stay_even_and_every_last_one_is_found(db):
+    """Items are looked up on a few random prompts first (fewest votes among them), then in the whole list."""
+    campaign = make_campaign(slug="act-even", models=("A", "B"), prompts=40, sampling="active")
+    random.seed(7)
+    for _ in range(4):
+        voter = Voter.objects.create()
+        for _ in range(20):
+            battle = open_battle(campaign_profile("act-even"), voter.pk)
+            record_vote(battle.id, voter, "tie")
+    counts = list(Item.objects.filter(campaign=campaign).values_list("vote_count", flat=True))
+    assert sum(counts) == 80 and max(counts) - min(counts) <= 2
+    campaign.votes_per_item = 3
+    campaign.save(update_fields=["votes_per_item"])
+    voter = Voter.objects.create()
+    handed = 0
+    with pytest.raises(NothingToVoteOn):
+        while True:  # the last items left with a free slot are found even when random prompts miss them
+            record_vote(open_battle(campaign_profile("act-even"), voter.pk).id, voter, "tie")
+            handed += 1
+    assert handed == sum(1 for n in counts if n < 3)
 
 
 @pytest.mark.django_db

@@ -97,6 +97,7 @@ class PairState:
     variance: np.ndarray
     prior: np.ndarray
     read_at: float
+    prompts: list[int] = field(default_factory=list)
     handed: np.ndarray = field(init=False)
     dry: set[int] = field(default_factory=set)
 
@@ -120,14 +121,10 @@ def read_pair_state(profile: CampaignProfile) -> PairState:
     ids = sorted(profile.weights)
     pairs = [(lo, hi) for i, lo in enumerate(ids) for hi in ids[i + 1 :]]
     names = [profile.names.get(pk, "") for pk in ids]
-    aggregate = (
-        PairAggregate.objects.filter(campaign=campaign, dimension=OVERALL, category=OVERALL)
-        .values_list("counts", flat=True)
-        .first()
-    )
+    aggregate = PairAggregate.objects.filter(campaign=campaign, dimension=OVERALL, category=OVERALL).first()
     counted = np.zeros((len(ids), len(ids)))
-    if aggregate:
-        counts = PairCounts.from_dict(aggregate)
+    if aggregate is not None and aggregate.counts:
+        counts = PairCounts.from_dict(aggregate.counts)
         where = {name: i for i, name in enumerate(counts.models)}
         pos = [where.get(name, -1) for name in names]
         battles = counts.battles
@@ -155,7 +152,8 @@ def read_pair_state(profile: CampaignProfile) -> PairState:
         if a is not None and b is not None:
             variance[k] = vote_variance(np.array([(a - b) / scale]), nu)[0]
     prior = np.array([profile.weights[lo] * profile.weights[hi] for lo, hi in pairs])
-    return PairState(profile, pairs, votes, variance, prior, time.monotonic())
+    prompts = list(campaign.prompts.values_list("id", flat=True))
+    return PairState(profile, pairs, votes, variance, prior, time.monotonic(), prompts)
 
 
 _STATES: dict[int, PairState] = {}
@@ -169,6 +167,18 @@ def pair_state(profile: CampaignProfile) -> PairState:
     if state is None or state.profile is not profile or time.monotonic() - state.read_at >= PROFILE_TTL:
         state = _STATES[profile.campaign.pk] = read_pair_state(profile)
     return state
+
+
+def prompt_sample(state: PairState, size: int, rng: random.Random | None = None) -> list[int]:
+    """Up to ``size`` of the campaign's prompts, at random: where to look for an item of a drawn pair.
+
+    Looking up (prompt, pair) on the items' unique index costs the same whatever the campaign's size,
+    whereas finding the pair's least-voted item in its whole list reads every item of the pair. The
+    least-voted of a few random items keeps a pair's prompts about as even ("the power of d choices").
+    """
+    if len(state.prompts) <= size:
+        return state.prompts
+    return (rng or random).sample(state.prompts, size)
 
 
 def forget_pair_states() -> None:

@@ -20,7 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from arena.models import Battle, Campaign, Voter
-from arena.services.active_sampling import draw_pair, pair_state
+from arena.services.active_sampling import draw_pair, pair_state, prompt_sample
 from arena.services.errors import NotFound, NothingToVoteOn
 from arena.services.identity import reveals_identity
 from arena.services.profiles import CampaignProfile
@@ -29,6 +29,8 @@ from arena.services.profiles import CampaignProfile
 CANDIDATES = 32
 # Active sampling: how many pairs to try before falling back to "fewest votes first".
 ACTIVE_TRIES = 4
+# Active sampling: on how many random prompts to look for an item of the drawn pair first.
+ACTIVE_PROMPTS = 16
 
 
 @dataclass(frozen=True)
@@ -136,24 +138,33 @@ def _active_candidates(profile: CampaignProfile, voter_id: int, extra: str, para
     """Active sampling: a pair drawn by how much its next vote shrinks the intervals, then that pair's
     items this voter has not seen, fewest votes first (see arena.services.active_sampling).
 
-    A pair with nothing left to hand out is set aside until the next read of the pair state, and
-    another pair is drawn; after ACTIVE_TRIES pairs the caller falls back to "fewest votes first".
+    The items are looked up on ACTIVE_PROMPTS random prompts first (index lookups, whatever the size
+    of the campaign); only if none of them has an item left is the pair's whole list read. A pair
+    with nothing left at all is set aside until the next read of the pair state and another pair is
+    drawn; after ACTIVE_TRIES pairs the caller falls back to "fewest votes first".
     """
     state = pair_state(profile)
+    pair_sql, order = extra + " AND i.model_lo_id = %s AND i.model_hi_id = %s", "i.vote_count, i.shuffle"
+    whole = _CANDIDATES_SQL.format(extra=pair_sql, order=order)
     tried: set[int] = set()
-    sql = _CANDIDATES_SQL.format(extra=extra + " AND i.model_lo_id = %s AND i.model_hi_id = %s",
-                                 order="i.vote_count, i.shuffle")  # fmt: skip
     for _ in range(ACTIVE_TRIES):
         index = draw_pair(state, tried)
         if index is None:
             break
-        items = _fetch(sql, [profile.campaign.pk, *params, *state.pairs[index], voter_id, CANDIDATES])
+        sample = prompt_sample(state, ACTIVE_PROMPTS)
+        sampled = _CANDIDATES_SQL.format(extra=f"{pair_sql} AND i.prompt_id IN ({_marks(sample)})", order=order)
+        head = [profile.campaign.pk, *params, *state.pairs[index]]
+        items = _fetch(sampled, [*head, *sample, voter_id, CANDIDATES]) or _fetch(whole, [*head, voter_id, CANDIDATES])
         if items:
             state.handed[index] += 1
             return items
         tried.add(index)
         state.dry.add(index)
     return []
+
+
+def _marks(values: list[Any]) -> str:
+    return ", ".join(["%s"] * len(values)) or "NULL"
 
 
 def _reserve_item(profile: CampaignProfile, voter_id: int) -> Candidate:

@@ -32,7 +32,7 @@ from django.http import HttpRequest
 
 from arena.models import Battle, Response, Voter
 from arena.services import live
-from arena.services.voters import COOKIE_NAME, COOKIE_SALT, voter_by_public_id
+from arena.services.voters import COOKIE_NAME, COOKIE_SALT, voter_from_cookie_value
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +49,8 @@ def _voter_from_cookies(cookies: dict[str, str]) -> Voter | None:
     cookie-signing salt is an implementation detail that changed between releases)."""
     request = HttpRequest()
     request.COOKIES = cookies
-    public_id = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
-    return voter_by_public_id(public_id) if public_id else None
+    value = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
+    return voter_from_cookie_value(value) if value else None
 
 
 class BattleConsumer(AsyncJsonWebsocketConsumer):

@@ -78,6 +78,36 @@ class DatabaseUnavailableMiddleware:
         return _unavailable(request, outage)
 
 
+class StaleVoterMiddleware:
+    """The voter cookie names a voter that staff deleted: forget the cookie and start afresh.
+
+    Voter cookies carry the voter's id (signed), so requests need no lookup; the rare write that
+    then fails on the voter's foreign key lands here. A GET is simply retried as a new voter.
+    """
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from django.db import IntegrityError
+        from django.shortcuts import redirect
+
+        from arena.services.voters import forget_voter, is_stale_voter_error
+
+        if not isinstance(exception, IntegrityError) or not is_stale_voter_error(exception):
+            return None
+        if request.method == "GET":
+            response = redirect(request.get_full_path())
+        else:
+            message = "Your voting session has expired. Please reload the page."
+            response = JsonResponse({"error": "conflict", "message": message}, status=409)
+        forget_voter(response)
+        return response
+
+
 REDIS_MESSAGE = (
     "A background service (Redis) is unavailable right now, so this page cannot work. Votes are still "
     "recorded; please try this page again in a minute."
@@ -151,6 +181,21 @@ def _trip_if_unreachable(exception: BaseException | None) -> None:
     global _db_down_until
     if is_connection_failure(exception):
         _db_down_until = time.monotonic() + DB_OUTAGE_SECONDS
+        _check_pools()
+
+
+def _check_pools() -> None:
+    """Drop every broken idle connection of this process's pools (e.g. after a database restart);
+    the pool opens fresh ones in the background. Connections are not checked on each checkout."""
+    from django.db import connections
+
+    for conn in connections.all(initialized_only=True):
+        if conn.vendor != "postgresql" or not conn.settings_dict.get("OPTIONS", {}).get("pool"):
+            continue
+        try:
+            conn.pool.check()
+        except Exception:  # the database may still be down; the next failure checks again
+            log.debug("checking the pool of %s failed", conn.alias, exc_info=True)
 
 
 def _unavailable(request: HttpRequest, outage: str) -> HttpResponse:

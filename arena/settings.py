@@ -66,6 +66,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "arena.middleware.ContentSecurityPolicyMiddleware",
     "arena.middleware.DatabaseUnavailableMiddleware",
+    "arena.middleware.StaleVoterMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -106,6 +107,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Under ASGI every request may run its sync code on another thread, so per-thread persistent
     # connections would pile up; a psycopg pool per process bounds them instead.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # No health check on every checkout (a round trip per request): a connection found broken makes
+    # the outage middleware check the whole pool at once (arena.middleware._trip_if_unreachable).
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", False)
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env_int("DB_POOL_MIN_SIZE", 2),
         "max_size": env_int("DB_POOL_MAX_SIZE", 10),

@@ -138,3 +138,36 @@ def test_inactive_models_are_not_handed_out(alice, campaign):
         battle = open_battle(alice, campaign)
         assert "Gamma" not in {battle.left.model.name, battle.right.model.name}
         alice.post(f"/b/{battle.pk}/vote", {"verdict": "tie"})
+
+
+def test_the_voter_cookie_is_signed_and_carries_the_voter_so_no_lookup_is_needed(alice, campaign):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    battle = open_battle(alice, campaign)
+    value = alice.cookies["arena_voter"].value
+    assert value.startswith(f"{battle.voter.public_id}:{battle.voter_id}:")  # value, then its signature
+    with CaptureQueriesContext(connection) as queries:
+        alice.get(f"/c/{campaign.slug}/vote/")
+    assert not any("FROM arena_voter" in q["sql"] for q in queries.captured_queries)
+    # A forged id (the signature no longer matches) is no voter at all: a new one is made.
+    forged = value.replace(f":{battle.voter_id}:", f":{battle.voter_id + 1000}:", 1)
+    alice.cookies["arena_voter"] = forged
+    again = open_battle(alice, campaign)
+    assert again.voter_id not in (battle.voter_id, battle.voter_id + 1000)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_voter_deleted_by_staff_starts_afresh_instead_of_failing(alice):
+    from tests.factories import make_campaign
+
+    campaign = make_campaign()
+    battle = open_battle(alice, campaign)
+    battle.voter.delete()
+    page = alice.get(f"/c/{campaign.slug}/vote/")
+    assert page.status_code == 302 and page["Location"] == f"/c/{campaign.slug}/vote/"
+    assert alice.cookies["arena_voter"].value == ""  # forgotten
+    fresh = open_battle(alice, campaign)
+    assert fresh.voter_id != battle.voter_id
+    assert alice.post(f"/b/{fresh.pk}/vote", {"verdict": "tie"}).status_code == 302
+    assert Vote.objects.filter(battle=fresh, voter_id=fresh.voter_id).exists()

@@ -134,13 +134,13 @@ def reset() -> None:
 
 def _voter_key(request: HttpRequest) -> str | None:
     """Who is asking, without a database query: the logged-in user, else the signed voter cookie."""
-    from arena.services.voters import COOKIE_NAME, COOKIE_SALT
+    from arena.services.voters import COOKIE_NAME, COOKIE_SALT, cookie_public_id
 
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"u{user.pk}"
-    public_id = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
-    return f"v{public_id}" if public_id else None
+    value = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
+    return f"v{cookie_public_id(value)}" if value else None
 
 
 def _ip_key(request: HttpRequest) -> str:

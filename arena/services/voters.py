@@ -39,10 +39,22 @@ def voter_from_cookie(request: HttpRequest) -> Voter | None:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return Voter.objects.filter(user=user).first()
-    public_id = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
-    if not public_id:
-        return None
+    value = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
+    return voter_from_cookie_value(value) if value else None
+
+
+def voter_from_cookie_value(value: str) -> Voter | None:
+    """The voter named by a verified cookie value "public_id:pk", without a query: the signature
+    vouches for both. (A voter deleted since is caught where it is used: see StaleVoterMiddleware.)
+    Cookies that carry only the public id are looked up."""
+    public_id, _, pk = value.partition(":")
+    if pk.isdigit():
+        return Voter(pk=int(pk), public_id=public_id)
     return voter_by_public_id(public_id)
+
+
+def cookie_public_id(value: str) -> str:
+    return value.partition(":")[0]
 
 
 def battle_owner(request: HttpRequest) -> Voter:
@@ -54,7 +66,7 @@ def battle_owner(request: HttpRequest) -> Voter:
 
 
 def voter_by_public_id(public_id: str) -> Voter | None:
-    """A light Voter (id and public_id only); on the hot path of every battle and vote."""
+    """A light Voter (id and public_id only)."""
     with connection.cursor() as cursor:
         cursor.execute("SELECT id FROM arena_voter WHERE public_id = %s", [public_id])
         row = cursor.fetchone()
@@ -81,10 +93,23 @@ def remember_voter(response: HttpResponse, voter: Voter) -> None:
     if voter.user_id is None:
         response.set_signed_cookie(
             COOKIE_NAME,
-            voter.public_id,
+            f"{voter.public_id}:{voter.pk}",
             salt=COOKIE_SALT,
             max_age=COOKIE_MAX_AGE,
             httponly=True,
             samesite="Lax",
             secure=settings.SESSION_COOKIE_SECURE,
         )
+
+
+def forget_voter(response: HttpResponse) -> None:
+    response.delete_cookie(COOKIE_NAME, samesite="Lax")
+
+
+def is_stale_voter_error(error: BaseException) -> bool:
+    """A write failed because the voter of the request's cookie no longer exists (staff deleted it)."""
+    cause = error.__cause__
+    constraint = getattr(getattr(cause, "diag", None), "constraint_name", None) or ""
+    if constraint:
+        return constraint.endswith("_fk_arena_voter_id")
+    return "FOREIGN KEY constraint failed" in str(error)  # SQLite does not name the constraint

@@ -30,15 +30,21 @@ from arena.services.profiles import CampaignProfile
 
 _LOCK_VOTER_SQL = "SELECT id FROM arena_voter WHERE id = %s FOR NO KEY UPDATE"
 
-# A random active gold battle of the campaign, both answers ready, that this voter has never been given.
+# A random active gold battle of the campaign that this voter has never been given, both answers ready.
+# The draw looks at the gold table and the voter's own battles only; readiness is checked on the few
+# drawn, so the cost does not grow with the number of responses.
 _UNSEEN_GOLD_SQL = """
 SELECT g.id, g.prompt_id, g.first_id, g.second_id
-FROM arena_goldbattle g
+FROM (
+  SELECT id, prompt_id, first_id, second_id FROM arena_goldbattle
+  WHERE campaign_id = %s AND is_active = %s
+    AND NOT EXISTS (SELECT 1 FROM arena_battle b WHERE b.voter_id = %s AND b.gold_id = arena_goldbattle.id)
+  ORDER BY RANDOM()
+  LIMIT 8
+) g
 JOIN arena_response f ON f.id = g.first_id
 JOIN arena_response s ON s.id = g.second_id
-WHERE g.campaign_id = %s AND g.is_active = %s AND f.status = 'done' AND s.status = 'done'
-  AND NOT EXISTS (SELECT 1 FROM arena_battle b WHERE b.voter_id = %s AND b.gold_id = g.id)
-ORDER BY RANDOM()
+WHERE f.status = 'done' AND s.status = 'done'
 LIMIT 1
 """
 
@@ -76,7 +82,12 @@ def maybe_gold_battle(profile: CampaignProfile, voter_id: int) -> BattleView | N
 
 
 def hand_out_gold(profile: CampaignProfile, voter_id: int) -> BattleView | None:
-    """Open a gold battle this voter has never been given, left/right at random; None if none is left."""
+    """Open a gold battle this voter has never been given, left/right at random; None if none is left.
+
+    Eight unseen gold battles are drawn and the first with both answers ready is taken; should all
+    eight have an answer that is no longer ready (gold is checked for ready answers when made), this
+    hand-out is a regular battle.
+    """
     campaign = profile.campaign
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":

@@ -383,3 +383,16 @@ def test_an_honest_ranker_is_not_flagged_and_one_who_never_reorders_is():
     assert honest.pk not in flags  # 72 votes at 12 instants: not "too fast", and not "always A"
     assert flags[lazy.pk].reasons == ["streak: 12 consecutive 'left' verdicts"]
     assert flags[lazy.pk].votes == 12  # counted in rankings
+
+
+def test_submitted_rankings_count_on_their_pairs_and_the_least_ranked_prompt_comes_next():
+    campaign = ranking_campaign(prompts=3, size=4, models=("Alpha", "Beta", "Gamma", "Delta"))
+    given = []
+    for _ in range(6):
+        voter = Voter.objects.create()
+        view = open_for(campaign, voter)
+        given.append(Ranking.objects.get(pk=view.id).prompt_id)
+        rankings.submit_ranking(view.id, voter, ["D", "C", "B", "A"])
+    assert sorted(Counter(given[:3]).values()) == [1, 1, 1] and sorted(Counter(given).values()) == [2, 2, 2]
+    counts = Counter(dict(campaign.items.values_list("prompt_id", "vote_count")))
+    assert set(campaign.items.values_list("vote_count", flat=True)) == {2}, counts  # each of the 6 pairs, twice

@@ -24,7 +24,7 @@ from itertools import combinations
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -131,8 +131,7 @@ def open_ranking(profile: CampaignProfile, voter: Voter) -> RankingView:
 
 def _current_open_ranking(campaign: Campaign, voter: Voter) -> Ranking | None:
     ranking = (
-        Ranking.objects.select_related("prompt")
-        .filter(campaign=campaign, voter=voter, status=Ranking.Status.OPEN)
+        Ranking.objects.filter(campaign=campaign, voter=voter, status=Ranking.Status.OPEN)
         .order_by("-created_at")
         .first()
     )
@@ -146,11 +145,88 @@ def _current_open_ranking(campaign: Campaign, voter: Voter) -> Ranking | None:
     return ranking
 
 
+# Front-most items (prompt x model pair) by "fewest ranked, random among equals": the walk of the
+# (campaign, vote_count, shuffle) index that battles use, so a hand-out does not scan every prompt.
+_CANDIDATES_SQL = """
+SELECT i.prompt_id, i.model_lo_id, i.model_hi_id, i.vote_count
+FROM arena_item i
+WHERE i.campaign_id = %s {extra}
+  AND NOT EXISTS (SELECT 1 FROM arena_ranking k WHERE k.voter_id = %s AND k.campaign_id = %s
+                  AND k.prompt_id = i.prompt_id)
+ORDER BY i.vote_count, i.shuffle
+LIMIT %s
+"""
+CANDIDATES = 64
+
+# A submitted ranking counts once on the item of every pair it ranked.
+_COUNT_ITEMS_SQL = """
+UPDATE arena_item SET vote_count = vote_count + 1, shuffle = floor(random() * 2147483647)::int
+WHERE campaign_id = %s AND prompt_id = %s AND model_lo_id = ANY(%s) AND model_hi_id = ANY(%s)
+"""
+
+
 def _new_ranking(profile: CampaignProfile, voter: Voter) -> Ranking:
+    """A task on the prompt whose least-ranked pair of models has the fewest rankings, that pair shown.
+
+    Each submitted ranking adds one to the items (prompt x model pair) it ranked, so walking the
+    items' index finds the least-ranked prompts without counting rankings. Prompts another voter
+    holds an open task on come after the others, which spreads voters who arrive together. When the
+    front of the index holds no prompt with N ready answers, an exact (slower) query decides.
+    """
     campaign = profile.campaign
     size = campaign.ranking_size
-    active = list(profile.weights)
+    active = sorted(profile.weights)
+    extra, params = "", []
+    if not profile.all_active:
+        marks = ", ".join(["%s"] * max(len(active), 1))
+        extra = f"AND i.model_lo_id IN ({marks}) AND i.model_hi_id IN ({marks})"
+        params = (active or [0]) * 2
+    with connection.cursor() as cursor:
+        cursor.execute(_CANDIDATES_SQL.format(extra=extra), [campaign.pk, *params, voter.pk, campaign.pk, CANDIDATES])
+        rows = cursor.fetchall()
     since = timezone.now() - timedelta(seconds=settings.ARENA_BATTLE_TTL)
+    held = set(
+        Ranking.objects.filter(
+            prompt_id__in={row[0] for row in rows}, status=Ranking.Status.OPEN, created_at__gt=since
+        ).values_list("prompt_id", flat=True)
+    )
+    rows.sort(key=lambda row: (row[3], row[0] in held, _system_random.random()))
+    tried: set[int] = set()
+    for prompt_id, model_lo, model_hi, _ in rows:
+        if prompt_id in tried:
+            continue
+        tried.add(prompt_id)
+        ready = _ready_responses(prompt_id, active)
+        if len(ready) >= size and model_lo in ready and model_hi in ready:
+            return _create(campaign, voter, prompt_id, ready, size, (ready[model_lo], ready[model_hi]))
+    prompt_id = _least_ranked_prompt(profile, voter, since)
+    return _create(campaign, voter, prompt_id, _ready_responses(prompt_id, active), size, ())
+
+
+def _ready_responses(prompt_id: int, active: list[int]) -> dict[int, int]:
+    """model id -> response id of the prompt's done answers from active models."""
+    return dict(
+        Response.objects.filter(prompt_id=prompt_id, status=Response.Status.DONE, model_id__in=active).values_list(
+            "model_id", "pk"
+        )
+    )
+
+
+def _create(
+    campaign: Campaign, voter: Voter, prompt_id: int, ready: dict[int, int], size: int, include: tuple[int, ...]
+) -> Ranking:
+    """The task: ``include`` plus a random draw of the other ready answers, all in a random order."""
+    others = [pk for pk in ready.values() if pk not in include]
+    chosen = [*include, *_system_random.sample(others, size - len(include))]
+    shown = _system_random.sample(chosen, size)
+    return Ranking.objects.create(campaign=campaign, voter=voter, prompt_id=prompt_id, shown=shown)
+
+
+def _least_ranked_prompt(profile: CampaignProfile, voter: Voter, since) -> int:
+    """The exact rule, prompt by prompt: enough ready answers, not yet given to this voter, fewest
+    rankings (submitted, or open and young) first, random among equals."""
+    campaign = profile.campaign
+    active = list(profile.weights)
     ready = (
         Response.objects.filter(prompt=OuterRef("pk"), status=Response.Status.DONE, model_id__in=active)
         .order_by()
@@ -158,7 +234,6 @@ def _new_ranking(profile: CampaignProfile, voter: Voter) -> Ranking:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    # Rankings given out on each prompt: submitted ones, and open ones young enough to still be.
     taken = (
         Ranking.objects.filter(prompt=OuterRef("pk"))
         .filter(Q(status=Ranking.Status.SUBMITTED) | Q(created_at__gt=since))
@@ -167,35 +242,30 @@ def _new_ranking(profile: CampaignProfile, voter: Voter) -> Ranking:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    prompt = (
+    prompt_id = (
         Prompt.objects.filter(campaign=campaign)
         .exclude(rankings__voter=voter)
         .annotate(
             n_ready=Coalesce(Subquery(ready, output_field=IntegerField()), Value(0)),
             n_taken=Coalesce(Subquery(taken, output_field=IntegerField()), Value(0)),
         )
-        .filter(n_ready__gte=size)
+        .filter(n_ready__gte=campaign.ranking_size)
         .order_by("n_taken", "?")
-        .only("pk", "messages")
+        .values_list("pk", flat=True)
         .first()
     )
-    if prompt is None:
+    if prompt_id is None:
         raise NothingToVoteOn("You have ranked everything available in this campaign. Thank you!")
-    candidates = list(
-        Response.objects.filter(prompt=prompt, status=Response.Status.DONE, model_id__in=active).values_list(
-            "pk", flat=True
-        )
-    )
-    shown = _system_random.sample(candidates, size)  # which N, and in which order: both random
-    return Ranking.objects.create(campaign=campaign, voter=voter, prompt=prompt, shown=shown)
+    return prompt_id
 
 
 def _view(ranking: Ranking, campaign_slug: str) -> RankingView:
     html = dict(Response.objects.filter(pk__in=ranking.shown).values_list("pk", "html"))
+    messages = Prompt.objects.filter(pk=ranking.prompt_id).values_list("messages", flat=True).first()
     return RankingView(
         id=ranking.pk,
         campaign_slug=campaign_slug,
-        messages=list(ranking.prompt.messages),
+        messages=list(messages or []),
         responses=[ShownResponse(LABELS[i], html.get(pk, "")) for i, pk in enumerate(ranking.shown)],
         status=ranking.status,
     )
@@ -327,6 +397,9 @@ def _expand(
         votes.append(vote)
     Battle.objects.bulk_create(battles)
     Vote.objects.bulk_create(votes)
+    models = sorted(r.model_id for r in responses.values())
+    with connection.cursor() as cursor:
+        cursor.execute(_COUNT_ITEMS_SQL, [campaign.pk, ranking.prompt_id, models, models])
     return len(votes)
 
 

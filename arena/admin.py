@@ -236,7 +236,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(Battle)
 class BattleAdmin(ReadOnlyAdmin):
     list_display = ["id", "campaign", "status", "flagged", "created_at"]
-    list_filter = ["campaign", "status", "flagged"]
+    list_filter = ["campaign", "status", "flagged", ("gold", admin.EmptyFieldListFilter)]
 
 
 @admin.action(description="Make gold battles from these votes (expected verdict = the vote's)")

@@ -5,6 +5,10 @@ A submitted ranking is expanded, in the same transaction, into its N-choose-2 pa
 its Vote. Ratings, exports and the quality statistics read Vote rows, so a ranking counts there as
 N*(N-1)/2 pairwise outcomes without any special case.
 
+Hand-out: the prompt whose least-ranked pair of models has the fewest submitted rankings (that pair
+among the N shown, the others drawn at random), found by walking the items' index like battles do;
+with as many models as N this is simply "the prompt with the fewest rankings".
+
 Rules, as for battles: the shown order is drawn on the server; a page reload returns the same open
 ranking (one open ranking per voter and campaign, guarded by a lock on the voter row); a voter never
 gets the same prompt twice; one submission per ranking; another voter's ranking is "not found".

@@ -118,3 +118,34 @@ def test_the_up_and_down_buttons_move_a_response(watched, live_server):
     page.wait_for_selector("#ranking-result")
     assert stored_order_labels(Ranking.objects.get()) == ["B", "C", "A"]
     assert Vote.objects.count() == 3
+
+
+def test_no_xss_payload_runs_on_the_ranking_pages(page, live_server):
+    from arena.models import Campaign, ModelEntry, Prompt
+    from arena.services.items import create_items
+    from tests.test_anonymity_and_xss import PAYLOADS
+
+    everything = "\n\n".join(PAYLOADS)
+    short = [p for p in PAYLOADS if len(p) <= 90]
+    campaign = Campaign.objects.create(slug="xss-rank", title=short[0], status="active", task="ranking",
+                                       ranking_size=3, instructions=everything)  # fmt: skip
+    models = [ModelEntry.objects.create(name=name) for name in short[1:4]]
+    campaign.contenders.set(models)
+    prompt = Prompt.objects.create(campaign=campaign, messages=[{"role": "user", "content": everything}])
+    for model in models:
+        Response.objects.create(prompt=prompt, model=model, content=everything, status="done")
+    create_items(campaign, [prompt.id])
+
+    fired: list[str] = []
+    page.on("dialog", lambda dialog: (fired.append(dialog.message), dialog.dismiss()))
+    page.on("pageerror", lambda exc: fired.append(f"pageerror {exc}"))
+    page.goto(f"{live_server.url}/c/{campaign.slug}/rank/")
+    page.wait_for_load_state("load")
+    page.mouse.click(5, 5)
+    page.focus("#item-B")
+    page.keyboard.press("1")
+    page.click("#submit-ranking")
+    page.wait_for_selector("#ranking-result")  # the reveal shows the (hostile) model names as text
+    page.wait_for_timeout(300)
+    assert page.evaluate("document.querySelectorAll('main script, main iframe, main object, main embed').length") == 0
+    assert fired == []

@@ -178,7 +178,6 @@ def test_gold_votes_are_left_out_of_exports_unless_asked_for(db, tmp_path):
     assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 18
 
 
-@pytest.mark.xfail(reason="the ratings fold skips gold battles once the ratings engineer's change lands", strict=False)
 def test_gold_votes_are_left_out_of_the_ratings_input(db):
     from ratings.aggregation import fold_new_votes
     from ratings.counts import PairCounts

@@ -21,6 +21,7 @@ from arena.models import (
     Item,
     ModelEntry,
     Prompt,
+    Ranking,
     Response,
     Vote,
     Voter,
@@ -250,6 +251,15 @@ def make_gold(modeladmin, request, queryset):
         modeladmin.message_user(request, f"{len(result.created)} gold battle(s) created.", messages.SUCCESS)
     for reason in result.skipped:
         modeladmin.message_user(request, f"Skipped {reason}.", messages.WARNING)
+
+
+@admin.register(Ranking)
+class RankingAdmin(ReadOnlyAdmin):
+    """Rankings of N responses; each submitted one is also its N-choose-2 battles (filter battles by ranking)."""
+
+    list_display = ["id", "campaign", "status", "duration_ms", "created_at", "submitted_at"]
+    list_filter = ["campaign", "status"]
+    raw_id_fields = ["voter", "prompt"]
 
 
 @admin.register(Vote)

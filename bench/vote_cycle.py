@@ -1,10 +1,11 @@
 """Benchmark: voters doing "get next battle, vote" against the distributed mode over HTTP.
 
 Sets up a fresh PostgreSQL database with a campaign (20 models, 200 prompts) and N votes already
-in it (1,000,000 by default, inserted in bulk with SQL), starts uvicorn worker processes and a
-Celery worker on Redis, then runs many concurrent voters (asyncio + bench/lean_http.py, each with its own cookie
-jar) for a fixed time and prints cycles per second and p50/p99 latencies. Finally it checks that
-every acknowledged vote is stored exactly once.
+in it (1,000,000 by default, inserted in bulk with SQL), starts the web server (Granian WSGI as
+deployed, or uvicorn with --server uvicorn) and a Celery worker on Redis, then runs many concurrent
+voters (asyncio + bench/lean_http.py, each with its own cookies) for a fixed time and prints cycles
+per second and p50/p99 latencies. Finally it checks that every acknowledged vote is stored exactly
+once.
 
     .venv/bin/python bench/vote_cycle.py [--votes 1000000] [--seconds 30] [--concurrency 64]
 """
@@ -146,6 +147,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--server", choices=["granian", "uvicorn"], default="granian",
+                        help="granian: WSGI, as deployed for the pages; uvicorn: ASGI, as in `make run`")  # fmt: skip
     parser.add_argument("--skip-rebuild", action="store_true", help="do not fold the seeded votes first")
     args = parser.parse_args()
 
@@ -165,8 +168,7 @@ def main() -> None:
         stack.manage(env, "collectstatic", "--noinput", "-v", "0")
         seed(pg_url, env, args.votes, tmp, rebuild=not args.skip_rebuild)
         port = stack.free_port()
-        argv = [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1",
-                "--port", str(port), "--workers", str(args.web_workers), "--no-access-log"]  # fmt: skip
+        argv = web_server_argv(args.server, port, args.web_workers)
         web = stack.Process("web", argv, env, tmp)
         worker = stack.start_worker(env, tmp, concurrency=1)
         try:
@@ -186,7 +188,7 @@ def main() -> None:
     lat = [c[0] for c in cycles]
     print(
         f"\nvote cycle: {args.concurrency} concurrent voters, {args.seconds:.0f} s, "
-        f"{args.web_workers} uvicorn workers, {args.votes:,} votes already in the campaign"
+        f"{args.web_workers} {args.server} workers, {args.votes:,} votes already in the campaign"
     )
     print(f"  cycles/s       {len(cycles) / args.seconds:8.1f}")
     print(f"  cycle p50/p99  {pct(lat, 50):6.1f} / {pct(lat, 99):6.1f} ms")
@@ -195,6 +197,15 @@ def main() -> None:
     print(f"  errors         {len(errors)} ({sorted(set(map(str, errors)))})")
     print(f"  acknowledged votes stored exactly once: {stored == len(set(ids)) == len(ids)} "
           f"({stored:,} of {len(ids):,}; table now {total:,})")  # fmt: skip
+
+
+def web_server_argv(server: str, port: int, workers: int) -> list[str]:
+    """The HTTP server as docs/deploy.md runs it: Granian (WSGI) for the pages, or uvicorn (ASGI)."""
+    if server == "granian":
+        return [sys.executable, "-m", "granian", "--interface", "wsgi", "arena.wsgi:application", "--host",
+                "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-ws"]  # fmt: skip
+    return [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--no-access-log"]  # fmt: skip
 
 
 def errors_seen(web: stack.Process) -> bool:

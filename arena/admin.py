@@ -29,7 +29,8 @@ from arena.models import (
 from arena.services import campaigns as campaign_service
 from arena.services.errors import ArenaError
 from arena.services.gold import check_gold, gold_from_votes
-from arena.services.imports import import_prompts, parse_prompt_file
+from arena.services.imports import DEFAULT_CHOSEN_MODEL, DEFAULT_REJECTED_MODEL, ImportOptions, import_file
+from arena.services.imports import FORMATS as IMPORT_FORMATS
 from arena.services.items import sync_campaign_items
 
 
@@ -55,7 +56,26 @@ class InviteInline(admin.TabularInline):
 
 
 class PromptImportForm(forms.Form):
-    file = forms.FileField(help_text="JSONL or CSV; see the README for the columns.")
+    file = forms.FileField(help_text="See docs/imports.md for the formats.")
+    format = forms.ChoiceField(choices=list(IMPORT_FORMATS.items()), initial="auto")
+    chosen_model = forms.CharField(
+        max_length=100,
+        initial=DEFAULT_CHOSEN_MODEL,
+        help_text="TRL records without chosen_model: the model of the chosen answers.",
+    )
+    rejected_model = forms.CharField(
+        max_length=100,
+        initial=DEFAULT_REJECTED_MODEL,
+        help_text="TRL records without rejected_model: the model of the rejected answers.",
+    )
+    add_models = forms.BooleanField(
+        required=False, help_text="Add the models the file names to this campaign (new names get a static backend)."
+    )
+
+    def options(self) -> ImportOptions:
+        data = self.cleaned_data
+        return ImportOptions(format=data["format"], chosen_model=data["chosen_model"],
+                             rejected_model=data["rejected_model"], add_models=data["add_models"])  # fmt: skip
 
 
 def _set_status(status: str):
@@ -140,8 +160,7 @@ class CampaignAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             upload = form.cleaned_data["file"]
             try:
-                rows = parse_prompt_file(upload.name, upload.read())
-                summary = import_prompts(campaign, rows)
+                summary = import_file(campaign, upload.name, upload.read(), form.options())
             except ArenaError as error:
                 errors = getattr(error, "errors", [error.message])
             else:

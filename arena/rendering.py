@@ -46,17 +46,19 @@ _MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _h
 _MD.enable("strikethrough")
 
 
+# Built once: nh3.clean() converts its options on every call, a fifth of the cost of a short answer.
+_CLEANER = nh3.Cleaner(
+    tags=_ALLOWED_TAGS,
+    attributes=_ALLOWED_ATTRIBUTES,
+    url_schemes={"http", "https", "mailto"},
+    link_rel="noopener noreferrer nofollow",
+    strip_comments=True,
+)
+
+
 def render_markdown(text: str) -> str:
     """Sanitised HTML for untrusted Markdown. Safe to mark safe in a template."""
-    raw = _MD.render(text or "")
-    return nh3.clean(
-        raw,
-        tags=_ALLOWED_TAGS,
-        attributes=_ALLOWED_ATTRIBUTES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
-        strip_comments=True,
-    )
+    return _CLEANER.clean(_MD.render(text or ""))
 
 
 def pygments_css() -> str:

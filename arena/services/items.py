@@ -6,14 +6,21 @@ import random
 from collections.abc import Iterable, Iterator
 from itertools import combinations
 
+from django.db import connection
+
 from arena.models import Campaign, Item, Response
 
 
 def create_items(campaign: Campaign, prompt_ids: Iterable[int]) -> None:
     """Items for every pair of the campaign's models with done responses to these prompts.
 
-    Bulk and idempotent: existing items are kept as they are (their vote counts included).
+    Bulk and idempotent: existing items are kept as they are (their vote counts included). On
+    PostgreSQL one INSERT ... SELECT builds them (100,000 items in about a second, where ORM objects
+    took ten); elsewhere they are built in Python.
     """
+    if connection.vendor == "postgresql":
+        _create_items_sql(campaign, prompt_ids)
+        return
     contender_ids = set(campaign.contenders.values_list("id", flat=True))
     by_prompt: dict[int, list[tuple[int, int]]] = {}
     done = Response.objects.filter(prompt_id__in=list(prompt_ids), status=Response.Status.DONE).values_list(
@@ -23,6 +30,32 @@ def create_items(campaign: Campaign, prompt_ids: Iterable[int]) -> None:
         if model_id in contender_ids:
             by_prompt.setdefault(prompt_id, []).append((model_id, response_id))
     Item.objects.bulk_create(_item_rows(campaign.id, by_prompt), batch_size=5000, ignore_conflicts=True)
+
+
+# The same pairs as _item_rows: the lower model id first, a random shuffle in [0, 2**31).
+_ITEMS_SQL = """
+INSERT INTO arena_item (campaign_id, prompt_id, response_lo_id, response_hi_id, model_lo_id, model_hi_id,
+                        vote_count, shuffle)
+SELECT %(campaign)s, lo.prompt_id, lo.id, hi.id, lo.model_id, hi.model_id, 0, floor(random() * 2147483648)::integer
+FROM unnest(%(prompts)s::bigint[]) AS p(id)
+JOIN arena_response lo ON lo.prompt_id = p.id
+JOIN arena_response hi ON hi.prompt_id = p.id AND hi.model_id > lo.model_id
+WHERE lo.status = %(done)s AND hi.status = %(done)s
+  AND lo.model_id = ANY(%(models)s) AND hi.model_id = ANY(%(models)s)
+ORDER BY p.id, lo.model_id, hi.model_id
+ON CONFLICT DO NOTHING
+"""
+
+
+def _create_items_sql(campaign: Campaign, prompt_ids: Iterable[int]) -> None:
+    prompts = list(prompt_ids)
+    models = list(campaign.contenders.values_list("id", flat=True))
+    if not prompts or len(models) < 2:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ITEMS_SQL, {"campaign": campaign.id, "prompts": prompts, "models": models, "done": Response.Status.DONE}
+        )
 
 
 def _item_rows(campaign_id: int, by_prompt: dict[int, list[tuple[int, int]]]) -> Iterator[Item]:

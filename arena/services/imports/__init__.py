@@ -1,0 +1,32 @@
+"""Importing prompts and pre-written responses from files, and whole campaigns from one JSON file.
+
+Every import is all or nothing: the whole file is parsed and validated first, every problem is
+reported with its line number, and only a clean file is written, in one transaction. Re-importing
+the same file is idempotent: prompts are matched by ``external_id``, responses by (prompt, model).
+
+Formats (docs/imports.md): Arena's prompt files in JSONL or CSV (`plain`), TRL preference pairs and
+arena battle records (`preferences`); `files` reads a file in any of them, `writer` stores the rows.
+The admin page, the ``import_prompts`` command and bench/imports.py all go through `import_file`.
+"""
+
+from __future__ import annotations
+
+from arena.models import Campaign
+from arena.services.imports.campaigns import load_campaign
+from arena.services.imports.files import FORMATS, ImportOptions, detect_format, parse_prompt_file
+from arena.services.imports.preferences import DEFAULT_CHOSEN_MODEL, DEFAULT_REJECTED_MODEL
+from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, clean_messages
+from arena.services.imports.writer import import_prompts
+
+__all__ = [
+    "DEFAULT_CHOSEN_MODEL", "DEFAULT_REJECTED_MODEL", "FORMATS", "ImportFailed", "ImportOptions", "ImportSummary",
+    "PromptRow", "clean_messages", "detect_format", "import_file", "import_prompts", "load_campaign",
+    "parse_prompt_file",
+]  # fmt: skip
+
+
+def import_file(campaign: Campaign, name: str, data: bytes, options: ImportOptions | None = None) -> ImportSummary:
+    """Parse a file and write it into the campaign; ImportFailed (nothing written) on any problem."""
+    options = options or ImportOptions()
+    rows = parse_prompt_file(name, data, options)
+    return import_prompts(campaign, rows, add_models=options.add_models)

@@ -1,0 +1,294 @@
+"""Writing parsed prompt rows into a campaign: all or nothing, idempotent, in bulk.
+
+Prompts are matched by (campaign, external_id) and responses by (prompt, model). Only what changed is
+written: rows are compared with the stored prompts, and answers with a digest of the stored
+responses (computed in SQL), so re-importing the same file writes nothing and renders nothing. New
+and changed answers are rendered to sanitised HTML (the Response's cached ``html``), which is most of
+the cost of a large first import.
+
+On PostgreSQL the rows go through COPY into temporary tables and are upserted from there with
+``INSERT ... ON CONFLICT`` (an order of magnitude faster than ORM bulk inserts, and safe against a
+concurrent import of the same prompts); other databases (the embedded SQLite) use ORM bulk
+operations. Items, the pairs that voters are handed out, are created for every prompt whose answers
+were written, with `arena.services.items.create_items`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from django.db import connection, transaction
+from django.db.models.functions import MD5
+from django.utils import timezone
+
+from arena.models import Campaign, ModelEntry, Prompt, Response
+from arena.rendering import render_markdown
+from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow
+from arena.services.items import create_items
+
+CHUNK = 5000
+
+
+@dataclass
+class _Answer:
+    prompt_id: int
+    model_id: int
+    content: str
+    html: str = ""
+
+
+def import_prompts(
+    campaign: Campaign, rows: Sequence[PromptRow], *, add_models: bool = False, use_copy: bool | None = None
+) -> ImportSummary:
+    """Write parsed prompts and responses into a campaign, all or nothing.
+
+    ``add_models`` adds the models the rows name to the campaign (creating static-backend entries for
+    unknown names); otherwise an unknown model is an error. ``use_copy`` forces (or avoids) the
+    PostgreSQL COPY path; by default it is used on PostgreSQL.
+    """
+    if use_copy is None:
+        use_copy = connection.vendor == "postgresql"
+    models_by_name = {m.name: m.id for m in campaign.contenders.all()}
+    _check(rows, models_by_name, add_models)
+    summary = ImportSummary()
+    with transaction.atomic():
+        if add_models:
+            summary.models_added = _add_models(campaign, rows, models_by_name)
+        ids, new_ids = _write_prompts(campaign, rows, summary, use_copy)
+        written = _write_responses(rows, ids, new_ids, models_by_name, summary, use_copy)
+        create_items(campaign, written)
+    return summary
+
+
+def _check(rows: Sequence[PromptRow], models_by_name: dict[str, int], add_models: bool) -> None:
+    errors = [
+        f"line {row.line}: responses need an external_id so that re-imports can match them"
+        for row in rows
+        if row.responses and not row.external_id
+    ]
+    if not add_models:
+        unknown: dict[str, list[int]] = {}
+        for row in rows:
+            for name in row.responses:
+                if name not in models_by_name:
+                    unknown.setdefault(name, []).append(row.line)
+        for name, lines in unknown.items():
+            more = f" (and {len(lines) - 1} more lines)" if len(lines) > 1 else ""
+            errors.append(
+                f"line {lines[0]}: model {name!r} is not in this campaign{more}; add it to the campaign "
+                "or import with the option to add models"
+            )
+    if errors:
+        raise ImportFailed(errors)
+
+
+def _add_models(campaign: Campaign, rows: Sequence[PromptRow], models_by_name: dict[str, int]) -> list[str]:
+    names = sorted({name for row in rows for name in row.responses} - set(models_by_name))
+    if not names:
+        return []
+    entries = {e.name: e for e in ModelEntry.objects.filter(name__in=names)}
+    for name in names:
+        if name not in entries:
+            entries[name] = ModelEntry.objects.create(name=name, backend="static")
+    campaign.contenders.add(*entries.values())
+    models_by_name.update({name: entry.id for name, entry in entries.items()})
+    return names
+
+
+# --- prompts -------------------------------------------------------------------------------------------
+
+
+def _chunks(values: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _write_prompts(
+    campaign: Campaign, rows: Sequence[PromptRow], summary: ImportSummary, use_copy: bool
+) -> tuple[dict[str, int], set[int]]:
+    """Insert new prompts, update changed ones: the ids of the keyed prompts by external_id, and the
+    ids of the keyed prompts this import created."""
+    keys = [row.external_id for row in rows if row.external_id]
+    stored: dict[str, tuple] = {}
+    for chunk in _chunks(keys):
+        found = campaign.prompts.filter(external_id__in=chunk).values_list(
+            "external_id", "id", "messages", "category", "language"
+        )
+        stored.update((ext, (pk, messages, category, language)) for ext, pk, messages, category, language in found)
+    ids = {ext: values[0] for ext, values in stored.items()}
+    new, changed = [], []
+    for row in rows:
+        old = stored.get(row.external_id) if row.external_id else None
+        if old is None:
+            new.append(row)
+        elif old[1:] != (row.messages, row.category, row.language):
+            changed.append(row)
+    summary.prompts_created, summary.prompts_updated = len(new), len(changed)
+    summary.prompts_unchanged = len(rows) - len(new) - len(changed)
+    if use_copy:
+        written = _upsert_prompts_copy(campaign, [*new, *changed])
+    else:
+        written = _upsert_prompts_orm(campaign, new, changed, ids)
+    new_ids = {written[row.external_id] for row in new if row.external_id}
+    ids.update(written)
+    return ids, new_ids
+
+
+def _upsert_prompts_orm(campaign: Campaign, new: list[PromptRow], changed: list[PromptRow], ids: dict) -> dict:
+    created = Prompt.objects.bulk_create(
+        [Prompt(campaign=campaign, external_id=r.external_id, messages=r.messages, category=r.category,
+                language=r.language) for r in new],
+        batch_size=2000,
+    )  # fmt: skip
+    updated = [
+        Prompt(id=ids[r.external_id], messages=r.messages, category=r.category, language=r.language) for r in changed
+    ]
+    Prompt.objects.bulk_update(updated, ["messages", "category", "language"], batch_size=2000)
+    return {p.external_id: p.id for p in created if p.external_id}
+
+
+def _upsert_prompts_copy(campaign: Campaign, rows: list[PromptRow]) -> dict:
+    if not rows:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS pg_temp.arena_import_prompts")
+        cursor.execute(
+            "CREATE TEMP TABLE arena_import_prompts (line integer, external_id text, messages jsonb, category text, "
+            "language text) ON COMMIT DROP"
+        )
+        with cursor.copy("COPY arena_import_prompts FROM STDIN") as copy:
+            for row in rows:
+                messages = json.dumps(row.messages, ensure_ascii=False)
+                copy.write_row((row.line, row.external_id, messages, row.category, row.language))
+        # The conflict target names the partial unique index prompt_external_id_unique, predicate included.
+        cursor.execute(
+            """
+            INSERT INTO arena_prompt (campaign_id, external_id, messages, category, language, created_at)
+            SELECT %s, external_id, messages, category, language, %s FROM arena_import_prompts ORDER BY line
+            ON CONFLICT (campaign_id, external_id) WHERE NOT (external_id = '') DO UPDATE
+            SET messages = EXCLUDED.messages, category = EXCLUDED.category, language = EXCLUDED.language
+            RETURNING external_id, id
+            """,
+            [campaign.id, timezone.now()],
+        )
+        ids = {ext: pk for ext, pk in cursor.fetchall() if ext}
+        cursor.execute("DROP TABLE arena_import_prompts")
+    return ids
+
+
+# --- responses -----------------------------------------------------------------------------------------
+
+
+def _digest(text: str) -> str:
+    return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+class _Renderer:
+    """render_markdown with a cache: an answer repeated in the file is rendered once."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, str] = {}
+
+    def __call__(self, answer: _Answer) -> _Answer:
+        html = self.cache.get(answer.content)
+        if html is None:
+            html = self.cache[answer.content] = render_markdown(answer.content)
+        answer.html = html
+        return answer
+
+
+def _write_responses(
+    rows: Sequence[PromptRow], ids: dict, new_ids: set[int], models_by_name: dict[str, int], summary: ImportSummary,
+    use_copy: bool,
+) -> set[int]:  # fmt: skip
+    """Write the answers that are new or differ from the stored ones; the ids of their prompts.
+
+    ``new_ids`` are the prompts this import created: they have no responses yet.
+    """
+    wanted = [
+        _Answer(ids[row.external_id], models_by_name[name], content)
+        for row in rows
+        for name, content in row.responses.items()
+    ]
+    old_prompts = sorted({a.prompt_id for a in wanted} - new_ids)
+    stored: dict[tuple[int, int], str] = {}
+    for chunk in _chunks(old_prompts):
+        found = (
+            Response.objects.filter(prompt_id__in=chunk, status=Response.Status.DONE)
+            .annotate(digest=MD5("content"))
+            .values_list("prompt_id", "model_id", "digest")
+        )
+        stored.update(((p, m), digest) for p, m, digest in found)
+    fresh = [a for a in wanted if a.prompt_id in new_ids]
+    changed = [
+        a for a in wanted if a.prompt_id not in new_ids and stored.get((a.prompt_id, a.model_id)) != _digest(a.content)
+    ]
+    summary.responses_written = len(fresh) + len(changed)
+    summary.responses_unchanged = len(wanted) - summary.responses_written
+    render = _Renderer()
+    if use_copy:
+        # New prompts' answers stream straight into the table while they are rendered, so that
+        # PostgreSQL inserts and indexes one batch while Python renders the next.
+        _copy_responses(map(render, fresh), "arena_response")
+        _upsert_responses_copy([render(a) for a in changed])
+    else:
+        _upsert_responses_orm([render(a) for a in [*fresh, *changed]])
+    return {a.prompt_id for a in [*fresh, *changed]}
+
+
+_RESPONSE_UPDATE = ["content", "html", "status", "source", "error", "cache_key", "updated_at"]
+
+
+def _upsert_responses_orm(answers: list[_Answer]) -> None:
+    now = timezone.now()
+    Response.objects.bulk_create(
+        [Response(prompt_id=a.prompt_id, model_id=a.model_id, content=a.content, html=a.html,
+                  status=Response.Status.DONE, source=Response.Source.IMPORTED, updated_at=now) for a in answers],
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["prompt", "model"],
+        update_fields=_RESPONSE_UPDATE,
+    )  # fmt: skip
+
+
+# Every NOT NULL column gets the model's default (Django applies defaults in Python, not in the table).
+_RESPONSE_COLUMNS = (
+    "prompt_id, model_id, content, html, status, source, error, params, finish_reason, attempts, cache_key, "
+    "created_at, updated_at"
+)
+
+
+def _copy_responses(answers: Iterable[_Answer], table: str) -> None:
+    """COPY imported, done responses into ``table`` (arena_response or the temporary upsert table)."""
+    now = timezone.now()
+    done, imported = str(Response.Status.DONE), str(Response.Source.IMPORTED)
+    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({_RESPONSE_COLUMNS}) FROM STDIN") as copy:
+        for a in answers:
+            copy.write_row((a.prompt_id, a.model_id, a.content, a.html, done, imported, "", "{}", "", 0, "", now,
+                            now))  # fmt: skip
+
+
+def _upsert_responses_copy(answers: list[_Answer]) -> None:
+    if not answers:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS pg_temp.arena_import_responses")
+        cursor.execute(
+            "CREATE TEMP TABLE arena_import_responses ON COMMIT DROP AS "
+            f"SELECT {_RESPONSE_COLUMNS} FROM arena_response WITH NO DATA"
+        )
+        _copy_responses(answers, "arena_import_responses")
+        cursor.execute(
+            f"""
+            INSERT INTO arena_response ({_RESPONSE_COLUMNS})
+            SELECT {_RESPONSE_COLUMNS} FROM arena_import_responses ORDER BY prompt_id, model_id
+            ON CONFLICT (prompt_id, model_id) DO UPDATE
+            SET content = EXCLUDED.content, html = EXCLUDED.html, status = EXCLUDED.status,
+                source = EXCLUDED.source, error = EXCLUDED.error, cache_key = EXCLUDED.cache_key,
+                updated_at = EXCLUDED.updated_at
+            """
+        )
+        cursor.execute("DROP TABLE arena_import_responses")

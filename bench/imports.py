@@ -1,0 +1,172 @@
+"""Benchmark: importing 100,000 prompts into PostgreSQL through the import_prompts command's code.
+
+Creates a fresh PostgreSQL database, generates a file of N prompts (Arena JSONL by default, or CSV,
+TRL pairs or battle records) with R pre-written answers each, and imports it with the management
+command `import_prompts` (`arena.services.imports.import_file`), each run in its own process so that
+its peak RSS is its own. Then imports the same file again (idempotent: nothing is written) and a
+prompts-only variant. Target: under 30 s for 100,000 prompts.
+
+    .venv/bin/python bench/imports.py [--prompts 100000] [--responses 2] [--format jsonl] [--answer short|long]
+
+"short" answers are one Markdown sentence (as the earlier measurements); "long" ones are about 1,200
+characters with a list, a table and a code block (rendering them to sanitised HTML costs more).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests import stack  # noqa: E402
+
+LONG_ANSWER = """Here is how to think about question {i}, step by step.
+
+1. **Read the question** carefully: what is {i} squared?
+2. Multiply the number by itself: `{i} * {i}`.
+3. Check the result with a quick estimate.
+
+| number | square |
+| --- | --- |
+| {i} | {square} |
+
+```python
+def square(n: int) -> int:
+    return n * n
+
+assert square({i}) == {square}
+```
+
+So the answer is **{square}**. Squares grow quickly: the square of twice a number is four times its
+square, which is why a small error in the input becomes a large one in the output. See
+[squares](https://en.wikipedia.org/wiki/Square_number) for more, and remember that *every* positive
+integer has exactly one positive square root. ({model})
+"""
+
+
+def answer(i: int, model: str, kind: str) -> str:
+    if kind == "long":
+        return LONG_ANSWER.format(i=i, square=i * i, model=model)
+    return f"The answer is **{i * i}** ({model})."
+
+
+def write_file(path: Path, fmt: str, prompts: int, models: list[str], kind: str) -> None:
+    """N prompts with one answer per model, in the given format."""
+    with path.open("w", encoding="utf-8", newline="") as out:
+        if fmt == "csv":
+            writer = csv.writer(out)
+            writer.writerow(["external_id", "prompt", "category", "language", "model", "response"])
+        for i in range(prompts):
+            question = f"Imported question {i}: what is {i} squared?"
+            category = ("coding", "facts", "writing")[i % 3]
+            answers = {m: answer(i, m, kind) for m in models}
+            if fmt == "jsonl":
+                record = {"external_id": f"q{i}", "prompt": question, "category": category, "language": "en",
+                          "responses": answers}  # fmt: skip
+                out.write(json.dumps(record) + "\n")
+            elif fmt == "csv":
+                for model in models or [""]:
+                    writer.writerow([f"q{i}", question, category, "en", model, answers.get(model, "")])
+            elif fmt == "trl":
+                chosen, rejected = models  # one record per prompt: two answers
+                record = {"prompt": [{"role": "user", "content": question}],
+                          "chosen": [{"role": "assistant", "content": answers[chosen]}],
+                          "rejected": [{"role": "assistant", "content": answers[rejected]}],
+                          "question_id": f"q{i}", "chosen_model": chosen, "rejected_model": rejected,
+                          "category": category, "language": "en"}  # fmt: skip
+                out.write(json.dumps(record) + "\n")
+            else:  # battles
+                a, b = models
+                prompt = [{"role": "user", "content": question}]
+                record = {"question_id": f"q{i}", "model_a": a, "model_b": b, "winner": "model_a", "judge": "bench",
+                          "turn": 1, "anony": True, "language": "en", "tstamp": 1.7e9 + i, "category": category,
+                          "conversation_a": [*prompt, {"role": "assistant", "content": answers[a]}],
+                          "conversation_b": [*prompt, {"role": "assistant", "content": answers[b]}]}  # fmt: skip
+                out.write(json.dumps(record) + "\n")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(slug: str, path: str, fmt: str) -> dict:
+    """One import, exactly as `manage.py import_prompts SLUG FILE --format FMT` runs it."""
+    import io
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    before = peak_rss_mb()
+    out = io.StringIO()
+    started = time.perf_counter()
+    call_command("import_prompts", slug, path, format=fmt, stdout=out)
+    return {"seconds": time.perf_counter() - started, "rss_before_mb": before, "peak_rss_mb": peak_rss_mb(),
+            "output": out.getvalue().strip()}  # fmt: skip
+
+
+def run_child(env: dict, *args: str) -> dict:
+    result = subprocess.run([sys.executable, __file__, "--child", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=1800)  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def setup_campaign(env: dict, slug: str, models: list[str]) -> None:
+    models_spec = [{"name": m, "backend": "static"} for m in models]
+    spec = {"slug": slug, "title": f"Import benchmark {slug}", "models": models_spec}
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump(spec, handle)
+    stack.manage(env, "load_campaign", handle.name)
+    Path(handle.name).unlink()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--prompts", type=int, default=100_000)
+    parser.add_argument("--responses", type=int, default=2, help="answers per prompt (trl and battles: 2)")
+    parser.add_argument("--format", choices=["jsonl", "csv", "trl", "battles"], default="jsonl")
+    parser.add_argument("--answer", choices=["short", "long"], default="short")
+    parser.add_argument("--child", nargs=3, metavar=("SLUG", "FILE", "FORMAT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(*args.child)))
+        return
+    if args.format in ("trl", "battles") and args.responses != 2:
+        parser.error("trl and battles files have two answers per record: use --responses 2")
+
+    variants = [args.responses]
+    if args.responses and args.format in ("jsonl", "csv"):
+        variants.append(0)  # the prompts-only variant
+    with tempfile.TemporaryDirectory() as tmpdir, stack.postgres_database() as pg_url:
+        tmp = Path(tmpdir)
+        env = stack.base_env(pg_url, redis_url=None, LOG_LEVEL="WARNING")
+        stack.manage(env, "migrate", "--noinput", "-v", "0", timeout=600)
+        print(f"import of {args.prompts:,} prompts, {args.format} ({args.answer} answers); target < 30 s")
+        for responses in variants:
+            slug = f"imports-{responses}"
+            models = [f"import-model-{i}" for i in range(responses)]
+            setup_campaign(env, slug, models)
+            path = tmp / f"{slug}.{'csv' if args.format == 'csv' else 'jsonl'}"
+            write_file(path, args.format, args.prompts, models, args.answer)
+            size = path.stat().st_size / 1e6
+            for run in ("first import", "same file again"):
+                result = run_child(env, slug, str(path), args.format)
+                print(f"  {responses} answers/prompt, {run:<16} {result['seconds']:6.1f} s  "
+                      f"peak RSS {result['peak_rss_mb']:5.0f} MB (Django loaded: {result['rss_before_mb']:.0f} MB)  "
+                      f"file {size:.0f} MB  -> {result['output']}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -158,6 +158,7 @@ CELERY_TASK_ROUTES = {
     # (arena.services.generation.queue_for); this route is the fallback.
     "arena.tasks.generate_response": {"queue": "generate_api"},
     "arena.tasks.reap_stale_responses": {"queue": "default"},
+    "arena.tasks.compute_voter_quality": {"queue": "default"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -226,6 +227,8 @@ USE_TZ = True
 ARENA_TRUST_X_FORWARDED_FOR = env_bool("ARENA_TRUST_X_FORWARDED_FOR", False)
 # Seconds between two recomputes of one campaign's leaderboard (debounce).
 ARENA_RECOMPUTE_DEBOUNCE = env_float("ARENA_RECOMPUTE_DEBOUNCE", 5.0)
+# Seconds before the staff dashboard asks a worker for fresh voter-quality figures.
+ARENA_QUALITY_MAX_AGE = env_float("ARENA_QUALITY_MAX_AGE", 300.0)
 # Bootstrap rounds for leaderboard intervals.
 ARENA_BOOTSTRAP_ROUNDS = env_int("ARENA_BOOTSTRAP_ROUNDS", 1000)
 # An open battle older than this (seconds) no longer holds a slot under "K votes per item".

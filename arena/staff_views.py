@@ -3,6 +3,8 @@ voter-quality figures as JSON."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -10,7 +12,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from arena.models import Campaign
-from arena.services import abuse, campaigns, dashboard
+from arena.services import abuse, campaigns, dashboard, quality_figures
 from arena.services.errors import ArenaError
 from ratings.models import OVERALL, LeaderboardSnapshot
 
@@ -29,11 +31,15 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "thin_prompts": dashboard.thin_prompts(campaign),
         "voters": dashboard.top_voters(campaign),
         "verdicts": dashboard.verdict_rates(campaign),
-        "agreement": dashboard.voter_quality(campaign),
+        "quality": quality_figures.latest(campaign),
         "snapshot": snapshot,
         "transitions": [s for s in ("active", "paused", "closed") if s != campaign.status],
     }
-    majority, gold = context["agreement"]["majority_agreement"], context["agreement"]["gold_agreement"]
+    context["agreement"] = agreement = context["quality"]["figures"] if context["quality"] else None
+    if context["quality"]:
+        context["quality_computed_at"] = datetime.fromtimestamp(context["quality"]["computed_at"], tz=UTC)
+    majority = agreement["majority_agreement"] if agreement else {}
+    gold = agreement["gold_agreement"] if agreement else {}
     for row in context["voters"]["rows"]:
         row["agreement"] = majority.get(row["voter__public_id"])
         row["gold"] = gold.get(row["voter__public_id"])
@@ -58,16 +64,22 @@ def campaign_set_status(request: HttpRequest, slug: str) -> HttpResponse:
 def campaign_quality(request: HttpRequest, slug: str) -> JsonResponse:
     """The dashboard's voter-quality figures: alpha, agreement with the majority and with gold, flags."""
     campaign = get_object_or_404(Campaign, slug=slug)
-    return JsonResponse({"campaign": campaign.slug, **dashboard.voter_quality(campaign)})
+    entry = quality_figures.latest(campaign)
+    if entry is None:
+        return JsonResponse({"campaign": campaign.slug, "status": "computing"}, status=202)
+    computed_at = datetime.fromtimestamp(entry["computed_at"], tz=UTC).isoformat()
+    return JsonResponse({"campaign": campaign.slug, "computed_at": computed_at, **entry["figures"]})
 
 
 @staff_member_required
 @require_POST
 def voter_set_excluded(request: HttpRequest, slug: str) -> HttpResponse:
     """Exclude a voter from ratings and exports (or take them back), from the dashboard's flag list."""
-    get_object_or_404(Campaign, slug=slug)
+    campaign = get_object_or_404(Campaign, slug=slug)
     excluded = request.POST.get("excluded") != "0"
     voter = abuse.set_excluded(request.POST.get("voter", ""), excluded)
+    if voter is not None:
+        quality_figures.note_exclusion(campaign.pk, voter.public_id, excluded)
     if voter is None:
         messages.error(request, "No such voter.")
     else:

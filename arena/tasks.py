@@ -44,3 +44,11 @@ def generate_response(self, response_id: int) -> str:
 def reap_stale_responses() -> int:
     """Beat: requeue responses whose worker died mid-generation."""
     return len(generation.requeue_stale())
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def compute_voter_quality(campaign_id: int) -> None:
+    """The staff dashboard's voter-quality figures (agreement, flags), kept in the cache."""
+    from arena.services import quality_figures
+
+    quality_figures.compute_and_store(campaign_id)

@@ -16,9 +16,12 @@ def campaign(db):
 @pytest.fixture(autouse=True)
 def _fresh_weight_cache():
     """Model weights are cached per process for a few seconds; tests must not see another test's."""
+    from django.core.cache import cache
+
     from arena.services.profiles import forget_profiles
 
     forget_profiles()
+    cache.clear()  # the in-process cache of the test settings; integration tests use their own Redis db
 
 
 @pytest.fixture

@@ -45,3 +45,34 @@ def test_pause_resume_and_close_from_the_dashboard(staff_client, alice, campaign
     page = staff_client.post(url, {"status": "active"}, follow=True)
     assert "cannot become active" in page.content.decode()
     assert Campaign.objects.get(pk=campaign.pk).status == "closed"
+
+
+def test_voter_quality_figures_are_computed_by_a_task_and_refreshed_only_when_old(staff_client, campaign, settings):
+    url = f"/staff/c/{campaign.slug}/"
+    cast_votes(campaign, 10)
+    first = staff_client.get(url)
+    computed_at = first.context["quality"]["computed_at"]
+    assert first.context["agreement"]["summary"] is not None
+    assert 'id="quality-age"' in first.content.decode() and 'id="agreement"' in first.content.decode()
+    assert first.context["voters"]["total"] == 2
+
+    cast_votes(campaign, 10, seed=2)
+    again = staff_client.get(url)
+    assert again.context["quality"]["computed_at"] == computed_at  # young enough: no recompute on a page view
+
+    settings.ARENA_QUALITY_MAX_AGE = 0
+    fresh = staff_client.get(f"/staff/c/{campaign.slug}/quality.json").json()
+    assert fresh["computed_at"] > first.context["quality_computed_at"].isoformat()
+    assert {"verdict_alpha", "summary", "flags"} <= set(fresh)
+
+
+def test_while_the_first_figures_are_computed_the_page_says_so(staff_client, campaign):
+    from django.core.cache import cache
+
+    from arena.services.quality_figures import QUEUED_KEY
+
+    cache.set(QUEUED_KEY.format(campaign.pk), 1)  # a worker has the request already
+    page = staff_client.get(f"/staff/c/{campaign.slug}/")
+    assert page.status_code == 200 and "being computed by a worker" in page.content.decode()
+    assert page.context["agreement"] is None
+    assert staff_client.get(f"/staff/c/{campaign.slug}/quality.json").status_code == 202

@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from arena.models import Campaign, ModelEntry, Prompt, Response
 from arena.rendering import render_markdown
-from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow
+from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, model_name
 from arena.services.items import create_items
 
 CHUNK = 5000
@@ -69,18 +69,24 @@ def _check(rows: Sequence[PromptRow], models_by_name: dict[str, int], add_models
         for row in rows
         if row.responses and not row.external_id
     ]
-    if not add_models:
-        unknown: dict[str, list[int]] = {}
-        for row in rows:
-            for name in row.responses:
-                if name not in models_by_name:
-                    unknown.setdefault(name, []).append(row.line)
-        for name, lines in unknown.items():
-            more = f" (and {len(lines) - 1} more lines)" if len(lines) > 1 else ""
+    unknown: dict[str, list[int]] = {}
+    for row in rows:
+        for name in row.responses:
+            if name not in models_by_name:
+                unknown.setdefault(name, []).append(row.line)
+    for name, lines in unknown.items():
+        more = f" (and {len(lines) - 1} more lines)" if len(lines) > 1 else ""
+        if not add_models:
             errors.append(
                 f"line {lines[0]}: model {name!r} is not in this campaign{more}; add it to the campaign "
                 "or import with the option to add models"
             )
+            continue
+        try:
+            if model_name(name, "a model name") != name:
+                raise ValueError(f"model name {name!r} starts or ends with spaces")
+        except ValueError as error:
+            errors.append(f"line {lines[0]}: {error}{more}")
     if errors:
         raise ImportFailed(errors)
 

@@ -7,7 +7,9 @@
 Each simulated campaign draws M votes one at a time. "uniform" picks a pair at random, "balanced"
 a pair with the fewest votes, "active" draws by the weights of arena.services.active_sampling, with
 the ratings refitted every REFIT votes (the server reads the latest snapshot, which the recompute
-task refreshes a few seconds behind the votes). Outcomes follow Davidson's model with ties. After M
+task refreshes a few seconds behind the votes). "rating-aware" is a reference the site does not
+use: the pair whose next vote lowers the summed variance of the ratings most (greedy A-optimal
+design), drawn in proportion to that drop. Outcomes follow Davidson's model with ties. After M
 votes the leaderboard is computed as the site does (Davidson fit, bootstrap 95% intervals) and the
 average interval width is reported, with the expected total variance of the ratings (trace of the
 inverse Fisher information at the true ratings, for the pairs as allocated: the same number without
@@ -38,7 +40,7 @@ from ratings import PairCounts, compute_leaderboard, fit_bradley_terry
 from ratings.bt import SCALE
 from ratings.likelihood import outcome_probs
 
-STRATEGIES = ("uniform", "balanced", "active")
+STRATEGIES = ("uniform", "balanced", "active", "rating-aware")
 REFIT = 100
 
 
@@ -80,6 +82,8 @@ def simulate_sampling(
             if t and t % refit == 0:
                 variance = _fitted_variance(names, wins, ties, lo, hi)
             weights = active_weights(votes, variance)
+            if strategy == "rating-aware" and votes.min() > 0:
+                weights = _rating_variance_drop(n, lo, hi, votes, variance)
             k = int(np.searchsorted(np.cumsum(weights), rng.random() * weights.sum(), side="right"))
         u = rng.random()
         i, j = lo[k], hi[k]
@@ -101,6 +105,20 @@ def _fitted_variance(names, wins, ties, lo, hi) -> np.ndarray:
     theta = np.zeros(len(names))
     theta[[names.index(m) for m in fit.models]] = fit.theta
     return vote_variance(theta[lo] - theta[hi], fit.nu or 0.0)
+
+
+def _rating_variance_drop(n: int, lo: np.ndarray, hi: np.ndarray, votes: np.ndarray, variance: np.ndarray):
+    """For reference, not used by the site: how much one more vote on each pair lowers the summed
+    variance of the ratings (trace of the inverse Fisher information; a rank-one update), the greedy
+    "A-optimal" design. Sigma stands in for one vote's information on the gap (exact without ties)."""
+    info = np.zeros((n, n))
+    info[lo, hi] = info[hi, lo] = -votes * variance
+    info[np.diag_indices(n)] = -info.sum(1)
+    cov = np.linalg.pinv(info)
+    cov2 = cov @ cov
+    spread = cov[lo, lo] + cov[hi, hi] - 2 * cov[lo, hi]
+    spread2 = cov2[lo, lo] + cov2[hi, hi] - 2 * cov2[lo, hi]
+    return variance * spread2 / (1 + variance * spread)
 
 
 def expected_total_variance(counts: PairCounts, true_ratings: np.ndarray, nu: float = 0.25) -> float:
@@ -176,6 +194,8 @@ def handout(n_models: int, n_prompts: int = 500, n_battles: int = 300) -> None:
         import django
 
         django.setup()
+        from django.db import connection
+
         from arena.models import Campaign, Item, Voter
         from arena.services.active_sampling import forget_pair_states, read_pair_state
         from arena.services.battles import open_battle
@@ -183,6 +203,8 @@ def handout(n_models: int, n_prompts: int = 500, n_battles: int = 300) -> None:
         from arena.services.votes import record_vote
         from ratings.snapshots import compute_snapshots
 
+        with connection.cursor() as cursor:  # what autovacuum does shortly after a bulk import
+            cursor.execute("ANALYZE")
         campaign = Campaign.objects.get(slug="bench")
         pairs = n_models * (n_models - 1) // 2
         print(f"{n_models} models ({pairs} pairs), {n_prompts} prompts, {Item.objects.count():,} items\n")

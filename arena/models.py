@@ -251,7 +251,11 @@ class Item(models.Model):
             models.UniqueConstraint(fields=["prompt", "model_lo", "model_hi"], name="item_prompt_pair_unique"),
             models.CheckConstraint(condition=Q(model_lo__lt=models.F("model_hi")), name="item_pair_ordered"),
         ]
-        indexes = [models.Index(fields=["campaign", "vote_count", "shuffle"], name="item_handout_idx")]
+        indexes = [
+            models.Index(fields=["campaign", "vote_count", "shuffle"], name="item_handout_idx"),
+            # Active sampling: the items of one drawn pair, fewest votes first.
+            models.Index(fields=["campaign", "model_lo", "model_hi", "vote_count", "shuffle"], name="item_pair_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"prompt {self.prompt_id}: models {self.model_lo_id} vs {self.model_hi_id}"

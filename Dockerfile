@@ -1,6 +1,7 @@
 # syntax=docker/dockerfile:1
 #
-# Arena's image: web (uvicorn), Celery workers, beat and migrations all run from it.
+# Arena's image: web (Granian, WSGI), ws (uvicorn, ASGI), Celery workers, beat and migrations all
+# run from it.
 #
 #   docker build -t arena .                              # API backends only
 #   docker build -t arena-gpu --build-arg WITH_GPU=1 .   # plus torch/transformers (the gpu extra)
@@ -83,7 +84,8 @@ RUN DEBUG=false SECRET_KEY=collectstatic-only ARENA_IP_SALT=collectstatic-only \
 RUN mkdir -p /app/var /var/cache/arena/huggingface \
     && chown -R arena:arena /app/var /var/cache/arena
 
-# Health probe for the web process: GET /healthz must answer 200 (PostgreSQL and Redis reachable).
+# Health probe for the web and ws processes (both listen on $PORT, 8000 by default): GET /healthz
+# must answer 200 (PostgreSQL and Redis reachable).
 # It names a host from ALLOWED_HOSTS, or Django would answer 400, and says the request came over
 # HTTPS, or SECURE_SSL_REDIRECT would answer with a redirect.
 COPY --chmod=0755 <<"EOF" /usr/local/bin/arena-healthcheck
@@ -115,5 +117,7 @@ EXPOSE 8000
 
 HEALTHCHECK --interval=15s --timeout=6s --start-period=30s --retries=3 CMD ["arena-healthcheck"]
 
-# The web process; docker-compose.yml gives each service its own command.
-CMD ["uvicorn", "arena.asgi:application", "--host", "0.0.0.0", "--port", "8000", "--proxy-headers"]
+# The web process (pages and API; docs/deploy.md explains the options); docker-compose.yml gives
+# each service its own command, e.g. uvicorn for the websockets.
+CMD ["granian", "--interface", "wsgi", "arena.wsgi:application", "--host", "0.0.0.0", "--port", "8000", \
+     "--blocking-threads", "8", "--backpressure", "8", "--no-ws", "--respawn-failed-workers"]

@@ -1,4 +1,5 @@
-"""Real processes for integration tests: a PostgreSQL database, an ASGI server, Celery workers.
+"""Real processes for integration tests: a PostgreSQL database, web servers (uvicorn for ASGI,
+Granian for WSGI), Celery workers.
 
 Everything runs on 127.0.0.1 with the production settings module (arena.settings), configured only
 through environment variables, exactly as a deployment would be.
@@ -123,9 +124,23 @@ class Process:
         self._log.close()
 
 
-def start_web(env: dict[str, str], log_dir: Path, name: str = "web", port: int | None = None) -> tuple[Process, str]:
-    port = port or free_port()
-    argv = [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1", "--port", str(port)]
+def uvicorn_argv(port: int, *, host: str = "127.0.0.1", workers: int = 1) -> list[str]:
+    """uvicorn serving the ASGI application: HTTP and the live-battle websockets."""
+    argv = [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", host, "--port", str(port)]
+    return argv + (["--workers", str(workers)] if workers > 1 else [])
+
+
+def granian_argv(port: int, *, host: str = "127.0.0.1", workers: int = 1, threads: int = 8) -> list[str]:
+    """Granian serving the WSGI application, as deployed for the pages and the API (docs/deploy.md):
+    ``threads`` blocking threads per worker process, no websockets (uvicorn serves /ws/)."""
+    return [
+        sys.executable, "-m", "granian", "--interface", "wsgi", "arena.wsgi:application", "--host", host,
+        "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws",
+    ]  # fmt: skip
+
+
+def start_server(name: str, argv: list[str], port: int, env: dict[str, str], log_dir: Path) -> tuple[Process, str]:
+    """Start a web server process; return it and its base URL once /healthz answers 200."""
     process = Process(name, argv, env, log_dir)
     base_url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -140,6 +155,25 @@ def start_web(env: dict[str, str], log_dir: Path, name: str = "web", port: int |
         time.sleep(0.2)
     process.stop()
     raise RuntimeError(f"{name} did not become healthy:\n{process.log()[-3000:]}")
+
+
+def start_web(env: dict[str, str], log_dir: Path, name: str = "web", port: int | None = None) -> tuple[Process, str]:
+    """uvicorn (ASGI) on a free port: pages and websockets, as `make run` and the `ws` service run it."""
+    port = port or free_port()
+    return start_server(name, uvicorn_argv(port), port, env, log_dir)
+
+
+def start_granian(
+    env: dict[str, str],
+    log_dir: Path,
+    name: str = "granian",
+    port: int | None = None,
+    workers: int = 1,
+    threads: int = 8,
+) -> tuple[Process, str]:
+    """Granian (WSGI) on a free port: pages and API, as the `web` service runs it."""
+    port = port or free_port()
+    return start_server(name, granian_argv(port, workers=workers, threads=threads), port, env, log_dir)
 
 
 def start_worker(

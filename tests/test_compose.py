@@ -3,8 +3,10 @@
 No container engine runs where the tests run, so docker-compose.yml is validated against the
 Compose Specification's published JSON schema (vendored in the check-jsonschema package) and then
 checked for the properties that matter: one shared definition for every app service, nothing that
-stops `--scale web=4 --scale worker-api=8`, start order, volumes, the GPU worker's reservation and
-profile, and no secret in any committed file. The Dockerfile is checked as text. Django is not
+stops `--scale web=4 --scale ws=2 --scale worker-api=8`, start order, volumes, the web tier's split
+(Granian over WSGI for the pages, uvicorn over ASGI for the websockets, the proxy routing between
+them), the GPU worker's reservation and profile, and no secret in any committed file. The
+Dockerfile is checked as text, the Caddyfile also by Caddy where it is installed. Django is not
 imported, so these tests run with `-p no:django` as well as under pytest-django.
 """
 
@@ -31,9 +33,16 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 
 # Every service that runs Arena's code, and the ones `--scale` is meant for.
-APP_SERVICES = ("migrate", "web", "worker-api", "worker-gpu", "beat")
-LONG_RUNNING_APP_SERVICES = ("web", "worker-api", "worker-gpu", "beat")
-SCALED_SERVICES = ("web", "worker-api")
+APP_SERVICES = ("migrate", "web", "ws", "worker-api", "worker-gpu", "beat")
+LONG_RUNNING_APP_SERVICES = ("web", "ws", "worker-api", "worker-gpu", "beat")
+SCALED_SERVICES = ("web", "ws", "worker-api")
+# The web tier: pages and API on Granian (WSGI), live-battle websockets on uvicorn (ASGI).
+WEB_COMMAND = (
+    "granian --interface wsgi arena.wsgi:application --host 0.0.0.0 --port 8000 --workers ${WEB_WORKERS:-4} "
+    "--blocking-threads ${WEB_THREADS:-8} --backpressure ${WEB_THREADS:-8} --no-ws --respawn-failed-workers "
+    "--workers-kill-timeout 20"
+)
+WS_COMMAND = "uvicorn arena.asgi:application --host 0.0.0.0 --port 8000 --workers ${WS_WORKERS:-2} --proxy-headers"
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|KEY|SALT|TOKEN", re.IGNORECASE)
 PLACEHOLDERS = {"", "change-me"}
@@ -188,13 +197,49 @@ def test_nothing_prevents_scaling_web_and_api_workers(compose):
     assert published == ["proxy"], "only the proxy publishes host ports"
 
 
-def test_the_proxy_balances_over_every_web_replica(compose):
+def test_the_proxy_sends_websockets_to_ws_and_the_rest_to_web_over_every_replica(compose):
     proxy = compose["services"]["proxy"]
     mounted = [v.split(":")[0] for v in proxy["volumes"]]
     assert "./deploy/Caddyfile" in mounted
+    assert set(proxy["depends_on"]) == {"web", "ws"}
     caddyfile = (ROOT / "deploy" / "Caddyfile").read_text(encoding="utf-8")
     # A DNS lookup of the service name, repeated: replicas added by --scale are picked up.
-    assert re.search(r"dynamic a web 8000\s*\{\s*refresh", caddyfile)
+    websockets = re.search(r"handle /ws/\* \{\s*reverse_proxy \{\s*dynamic a ws 8000\s*\{\s*refresh", caddyfile)
+    pages = re.search(r"handle \{\s*reverse_proxy \{\s*dynamic a web 8000\s*\{\s*refresh", caddyfile)
+    assert websockets and pages, "handle /ws/* → ws, handle (the rest) → web, both with dynamic upstreams"
+
+
+def caddy_routes(config: dict) -> dict[str, str]:
+    """{path matcher or "*": upstream service name} of every reverse_proxy in an adapted config."""
+    routes: dict[str, str] = {}
+
+    def walk(route_list, path="*"):
+        for route in route_list:
+            paths = [p for m in route.get("match", []) for p in m.get("path", [])]
+            here = ",".join(paths) or path
+            for handler in route.get("handle", []):
+                if handler["handler"] == "subroute":
+                    walk(handler["routes"], here)
+                elif handler["handler"] == "reverse_proxy":
+                    upstreams = handler["dynamic_upstreams"]
+                    routes[here] = f"{upstreams['name']}:{upstreams['port']}"
+
+    for server in config["apps"]["http"]["servers"].values():
+        walk(server["routes"])
+    return routes
+
+
+def test_caddy_accepts_the_caddyfile_and_routes_it_as_intended(tmp_path):
+    if not shutil.which("caddy"):
+        pytest.skip("caddy is not installed; the text check above covers the Caddyfile")
+    result = subprocess.run(
+        ["caddy", "adapt", "--config", str(ROOT / "deploy" / "Caddyfile"), "--adapter", "caddyfile"],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        env={**os.environ, "ARENA_SITE_ADDRESS": "arena.example.org"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    # The /ws/* route and the catch-all are exclusive (one "handle" group): a socket never reaches web.
+    assert caddy_routes(json.loads(result.stdout)) == {"/ws/*": "ws:8000", "*": "web:8000"}
 
 
 def test_app_services_wait_for_migrations_and_healthy_backends(compose):
@@ -224,20 +269,45 @@ def test_redis_has_a_healthcheck(compose):
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
-def test_the_web_healthcheck_asks_healthz(compose):
-    web = compose["services"]["web"]
-    assert web["healthcheck"]["test"] == ["CMD", "arena-healthcheck"]
-    assert "disable" not in web["healthcheck"]
+def test_web_and_ws_are_probed_on_healthz(compose):
+    for name in ("web", "ws"):
+        service = compose["services"][name]
+        assert service["healthcheck"]["test"] == ["CMD", "arena-healthcheck"], name
+        assert "disable" not in service["healthcheck"], name
+        # Both listen where the probe asks (PORT, 8000 by default), and /healthz is Django's on both.
+        assert "--port 8000" in command_text(service) and service["expose"] == ["8000"], name
     assert 'f"http://127.0.0.1:{port}/healthz"' in healthcheck_script()
+    assert 'os.environ.get("PORT", "8000")' in healthcheck_script()
     # The other app containers do not listen on 8000: the image's probe would mark them unhealthy.
     assert compose["x-app"]["healthcheck"] == {"disable": True}
 
 
+def test_https_and_the_client_address_come_from_the_proxy(compose):
+    # Granian does not interpret X-Forwarded-Proto (uvicorn's --proxy-headers did): Django must.
+    # "environment" beats env_file, so .env cannot turn these off behind the proxy by mistake.
+    for name in ("web", "ws"):
+        env = environment(compose["services"][name])
+        assert env["SECURE_PROXY_SSL_HEADER"] == "true", name
+        assert env["ARENA_TRUST_X_FORWARDED_FOR"] == "true", name
+    settings_text = (ROOT / "arena" / "settings.py").read_text(encoding="utf-8")
+    assert 'env_bool("SECURE_PROXY_SSL_HEADER", False)' in settings_text
+    assert 'SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")' in settings_text
+
+
+def test_web_threads_never_wait_for_a_database_connection(compose):
+    # Each Granian thread may hold one pooled connection for the length of a request.
+    threads = re.search(r"--blocking-threads \$\{WEB_THREADS:-(\d+)\}", command_text(compose["services"]["web"]))
+    pool = re.search(r'env_int\("DB_POOL_MAX_SIZE", (\d+)\)', (ROOT / "arena" / "settings.py").read_text())
+    assert threads and pool
+    assert int(threads.group(1)) <= int(pool.group(1))
+
+
 def test_the_commands_are_the_documented_ones(compose):
     services = compose["services"]
-    assert command_text(services["web"]) == (
-        "uvicorn arena.asgi:application --host 0.0.0.0 --port 8000 --workers ${WEB_WORKERS:-4} --proxy-headers"
-    )
+    assert command_text(services["web"]) == WEB_COMMAND
+    assert command_text(services["ws"]) == WS_COMMAND
+    # Granian stops busy workers before Docker's SIGKILL would cut everything off.
+    assert services["web"]["stop_grace_period"] == "30s"
     assert command_text(services["worker-api"]) == (
         "celery -A arena worker -Q generate_api,ratings,default "
         "--concurrency ${API_WORKER_CONCURRENCY:-8} --loglevel INFO"
@@ -361,6 +431,9 @@ def test_the_dockerfile_is_multi_stage_slim_and_runs_as_a_user():
     assert users and users[-1].split(":")[0] not in {"root", "0"}, "the runtime runs as a non-root user"
     assert ("EXPOSE", "8000") in runtime
     assert any(k == "HEALTHCHECK" and "arena-healthcheck" in a for k, a in runtime)
+    # The default command is the web process: Granian serving the WSGI application.
+    command = json.loads(next(args for keyword, args in runtime if keyword == "CMD"))
+    assert command[:4] == ["granian", "--interface", "wsgi", "arena.wsgi:application"]
 
 
 def test_the_gpu_extra_is_installed_only_with_the_build_arg():
@@ -429,9 +502,9 @@ def test_the_procfile_runs_the_same_processes():
     lines = dict(
         line.split(":", 1) for line in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines() if line.strip()
     )
-    assert {"web", "worker", "beat"} <= set(lines)
-    assert lines["web"].strip().startswith("uvicorn arena.asgi:application ")
-    assert "--proxy-headers" in lines["web"]
+    assert {"web", "ws", "worker", "beat"} <= set(lines)
+    assert lines["web"].strip() == WEB_COMMAND.replace("--port 8000", "--port ${PORT:-8000}")
+    assert lines["ws"].strip() == WS_COMMAND.replace("--port 8000", "--port ${WS_PORT:-8001}")
     assert "celery -A arena worker -Q generate_api,ratings,default " in lines["worker"]
     assert lines["beat"].strip().startswith("celery -A arena beat ")
 
@@ -441,6 +514,7 @@ def test_the_systemd_units_read_etc_arena_env():
     assert {u.name for u in units} >= {
         "arena-migrate.service",
         "arena-web.service",
+        "arena-ws.service",
         "arena-worker.service",
         "arena-worker-gpu@.service",
         "arena-beat.service",
@@ -452,6 +526,25 @@ def test_the_systemd_units_read_etc_arena_env():
         assert re.search(r"^ExecStart=\S+", text, re.MULTILINE), unit.name
     gpu = (ROOT / "deploy" / "systemd" / "arena-worker-gpu@.service").read_text(encoding="utf-8")
     assert "CUDA_VISIBLE_DEVICES=%i" in gpu and "--pool solo --concurrency 1" in gpu
+
+
+def test_the_systemd_units_split_the_web_tier_like_compose():
+    def exec_start(name: str) -> str:
+        text = (ROOT / "deploy" / "systemd" / name).read_text(encoding="utf-8")
+        return re.search(r"^ExecStart=(.*)$", text, re.MULTILINE).group(1)
+
+    web, ws = exec_start("arena-web.service"), exec_start("arena-ws.service")
+    # The same command as compose, on loopback ports of their own (the local proxy splits /ws/).
+    assert web == "/opt/arena/.venv/bin/" + (
+        WEB_COMMAND.replace("0.0.0.0", "127.0.0.1").replace("${WEB_WORKERS:-4}", "${WEB_WORKERS}")
+        .replace("${WEB_THREADS:-8}", "${WEB_THREADS}")
+    )  # fmt: skip
+    assert ws == "/opt/arena/.venv/bin/" + (
+        WS_COMMAND.replace("0.0.0.0", "127.0.0.1").replace("8000", "8001").replace("${WS_WORKERS:-2}", "${WS_WORKERS}")
+    )
+    unit = (ROOT / "deploy" / "systemd" / "arena-web.service").read_text(encoding="utf-8")
+    assert re.search(r"^Environment=.*\bSECURE_PROXY_SSL_HEADER=true\b", unit, re.MULTILINE)
+    assert re.search(r"^Environment=.*\bWEB_THREADS=8\b", unit, re.MULTILINE)
 
 
 # --- with Docker Compose itself, where it is installed --------------------------------------------

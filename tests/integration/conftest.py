@@ -39,7 +39,8 @@ def stack_env(pg_url, static_root):
 
 @pytest.fixture
 def processes(tmp_path):
-    """Start processes with processes.web(env) / processes.worker(env); all stopped at the end."""
+    """Start processes with processes.web(env) (uvicorn), processes.granian(env) and
+    processes.worker(env); all stopped at the end."""
 
     class Processes:
         def __init__(self):
@@ -47,6 +48,11 @@ def processes(tmp_path):
 
         def web(self, env, **kw):
             process, url = stack.start_web(env, tmp_path, **kw)
+            self.started.append(process)
+            return url
+
+        def granian(self, env, **kw):
+            process, url = stack.start_granian(env, tmp_path, **kw)
             self.started.append(process)
             return url
 

@@ -1,5 +1,6 @@
 """docker-compose.yml, run without Docker: each application service's own command and environment,
-pointed at the local PostgreSQL and Redis. Two web processes, two API workers, beat.
+pointed at the local PostgreSQL and Redis. Two web processes (Granian), a ws process (uvicorn),
+two API workers, beat.
 
 No Docker engine runs here, so this is how the compose file's commands are proved to work together:
 votes split between both web processes are each stored once, a generation runs on a worker, and beat
@@ -38,7 +39,7 @@ def service_argv(service: dict, values: dict[str, str]) -> list[str]:
         else shlex.split(_expand(command, values))
     )
     # The image runs these on its PATH; here they are the virtualenv's modules.
-    if argv[0] in {"uvicorn", "celery"}:
+    if argv[0] in {"granian", "uvicorn", "celery"}:
         argv = [sys.executable, "-m", *argv]
     elif argv[0] == "python":
         argv[0] = sys.executable
@@ -58,13 +59,13 @@ def service_env(service: dict, values: dict[str, str], pg_url: str) -> dict[str,
 def test_the_compose_services_run_together_on_this_machine(pg_url, static_root, tmp_path):
     compose = yaml.safe_load(COMPOSE.read_text())
     services = compose["services"]
-    values = {"POSTGRES_PASSWORD": "unused-here", "WEB_WORKERS": "1", "API_WORKER_CONCURRENCY": "2"}
+    values = {"POSTGRES_PASSWORD": "unused-here", "WEB_WORKERS": "1", "WS_WORKERS": "1", "API_WORKER_CONCURRENCY": "2"}
     env = {
         name: service_env(services[name], values, pg_url)
         | {"STATIC_ROOT": str(static_root), "ARENA_RECOMPUTE_INTERVAL": "2", "ARENA_VAR_DIR": str(tmp_path),
            # Votes alone would recompute after an hour: a snapshot can only come from beat.
            "ARENA_RECOMPUTE_DEBOUNCE": "3600"}
-        for name in ("migrate", "web", "worker-api", "beat")
+        for name in ("migrate", "web", "ws", "worker-api", "beat")
     }  # fmt: skip
     stack.flush_redis()
     started: list[stack.Process] = []
@@ -84,17 +85,18 @@ def test_the_compose_services_run_together_on_this_machine(pg_url, static_root, 
         stack.manage(env["migrate"], "load_campaign", str(tmp_path / "smoke.json"))
 
         urls = []
-        for i in range(2):
+        for name, service in (("web0", "web"), ("web1", "web"), ("ws", "ws")):
             port = stack.free_port()
-            values_web = values | {}
-            argv = service_argv(services["web"], values_web)
+            argv = service_argv(services[service], values)
             argv[argv.index("--host") + 1] = "127.0.0.1"
             argv[argv.index("--port") + 1] = str(port)
-            process = stack.Process(f"web{i}", argv, env["web"], tmp_path)
+            process = stack.Process(name, argv, env[service], tmp_path)
             started.append(process)
             urls.append(f"http://127.0.0.1:{port}")
-        for url in urls:
+        for url in urls:  # the image's health probe asks /healthz of web and ws alike
             stack.wait_until(lambda url=url: _healthy(url), timeout=60, message=f"{url}/healthz")
+        assert "Starting granian" in started[0].log() and "Uvicorn running" in started[2].log()
+        urls = urls[:2]
         for i in range(2):
             argv = [*service_argv(services["worker-api"], values), "-n", f"api{i}@%h"]
             worker = stack.Process(f"worker{i}", argv, env["worker-api"], tmp_path)

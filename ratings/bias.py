@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,13 @@ class Proportion:
     n: float
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "share": self.share,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "successes": self.successes,
+            "n": self.n,
+        }
 
 
 def wilson_interval(successes: float, n: float, confidence: float = 0.95) -> tuple[float, float]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from .counts import Outcome, parse_outcomes
 
-__all__ = ["online_elo", "update_elo"]
+__all__ = ["online_elo", "update_elo", "update_elo_indexed"]
 
 _SCORE = {Outcome.A_WINS: 1.0, Outcome.B_WINS: 0.0, Outcome.TIE: 0.5}
 
@@ -54,6 +54,51 @@ def update_elo(
         expected = 1.0 / (1.0 + base ** ((rb - ra) / scale))
         out[a] = ra + k * (score - expected)
         out[b] = rb - k * (score - expected)
+    return out
+
+
+def update_elo_indexed(
+    ratings: Mapping[str, float],
+    models: Sequence[str],
+    model_a: np.ndarray,
+    model_b: np.ndarray,
+    outcome: Sequence[Any] | np.ndarray,
+    *,
+    k: float = 4.0,
+    scale: float = 400.0,
+    base: float = 10.0,
+    initial: float = 1000.0,
+    both_bad: Literal["tie", "exclude"] = "tie",
+) -> dict[str, float]:
+    """`update_elo` for battles given as integer arrays indexing ``models``: the same arithmetic in
+    the same order, so the same ratings to the last bit, at a fraction of the cost per vote (the
+    worker folds up to millions of votes with it)."""
+    if both_bad not in ("tie", "exclude"):
+        raise ValueError(f"both_bad must be 'tie' or 'exclude', not {both_bad!r}")
+    codes = parse_outcomes(outcome)
+    ia, ib = np.asarray(model_a, dtype=np.int64), np.asarray(model_b, dtype=np.int64)
+    if not (len(ia) == len(ib) == len(codes)):
+        raise ValueError("model_a, model_b and outcome must have the same length")
+    scored = codes >= 0 if both_bad == "tie" else (codes >= 0) & (codes != Outcome.BOTH_BAD)
+    ia, ib, codes = ia[scored], ib[scored], codes[scored]
+    out = dict(ratings)
+    if not len(codes):
+        return out
+    # Models that play for the first time enter the dict in the order `update_elo` would add them.
+    sides = np.stack([ia, ib], axis=1).ravel()
+    first = np.unique(sides, return_index=True)
+    for i in first[0][np.argsort(first[1], kind="stable")].tolist():
+        out.setdefault(models[i], initial)
+    current = [out.get(m, initial) for m in models]
+    score_of = [1.0, 0.0, 0.5, 0.5]
+    for a, b, code in zip(ia.tolist(), ib.tolist(), codes.tolist(), strict=True):
+        score = score_of[code]
+        ra, rb = current[a], current[b]
+        expected = 1.0 / (1.0 + base ** ((rb - ra) / scale))
+        current[a] = ra + k * (score - expected)
+        current[b] = rb - k * (score - expected)
+    for i in first[0].tolist():
+        out[models[i]] = current[i]
     return out
 
 

@@ -18,7 +18,7 @@ Conventions (also in docs/ratings.md):
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -74,8 +74,13 @@ class Leaderboard:
     base: float
     warnings: tuple[str, ...] = field(default=())
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-serialisable form (NaN written as None)."""
+    def to_dict(self, *, matrix_digits: int | None = None) -> dict[str, Any]:
+        """JSON-serialisable form (NaN written as None); ``matrix_digits`` rounds the win-rate matrices
+        (the site stores 4 digits: half the bytes, and a heat map shows 2)."""
+
+        def rates(arr: np.ndarray) -> list[list[float | None]]:
+            return _matrix(arr if matrix_digits is None else np.round(arr, matrix_digits))
+
         return {
             "method": "bradley_terry",
             "ties": self.ties,
@@ -92,15 +97,18 @@ class Leaderboard:
             "min_votes": self.min_votes,
             "scale": self.scale,
             "base": self.base,
-            "rows": [{k: _num(v) for k, v in asdict(r).items()} for r in self.rows],
+            "rows": [{k: _num(getattr(r, k)) for k in _ROW_FIELDS} for r in self.rows],
             "matrices": {
                 "models": list(self.models),
                 "battles": _matrix(self.battles),
-                "win_rate": _matrix(self.win_rate),
-                "predicted_win_rate": _matrix(self.predicted_win_rate),
+                "win_rate": rates(self.win_rate),
+                "predicted_win_rate": rates(self.predicted_win_rate),
             },
             "warnings": list(self.warnings),
         }
+
+
+_ROW_FIELDS = tuple(f.name for f in fields(Row))
 
 
 def _num(value: Any) -> Any:

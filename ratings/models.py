@@ -9,17 +9,24 @@ from django.db import models
 from django.utils import timezone
 
 from arena.models import Campaign
+from ratings.counts import PairCounts
 
 OVERALL = ""  # the dimension key of the overall verdict, and the category key of "all categories"
 
 
 class PairAggregate(models.Model):
-    """Counts of outcomes per model pair for one campaign, dimension and category (a PairCounts)."""
+    """Counts of outcomes per model pair for one campaign, dimension and category (a PairCounts).
+
+    Stored compactly: the sorted model names as JSON and the three count matrices as raw float64
+    bytes (`PairCounts.to_bytes`), so the recompute task reads and rewrites them with a copy rather
+    than a JSON parse of thousands of pair rows. Use `pair_counts()` and `set_counts()`.
+    """
 
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="pair_aggregates")
     dimension = models.CharField(max_length=40, blank=True, default=OVERALL)
     category = models.CharField(max_length=64, blank=True, default=OVERALL)
-    counts = models.JSONField(default=dict)
+    model_names = models.JSONField(default=list)
+    cells = models.BinaryField(default=bytes)
     n_votes = models.PositiveIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -30,6 +37,19 @@ class PairAggregate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.campaign_id}/{self.dimension or 'overall'}/{self.category or 'all'}"
+
+    def pair_counts(self) -> PairCounts:
+        return PairCounts.from_bytes(self.model_names, self.cells) if self.model_names else PairCounts.empty()
+
+    def set_counts(self, counts: PairCounts) -> None:
+        self.model_names = list(counts.models)
+        self.cells = counts.to_bytes()
+        self.n_votes = round(counts.n_votes)
+
+    @property
+    def counts(self) -> dict:
+        """The counts in PairCounts' JSON form (`PairCounts.to_dict`), for readers that want plain data."""
+        return self.pair_counts().to_dict()
 
 
 class EloState(models.Model):
@@ -56,6 +76,9 @@ class LeaderboardSnapshot(models.Model):
     category = models.CharField(max_length=64, blank=True, default=OVERALL)
     method = models.CharField(max_length=32)
     data = models.JSONField()
+    # "bootstrap" or "sandwich" for Bradley-Terry boards ("" otherwise): the after-vote recompute
+    # refits with sandwich intervals, beat's sweep replaces them with bootstrap ones (ratings.tasks).
+    intervals = models.CharField(max_length=16, blank=True, default="")
     n_votes = models.PositiveIntegerField()
     computed_at = models.DateTimeField(default=timezone.now)
 

@@ -58,6 +58,22 @@ def heat_map(matrices: dict[str, Any] | None, order: list[str]) -> dict[str, Any
     return {"models": names, "rows": grid}
 
 
+def interval_note(snapshot: LeaderboardSnapshot) -> str:
+    """Which 95% intervals the board carries, in words (the after-vote recompute uses sandwich
+    intervals; beat's sweep replaces them with bootstrap intervals)."""
+    if snapshot.method == "style":
+        return "95% sandwich (robust normal) intervals."
+    if snapshot.intervals == "bootstrap":
+        rounds = snapshot.data.get("bootstrap_rounds") or 0
+        return f"95% bootstrap intervals ({rounds:,} rounds)."
+    if snapshot.intervals == "sandwich":
+        return (
+            "95% sandwich (robust normal) intervals, refitted right after the latest votes; "
+            "bootstrap intervals replace them at the next scheduled recompute."
+        )
+    return ""
+
+
 def leaderboard_context(campaign, snapshot: LeaderboardSnapshot | None, selection: dict[str, str]) -> dict[str, Any]:
     from ratings.models import LeaderboardSnapshot as Snapshot
 
@@ -75,5 +91,6 @@ def leaderboard_context(campaign, snapshot: LeaderboardSnapshot | None, selectio
             heat=heat_map(snapshot.data.get("matrices"), [r["model"] for r in rows]),
             style=snapshot.data if snapshot.method == "style" else None,
             bias=snapshot.data.get("bias"),
+            interval_note=interval_note(snapshot),
         )
     return context

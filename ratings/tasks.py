@@ -17,11 +17,14 @@ LOCK_TIMEOUT = 600
 
 
 @shared_task(bind=True, acks_late=True, max_retries=None, soft_time_limit=300, time_limit=360)
-def recompute_campaign(self, campaign_id: int) -> int:
-    """Fold new votes into the aggregates and refresh the campaign's snapshots.
+def recompute_campaign(self, campaign_id: int, intervals: str = "sandwich") -> int:
+    """Fold new votes into the aggregates and refresh the campaign's out-of-date snapshots.
 
-    A Redis lock keeps two recomputes of one campaign from running at once; a run that finds the
-    lock taken retries shortly after, so the newest votes are always covered.
+    After votes (the default) boards are refitted with sandwich intervals, which keeps a run within
+    a few hundred milliseconds; beat's sweep asks for ``"bootstrap"`` and replaces them with
+    bootstrap intervals (see `ratings.snapshots.compute_snapshots`). A Redis lock keeps two
+    recomputes of one campaign from running at once; a run that finds the lock taken retries
+    shortly after, so the newest votes are always covered.
     """
     from ratings.snapshots import compute_snapshots
 
@@ -34,7 +37,7 @@ def recompute_campaign(self, campaign_id: int) -> int:
         campaign = Campaign.objects.filter(pk=campaign_id).first()
         if campaign is None:
             return 0
-        return compute_snapshots(campaign)
+        return compute_snapshots(campaign, intervals=intervals)
     finally:
         if cache.get(lock_key) == token:
             cache.delete(lock_key)
@@ -42,18 +45,22 @@ def recompute_campaign(self, campaign_id: int) -> int:
 
 @shared_task(acks_late=True)
 def recompute_active_campaigns() -> list[int]:
-    """Beat: recompute every campaign that has unfolded votes or no snapshot yet.
+    """Beat: recompute, with bootstrap intervals, every campaign that has unfolded votes, no
+    snapshot yet, or boards that still carry the after-vote sandwich intervals.
 
     The safety net behind the vote-triggered recomputes: it catches votes whose request could not
     reach the broker (Redis down) and runs whatever the debounce is holding back. It enqueues
     directly; the per-campaign lock still keeps two runs from overlapping.
     """
+    bootstrap = settings.ARENA_BOOTSTRAP_ROUNDS >= 2
     queued = []
     for campaign in Campaign.objects.exclude(status=Campaign.Status.DRAFT):
+        snapshots = LeaderboardSnapshot.objects.filter(campaign=campaign)
         pending = Vote.objects.filter(campaign=campaign, folded=False).exists()
-        missing = not LeaderboardSnapshot.objects.filter(campaign=campaign).exists() and campaign.votes.exists()
-        if pending or missing:
-            recompute_campaign.delay(campaign.pk)
+        missing = not snapshots.exists() and campaign.votes.exists()
+        rough = bootstrap and snapshots.filter(intervals="sandwich").exists()
+        if pending or missing or rough:
+            recompute_campaign.delay(campaign.pk, "bootstrap")
             queued.append(campaign.pk)
         recompute_style.delay(campaign.pk)
     return queued

@@ -145,3 +145,217 @@ def test_the_style_board_separates_length_from_quality(alice, db):
     assert {row["model"] for row in data["rows"]} == {"Short", "Long"}
     page = alice.get("/c/style/leaderboard/?method=style")
     assert b"Style control" in page.content and b"Raw rating" in page.content
+
+
+# --- folding: gold battles, batches, the reference computation, concurrency -------------------------------
+
+
+def direct_vote(campaign, voter, prompt, verdict: str, *, gold=None, reverse: bool = False) -> Vote:
+    """A battle and its vote written as rows (no hand-out): the first two answers of the prompt."""
+    left, right = prompt.responses.order_by("model__name")[:2]
+    if reverse:
+        left, right = right, left
+    battle = Battle.objects.create(
+        campaign=campaign, voter=voter, prompt=prompt, left=left, right=right, status="voted", gold=gold
+    )
+    return Vote.objects.create(
+        battle=battle, campaign=campaign, voter=voter, prompt=prompt, left_model=left.model,
+        right_model=right.model, verdict=verdict,
+    )  # fmt: skip
+
+
+def test_votes_on_gold_battles_never_enter_the_ratings(db):
+    from arena.models import GoldBattle
+    from ratings.models import EloState
+
+    campaign = make_campaign(slug="goldfold", models=("A", "B"), prompts=2)
+    prompt = campaign.prompts.order_by("id").first()
+    first, second = prompt.responses.order_by("model__name")[:2]
+    gold = GoldBattle.objects.create(campaign=campaign, prompt=prompt, first=first, second=second, expected="first")
+    voter = Voter.objects.create()
+    for _ in range(3):
+        direct_vote(campaign, voter, prompt, "left")  # A beats B
+    for verdict in ("right", "right", "tie", "both_bad", "left"):
+        direct_vote(campaign, voter, prompt, verdict, gold=gold)
+    assert fold_new_votes(campaign) == 8
+    assert not Vote.objects.filter(campaign=campaign, folded=False).exists()  # gold votes are marked folded
+
+    def check() -> None:
+        counts = aggregate_counts(campaign)
+        assert counts.models == ("A", "B") and counts.n_votes == 3
+        assert counts.wins.tolist() == [[0, 3], [0, 0]] and not counts.ties.any() and not counts.both_bad.any()
+        state = EloState.objects.get(campaign=campaign)
+        assert state.n_votes == 3 and state.tallies == {"left": 3}
+        assert state.ratings["A"] > 1000 > state.ratings["B"]
+
+    check()
+    call_command("rebuild_ratings", "goldfold")
+    check()
+
+
+def reference_state(campaign) -> tuple[dict, dict, dict]:
+    """Aggregates, Elo ratings and tallies computed vote by vote from the ORM (the definition)."""
+    from collections import defaultdict
+
+    from ratings.counts import Outcome
+    from ratings.elo import update_elo
+
+    code = {"left": Outcome.A_WINS, "right": Outcome.B_WINS, "tie": Outcome.TIE, "both_bad": Outcome.BOTH_BAD}
+    votes = (
+        Vote.objects.filter(campaign=campaign, voter__excluded=False, battle__flagged=False, battle__gold__isnull=True)
+        .order_by("id")
+        .values_list("left_model__name", "right_model__name", "verdict", "scores", "prompt__category",
+                     "battle__left__content", "battle__right__content")
+    )  # fmt: skip
+    groups: dict = defaultdict(lambda: ([], [], []))
+    ordered, tallies = [], defaultdict(int)
+    for a, b, verdict, scores, category, left_text, right_text in votes:
+        keys = [("", "")] + ([("", category)] if category else [])
+        for key in keys:
+            for column, value in zip(groups[key], (a, b, code[verdict]), strict=True):
+                column.append(value)
+        for dimension, sides in scores.items():
+            outcome = 0 if sides["left"] > sides["right"] else 1 if sides["left"] < sides["right"] else 2
+            for column, value in zip(groups[(dimension, "")], (a, b, outcome), strict=True):
+                column.append(value)
+        ordered.append((a, b, code[verdict]))
+        tallies[verdict] += 1
+        if verdict in ("left", "right") and len(left_text) != len(right_text):
+            tallies["longer_won" if (len(left_text) > len(right_text)) == (verdict == "left") else "shorter_won"] += 1
+    counts = {key: PairCounts.from_battles(*columns) for key, columns in groups.items()}
+    return counts, update_elo({}, ordered), dict(tallies)
+
+
+def stored_state(campaign) -> tuple[dict, dict, dict]:
+    from ratings.models import EloState
+
+    state = EloState.objects.get(campaign=campaign)
+    counts = {(a.dimension, a.category): a.pair_counts() for a in campaign.pair_aggregates.all()}
+    return counts, state.ratings, state.tallies
+
+
+def test_folding_in_batches_gives_the_vote_by_vote_numbers_and_a_rebuild_gives_them_again(db):
+    from arena.models import Response
+    from ratings.aggregation import rebuild_aggregates
+
+    campaign = make_campaign(slug="ref", models=("A", "B", "C", "D"), prompts=6, dimensions=("helpfulness",))
+    Response.objects.filter(model__name="C").update(content="a much longer answer " * 20)
+    cast_votes(campaign, 25, seed=4, scored=True)
+    assert fold_new_votes(campaign, batch=4) == 25  # seven batches of at most four votes
+    cast_votes(campaign, 12, seed=5, scored=True)
+    assert fold_new_votes(campaign, batch=5) == 12
+    reference = reference_state(campaign)
+    counts, ratings, tallies = stored_state(campaign)
+    assert counts == reference[0]
+    assert ratings == reference[1]  # the same floats: same votes, same order, same arithmetic
+    assert tallies == reference[2] and tallies["longer_won"] + tallies["shorter_won"] > 0
+    assert set(counts) >= {("", ""), ("", "coding"), ("", "facts"), ("helpfulness", "")}
+    assert rebuild_aggregates(campaign, batch=6) == 37
+    assert stored_state(campaign) == (counts, ratings, tallies)
+    assert Vote.objects.filter(campaign=campaign, folded=True).count() == 37  # a rebuild rewrites no vote
+
+
+def test_a_rebuild_drops_keys_that_lost_all_their_votes_and_folds_unfolded_votes(db):
+    from ratings.aggregation import rebuild_aggregates
+
+    campaign = make_campaign(slug="drop", models=("A", "B"), prompts=2)
+    voter, other = Voter.objects.create(), Voter.objects.create()
+    facts = campaign.prompts.get(category="facts")
+    coding = campaign.prompts.get(category="coding")
+    direct_vote(campaign, voter, coding, "left")
+    direct_vote(campaign, other, facts, "right")
+    fold_new_votes(campaign)
+    assert {(a.dimension, a.category) for a in campaign.pair_aggregates.all()} == {
+        ("", ""),
+        ("", "coding"),
+        ("", "facts"),
+    }
+    Voter.objects.filter(pk=voter.pk).update(excluded=True)
+    direct_vote(campaign, other, facts, "tie")  # not folded yet
+    assert rebuild_aggregates(campaign) == 3
+    assert {(a.dimension, a.category) for a in campaign.pair_aggregates.all()} == {("", ""), ("", "facts")}
+    counts = aggregate_counts(campaign)
+    assert counts.n_votes == 2 and counts.wins[1, 0] == 1 and counts.ties[0, 1] == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_folds_at_once_count_each_vote_exactly_once():
+    import threading
+
+    from django.db import connection
+
+    from ratings.models import EloState
+
+    campaign = make_campaign(slug="race", prompts=4)
+    cast_votes(campaign, 40, seed=8)  # committed, so their recomputes ran: start the folding again
+    PairAggregate.objects.filter(campaign=campaign).delete()
+    EloState.objects.filter(campaign=campaign).delete()
+    Vote.objects.filter(campaign=campaign).update(folded=False)
+    barrier, results, errors = threading.Barrier(2), [], []
+
+    def fold() -> None:
+        try:
+            barrier.wait(timeout=10)
+            results.append(fold_new_votes(campaign, batch=3))
+        except Exception as error:  # reported by the assertion below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=fold) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors and sum(results) == 40
+    assert aggregate_counts(campaign).n_votes == 40
+    assert EloState.objects.get(campaign=campaign).n_votes == 40
+    assert reference_state(campaign)[0][("", "")] == aggregate_counts(campaign)
+
+
+# --- snapshots: sandwich after votes, bootstrap from beat, nothing rewritten when nothing changed ----------
+
+
+def test_after_vote_boards_carry_sandwich_intervals_until_beat_replaces_them(alice, db, settings):
+    from ratings.tasks import recompute_active_campaigns, recompute_campaign
+
+    campaign = make_campaign(slug="iv", models=("A", "B", "C"), prompts=4)
+    cast_votes(campaign, 30)
+    assert recompute_campaign(campaign.pk) == 5  # after votes: davidson, half, elo; one board per category
+    overall = LeaderboardSnapshot.objects.filter(campaign=campaign, dimension="", category="")
+    for method in ("davidson", "half"):
+        snapshot = overall.get(method=method)
+        assert snapshot.intervals == "sandwich" and snapshot.data["intervals"] == "sandwich"
+        assert snapshot.data["bootstrap_rounds"] == 0 and snapshot.n_votes == 30
+    assert b"sandwich (robust normal) intervals" in alice.get("/c/iv/leaderboard/").content
+    assert alice.get("/c/iv/leaderboard.json").json()["intervals"] == "sandwich"
+    before = overall.get(method="davidson").computed_at
+    assert compute_snapshots(campaign, intervals="sandwich") == 0  # nothing new: nothing refitted or written
+    assert overall.get(method="davidson").computed_at == before
+
+    assert campaign.pk in recompute_active_campaigns()  # beat: runs the bootstrap (in-process in tests)
+    snapshot = overall.get(method="davidson")
+    assert snapshot.intervals == "bootstrap" and snapshot.data["bootstrap_rounds"] == settings.ARENA_BOOTSTRAP_ROUNDS
+    assert overall.get(method="half").intervals == "bootstrap"
+    page = alice.get("/c/iv/leaderboard/").content
+    assert f"95% bootstrap intervals ({settings.ARENA_BOOTSTRAP_ROUNDS} rounds)".encode() in page
+    assert campaign.pk not in recompute_active_campaigns()  # nothing left to refine
+    assert compute_snapshots(campaign) == 0
+
+    cast_votes(campaign, 2, seed=11)
+    touched = set(Vote.objects.order_by("-id")[:2].values_list("prompt__category", flat=True))
+    assert compute_snapshots(campaign, intervals="sandwich") == 3 + len(touched)  # untouched categories stay
+    assert overall.get(method="davidson").n_votes == 32
+
+
+def test_bootstrap_rounds_of_zero_keep_sandwich_boards_without_asking_beat_to_refine(db, settings):
+    from ratings.tasks import recompute_active_campaigns
+
+    settings.ARENA_BOOTSTRAP_ROUNDS = 0
+    campaign = make_campaign(slug="nob", models=("A", "B", "C"), prompts=4)
+    cast_votes(campaign, 10)
+    compute_snapshots(campaign)
+    assert set(
+        LeaderboardSnapshot.objects.filter(campaign=campaign, method="davidson").values_list("intervals", flat=True)
+    ) == {"sandwich"}
+    assert campaign.pk not in recompute_active_campaigns()

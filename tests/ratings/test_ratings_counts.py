@@ -153,3 +153,20 @@ def test_counts_are_read_only():
     counts = PairCounts.from_battles(["x"], ["y"], ["tie"])
     with pytest.raises(ValueError):
         counts.wins[0, 1] = 5
+
+
+def test_binary_round_trip_is_exact_and_checked(rng):
+    a, b, outcome = random_battles(rng, 3000)
+    weights = rng.random(3000) * 3  # fractional frequency weights survive too
+    for counts in (PairCounts.from_battles(a, b, outcome), PairCounts.from_battles(a, b, outcome, weights=weights)):
+        data = counts.to_bytes()
+        assert len(data) == 3 * 8 * len(NAMES) ** 2
+        assert PairCounts.from_bytes(counts.models, data) == counts
+        assert PairCounts.from_bytes(counts.models, memoryview(data)) == counts  # what PostgreSQL hands back
+    assert PairCounts.from_bytes((), PairCounts.empty().to_bytes()) == PairCounts.empty()
+    with pytest.raises(ValueError, match="do not hold counts of 4 models"):
+        PairCounts.from_bytes(NAMES[:4], data)
+    broken = np.frombuffer(data, "<f8").copy()
+    broken[1] = -1.0  # a negative count
+    with pytest.raises(ValueError, match="non-negative"):
+        PairCounts.from_bytes(counts.models, broken.tobytes())

@@ -82,3 +82,24 @@ def test_tie_and_both_bad_rates_per_model():
     assert rates["a"]["tie"].share == pytest.approx(1 / 3)
     assert rates["a"]["both_bad"].share == pytest.approx(1 / 3)
     assert rates["b"]["tie"].n == 3 and rates["c"]["tie"].share == 0
+
+
+def test_indexed_elo_gives_update_elo_bit_for_bit(rng):
+    from ratings import update_elo
+    from ratings.elo import update_elo_indexed
+
+    names = ["m0", "m1", "m2", "m3", "m4", "m5"]
+    ia = rng.integers(0, 5, 5000)  # m5 never plays
+    ib = (ia + rng.integers(1, 5, 5000)) % 5
+    outcome = rng.integers(-1, 4, 5000)  # skips and both-bad included
+    start = {"m3": 1012.5, "m1": 990.0}
+    for both_bad in ("tie", "exclude"):
+        battles = [(names[i], names[j], int(o)) for i, j, o in zip(ia, ib, outcome, strict=True)]
+        expected = update_elo(start, battles, both_bad=both_bad)
+        got = update_elo_indexed(start, names, ia, ib, outcome, both_bad=both_bad)
+        assert got == expected and list(got) == list(expected)  # same floats, same order of models
+        assert "m5" not in got
+        # Folding in two pieces continues exactly where the first stopped.
+        half = update_elo_indexed(start, names, ia[:2500], ib[:2500], outcome[:2500], both_bad=both_bad)
+        assert update_elo_indexed(half, names, ia[2500:], ib[2500:], outcome[2500:], both_bad=both_bad) == expected
+    assert update_elo_indexed(start, names, ia[:0], ib[:0], outcome[:0]) == start

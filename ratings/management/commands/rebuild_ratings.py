@@ -3,7 +3,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from arena.models import Campaign
-from ratings.aggregation import reset_aggregates
+from ratings.aggregation import rebuild_aggregates
 from ratings.snapshots import compute_snapshots
 
 
@@ -18,6 +18,7 @@ class Command(BaseCommand):
         if campaign is not None and not campaigns.exists():
             raise CommandError(f"No campaign with slug {campaign!r}.")
         for target in campaigns:
-            reset_aggregates(target)
-            written = compute_snapshots(target)
-            self.stdout.write(self.style.SUCCESS(f"{target.slug}: {written} snapshots rebuilt."))
+            votes = rebuild_aggregates(target)
+            written = compute_snapshots(target, force=True)
+            message = f"{target.slug}: {votes} votes recounted, {written} snapshots rebuilt."
+            self.stdout.write(self.style.SUCCESS(message))

@@ -27,7 +27,7 @@ from .bt import SCALE, BothBad, Ties, fit_bradley_terry, predicted_win_rate
 from .counts import PairCounts
 from .intervals import bootstrap_params, percentile_intervals, sandwich_covariance, z_value
 
-__all__ = ["Leaderboard", "Row", "compute_leaderboard", "rank_from_intervals"]
+__all__ = ["Leaderboard", "Row", "compute_leaderboard", "matrices_from_bytes", "rank_from_intervals"]
 
 Intervals = Literal["bootstrap", "sandwich", "none"]
 
@@ -74,13 +74,9 @@ class Leaderboard:
     base: float
     warnings: tuple[str, ...] = field(default=())
 
-    def to_dict(self, *, matrix_digits: int | None = None) -> dict[str, Any]:
-        """JSON-serialisable form (NaN written as None); ``matrix_digits`` rounds the win-rate matrices
-        (the site stores 4 digits: half the bytes, and a heat map shows 2)."""
-
-        def rates(arr: np.ndarray) -> list[list[float | None]]:
-            return _matrix(arr if matrix_digits is None else np.round(arr, matrix_digits))
-
+    def to_dict(self, *, matrices: bool = True) -> dict[str, Any]:
+        """JSON-serialisable form (NaN written as None). ``matrices=False`` leaves the three
+        matrices out (``"matrices"`` then holds only ``"models"``; see `matrices_to_bytes`)."""
         return {
             "method": "bradley_terry",
             "ties": self.ties,
@@ -100,15 +96,31 @@ class Leaderboard:
             "rows": [{k: _num(getattr(r, k)) for k in _ROW_FIELDS} for r in self.rows],
             "matrices": {
                 "models": list(self.models),
-                "battles": _matrix(self.battles),
-                "win_rate": rates(self.win_rate),
-                "predicted_win_rate": rates(self.predicted_win_rate),
+                **({key: _matrix(getattr(self, key)) for key in MATRICES} if matrices else {}),
             },
             "warnings": list(self.warnings),
         }
 
+    def matrices_to_bytes(self) -> bytes:
+        """The ``battles``, ``win_rate`` and ``predicted_win_rate`` matrices as little-endian float64
+        (NaN where undefined), 24 n^2 bytes: a compact form for storage, read back with
+        `matrices_from_bytes`. At 100 models the JSON lists are about 0.3 MB and cost ten times more
+        to store in PostgreSQL."""
+        return np.stack([getattr(self, key) for key in MATRICES]).astype("<f8", copy=False).tobytes()
 
+
+MATRICES = ("battles", "win_rate", "predicted_win_rate")
 _ROW_FIELDS = tuple(f.name for f in fields(Row))
+
+
+def matrices_from_bytes(models: list[str], data: bytes | memoryview) -> dict[str, Any]:
+    """The ``"matrices"`` part of `Leaderboard.to_dict` from `Leaderboard.matrices_to_bytes`."""
+    n = len(models)
+    arr = np.frombuffer(data, dtype="<f8")
+    if arr.size != 3 * n * n:
+        raise ValueError(f"{arr.size * 8} bytes do not hold the matrices of {n} models")
+    arr = arr.reshape(3, n, n)
+    return {"models": list(models), **{key: _matrix(arr[k]) for k, key in enumerate(MATRICES)}}
 
 
 def _num(value: Any) -> Any:

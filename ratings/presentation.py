@@ -88,7 +88,7 @@ def leaderboard_context(campaign, snapshot: LeaderboardSnapshot | None, selectio
         context.update(
             rows=rows,
             chart=interval_chart(rows),
-            heat=heat_map(snapshot.data.get("matrices"), [r["model"] for r in rows]),
+            heat=heat_map(snapshot.board().get("matrices"), [r["model"] for r in rows]),
             style=snapshot.data if snapshot.method == "style" else None,
             bias=snapshot.data.get("bias"),
             interval_note=interval_note(snapshot),

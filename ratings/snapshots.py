@@ -36,12 +36,13 @@ def interval_kind(intervals: str) -> str:
     return "bootstrap" if intervals == "bootstrap" and settings.ARENA_BOOTSTRAP_ROUNDS >= 2 else "sandwich"
 
 
-def leaderboard_data(counts: PairCounts, method: str, intervals: str = "bootstrap") -> dict[str, Any]:
+def leaderboard_data(counts: PairCounts, method: str, intervals: str = "bootstrap") -> tuple[dict[str, Any], bytes]:
+    """A board's JSON data (without its matrices) and its matrices as bytes (`LeaderboardSnapshot`)."""
     from ratings import compute_leaderboard
 
     kind = interval_kind(intervals)
     board = compute_leaderboard(counts, ties=method, intervals=kind, bootstrap=settings.ARENA_BOOTSTRAP_ROUNDS, seed=0)
-    return board.to_dict(matrix_digits=4)  # strict JSON already (NaN written as None)
+    return board.to_dict(matrices=False), board.matrices_to_bytes()  # strict JSON already (NaN written as None)
 
 
 def elo_data(state: EloState) -> dict[str, Any]:
@@ -80,6 +81,7 @@ class Board:
     data: dict[str, Any]
     n_votes: int
     intervals: str = ""
+    matrices: bytes = b""
 
 
 def compute_snapshots(campaign: Campaign, *, intervals: str = "bootstrap", force: bool = False) -> int:
@@ -126,10 +128,12 @@ def fit_boards(campaign: Campaign, *, intervals: str = "bootstrap", force: bool 
         overall = aggregate.dimension == OVERALL and aggregate.category == OVERALL
         bias = _clean(bias_data(counts, state.tallies)) if overall and state is not None else None
         for method in todo[aggregate.pk]:
-            data = leaderboard_data(counts, method, kind)
+            data, matrices = leaderboard_data(counts, method, kind)
             if bias is not None:
                 data["bias"] = bias
-            boards.append(Board(aggregate.dimension, aggregate.category, method, data, aggregate.n_votes, kind))
+            boards.append(
+                Board(aggregate.dimension, aggregate.category, method, data, aggregate.n_votes, kind, matrices)
+            )
     if state is not None and state.ratings and stale(OVERALL, OVERALL, "elo", state.n_votes):
         boards.append(Board(OVERALL, OVERALL, "elo", elo_data(state), state.n_votes))
     return boards
@@ -148,21 +152,17 @@ def write_boards(campaign: Campaign, boards: list[Board]) -> None:
     }
     with transaction.atomic():
         for board in boards:
-            fields = {"data": board.data, "n_votes": board.n_votes, "computed_at": now, "intervals": board.intervals}
+            fields = {"data": board.data, "n_votes": board.n_votes, "computed_at": now, "intervals": board.intervals,
+                      "matrices": board.matrices}  # fmt: skip
             pk = existing.get((board.dimension, board.category, board.method))
             if pk is None or not LeaderboardSnapshot.objects.filter(pk=pk).update(**fields):
-                _store(campaign, board.dimension, board.category, board.method, board.data, board.n_votes, now,
-                       board.intervals)  # fmt: skip
+                _store(campaign, board.dimension, board.category, board.method, fields)
 
 
-def _store(campaign, dimension, category, method, data, n_votes, now, intervals: str = "") -> None:
+def _store(campaign, dimension, category, method, fields: dict[str, Any]) -> None:
     with transaction.atomic():
         LeaderboardSnapshot.objects.update_or_create(
-            campaign=campaign,
-            dimension=dimension,
-            category=category,
-            method=method,
-            defaults={"data": data, "n_votes": n_votes, "computed_at": now, "intervals": intervals},
+            campaign=campaign, dimension=dimension, category=category, method=method, defaults=fields
         )
 
 
@@ -200,5 +200,6 @@ def compute_style_snapshot(campaign: Campaign) -> bool:
     result = fit_style_control(
         model_a, model_b, outcome, [features[i] for i in left_ids], [features[i] for i in right_ids]
     )
-    _store(campaign, OVERALL, OVERALL, "style", _clean(result.to_dict()), n_votes, timezone.now())
+    fields = {"data": _clean(result.to_dict()), "n_votes": n_votes, "computed_at": timezone.now(), "intervals": ""}
+    _store(campaign, OVERALL, OVERALL, "style", fields)
     return True

@@ -56,7 +56,7 @@ def leaderboard_json(request: HttpRequest, slug: str) -> JsonResponse:
         return JsonResponse({"error": "not_found", "message": "No leaderboard has been computed yet."}, status=404)
     return JsonResponse(
         {
-            **snapshot.data,
+            **snapshot.board(),
             "campaign": campaign.slug,
             **selection,
             "n_votes": snapshot.n_votes,

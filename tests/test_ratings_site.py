@@ -359,3 +359,30 @@ def test_bootstrap_rounds_of_zero_keep_sandwich_boards_without_asking_beat_to_re
         LeaderboardSnapshot.objects.filter(campaign=campaign, method="davidson").values_list("intervals", flat=True)
     ) == {"sandwich"}
     assert campaign.pk not in recompute_active_campaigns()
+
+
+def test_matrices_are_stored_as_bytes_and_served_as_json(alice, db):
+    campaign = make_campaign(slug="mat", models=("A", "B", "C"), prompts=4)
+    cast_votes(campaign, 30, seed=2)
+    compute_snapshots(campaign, intervals="sandwich")
+    snapshot = LeaderboardSnapshot.objects.get(campaign=campaign, dimension="", category="", method="davidson")
+    assert len(snapshot.matrices) == 3 * 8 * 3 * 3 and set(snapshot.data["matrices"]) == {"models"}
+    served = alice.get("/c/mat/leaderboard.json").json()["matrices"]
+    order = [row["model"] for row in snapshot.data["rows"]]
+    assert served["models"] == order
+    counts = aggregate_counts(campaign)
+    a, b = order[0], order[1]
+    ia, ib = counts.models.index(a), counts.models.index(b)
+    assert served["battles"][0][1] == counts.battles[ia, ib]
+    decisive = counts.wins[ia, ib] + counts.wins[ib, ia]
+    assert served["win_rate"][0][1] == pytest.approx(counts.wins[ia, ib] / decisive)
+    assert (
+        served["win_rate"][0][0] is None
+        and served["predicted_win_rate"][0][1] > 0.5 > served["predicted_win_rate"][1][0]
+    )
+    page = alice.get("/c/mat/leaderboard/").content
+    assert b'class="heat"' in page and b"heat-none" in page
+    # A snapshot written before the matrices moved (they sit in its JSON) reads the same.
+    LeaderboardSnapshot.objects.filter(pk=snapshot.pk).update(data={**snapshot.data, "matrices": served}, matrices=b"")
+    assert alice.get("/c/mat/leaderboard.json").json()["matrices"] == served
+    assert b'class="heat"' in alice.get("/c/mat/leaderboard/").content

@@ -94,14 +94,18 @@ def test_matrices_hold_counts_observed_and_predicted_win_rates(counts):
     assert math.isnan(board.win_rate[i, i])
 
 
-def test_to_dict_can_round_the_win_rate_matrices_and_nothing_else(counts):
-    board = compute_leaderboard(counts, intervals="sandwich")
-    full, short = board.to_dict(), board.to_dict(matrix_digits=4)
-    assert short["rows"] == full["rows"] and short["matrices"]["battles"] == full["matrices"]["battles"]
-    for key in ("win_rate", "predicted_win_rate"):
-        for row_full, row_short in zip(full["matrices"][key], short["matrices"][key], strict=True):
-            assert [v if v is None else round(v, 4) for v in row_full] == row_short
-    assert len(json.dumps(short)) < 0.8 * len(json.dumps(full))
+def test_matrices_round_trip_through_bytes_exactly(counts):
+    from ratings.leaderboard import matrices_from_bytes
+
+    board = compute_leaderboard(counts + PairCounts.from_battles(["x"], ["y"], ["tie"]), intervals="sandwich")
+    full, lean = board.to_dict(), board.to_dict(matrices=False)
+    assert lean["matrices"] == {"models": full["matrices"]["models"]}
+    assert {k: v for k, v in lean.items() if k != "matrices"} == {k: v for k, v in full.items() if k != "matrices"}
+    data = board.matrices_to_bytes()
+    assert len(data) == 3 * 8 * len(board.models) ** 2
+    assert matrices_from_bytes(full["matrices"]["models"], data) == full["matrices"]  # None where undefined too
+    with pytest.raises(ValueError, match="matrices of 3 models"):
+        matrices_from_bytes(["a", "b", "c"], data)
 
 
 def test_anchor_pins_one_model_and_shifts_the_rest(counts):

@@ -6,6 +6,10 @@ command `import_prompts` (`arena.services.imports.import_file`), each run in its
 its peak RSS is its own. Then imports the same file again (idempotent: nothing is written) and a
 prompts-only variant. Target: under 30 s for 100,000 prompts.
 
+Besides the wall time it prints the CPU time of the importing process and of the PostgreSQL backend
+serving it (read from /proc when the server runs on this host) and the load average: on a shared
+machine the wall time mostly measures the other processes, the CPU times do not.
+
     .venv/bin/python bench/imports.py [--prompts 100000] [--responses 2] [--format jsonl] [--answer short|long]
 
 "short" answers are one Markdown sentence (as the earlier measurements); "long" ones are about 1,200
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -98,6 +103,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def backend_cpu_seconds(pid: int) -> float | None:
+    """CPU time of the PostgreSQL backend serving this process, when it runs on this host."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
 def child(slug: str, path: str, fmt: str) -> dict:
     """One import, exactly as `manage.py import_prompts SLUG FILE --format FMT` runs it."""
     import io
@@ -106,13 +125,21 @@ def child(slug: str, path: str, fmt: str) -> dict:
 
     django.setup()
     from django.core.management import call_command
+    from django.db import connection
 
-    before = peak_rss_mb()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    before, cpu, server = peak_rss_mb(), cpu_seconds(), backend_cpu_seconds(backend)
     out = io.StringIO()
     started = time.perf_counter()
     call_command("import_prompts", slug, path, format=fmt, stdout=out)
-    return {"seconds": time.perf_counter() - started, "rss_before_mb": before, "peak_rss_mb": peak_rss_mb(),
-            "output": out.getvalue().strip()}  # fmt: skip
+    seconds = time.perf_counter() - started
+    server_after = backend_cpu_seconds(backend)
+    return {"seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak_rss_mb(),
+            "cpu_seconds": cpu_seconds() - cpu,
+            "server_cpu_seconds": None if server is None or server_after is None else server_after - server,
+            "load": os.getloadavg()[0], "output": out.getvalue().strip()}  # fmt: skip
 
 
 def run_child(env: dict, *args: str) -> dict:
@@ -163,9 +190,12 @@ def main() -> None:
             size = path.stat().st_size / 1e6
             for run in ("first import", "same file again"):
                 result = run_child(env, slug, str(path), args.format)
+                server = result["server_cpu_seconds"]
                 print(f"  {responses} answers/prompt, {run:<16} {result['seconds']:6.1f} s  "
-                      f"peak RSS {result['peak_rss_mb']:5.0f} MB (Django loaded: {result['rss_before_mb']:.0f} MB)  "
-                      f"file {size:.0f} MB  -> {result['output']}")  # fmt: skip
+                      f"(CPU: import {result['cpu_seconds']:.1f} s, PostgreSQL "
+                      f"{'?' if server is None else f'{server:.1f}'} s; load {result['load']:.1f})  "
+                      f"peak RSS {result['peak_rss_mb']:4.0f} MB (Django loaded: {result['rss_before_mb']:.0f} MB)  "
+                      f"file {size:.0f} MB\n      -> {result['output']}")  # fmt: skip
 
 
 if __name__ == "__main__":

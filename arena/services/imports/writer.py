@@ -6,11 +6,14 @@ responses (computed in SQL), so re-importing the same file writes nothing and re
 and changed answers are rendered to sanitised HTML (the Response's cached ``html``), which is most of
 the cost of a large first import.
 
-On PostgreSQL the rows go through COPY into temporary tables and are upserted from there with
-``INSERT ... ON CONFLICT`` (an order of magnitude faster than ORM bulk inserts, and safe against a
-concurrent import of the same prompts); other databases (the embedded SQLite) use ORM bulk
-operations. Items, the pairs that voters are handed out, are created for every prompt whose answers
-were written, with `arena.services.items.create_items`.
+On PostgreSQL the rows go through COPY, and upserts use ``INSERT ... ON CONFLICT`` from temporary
+tables (an order of magnitude faster than ORM bulk inserts, and safe against a concurrent import of
+the same prompts). The answers of new prompts are rendered on a background thread, batch by batch,
+while the database writes the prompts and then each previous batch with its items; foreign keys are
+checked as each statement ends rather than all at commit, so that this work also overlaps the
+rendering. Other databases (the embedded SQLite) use ORM bulk operations. Items, the pairs that
+voters are handed out, are created for every prompt whose answers were written, with
+`arena.services.items.create_items`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from django.db import connection, transaction
@@ -30,6 +34,7 @@ from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, 
 from arena.services.items import create_items
 
 CHUNK = 5000
+RENDER_BATCH = 5000  # prompts per rendered batch (and per COPY of their answers)
 
 
 @dataclass
@@ -54,13 +59,50 @@ def import_prompts(
     models_by_name = {m.name: m.id for m in campaign.contenders.all()}
     _check(rows, models_by_name, add_models)
     summary = ImportSummary()
-    with transaction.atomic():
-        if add_models:
-            summary.models_added = _add_models(campaign, rows, models_by_name)
-        ids, new_ids = _write_prompts(campaign, rows, summary, use_copy)
-        written = _write_responses(rows, ids, new_ids, models_by_name, summary, use_copy)
-        create_items(campaign, written)
+    try:
+        with transaction.atomic():
+            if use_copy:
+                # Foreign keys are checked as each statement ends, while the next batch is rendered,
+                # instead of all at once at commit.
+                _set_constraints("IMMEDIATE")
+            if add_models:
+                summary.models_added = _add_models(campaign, rows, models_by_name)
+            _write(campaign, rows, models_by_name, summary, use_copy)
+    finally:
+        if use_copy and connection.in_atomic_block and not connection.needs_rollback:
+            _set_constraints("DEFERRED")  # Django's foreign keys are all DEFERRABLE INITIALLY DEFERRED
     return summary
+
+
+def _set_constraints(mode: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET CONSTRAINTS ALL {mode}")
+
+
+def _write(
+    campaign: Campaign, rows: Sequence[PromptRow], models_by_name: dict[str, int], summary: ImportSummary,
+    use_copy: bool,
+) -> None:  # fmt: skip
+    stored = _stored_prompts(campaign, rows)
+    new = [row for row in rows if not row.external_id or row.external_id not in stored]
+    changed = [row for row in rows if row.external_id in stored and stored[row.external_id][1:] != _fields(row)]
+    summary.prompts_created, summary.prompts_updated = len(new), len(changed)
+    summary.prompts_unchanged = len(rows) - len(new) - len(changed)
+    ids = {ext: values[0] for ext, values in stored.items()}
+    # The answers of new prompts are all to be written: their rendering starts now, on a thread, and
+    # goes on while the prompts are written and while each rendered batch is copied.
+    ahead = _RenderAhead([row for row in new if row.responses], models_by_name) if use_copy else None
+    try:
+        if use_copy:
+            written = _upsert_prompts_copy(campaign, [*new, *changed])
+        else:
+            written = _upsert_prompts_orm(campaign, new, changed, ids)
+        ids.update(written)
+        _write_responses(campaign, rows, ids, {written[r.external_id] for r in new if r.external_id},
+                         models_by_name, summary, ahead)  # fmt: skip
+    finally:
+        if ahead is not None:
+            ahead.close()
 
 
 def _check(rows: Sequence[PromptRow], models_by_name: dict[str, int], add_models: bool) -> None:
@@ -69,6 +111,12 @@ def _check(rows: Sequence[PromptRow], models_by_name: dict[str, int], add_models
         for row in rows
         if row.responses and not row.external_id
     ]
+    seen: dict[str, int] = {}
+    for row in rows:
+        if row.external_id in seen:
+            errors.append(f"line {row.line}: external_id {row.external_id!r} also on line {seen[row.external_id]}")
+        elif row.external_id:
+            seen[row.external_id] = row.line
     unknown: dict[str, list[int]] = {}
     for row in rows:
         for name in row.responses:
@@ -112,11 +160,12 @@ def _chunks(values: Sequence, size: int = CHUNK) -> Iterator[Sequence]:
         yield values[start : start + size]
 
 
-def _write_prompts(
-    campaign: Campaign, rows: Sequence[PromptRow], summary: ImportSummary, use_copy: bool
-) -> tuple[dict[str, int], set[int]]:
-    """Insert new prompts, update changed ones: the ids of the keyed prompts by external_id, and the
-    ids of the keyed prompts this import created."""
+def _fields(row: PromptRow) -> tuple:
+    return row.messages, row.category, row.language
+
+
+def _stored_prompts(campaign: Campaign, rows: Sequence[PromptRow]) -> dict[str, tuple]:
+    """The campaign's prompts with the rows' external ids: (id, messages, category, language)."""
     keys = [row.external_id for row in rows if row.external_id]
     stored: dict[str, tuple] = {}
     for chunk in _chunks(keys):
@@ -124,23 +173,7 @@ def _write_prompts(
             "external_id", "id", "messages", "category", "language"
         )
         stored.update((ext, (pk, messages, category, language)) for ext, pk, messages, category, language in found)
-    ids = {ext: values[0] for ext, values in stored.items()}
-    new, changed = [], []
-    for row in rows:
-        old = stored.get(row.external_id) if row.external_id else None
-        if old is None:
-            new.append(row)
-        elif old[1:] != (row.messages, row.category, row.language):
-            changed.append(row)
-    summary.prompts_created, summary.prompts_updated = len(new), len(changed)
-    summary.prompts_unchanged = len(rows) - len(new) - len(changed)
-    if use_copy:
-        written = _upsert_prompts_copy(campaign, [*new, *changed])
-    else:
-        written = _upsert_prompts_orm(campaign, new, changed, ids)
-    new_ids = {written[row.external_id] for row in new if row.external_id}
-    ids.update(written)
-    return ids, new_ids
+    return stored
 
 
 def _upsert_prompts_orm(campaign: Campaign, new: list[PromptRow], changed: list[PromptRow], ids: dict) -> dict:
@@ -198,21 +231,47 @@ class _Renderer:
     def __init__(self) -> None:
         self.cache: dict[str, str] = {}
 
-    def __call__(self, answer: _Answer) -> _Answer:
-        html = self.cache.get(answer.content)
+    def __call__(self, content: str) -> str:
+        html = self.cache.get(content)
         if html is None:
-            html = self.cache[answer.content] = render_markdown(answer.content)
-        answer.html = html
-        return answer
+            html = self.cache[content] = render_markdown(content)
+        return html
+
+
+class _RenderAhead:
+    """Renders the answers of new prompts on one background thread, batch by batch, in order.
+
+    Rendering is pure Python; while the main thread waits for PostgreSQL (writing the prompts, copying
+    the previous batch, checking its foreign keys, making its items) the renderer runs, so the two
+    processes work at the same time. Iterating gives (external_id, model id, content, html) batches.
+    """
+
+    def __init__(self, rows: Sequence[PromptRow], models_by_name: dict[str, int]) -> None:
+        render = _Renderer()
+
+        def batch(chunk: Sequence[PromptRow]) -> list[tuple[str, int, str, str]]:
+            return [(row.external_id, models_by_name[name], content, render(content))
+                    for row in chunk for name, content in row.responses.items()]  # fmt: skip
+
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-render")
+        self.futures = [self.pool.submit(batch, chunk) for chunk in _chunks(rows, RENDER_BATCH)]
+
+    def __iter__(self) -> Iterator[list[tuple[str, int, str, str]]]:
+        for future in self.futures:
+            yield future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _write_responses(
-    rows: Sequence[PromptRow], ids: dict, new_ids: set[int], models_by_name: dict[str, int], summary: ImportSummary,
-    use_copy: bool,
-) -> set[int]:  # fmt: skip
-    """Write the answers that are new or differ from the stored ones; the ids of their prompts.
+    campaign: Campaign, rows: Sequence[PromptRow], ids: dict, new_ids: set[int], models_by_name: dict[str, int],
+    summary: ImportSummary, ahead: _RenderAhead | None,
+) -> None:  # fmt: skip
+    """Write the answers that are new or differ from the stored ones, and the items of their prompts.
 
-    ``new_ids`` are the prompts this import created: they have no responses yet.
+    ``new_ids`` are the prompts this import created: they have no responses yet, and with the COPY
+    path ``ahead`` is rendering their answers.
     """
     wanted = [
         _Answer(ids[row.external_id], models_by_name[name], content)
@@ -235,14 +294,21 @@ def _write_responses(
     summary.responses_written = len(fresh) + len(changed)
     summary.responses_unchanged = len(wanted) - summary.responses_written
     render = _Renderer()
-    if use_copy:
-        # New prompts' answers stream straight into the table while they are rendered, so that
-        # PostgreSQL inserts and indexes one batch while Python renders the next.
-        _copy_responses(map(render, fresh), "arena_response")
-        _upsert_responses_copy([render(a) for a in changed])
-    else:
-        _upsert_responses_orm([render(a) for a in [*fresh, *changed]])
-    return {a.prompt_id for a in [*fresh, *changed]}
+    for answer in changed:
+        answer.html = render(answer.content)
+    if ahead is None:
+        for answer in fresh:
+            answer.html = render(answer.content)
+        _upsert_responses_orm([*fresh, *changed])
+        create_items(campaign, {a.prompt_id for a in [*fresh, *changed]})
+        return
+    for batch in ahead:
+        # New prompts' answers go straight into the table (nothing to update), with their items.
+        answers = [_Answer(ids[ext], model_id, content, html) for ext, model_id, content, html in batch]
+        _copy_responses(answers, "arena_response")
+        create_items(campaign, {a.prompt_id for a in answers})
+    _upsert_responses_copy(changed)
+    create_items(campaign, {a.prompt_id for a in changed})
 
 
 _RESPONSE_UPDATE = ["content", "html", "status", "source", "error", "cache_key", "updated_at"]

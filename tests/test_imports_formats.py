@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import IntegrityError, connection, transaction
 
 from arena.exports.runner import ExportFilters, write_export
 from arena.models import Battle, Campaign, Item, ModelEntry, Prompt, Response, Vote, Voter
@@ -369,3 +370,43 @@ def test_items_are_pairs_of_done_contender_responses_and_creating_them_is_idempo
         assert item.response_lo.prompt_id == item.response_hi.prompt_id == item.prompt_id
         assert item.vote_count == 0 and 0 <= item.shuffle < 2**31
     assert len({item.shuffle for item in items}) > 1
+
+
+def test_answers_rendered_in_batches_on_a_thread_land_on_their_prompts(target, monkeypatch):
+    from arena.services.imports import writer
+
+    monkeypatch.setattr(writer, "RENDER_BATCH", 2)
+    data = jsonl(*({"external_id": f"p{i}", "prompt": f"Q{i}?", "responses": {"Alpha": f"a{i}", "Gamma": f"*g{i}*"}}
+                   for i in range(7)))  # fmt: skip
+    summary = import_prompts(target, parse_prompt_file("f.jsonl", data), use_copy=True)
+    assert summary.responses_written == 14
+    for ext, (_, _, _, answers) in stored(target).items():
+        assert answers == {"Alpha": f"a{ext[1:]}", "Gamma": f"*g{ext[1:]}*"}
+    assert Item.objects.filter(campaign=target).count() == 7
+
+
+def test_a_failure_while_rendering_writes_nothing_and_leaves_foreign_keys_deferred(target, monkeypatch):
+    from arena.services.imports import writer
+
+    def render(text):
+        if text == "boom":
+            raise RuntimeError("renderer failed")
+        return render_markdown(text)
+
+    monkeypatch.setattr(writer, "RENDER_BATCH", 1)
+    monkeypatch.setattr(writer, "render_markdown", render)
+    data = jsonl(*({"external_id": f"p{i}", "prompt": "Q?", "responses": {"Alpha": "boom" if i == 3 else "ok"}}
+                   for i in range(5)))  # fmt: skip
+    with pytest.raises(RuntimeError, match="renderer failed"):
+        import_prompts(target, parse_prompt_file("f.jsonl", data), use_copy=True)
+    assert (Prompt.objects.filter(campaign=target).count(), Item.objects.filter(campaign=target).count()) == (0, 0)
+
+    import_prompts(target, parse_prompt_file("f.jsonl", jsonl({"external_id": "x", "prompt": "Q?"})), use_copy=True)
+    # The import checked foreign keys per statement; the surrounding transaction has them deferred again.
+    with transaction.atomic():
+        orphan = Prompt.objects.create(campaign_id=10**9, messages=[user("?")])  # checked only at commit
+        orphan.delete()
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Prompt.objects.create(campaign_id=10**9, messages=[user("?")])
+        with connection.cursor() as cursor:
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

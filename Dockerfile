@@ -120,4 +120,4 @@ HEALTHCHECK --interval=15s --timeout=6s --start-period=30s --retries=3 CMD ["are
 # The web process (pages and API; docs/deploy.md explains the options); docker-compose.yml gives
 # each service its own command, e.g. uvicorn for the websockets.
 CMD ["granian", "--interface", "wsgi", "arena.wsgi:application", "--host", "0.0.0.0", "--port", "8000", \
-     "--blocking-threads", "8", "--backpressure", "8", "--no-ws", "--respawn-failed-workers"]
+     "--blocking-threads", "8", "--no-ws", "--respawn-failed-workers"]

@@ -39,7 +39,7 @@ SCALED_SERVICES = ("web", "ws", "worker-api")
 # The web tier: pages and API on Granian (WSGI), live-battle websockets on uvicorn (ASGI).
 WEB_COMMAND = (
     "granian --interface wsgi arena.wsgi:application --host 0.0.0.0 --port 8000 --workers ${WEB_WORKERS:-4} "
-    "--blocking-threads ${WEB_THREADS:-8} --backpressure ${WEB_THREADS:-8} --no-ws --respawn-failed-workers "
+    "--blocking-threads ${WEB_THREADS:-8} --no-ws --respawn-failed-workers "
     "--workers-kill-timeout 20"
 )
 WS_COMMAND = "uvicorn arena.asgi:application --host 0.0.0.0 --port 8000 --workers ${WS_WORKERS:-2} --proxy-headers"

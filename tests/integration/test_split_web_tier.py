@@ -10,6 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import psycopg
@@ -20,6 +24,7 @@ from websockets.sync.client import connect
 from tests import stack
 from tests.integration.test_live_battle import NAMES, PROMPT, REPLY, live_spec, stream, write_prompt
 from tests.protocol_server import ProtocolServer
+from tests.test_compose import healthcheck_script
 
 CLIENT_IP = "203.0.113.7"
 
@@ -39,6 +44,12 @@ def proxied_client(base_url: str) -> httpx.Client:
     origin = base_url.replace("http://", "https://")
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": CLIENT_IP, "Origin": origin}
     return httpx.Client(base_url=base_url, headers=headers, timeout=10)
+
+
+def image_healthcheck(base_url: str, script: Path) -> int:
+    """Exit status of the image's health probe (Dockerfile, arena-healthcheck) against a server."""
+    env = {**os.environ, "PORT": base_url.rsplit(":", 1)[1], "ALLOWED_HOSTS": "localhost,127.0.0.1"}
+    return subprocess.run([sys.executable, str(script)], env=env, capture_output=True, timeout=30).returncode
 
 
 def test_votes_through_granian_are_stored_once_and_https_comes_from_the_proxy(proxied_env, pg_url, processes, tmp_path):
@@ -77,6 +88,9 @@ def test_a_live_battle_opened_over_granian_streams_through_uvicorn(proxied_env, 
         processes.worker(proxied_env, queues="generate_api,default")
         web = processes.granian(proxied_env)
         ws = processes.web(proxied_env, name="ws")
+        probe = tmp_path / "arena-healthcheck"
+        probe.write_text(healthcheck_script())
+        assert image_healthcheck(web, probe) == image_healthcheck(ws, probe) == 0
 
         with proxied_client(web) as client:
             battle_id = write_prompt(client, "live", PROMPT)

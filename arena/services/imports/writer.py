@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.db import connection, transaction
 from django.db.models.functions import MD5
@@ -225,17 +227,10 @@ def _digest(text: str) -> str:
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-class _Renderer:
-    """render_markdown with a cache: an answer repeated in the file is rendered once."""
-
-    def __init__(self) -> None:
-        self.cache: dict[str, str] = {}
-
-    def __call__(self, content: str) -> str:
-        html = self.cache.get(content)
-        if html is None:
-            html = self.cache[content] = render_markdown(content)
-        return html
+def _renderer() -> Callable[[str], str]:
+    """render_markdown with a small cache: an answer repeated in the file (a refusal, an error text)
+    is rendered once. Bounded, so that a file of long answers does not keep every HTML in memory."""
+    return lru_cache(maxsize=4096)(render_markdown)
 
 
 class _RenderAhead:
@@ -243,22 +238,34 @@ class _RenderAhead:
 
     Rendering is pure Python; while the main thread waits for PostgreSQL (writing the prompts, copying
     the previous batch, checking its foreign keys, making its items) the renderer runs, so the two
-    processes work at the same time. Iterating gives (external_id, model id, content, html) batches.
+    processes work at the same time. Iterating gives (external_id, model id, content, html) batches;
+    at most AHEAD batches are rendered and not yet consumed, so memory stays bounded.
     """
 
+    AHEAD = 3
+
     def __init__(self, rows: Sequence[PromptRow], models_by_name: dict[str, int]) -> None:
-        render = _Renderer()
+        render = _renderer()
 
         def batch(chunk: Sequence[PromptRow]) -> list[tuple[str, int, str, str]]:
             return [(row.external_id, models_by_name[name], content, render(content))
                     for row in chunk for name, content in row.responses.items()]  # fmt: skip
 
+        self.batch = batch
+        self.chunks = _chunks(rows, RENDER_BATCH)
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-render")
-        self.futures = [self.pool.submit(batch, chunk) for chunk in _chunks(rows, RENDER_BATCH)]
+        self.pending: deque[Future] = deque()
+        self._fill()
+
+    def _fill(self) -> None:
+        while len(self.pending) < self.AHEAD and (chunk := next(self.chunks, None)) is not None:
+            self.pending.append(self.pool.submit(self.batch, chunk))
 
     def __iter__(self) -> Iterator[list[tuple[str, int, str, str]]]:
-        for future in self.futures:
-            yield future.result()
+        while self.pending:
+            result = self.pending.popleft().result()
+            self._fill()
+            yield result
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -293,7 +300,7 @@ def _write_responses(
     ]
     summary.responses_written = len(fresh) + len(changed)
     summary.responses_unchanged = len(wanted) - summary.responses_written
-    render = _Renderer()
+    render = _renderer()
     for answer in changed:
         answer.html = render(answer.content)
     if ahead is None:

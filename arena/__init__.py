@@ -3,9 +3,10 @@
 import os
 
 # One OpenBLAS thread per process, set before numpy loads. The rating engine's matrices are about
-# 100 x 100, where OpenBLAS's threads only wait for each other: on a busy 2-core machine a sandwich
-# leaderboard took 40-50 ms with them and about 10 ms without, and 1,000 bootstrap rounds 2.5-3.2 s
-# against 1.6 s (the rounds run on threads of their own). See docs/ratings.md; set it to override.
+# 100 x 100, where OpenBLAS's threads only wait for each other: on a busy 2-core machine a leaderboard
+# with sandwich intervals took 40-50 ms with them and about 10 ms without (the bootstrap, which runs
+# its rounds on threads of its own, took about as long either way). See docs/ratings.md; set the
+# variable to override.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from arena.celery import app as celery_app

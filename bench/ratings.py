@@ -13,10 +13,14 @@ extrapolated to 1,000.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import tracemalloc
 from pathlib import Path
+
+# One OpenBLAS thread, as in the site's processes (arena/__init__.py) and `python -m ratings`.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # This file is called ratings.py: keep its folder off sys.path so that `import ratings` finds the package.
 _HERE = Path(__file__).resolve().parent

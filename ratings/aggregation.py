@@ -160,7 +160,7 @@ def _dimension_outcomes(scores: Iterable[tuple[int, str | dict | None]]) -> dict
 
 
 def _fold_batch(votes: _Votes, names_by_id: dict[int, str]) -> _Delta:
-    keep = np.flatnonzero(votes.counted)
+    keep = np.flatnonzero(votes.counted & (votes.outcome >= 0))  # an unknown verdict counts nowhere
     delta = _Delta()
     if not keep.size:
         return delta

@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--threads", type=int, default=8, help="Granian blocking threads per worker")
     parser.add_argument("--server", choices=["granian", "uvicorn"], default="granian",
                         help="granian: WSGI, as deployed for the pages; uvicorn: ASGI, as in `make run`")  # fmt: skip
     parser.add_argument("--skip-rebuild", action="store_true", help="do not fold the seeded votes first")
@@ -168,7 +169,7 @@ def main() -> None:
         stack.manage(env, "collectstatic", "--noinput", "-v", "0")
         seed(pg_url, env, args.votes, tmp, rebuild=not args.skip_rebuild)
         port = stack.free_port()
-        argv = web_server_argv(args.server, port, args.web_workers)
+        argv = web_server_argv(args.server, port, args.web_workers, args.threads)
         web = stack.Process("web", argv, env, tmp)
         worker = stack.start_worker(env, tmp, concurrency=1)
         try:
@@ -199,13 +200,11 @@ def main() -> None:
           f"({stored:,} of {len(ids):,}; table now {total:,})")  # fmt: skip
 
 
-def web_server_argv(server: str, port: int, workers: int) -> list[str]:
+def web_server_argv(server: str, port: int, workers: int, threads: int = 8) -> list[str]:
     """The HTTP server as docs/deploy.md runs it: Granian (WSGI) for the pages, or uvicorn (ASGI)."""
     if server == "granian":
-        return [sys.executable, "-m", "granian", "--interface", "wsgi", "arena.wsgi:application", "--host",
-                "127.0.0.1", "--port", str(port), "--workers", str(workers), "--no-ws"]  # fmt: skip
-    return [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--no-access-log"]  # fmt: skip
+        return stack.granian_argv(port, workers=workers, threads=threads)
+    return [*stack.uvicorn_argv(port, workers=workers), "--no-access-log"]
 
 
 def errors_seen(web: stack.Process) -> bool:

@@ -410,3 +410,19 @@ def test_a_failure_while_rendering_writes_nothing_and_leaves_foreign_keys_deferr
         Prompt.objects.create(campaign_id=10**9, messages=[user("?")])
         with connection.cursor() as cursor:
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
+@pytest.mark.parametrize("use_copy", [True, False], ids=["copy", "orm"])
+def test_prompts_written_by_another_import_meanwhile_refuse_the_import_cleanly(target, monkeypatch, use_copy):
+    """Two imports of the same new prompts at once: the second one read the campaign before the first
+    committed, so it takes the prompts for new. Simulated by hiding the stored prompts from it."""
+    from arena.services.imports import writer
+
+    data = jsonl({"external_id": "p1", "prompt": "Q?", "responses": {"Alpha": "a", "Beta": "b"}})
+    import_prompts(target, parse_prompt_file("f.jsonl", data), use_copy=use_copy)
+    before = stored(target), Item.objects.count()
+    monkeypatch.setattr(writer, "_stored_prompts", lambda campaign, rows: {})
+    with pytest.raises(ImportFailed) as failed:
+        import_prompts(target, parse_prompt_file("f.jsonl", data), use_copy=use_copy)
+    assert failed.value.errors == [writer.CONCURRENT_CHANGE]
+    assert (stored(target), Item.objects.count()) == before

@@ -26,7 +26,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import MD5
 from django.utils import timezone
 
@@ -36,6 +36,10 @@ from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, 
 from arena.services.items import create_items
 
 CHUNK = 5000
+CONCURRENT_CHANGE = (
+    "the campaign's prompts or answers changed while the file was imported (another import at the same time?); "
+    "nothing was imported: import the file again"
+)
 RENDER_BATCH = 5000  # prompts per rendered batch (and per COPY of their answers)
 
 
@@ -63,17 +67,27 @@ def import_prompts(
     summary = ImportSummary()
     try:
         with transaction.atomic():
-            if use_copy:
-                # Foreign keys are checked as each statement ends, while the next batch is rendered,
-                # instead of all at once at commit.
-                _set_constraints("IMMEDIATE")
-            if add_models:
-                summary.models_added = _add_models(campaign, rows, models_by_name)
-            _write(campaign, rows, models_by_name, summary, use_copy)
+            _write_all(campaign, rows, models_by_name, summary, add_models, use_copy)
+    except IntegrityError as error:
+        # Only when another import (or an edit) wrote the same prompts or answers since they were read.
+        raise ImportFailed([CONCURRENT_CHANGE]) from error
     finally:
         if use_copy and connection.in_atomic_block and not connection.needs_rollback:
             _set_constraints("DEFERRED")  # Django's foreign keys are all DEFERRABLE INITIALLY DEFERRED
     return summary
+
+
+def _write_all(
+    campaign: Campaign, rows: Sequence[PromptRow], models_by_name: dict[str, int], summary: ImportSummary,
+    add_models: bool, use_copy: bool,
+) -> None:  # fmt: skip
+    if use_copy:
+        # Foreign keys are checked as each statement ends, while the next batch is rendered, instead
+        # of all at once at commit.
+        _set_constraints("IMMEDIATE")
+    if add_models:
+        summary.models_added = _add_models(campaign, rows, models_by_name)
+    _write(campaign, rows, models_by_name, summary, use_copy)
 
 
 def _set_constraints(mode: str) -> None:
@@ -200,7 +214,7 @@ def _upsert_prompts_copy(campaign: Campaign, rows: list[PromptRow]) -> dict:
             "CREATE TEMP TABLE arena_import_prompts (line integer, external_id text, messages jsonb, category text, "
             "language text) ON COMMIT DROP"
         )
-        with cursor.copy("COPY arena_import_prompts FROM STDIN") as copy:
+        with connection.wrap_database_errors, cursor.copy("COPY arena_import_prompts FROM STDIN") as copy:
             for row in rows:
                 messages = json.dumps(row.messages, ensure_ascii=False)
                 copy.write_row((row.line, row.external_id, messages, row.category, row.language))
@@ -344,7 +358,12 @@ def _copy_responses(answers: Iterable[_Answer], table: str) -> None:
     """COPY imported, done responses into ``table`` (arena_response or the temporary upsert table)."""
     now = timezone.now()
     done, imported = str(Response.Status.DONE), str(Response.Source.IMPORTED)
-    with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({_RESPONSE_COLUMNS}) FROM STDIN") as copy:
+    # COPY bypasses Django's cursor wrapper: wrap_database_errors turns psycopg errors into Django's.
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.copy(f"COPY {table} ({_RESPONSE_COLUMNS}) FROM STDIN") as copy,
+    ):
         for a in answers:
             copy.write_row((a.prompt_id, a.model_id, a.content, a.html, done, imported, "", "{}", "", 0, "", now,
                             now))  # fmt: skip

@@ -71,7 +71,7 @@ def update_elo_indexed(
     both_bad: Literal["tie", "exclude"] = "tie",
 ) -> dict[str, float]:
     """`update_elo` for battles given as integer arrays indexing ``models``: the same arithmetic in
-    the same order, so the same ratings to the last bit, at a fraction of the cost per vote (the
+    the same order, so the same ratings to the last bit, without a tuple of names per vote (the
     worker folds up to millions of votes with it)."""
     if both_bad not in ("tie", "exclude"):
         raise ValueError(f"both_bad must be 'tie' or 'exclude', not {both_bad!r}")

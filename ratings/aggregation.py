@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.db import connection, transaction
 
-from arena.models import Campaign, ModelEntry, Vote
+from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Vote, Voter
 from ratings.counts import Outcome, PairCounts
 from ratings.elo import update_elo_indexed
 from ratings.models import OVERALL, EloState, PairAggregate
@@ -50,17 +50,20 @@ SELECT v.id, v.left_model_id, v.right_model_id,
             WHEN COALESCE(LENGTH(rl.content), 0) < COALESCE(LENGTH(rr.content), 0) THEN -1 ELSE 0 END,
        p.category,
        CAST(v.scores AS TEXT)
-FROM arena_vote v
-JOIN arena_battle b ON b.id = v.battle_id
-JOIN arena_voter u ON u.id = v.voter_id
-JOIN arena_prompt p ON p.id = v.prompt_id
-LEFT JOIN arena_response rl ON rl.id = b.left_id
-LEFT JOIN arena_response rr ON rr.id = b.right_id
+FROM {vote} v
+JOIN {battle} b ON b.id = v.battle_id
+JOIN {voter} u ON u.id = v.voter_id
+JOIN {prompt} p ON p.id = v.prompt_id
+LEFT JOIN {response} rl ON rl.id = b.left_id
+LEFT JOIN {response} rr ON rr.id = b.right_id
 WHERE v.campaign_id = %s AND {where}
 ORDER BY v.id
-""".replace(
-    "{verdicts}", " ".join(f"WHEN '{verdict.value}' THEN {int(code)}" for verdict, code in _VERDICT_OUTCOME.items())
-)
+"""
+for _name, _value in {
+    "{verdicts}": " ".join(f"WHEN '{verdict.value}' THEN {int(code)}" for verdict, code in _VERDICT_OUTCOME.items()),
+    **{f"{{{m._meta.model_name}}}": m._meta.db_table for m in (Vote, Battle, Voter, Prompt, Response)},
+}.items():
+    _VOTES_SQL = _VOTES_SQL.replace(_name, _value)
 _UNFOLDED = _VOTES_SQL.replace("{where}", "NOT v.folded") + "LIMIT %s"
 _FOLDED = _VOTES_SQL.replace("{where}", "v.folded")
 
@@ -243,7 +246,7 @@ def _save_aggregates(campaign: Campaign, counts: dict[Key, PairCounts], *, add: 
 def _mark_folded(ids: np.ndarray) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("UPDATE arena_vote SET folded = true WHERE id = ANY(%s)", [ids.tolist()])
+            cursor.execute(f"UPDATE {Vote._meta.db_table} SET folded = true WHERE id = ANY(%s)", [ids.tolist()])
         return
     for start in range(0, len(ids), 500):  # SQLite limits the number of query parameters
         Vote.objects.filter(id__in=ids[start : start + 500].tolist()).update(folded=True)

@@ -96,6 +96,11 @@ def compute_snapshots(campaign: Campaign, *, intervals: str = "bootstrap", force
     fold_new_votes(campaign)
     boards = fit_boards(campaign, intervals=intervals, force=force)
     write_boards(campaign, boards)
+    if force:  # a rebuild can leave a dimension or category without any counted vote: drop its boards
+        keys = set(PairAggregate.objects.filter(campaign=campaign).values_list("dimension", "category"))
+        snapshots = LeaderboardSnapshot.objects.filter(campaign=campaign).values_list("pk", "dimension", "category")
+        orphans = [pk for pk, dimension, category in snapshots if (dimension, category) not in keys]
+        LeaderboardSnapshot.objects.filter(pk__in=orphans).delete()
     return len(boards)
 
 

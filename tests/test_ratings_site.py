@@ -280,6 +280,14 @@ def test_a_rebuild_drops_keys_that_lost_all_their_votes_and_folds_unfolded_votes
     assert {(a.dimension, a.category) for a in campaign.pair_aggregates.all()} == {("", ""), ("", "facts")}
     counts = aggregate_counts(campaign)
     assert counts.n_votes == 2 and counts.wins[1, 0] == 1 and counts.ties[0, 1] == 1
+    # The command also drops the boards of a category that lost all its counted votes.
+    Voter.objects.filter(pk=voter.pk).update(excluded=False)
+    call_command("rebuild_ratings", "drop")
+    assert LeaderboardSnapshot.objects.filter(campaign=campaign, category="coding").exists()
+    Voter.objects.filter(pk=voter.pk).update(excluded=True)
+    call_command("rebuild_ratings", "drop")
+    assert not LeaderboardSnapshot.objects.filter(campaign=campaign, category="coding").exists()
+    assert LeaderboardSnapshot.objects.filter(campaign=campaign, category="facts").exists()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -11,6 +11,7 @@ from django.core.cache import cache
 from arena.models import Campaign, ModelEntry, Prompt, Ranking, Response, Vote
 from arena.services import ratelimit
 from arena.services.imports import load_campaign
+from arena.services.imports.rows import ImportFailed
 from arena.services.items import create_items
 from tests.factories import make_campaign
 from tests.test_anonymity_and_xss import _leaks
@@ -232,6 +233,10 @@ def test_a_campaign_file_sets_the_task_and_ranking_size(db):
     }
     campaign, _ = load_campaign(spec)
     assert (campaign.task, campaign.ranking_size) == ("ranking", 4)
-    with pytest.raises(Exception, match="ranking_size"):
+    with pytest.raises(ImportFailed, match="campaign: ranking_size: Ensure this value is less than or equal to 8"):
         load_campaign({**spec, "slug": "too-big", "ranking_size": 12})
     assert not Campaign.objects.filter(slug="too-big").exists()
+    gold, _ = load_campaign({**spec, "slug": "with-gold", "gold_rate": 0.2})
+    assert gold.gold_rate == 0.2
+    with pytest.raises(ImportFailed, match="gold_rate"):
+        load_campaign({**spec, "slug": "too-much-gold", "gold_rate": 0.9})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from arena.models import Campaign, Dimension, ModelEntry
@@ -13,7 +14,7 @@ from arena.services.imports.writer import import_prompts
 
 CAMPAIGN_FIELDS = {
     "title", "instructions", "status", "mode", "access", "allow_tie", "allow_both_bad", "sampling",
-    "vote_limit", "daily_vote_limit", "votes_per_item", "task", "ranking_size",
+    "vote_limit", "daily_vote_limit", "votes_per_item", "task", "ranking_size", "gold_rate",
 }  # fmt: skip
 MODEL_FIELDS = {"backend", "backend_settings", "params", "is_active", "weight"}
 
@@ -40,7 +41,7 @@ def load_campaign(spec: dict[str, Any]) -> tuple[Campaign, ImportSummary]:
         campaign, _ = Campaign.objects.update_or_create(
             slug=spec["slug"], defaults={k: v for k, v in spec.items() if k in CAMPAIGN_FIELDS}
         )
-        campaign.full_clean()
+        _check(campaign, "campaign")
         for model_spec in spec.get("models") or []:
             extra = set(model_spec) - MODEL_FIELDS - {"name"}
             if extra:
@@ -48,7 +49,7 @@ def load_campaign(spec: dict[str, Any]) -> tuple[Campaign, ImportSummary]:
             entry, _ = ModelEntry.objects.get_or_create(
                 name=model_spec["name"], defaults={k: v for k, v in model_spec.items() if k in MODEL_FIELDS}
             )
-            entry.full_clean()
+            _check(entry, f"model {entry.name!r}")
             campaign.contenders.add(entry)
         for order, dim in enumerate(spec.get("dimensions") or []):
             Dimension.objects.update_or_create(
@@ -64,3 +65,13 @@ def load_campaign(spec: dict[str, Any]) -> tuple[Campaign, ImportSummary]:
             )
         summary = import_prompts(campaign, rows) if rows else ImportSummary()
     return campaign, summary
+
+
+def _check(instance: Campaign | ModelEntry, what: str) -> None:
+    """Validate like the admin form does; a bad value is a clear error, and the transaction rolls back."""
+    try:
+        instance.full_clean()
+    except ValidationError as error:
+        raise ImportFailed(
+            [f"{what}: {field}: {' '.join(messages)}" for field, messages in error.message_dict.items()]
+        ) from None

@@ -110,7 +110,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # No health check on every checkout (a round trip per request): a connection found broken makes
     # the outage middleware check the whole pool at once (arena.middleware._trip_if_unreachable).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", False)
-    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+    # Prepared statements for arena.services.hot_sql (server-side parameters, planned once per
+    # connection). The ORM binds on the client and never prepares, whatever this says.
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
+    DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": env_int("DB_POOL_MIN_SIZE", 2),
         "max_size": env_int("DB_POOL_MAX_SIZE", 10),
         "timeout": env_float("DB_POOL_TIMEOUT", 10.0),

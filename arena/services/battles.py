@@ -20,6 +20,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from arena.models import Battle, Campaign, Voter
+from arena.services import hot_sql
 from arena.services.active_sampling import draw_pair, pair_state, prompt_sample
 from arena.services.errors import NotFound, NothingToVoteOn
 from arena.services.identity import reveals_identity
@@ -210,9 +211,7 @@ def _reserve_item(profile: CampaignProfile, voter_id: int) -> Candidate:
 
 
 def _fetch(sql: str, params: list[Any]) -> list[Candidate]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [Candidate(*row) for row in cursor.fetchall()]
+    return [Candidate(*row) for row in hot_sql.fetchall(sql, params)]
 
 
 def choose_item(campaign: Campaign, candidates: list[Candidate], weights: dict[int, float]) -> Candidate:
@@ -246,9 +245,7 @@ def open_battle(profile: CampaignProfile, voter_id: int) -> BattleView:
     Reloading the page never re-rolls the pair, so a voter cannot fish for a favourite model.
     """
     campaign = profile.campaign
-    with connection.cursor() as cursor:
-        cursor.execute(_OPEN_BATTLE_SQL, [voter_id, campaign.pk])
-        row = cursor.fetchone()
+    row = hot_sql.fetchone(_OPEN_BATTLE_SQL, [voter_id, campaign.pk])
     if row is not None:
         return BattleView(row[0], _messages(row[1]), row[2], row[3])
     if campaign.gold_rate:
@@ -275,10 +272,9 @@ def _start_battle(profile: CampaignProfile, voter_id: int, item: Candidate) -> B
     if secrets.randbelow(2):
         left_id, right_id = right_id, left_id
     battle_id = Battle._meta.get_field("id").default()
+    messages, left_html, right_html = hot_sql.fetchone(_PAGE_SQL, [item.prompt_id, left_id, right_id])
+    flagged = reveals_identity((left_html, right_html), profile.names.values())
     with connection.cursor() as cursor:
-        cursor.execute(_PAGE_SQL, [item.prompt_id, left_id, right_id])
-        messages, left_html, right_html = cursor.fetchone()
-        flagged = reveals_identity((left_html, right_html), profile.names.values())
         cursor.execute(
             _ASYNC_COMMIT + _INSERT_BATTLE_SQL if connection.vendor == "postgresql" else _INSERT_BATTLE_SQL,
             [battle_id, profile.campaign.pk, voter_id, item.prompt_id, item.item_id, left_id, right_id, flagged,

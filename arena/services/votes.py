@@ -14,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from arena.models import Battle, Campaign, Dimension, ModelEntry, Response, Vote, Voter
+from arena.services import hot_sql
 from arena.services.access import check_open, check_vote_limits
 from arena.services.errors import ArenaError, Conflict, NotFound
 from arena.services.profiles import campaign_profile
@@ -93,13 +94,13 @@ WITH claimed AS (
 ), stored AS (
     INSERT INTO arena_vote (battle_id, campaign_id, voter_id, prompt_id, left_model_id, right_model_id, winner_id,
                             verdict, scores, duration_ms, created_at, folded)
-    SELECT id, %(campaign)s, %(voter)s, %(prompt)s, %(left)s, %(right)s, %(winner)s, %(verdict)s, %(scores)s::jsonb,
-           %(duration)s, %(now)s, false
+    SELECT id, %(campaign)s::bigint, %(voter)s::bigint, %(prompt)s::bigint, %(left)s::bigint, %(right)s::bigint,
+           %(winner)s::bigint, %(verdict)s::text, %(scores)s::jsonb, %(duration)s::integer, %(now)s::timestamptz, false
     FROM claimed
     RETURNING battle_id
 ), counted AS (
-    UPDATE arena_item SET vote_count = vote_count + 1, shuffle = %(shuffle)s
-    WHERE id = %(item)s AND EXISTS (SELECT 1 FROM claimed)
+    UPDATE arena_item SET vote_count = vote_count + 1, shuffle = %(shuffle)s::integer
+    WHERE id = %(item)s::bigint AND EXISTS (SELECT 1 FROM claimed)
 )
 SELECT count(*) FROM stored
 """
@@ -127,9 +128,7 @@ def record_vote(
     statement that claims the battle and stores the vote atomically. Plain SQL: this runs for every
     vote, and the ORM's statement building cost more than the statements.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(_BATTLE_SQL, [battle_id])
-        row = cursor.fetchone()
+    row = hot_sql.fetchone(_BATTLE_SQL, [battle_id])
     if row is None or row[1] != voter.pk:
         raise NotFound("No such battle.")
     status, _, campaign_id, prompt_id, item_id, left_model_id, right_model_id, *sides = row[:9]
@@ -186,9 +185,8 @@ def _store(params: dict[str, Any]) -> bool:
         # One statement commits on its own; inside a caller's transaction, a savepoint keeps that
         # transaction usable should the statement fail.
         guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
-        with guard, connection.cursor() as cursor:
-            cursor.execute(_RECORD_SQL_POSTGRES, params)
-            return cursor.fetchone()[0] == 1
+        with guard:
+            return hot_sql.fetchone(_RECORD_SQL_POSTGRES, params)[0] == 1
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_CLAIM_SQL, params)
         if cursor.rowcount != 1:

@@ -1,0 +1,38 @@
+"""The hot path's SQL helper: prepared statements on PostgreSQL, Django's exceptions everywhere."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from arena.services import hot_sql
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_hand_out_and_vote_statements_are_prepared_once_per_connection(alice, campaign):
+    from tests.test_voting import open_battle
+
+    with transaction.atomic():  # one connection for the whole test
+        for _ in range(3):
+            battle = open_battle(alice, campaign)
+            assert alice.post(f"/b/{battle.pk}/vote", {"verdict": "left"}).status_code == 302
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement, generic_plans + custom_plans FROM pg_prepared_statements")
+            prepared = dict(cursor.fetchall())
+    statements = " ".join(prepared)
+    for table in ("arena_item", "arena_battle", "arena_vote"):
+        assert table in statements
+    assert max(prepared.values()) >= 3  # planned once, run three times
+
+
+def test_errors_are_djangos_and_leave_the_transaction_usable(campaign):
+    from django.utils import timezone
+
+    now = timezone.now()
+    with transaction.atomic():
+        with pytest.raises(IntegrityError), transaction.atomic():
+            sql = "INSERT INTO arena_voter (public_id, ip_hash, excluded, created_at) VALUES (%s, '', false, %s)"
+            hot_sql.fetchone(sql + ", (%s, '', false, %s) RETURNING id", ["twin", now, "twin", now])
+        assert hot_sql.fetchone("SELECT count(*) FROM arena_campaign WHERE id = %s", [campaign.pk]) == (1,)

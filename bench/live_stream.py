@@ -53,7 +53,8 @@ def reply(words: int, tag: str) -> str:
     return " ".join(f"{tag}{i}" for i in range(words))
 
 
-def campaign(slug: str, server: ProtocolServer, knobs: str, text: str) -> dict:
+def campaign(slug: str, base_url: str, knobs: str, text: str) -> dict:
+    """A live campaign of two models on the model server at ``base_url``, each answering ``text``."""
     return {
         "slug": slug,
         "title": slug,
@@ -64,7 +65,7 @@ def campaign(slug: str, server: ProtocolServer, knobs: str, text: str) -> dict:
                 "name": f"{slug}-model-{side}",
                 "backend": "openai",
                 "backend_settings": {
-                    "base_url": server.base_url,
+                    "base_url": base_url,
                     "model": f"{slug}-{side}?{knobs}&reply={quote(text)}",
                     "max_retries": 0,
                     "read_timeout": 60,
@@ -90,12 +91,26 @@ async def battle(base: str, slug: str, prompt: str) -> dict:
         posted = time.monotonic()
         data = response.json()
         cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
-    result = {"battle": data["battle"], "started": started, "posted": posted, "text": {"A": "", "B": ""},
-              "first": {}, "done": {}, "errors": [], "frames": 0, "snapshot_text": {}}  # fmt: skip
-    ws_url = base.replace("http://", "ws://") + data["websocket"]
+    result = new_result(data["battle"], started, posted)
+    await follow(base.replace("http://", "ws://") + data["websocket"], cookie, base, result)
+    return result
+
+
+def new_result(battle_id: str, started: float, posted: float) -> dict:
+    """What :func:`follow` fills in for one battle: texts, times (time.monotonic) per side, errors."""
+    return {"battle": battle_id, "started": started, "posted": posted, "text": {"A": "", "B": ""},
+            "first": {}, "visible": {}, "done": {}, "errors": [], "frames": 0, "snapshot_text": {}}  # fmt: skip
+
+
+async def follow(ws_url: str, cookie: str, origin: str, result: dict, timeout: float = 120) -> dict:
+    """Follow a live battle's websocket until both sides are done or failed, as the page does.
+
+    ``first``: a side's first delta frame; ``visible``: when its first text was on the page (from the
+    snapshot sent on connect, or a delta); ``done``: its done or error frame.
+    """
     async with (
-        asyncio.timeout(120),
-        connect(ws_url, additional_headers={"Cookie": cookie, "Origin": base}, max_size=None) as ws,
+        asyncio.timeout(timeout),
+        connect(ws_url, additional_headers={"Cookie": cookie, "Origin": origin}, max_size=None) as ws,
     ):
         async for raw in ws:
             now = time.monotonic()
@@ -106,10 +121,13 @@ async def battle(base: str, slug: str, prompt: str) -> dict:
                 for side in "AB":
                     result["text"][side] = frame[side]["text"]
                     result["snapshot_text"][side] = len(frame[side]["text"])
+                    if frame[side]["text"]:
+                        result["visible"].setdefault(side, now)
                     if frame[side]["status"] in ("done", "failed"):
                         result["done"][side] = now
             elif kind == "delta":
                 result["first"].setdefault(frame["side"], now)
+                result["visible"].setdefault(frame["side"], now)
                 result["text"][frame["side"]] += frame["text"]
             elif kind == "done":
                 result["done"][frame["side"]] = now
@@ -199,9 +217,9 @@ def main() -> None:
         stack.manage(env, "migrate", "--noinput", "-v", "0")
         stack.manage(env, "collectstatic", "--noinput", "-v", "0")
         specs = [
-            campaign("ttft", server, f"delay={FIRST_BYTE_DELAY}&chunk_delay=0.005", texts["ttft"]),
-            campaign("tput", server, "chunk_delay=0", texts["tput"]),
-            campaign("conc", server, f"chunk_delay={args.chunk_delay}", texts["conc"]),
+            campaign("ttft", server.base_url, f"delay={FIRST_BYTE_DELAY}&chunk_delay=0.005", texts["ttft"]),
+            campaign("tput", server.base_url, "chunk_delay=0", texts["tput"]),
+            campaign("conc", server.base_url, f"chunk_delay={args.chunk_delay}", texts["conc"]),
         ]
         for spec in specs:
             path = tmp / f"{spec['slug']}.json"

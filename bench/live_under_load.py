@@ -272,6 +272,7 @@ def main() -> None:
         "live_answer": f"{args.tokens} words, {args.chunk_delay * 1000:.0f} ms apart",
         "seeded_votes": args.votes,
         "load_average_1_5_15": [round(x, 1) for x in load_average],
+        "voter_cycles_and_errors_whole_run": [len(tally.cycles), len(tally.errors)],
         "baseline": baseline,
         "during_live_battles": during,
         "cores_used_baseline": outcome["cores_baseline"],
@@ -321,6 +322,7 @@ def main() -> None:
           f"(the model server alone: {args.tokens * args.chunk_delay:.1f} s)")  # fmt: skip
     print(f"  sides whose text equals the model server's output: {exact} of {2 * args.battles}; "
           f"responses by status {statuses}")  # fmt: skip
+    print(f"voter errors over the whole run: {len(tally.errors)} of {len(tally.cycles) + len(tally.errors)} cycles")
     print(f"acknowledged votes stored exactly once: {stored_once} ({figures['acked_votes']})")
     for slug, (total, ok, waited, swept) in snapshots.items():
         print(f"leaderboard snapshot of {slug!r} covers all {total:,} votes: {ok} (after {waited:.1f} s"

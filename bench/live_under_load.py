@@ -183,7 +183,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir, stack.postgres_database() as pg_url:
         tmp = Path(tmpdir)
         stack.flush_redis()
-        # Pools sized to the threads that use them; the shared PostgreSQL allows 100 connections.
         env = stack.base_env(pg_url, **load_settings(tmp, ARENA_LIVE_PROMPTS_PER_MINUTE="0"))
         stack.manage(env, "migrate", "--noinput", "-v", "0")
         stack.manage(env, "collectstatic", "--noinput", "-v", "0")
@@ -195,6 +194,7 @@ def main() -> None:
         stack.manage(env, "load_campaign", str(tmp / "live.json"))
 
         model_server = [sys.executable, "-m", "tests.protocol_server", "--port", str(model_port)]
+        # Database pools sized to the threads that use them (a shared PostgreSQL allows 100 connections).
         processes = [
             stack.Process("models", model_server, env, tmp),
             stack.Process("web", web_server_argv("granian", web_port, args.web_workers, args.threads),

@@ -12,7 +12,7 @@ The browser sends nothing. Frames from the server, as JSON text, never name or i
 - ``{"type": "done", "side": "A", "html": "..."}``: that side finished; ``html`` is its whole answer.
 - ``{"type": "error", "side": "A", "message": "plain words"}``: that side failed; the battle is void.
 
-Resuming: the worker saves a side's text at most every 250 ms, so the snapshot may lag the live
+Resuming: the worker saves a side's text at most every second, so the snapshot may lag the live
 stream. Deltas carry (internally) the offset at which they start; the consumer drops what the
 snapshot already had and, when a delta starts beyond it, fills the gap from the database first, so
 the page always sees one contiguous text. A channel layer may also drop a frame (Redis restarted, a
@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 CLOSE_FORBIDDEN = 4403
 _FINAL = {Response.Status.DONE, Response.Status.FAILED}
 # How long to wait for the worker's next save when a delta starts beyond the stored text.
-GAP_WAIT_S = 1.0
+GAP_WAIT_S = 2.0
 # An unfinished side silent for this long is checked against the database.
 RESYNC_AFTER_S = 2.0
 
@@ -160,7 +160,7 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
 
     async def _fill_gap(self, side: str, offset: int) -> None:
         """Text published before this consumer joined the group and not saved yet: wait for the
-        worker's next save (at most every 250 ms) and send the missing piece from the database."""
+        worker's next save (at most every SAVE_INTERVAL, 1 s) and send the missing piece from the database."""
         field = "left__content" if side == "A" else "right__content"
         deadline = asyncio.get_running_loop().time() + GAP_WAIT_S
         while True:

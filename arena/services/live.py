@@ -10,7 +10,7 @@ vote, the reveal page and the ratings treat a live battle like any other.
 Streaming: the generation task publishes each side's text through the channel layer to the group
 ``battle.<battle id>``, tagged only with the side ("A" = left, "B" = right), never with a model. The
 consumer (arena.consumers) turns those into the browser's frames. The worker also saves the text so
-far on the Response row at most every 250 ms, which is what a (re)connecting page starts from.
+far on the Response row at most every second, which is what a (re)connecting page starts from.
 """
 
 from __future__ import annotations

@@ -3,8 +3,6 @@ voter-quality figures as JSON."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -24,6 +22,8 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     snapshot = LeaderboardSnapshot.objects.filter(
         campaign=campaign, dimension=OVERALL, category=OVERALL, method="davidson"
     ).first()
+    quality = quality_figures.latest(campaign)
+    agreement = quality["figures"] if quality else None
     context = {
         "campaign": campaign,
         "timeline": dashboard.votes_over_time(campaign),
@@ -31,13 +31,12 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "thin_prompts": dashboard.thin_prompts(campaign),
         "voters": dashboard.top_voters(campaign),
         "verdicts": dashboard.verdict_rates(campaign),
-        "quality": quality_figures.latest(campaign),
+        "quality": quality,
+        "agreement": agreement,
+        "quality_computed_at": quality_figures.computed_at(quality) if quality else None,
         "snapshot": snapshot,
         "transitions": [s for s in ("active", "paused", "closed") if s != campaign.status],
     }
-    context["agreement"] = agreement = context["quality"]["figures"] if context["quality"] else None
-    if context["quality"]:
-        context["quality_computed_at"] = datetime.fromtimestamp(context["quality"]["computed_at"], tz=UTC)
     majority = agreement["majority_agreement"] if agreement else {}
     gold = agreement["gold_agreement"] if agreement else {}
     for row in context["voters"]["rows"]:
@@ -67,7 +66,7 @@ def campaign_quality(request: HttpRequest, slug: str) -> JsonResponse:
     entry = quality_figures.latest(campaign)
     if entry is None:
         return JsonResponse({"campaign": campaign.slug, "status": "computing"}, status=202)
-    computed_at = datetime.fromtimestamp(entry["computed_at"], tz=UTC).isoformat()
+    computed_at = quality_figures.computed_at(entry).isoformat()
     return JsonResponse({"campaign": campaign.slug, "computed_at": computed_at, **entry["figures"]})
 
 
@@ -78,11 +77,10 @@ def voter_set_excluded(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, slug=slug)
     excluded = request.POST.get("excluded") != "0"
     voter = abuse.set_excluded(request.POST.get("voter", ""), excluded)
-    if voter is not None:
-        quality_figures.note_exclusion(campaign.pk, voter.public_id, excluded)
     if voter is None:
         messages.error(request, "No such voter.")
     else:
+        quality_figures.note_exclusion(campaign.pk, voter.public_id, excluded)
         state = "excluded from" if excluded else "counted again in"
         messages.success(
             request,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -39,6 +40,10 @@ def latest(campaign: Campaign) -> dict[str, Any] | None:
         request_refresh(campaign.pk)
         entry = cache.get(FIGURES_KEY.format(campaign.pk)) or entry  # in-process tasks: done by now
     return entry
+
+
+def computed_at(entry: dict[str, Any]) -> datetime:
+    return datetime.fromtimestamp(entry["computed_at"], tz=UTC)
 
 
 def request_refresh(campaign_id: int) -> bool:

@@ -111,12 +111,7 @@ def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]
     so its cost does not grow with the number of votes in the campaign.
     """
     campaign = profile.campaign
-    extra, params = "", []
-    if not profile.all_active:
-        active = list(profile.weights) or [0]
-        marks = ", ".join(["%s"] * len(active))
-        extra = f"AND i.model_lo_id IN ({marks}) AND i.model_hi_id IN ({marks})"
-        params = active + active
+    extra, params = active_pairs_clause(profile)
     if campaign.votes_per_item:
         extra += " AND i.vote_count < %s"
         params.append(campaign.votes_per_item)
@@ -168,6 +163,16 @@ def _active_candidates(profile: CampaignProfile, voter_id: int, extra: str, para
         tried.add(index)
         state.dry.add(index)
     return []
+
+
+def active_pairs_clause(profile: CampaignProfile) -> tuple[str, list[int]]:
+    """SQL (and its parameters) keeping the items ``i`` whose two models are both active; nothing
+    when every contender is active. Shared by the battle and the ranking hand-outs."""
+    if profile.all_active:
+        return "", []
+    active = list(profile.weights) or [0]
+    marks = _marks(active)
+    return f"AND i.model_lo_id IN ({marks}) AND i.model_hi_id IN ({marks})", active + active
 
 
 def _marks(values: list[Any]) -> str:

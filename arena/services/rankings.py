@@ -35,6 +35,7 @@ from django.utils import timezone
 
 from arena.models import Battle, Campaign, Prompt, Ranking, Response, Vote, Voter
 from arena.services.access import check_admitted, check_open
+from arena.services.battles import active_pairs_clause
 from arena.services.errors import ArenaError, Conflict, LimitReached, NotFound, NothingToVoteOn
 from arena.services.identity import reveals_identity
 from arena.services.profiles import CampaignProfile
@@ -180,11 +181,7 @@ def _new_ranking(profile: CampaignProfile, voter: Voter) -> Ranking:
     campaign = profile.campaign
     size = campaign.ranking_size
     active = sorted(profile.weights)
-    extra, params = "", []
-    if not profile.all_active:
-        marks = ", ".join(["%s"] * max(len(active), 1))
-        extra = f"AND i.model_lo_id IN ({marks}) AND i.model_hi_id IN ({marks})"
-        params = (active or [0]) * 2
+    extra, params = active_pairs_clause(profile)
     with connection.cursor() as cursor:
         cursor.execute(_CANDIDATES_SQL.format(extra=extra), [campaign.pk, *params, voter.pk, campaign.pk, CANDIDATES])
         rows = cursor.fetchall()

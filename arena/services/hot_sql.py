@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import psycopg
 from django.db import connection
 
 Params = Sequence[Any] | Mapping[str, Any]
@@ -34,8 +35,6 @@ def _run(sql: str, params: Params, fetch: str) -> Any:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
             return cursor.fetchone() if fetch == "one" else cursor.fetchall()
-    import psycopg
-
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=True)

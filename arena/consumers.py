@@ -32,7 +32,7 @@ from django.http import HttpRequest
 
 from arena.models import Battle, Response, Voter
 from arena.services import live
-from arena.services.voters import COOKIE_NAME, COOKIE_SALT, voter_from_cookie_value
+from arena.services.voters import cookie_value, voter_from_cookie_value
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def _voter_from_cookies(cookies: dict[str, str]) -> Voter | None:
     cookie-signing salt is an implementation detail that changed between releases)."""
     request = HttpRequest()
     request.COOKIES = cookies
-    value = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
+    value = cookie_value(request)
     return voter_from_cookie_value(value) if value else None
 
 

@@ -134,12 +134,12 @@ def reset() -> None:
 
 def _voter_key(request: HttpRequest) -> str | None:
     """Who is asking, without a database query: the logged-in user, else the signed voter cookie."""
-    from arena.services.voters import COOKIE_NAME, COOKIE_SALT, cookie_public_id
+    from arena.services.voters import cookie_public_id, cookie_value
 
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"u{user.pk}"
-    value = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
+    value = cookie_value(request)
     return f"v{cookie_public_id(value)}" if value else None
 
 

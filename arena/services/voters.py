@@ -39,8 +39,13 @@ def voter_from_cookie(request: HttpRequest) -> Voter | None:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return Voter.objects.filter(user=user).first()
-    value = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
+    value = cookie_value(request)
     return voter_from_cookie_value(value) if value else None
+
+
+def cookie_value(request: HttpRequest) -> str | None:
+    """The verified value of the voter cookie ("public_id:pk"), or None if absent or forged."""
+    return request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
 
 
 def voter_from_cookie_value(value: str) -> Voter | None:

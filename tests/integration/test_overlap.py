@@ -17,10 +17,13 @@ from tests.factories import make_campaign
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_concurrent_voters_never_push_an_item_past_k(db):
+@pytest.mark.parametrize("sampling", ["balanced", "active"])
+def test_concurrent_voters_never_push_an_item_past_k(db, sampling):
     if connection.vendor != "postgresql":
         pytest.skip("the concurrency guarantee is proved on PostgreSQL (make test sets DATABASE_URL)")
-    campaign = make_campaign(slug="overlap", models=("A", "B", "C"), prompts=4, votes_per_item=2)  # 12 items
+    campaign = make_campaign(  # 12 items
+        slug="overlap", models=("A", "B", "C"), prompts=4, votes_per_item=2, sampling=sampling
+    )
     voters = [Voter.objects.create() for _ in range(9)]
     barrier = threading.Barrier(len(voters))
     outcomes: list[str] = []

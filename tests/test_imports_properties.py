@@ -17,27 +17,18 @@ Examples per test: IMPORT_EXAMPLES (default 200; parse-only tests run 4x as many
 from __future__ import annotations
 
 import json
-import os
 import re
 from itertools import combinations, count
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import event, given
 from hypothesis import strategies as st
 
 from arena.models import Item, ModelEntry, Prompt, Response
 from arena.services.imports import ImportFailed, ImportOptions, import_prompts, parse_prompt_file
 from tests.factories import make_campaign
+from tests.test_reliability_imports import FILE_MESSAGES, MODELS, fast, with_db  # the same settings
 
-EXAMPLES = int(os.environ.get("IMPORT_EXAMPLES", "200"))
-LINE_MESSAGE = re.compile(r"^line (\d+): .+", re.S)
-FILE_MESSAGES = ("the file is not UTF-8 text", "the file holds no prompt")
-MODELS = ("Alpha", "Beta", "Gamma")
-
-fast = settings(max_examples=EXAMPLES * 4, deadline=None, suppress_health_check=list(HealthCheck))
-with_db = settings(
-    max_examples=EXAMPLES, deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)  # fmt: skip
+LINE_MESSAGE = re.compile(r"^line (\d+): .+", re.S)  # the line number captured, to check it is a real line
 
 # --- strategies -----------------------------------------------------------------------------------
 

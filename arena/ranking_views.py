@@ -16,21 +16,12 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from arena import pages
 from arena.models import Campaign, Ranking
-from arena.rendering import render_markdown
 from arena.services import access, rankings, ratelimit
 from arena.services.errors import ArenaError, NotFound
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
 from arena.views import _wants_json, shows_arena_errors
-
-
-def _turns(messages: list[dict[str, Any]]) -> list[dict[str, str]]:
-    """The conversation shown above the responses (system prompts are not shown)."""
-    return [
-        {"role": str(m.get("role", "user")), "html": render_markdown(str(m.get("content", "")))}
-        for m in messages
-        if m.get("role") != "system"
-    ]
 
 
 def _render_task(
@@ -39,7 +30,7 @@ def _render_task(
     context = {
         "campaign": campaign,
         "ranking": view,
-        "turns": _turns(view.messages),
+        "turns": pages.rendered_turns(view.messages),
         "positions": range(1, len(view.responses) + 1),
         "error": error,
     }
@@ -77,7 +68,7 @@ def ranking_detail(request: HttpRequest, ranking_id: str) -> HttpResponse:
 
 
 def _render_reveal(request: HttpRequest, submitted: rankings.SubmittedRanking, campaign: Campaign) -> HttpResponse:
-    context = {"campaign": campaign, "submitted": submitted, "turns": _turns(submitted.messages)}
+    context = {"campaign": campaign, "submitted": submitted, "turns": pages.rendered_turns(submitted.messages)}
     return render(request, "arena/ranking_reveal.html", context)
 
 

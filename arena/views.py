@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache, wraps
+from functools import wraps
 from typing import Any
 
 from django.db import connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from arena import pages
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
@@ -87,15 +89,8 @@ def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
     voter, created = get_or_create_voter(request)
     access.check_may_vote(campaign, voter, authenticated=request.user.is_authenticated)
     battle = battles.open_battle(profile, voter.pk)
-    context = {
-        "campaign": campaign,
-        "battle": battle,
-        "turns": _turns(battle.messages),
-        "left_html": battle.left_html,
-        "right_html": battle.right_html,
-        "dimensions": profile.dimensions,
-    }
-    response = render(request, "arena/battle.html", context)
+    staff = request.user.is_staff
+    response = HttpResponse(pages.battle_page(profile, battle, staff=staff, csrf_token=get_token(request)))
     if created:
         remember_voter(response, voter)
     return response
@@ -112,19 +107,6 @@ def battle_detail(request: HttpRequest, battle_id: str) -> HttpResponse:
     return redirect("arena:next", slug=battle.campaign.slug)
 
 
-def _turns(messages: list[dict]) -> list[dict[str, str]]:
-    """The conversation shown above the answers (system prompts are not shown)."""
-    visible = tuple(
-        (str(m.get("role", "user")), str(m.get("content", ""))) for m in messages if m.get("role") != "system"
-    )
-    return _rendered_turns(visible)
-
-
-@lru_cache(maxsize=4096)
-def _rendered_turns(turns: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
-    return [{"role": role, "html": render_markdown(content)} for role, content in turns]
-
-
 def _render_reveal(request: HttpRequest, battle: Battle) -> HttpResponse:
     vote = battle.vote
     context = {
@@ -135,7 +117,7 @@ def _render_reveal(request: HttpRequest, battle: Battle) -> HttpResponse:
         "right_name": battle.right.model.name,
         "left_html": battle.left.html,
         "right_html": battle.right.html,
-        "turns": _turns(battle.prompt.messages),
+        "turns": pages.rendered_turns(battle.prompt.messages),
     }
     return render(request, "arena/reveal.html", context)
 

@@ -8,6 +8,9 @@ per second and p50/p99 latencies. Finally it checks that every acknowledged vote
 once.
 
     .venv/bin/python bench/vote_cycle.py [--votes 1000000] [--seconds 30] [--concurrency 64]
+
+While tuning, ``--keep-database NAME`` seeds a database of that name once and reuses it on later runs
+(the votes of each run stay in it); the reported figures should come from a fresh database.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -154,9 +159,11 @@ def main() -> None:
     parser.add_argument("--server", choices=["granian", "uvicorn"], default="granian",
                         help="granian: WSGI, as deployed for the pages; uvicorn: ASGI, as in `make run`")  # fmt: skip
     parser.add_argument("--skip-rebuild", action="store_true", help="leave the seeded votes out of the ratings")
+    parser.add_argument("--keep-database", metavar="NAME", help="seed a database of this name once and reuse it")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmpdir, stack.postgres_database() as pg_url:
+    database = kept_database(args.keep_database) if args.keep_database else stack.postgres_database()
+    with tempfile.TemporaryDirectory() as tmpdir, database as pg_url:
         tmp = Path(tmpdir)
         stack.flush_redis()
         # Every simulated voter comes from 127.0.0.1 and votes far faster than a person: the rate
@@ -170,7 +177,8 @@ def main() -> None:
         )
         stack.manage(env, "migrate", "--noinput", "-v", "0")
         stack.manage(env, "collectstatic", "--noinput", "-v", "0")
-        seed(pg_url, env, args.votes, tmp, rebuild=not args.skip_rebuild)
+        if not (args.keep_database and _seeded(pg_url)):
+            seed(pg_url, env, args.votes, tmp, rebuild=not args.skip_rebuild)
         port = stack.free_port()
         argv = web_server_argv(args.server, port, args.web_workers, args.threads)
         web = stack.Process("web", argv, env, tmp)
@@ -208,6 +216,22 @@ def web_server_argv(server: str, port: int, workers: int, threads: int = 8) -> l
     if server == "granian":
         return stack.granian_argv(port, workers=workers, threads=threads)
     return [*stack.uvicorn_argv(port, workers=workers), "--no-access-log"]
+
+
+@contextmanager
+def kept_database(name: str) -> Iterator[str]:
+    """A database that outlives the run: created if missing, never dropped."""
+    if not name.replace("_", "").isalnum():
+        raise SystemExit(f"--keep-database: {name!r} is not a plain name")
+    with psycopg.connect(stack.PG_ADMIN_URL, autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            admin.execute(f'CREATE DATABASE "{name}"')
+    yield stack.PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+
+
+def _seeded(pg_url: str) -> bool:
+    with psycopg.connect(pg_url) as conn:
+        return conn.execute("SELECT count(*) FROM arena_vote").fetchone()[0] > 0
 
 
 def errors_seen(web: stack.Process) -> bool:

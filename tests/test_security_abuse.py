@@ -74,6 +74,10 @@ def test_hit_counts_in_redis_with_one_round_trip(settings):
     rules = [ratelimit.Rule("a", 1), ratelimit.Rule("b", 5), ratelimit.Rule("c", 0)]
     assert ratelimit.hits(rules) == [True, True, True]
     assert ratelimit.hits(rules) == [False, True, True]
+    # Every counter expires with its window (set on the first hit, in the same command).
+    client = cache._cache.get_client(write=True)
+    keys = client.keys(f"{settings.CACHES['default']['KEY_PREFIX']}*")
+    assert len(keys) == 3 and all(0 < client.ttl(key) <= 61 for key in keys)
 
 
 # --- votes and battles ----------------------------------------------------------------------------

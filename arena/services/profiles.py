@@ -10,7 +10,8 @@ battle) are checked against the database in the vote transaction, never against 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from arena.models import Campaign, Dimension
 
@@ -24,6 +25,8 @@ class CampaignProfile:
     weights: dict[int, float]  # active models only
     names: dict[int, str]  # every model of the campaign
     all_active: bool
+    # Pages rendered for this profile (arena.pages): they live and die with it.
+    frames: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 
 _BY_SLUG: dict[str, tuple[float, CampaignProfile | None]] = {}

@@ -82,17 +82,25 @@ def enforce(rules: Sequence[Rule]) -> None:
             raise RateLimited(rule.message, retry_after)
 
 
+# Every counter of a request in one command: INCR each key, and give it its expiry on the first hit.
+_INCREMENT_LUA = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local n = redis.call('INCR', key)
+  if n == 1 then redis.call('EXPIRE', key, ARGV[i]) end
+  counts[i] = n
+end
+return counts
+"""
+
+
 def _increment(keys: list[str], windows: list[int]) -> list[int]:
     backend = caches["default"]
-    client = _redis_client(backend)
-    if client is not None:
-        # Redis: create-with-expiry and increment every counter in one pipelined round trip.
-        full = [backend.make_and_validate_key(key) for key in keys]
-        pipe = client.pipeline(transaction=False)
-        for key, window in zip(full, windows, strict=True):
-            pipe.set(key, 0, ex=window + 1, nx=True)
-            pipe.incr(key)
-        return [int(count) for count in pipe.execute()[1::2]]
+    script = _redis_script(backend)
+    if script is not None:
+        # Redis: one round trip and one command (EVALSHA) for every counter; the keys are ours, so
+        # Django's per-character key validation is skipped.
+        return [int(n) for n in script(keys=[backend.make_key(k) for k in keys], args=[w + 1 for w in windows])]
     counts = []
     for key, window in zip(keys, windows, strict=True):
         cache.add(key, 0, timeout=window + 1)
@@ -104,23 +112,25 @@ def _increment(keys: list[str], windows: list[int]) -> list[int]:
     return counts
 
 
-_client: tuple[tuple, object] | None = None
+_script: tuple[tuple, object] | None = None
 
 
-def _redis_client(backend):
-    """A redis-py client for the RedisCache's servers (None for other backends), kept per process.
+def _redis_script(backend):
+    """The counting script on a redis-py client for the RedisCache's servers (None for other
+    backends), kept per process.
 
     Django builds a new client object on every cache call, which costs more than the round trip,
-    and under ASGI even a new backend (and connection pool) per request; this one is made once for
-    the backend's settings and reused, with its own connection pool.
+    and under ASGI even a new backend (and connection pool) per request; this client is made once
+    for the backend's settings and reused, with its own connection pool.
     """
-    global _client
+    global _script
     if not isinstance(backend, RedisCache):
         return None
     signature = (tuple(backend._servers), repr(sorted(backend._options.items())))
-    if _client is None or _client[0] != signature:
-        _client = (signature, backend._cache.get_client(write=True))
-    return _client[1]
+    if _script is None or _script[0] != signature:
+        client = backend._cache.get_client(write=True)
+        _script = (signature, client.register_script(_INCREMENT_LUA))
+    return _script[1]
 
 
 def reset() -> None:

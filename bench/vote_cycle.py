@@ -1,7 +1,9 @@
 """Benchmark: voters doing "get next battle, vote" against the distributed mode over HTTP.
 
-Sets up a fresh PostgreSQL database with a campaign (20 models, 200 prompts) and N votes already
-in it (1,000,000 by default, inserted in bulk with SQL), starts the web server (Granian WSGI as
+Starts a PostgreSQL server of its own with the deployment's settings (bench/pg_cluster.py; or
+uses the machine's server with --postgres local), sets up a fresh database with a campaign (20
+models, 200 prompts) and N votes already in it (1,000,000 by default, inserted in bulk with SQL),
+starts the web server (Granian WSGI as
 deployed, or uvicorn with --server uvicorn) and a Celery worker on Redis, then runs many concurrent
 voters (asyncio + bench/lean_http.py, each with its own cookies) for a fixed time and prints cycles
 per second and p50/p99 latencies. Finally it checks that every acknowledged vote is stored exactly
@@ -9,8 +11,9 @@ once.
 
     .venv/bin/python bench/vote_cycle.py [--votes 1000000] [--seconds 30] [--concurrency 64]
 
-While tuning, ``--keep-database NAME`` seeds a database of that name once and reuses it on later runs
-(the votes of each run stay in it); the reported figures should come from a fresh database.
+While tuning, ``--postgres local --keep-database NAME`` seeds a database of that name on the server
+at ARENA_TEST_PG_ADMIN_URL once and reuses it on later runs (the votes of each run stay in it); the
+reported figures should come from a fresh database.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx
@@ -33,6 +36,7 @@ import uvloop
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import pg_cluster  # noqa: E402
 from bench.lean_http import HTTPError, LeanClient  # noqa: E402
 from tests import stack  # noqa: E402
 
@@ -159,10 +163,30 @@ def main() -> None:
     parser.add_argument("--server", choices=["granian", "uvicorn"], default="granian",
                         help="granian: WSGI, as deployed for the pages; uvicorn: ASGI, as in `make run`")  # fmt: skip
     parser.add_argument("--skip-rebuild", action="store_true", help="leave the seeded votes out of the ratings")
-    parser.add_argument("--keep-database", metavar="NAME", help="seed a database of this name once and reuse it")
+    parser.add_argument("--postgres", choices=["deployment", "local"], default="deployment",
+                        help="deployment: a private server with docker-compose.yml's settings; "
+                        "local: the server at ARENA_TEST_PG_ADMIN_URL as it is")  # fmt: skip
+    parser.add_argument("--keep-database", metavar="NAME", help="with --postgres local: seed a database of this "
+                        "name once and reuse it")  # fmt: skip
     args = parser.parse_args()
+    if args.keep_database and args.postgres != "local":
+        parser.error("--keep-database needs --postgres local")
 
-    database = kept_database(args.keep_database) if args.keep_database else stack.postgres_database()
+    with ExitStack() as stack_of_servers:
+        admin_url = stack.PG_ADMIN_URL
+        if args.postgres == "deployment":
+            settings = pg_cluster.deployment_settings()
+            listed = ", ".join(f"{name}={value}" for name, value in settings.items())
+            print(f"PostgreSQL with docker-compose.yml's settings: {listed}")
+            admin_url = stack_of_servers.enter_context(pg_cluster.private_server(stack.free_port(), settings))
+        run(args, admin_url)
+
+
+def run(args: argparse.Namespace, admin_url: str) -> None:
+    if args.keep_database:
+        database = kept_database(admin_url, args.keep_database)
+    else:
+        database = stack.postgres_database(admin_url)
     with tempfile.TemporaryDirectory() as tmpdir, database as pg_url:
         tmp = Path(tmpdir)
         stack.flush_redis()
@@ -219,14 +243,14 @@ def web_server_argv(server: str, port: int, workers: int, threads: int = 8) -> l
 
 
 @contextmanager
-def kept_database(name: str) -> Iterator[str]:
+def kept_database(admin_url: str, name: str) -> Iterator[str]:
     """A database that outlives the run: created if missing, never dropped."""
     if not name.replace("_", "").isalnum():
         raise SystemExit(f"--keep-database: {name!r} is not a plain name")
-    with psycopg.connect(stack.PG_ADMIN_URL, autocommit=True) as admin:
+    with psycopg.connect(admin_url, autocommit=True) as admin:
         if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
             admin.execute(f'CREATE DATABASE "{name}"')
-    yield stack.PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    yield admin_url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def _seeded(pg_url: str) -> bool:

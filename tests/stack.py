@@ -56,20 +56,20 @@ def base_env(database_url: str, redis_url: str | None = REDIS_URL, **extra: str)
 
 
 @contextmanager
-def postgres_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database; dropped afterwards."""
+def postgres_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database on the server of ``admin_url``; dropped afterwards."""
     name = f"arena_it_{uuid.uuid4().hex[:10]}"
     try:
-        admin = psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5)
+        admin = psycopg.connect(admin_url, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as error:
-        raise RuntimeError(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: run `make services` ({error})") from None
+        raise RuntimeError(f"PostgreSQL is not reachable at {admin_url}: run `make services` ({error})") from None
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     try:
         yield url
     finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

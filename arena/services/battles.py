@@ -87,17 +87,31 @@ INSERT INTO arena_battle (id, campaign_id, voter_id, prompt_id, item_id, left_id
 VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', %s, %s, %s)
 """
 
-# PostgreSQL: a new battle is not worth a WAL flush of its own. Sent with the INSERT as one simple
-# query, hence one implicit transaction: should the database crash within a fraction of a second
-# after it, the voter's vote on that battle answers "no such battle" and the next page opens
-# another. Votes keep the default (synchronous) commit.
-_ASYNC_COMMIT = "SET LOCAL synchronous_commit = off;"
-
 _PAGE_SQL = """
 SELECT p.messages, l.html, r.html
 FROM arena_prompt p, arena_response l, arena_response r
 WHERE p.id = %s AND l.id = %s AND r.id = %s
 """
+
+# PostgreSQL: store the battle and read what its page shows in one statement (one round trip, one
+# implicit transaction). A new battle is not worth a WAL flush of its own: set_config(..., true)
+# turns synchronous commit off for this statement's transaction only. Should the database crash
+# within a fraction of a second after it, the voter's vote on that battle answers "no such battle"
+# and the next page opens another. Votes keep the default (synchronous) commit.
+_START_BATTLE_SQL_POSTGRES = """
+WITH no_flush AS (
+    SELECT set_config('synchronous_commit', 'off', true)
+), stored AS (
+    INSERT INTO arena_battle (id, campaign_id, voter_id, prompt_id, item_id, left_id, right_id, status, flagged,
+                              conversation, created_at)
+    VALUES (%(id)s, %(campaign)s, %(voter)s, %(prompt)s, %(item)s, %(left)s, %(right)s, 'open', false, '{}',
+            %(now)s)
+)
+SELECT p.messages, l.html, r.html
+FROM no_flush, arena_prompt p, arena_response l, arena_response r
+WHERE p.id = %(prompt)s AND l.id = %(left)s AND r.id = %(right)s
+"""
+_FLAG_BATTLE_SQL = "UPDATE arena_battle SET flagged = true WHERE id = %s"
 
 
 def _messages(value: Any) -> list[dict[str, Any]]:
@@ -277,11 +291,18 @@ def _start_battle(profile: CampaignProfile, voter_id: int, item: Candidate) -> B
     if secrets.randbelow(2):
         left_id, right_id = right_id, left_id
     battle_id = Battle._meta.get_field("id").default()
+    if connection.vendor == "postgresql":
+        params = {"id": battle_id, "campaign": profile.campaign.pk, "voter": voter_id, "prompt": item.prompt_id,
+                  "item": item.item_id, "left": left_id, "right": right_id, "now": timezone.now()}  # fmt: skip
+        messages, left_html, right_html = hot_sql.fetchone(_START_BATTLE_SQL_POSTGRES, params)
+        if reveals_identity((left_html, right_html), profile.names.values()):
+            hot_sql.execute(_FLAG_BATTLE_SQL, [battle_id])
+        return BattleView(battle_id, _messages(messages), left_html, right_html)
     messages, left_html, right_html = hot_sql.fetchone(_PAGE_SQL, [item.prompt_id, left_id, right_id])
     flagged = reveals_identity((left_html, right_html), profile.names.values())
     with connection.cursor() as cursor:
         cursor.execute(
-            _ASYNC_COMMIT + _INSERT_BATTLE_SQL if connection.vendor == "postgresql" else _INSERT_BATTLE_SQL,
+            _INSERT_BATTLE_SQL,
             [battle_id, profile.campaign.pk, voter_id, item.prompt_id, item.item_id, left_id, right_id, flagged,
              "{}", timezone.now()],
         )  # fmt: skip

@@ -30,12 +30,23 @@ def fetchall(sql: str, params: Params) -> list[tuple]:
     return _run(sql, params, fetch="all")
 
 
+def execute(sql: str, params: Params) -> int:
+    """Run a statement that returns no rows; the number of rows it changed."""
+    return _run(sql, params, fetch="rowcount")
+
+
 def _run(sql: str, params: Params, fetch: str) -> Any:
     if connection.vendor != "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
-            return cursor.fetchone() if fetch == "one" else cursor.fetchall()
+            return _result(cursor, fetch)
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
         cursor.execute(sql, params, prepare=True)
-        return cursor.fetchone() if fetch == "one" else cursor.fetchall()
+        return _result(cursor, fetch)
+
+
+def _result(cursor: Any, fetch: str) -> Any:
+    if fetch == "rowcount":
+        return cursor.rowcount
+    return cursor.fetchone() if fetch == "one" else cursor.fetchall()

@@ -237,12 +237,16 @@ class Item(models.Model):
     random among equals" order without counting votes.
     """
 
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items")
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="items")
-    response_lo = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
-    response_hi = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
-    model_lo = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="+")
-    model_hi = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="+")
+    # Every vote rewrites its item's vote_count and shuffle, both indexed, so each vote writes a new
+    # entry into every index of this table: it keeps only the indexes that queries use. campaign and
+    # prompt lead the two indexes below and the unique constraint; the responses and models are
+    # looked up only when one is deleted (a scan of this table: one row per prompt and pair).
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="items", db_index=False)
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="items", db_index=False)
+    response_lo = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+", db_index=False)
+    response_hi = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+", db_index=False)
+    model_lo = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="+", db_index=False)
+    model_hi = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="+", db_index=False)
     vote_count = models.PositiveIntegerField(default=0)
     shuffle = models.IntegerField(default=0)
 
@@ -382,12 +386,14 @@ class Battle(models.Model):
     right = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN)
     flagged = models.BooleanField(default=False, help_text="E.g. a response names its own model.")
+    # gold and ranking are empty on most battles: partial indexes (below) hold only the battles that
+    # have one, so an ordinary battle writes no entry for them.
     gold = models.ForeignKey(
-        "GoldBattle", null=True, blank=True, on_delete=models.PROTECT, related_name="battles",
+        "GoldBattle", null=True, blank=True, on_delete=models.PROTECT, related_name="battles", db_index=False,
         help_text="Set when this battle is a gold check: its vote scores the voter, not the models.",
     )  # fmt: skip
     ranking = models.ForeignKey(
-        "Ranking", null=True, blank=True, on_delete=models.CASCADE, related_name="pairs",
+        "Ranking", null=True, blank=True, on_delete=models.CASCADE, related_name="pairs", db_index=False,
         help_text="Set on the pairwise battles a submitted ranking expands to.",
     )  # fmt: skip
     # Live battles: the voter's turns and each side's answers, {"user": [...], "left": [...], "right": [...]}.
@@ -398,6 +404,8 @@ class Battle(models.Model):
         indexes = [
             models.Index(fields=["voter", "campaign", "status"], name="battle_voter_idx"),
             models.Index(fields=["voter", "item"], name="battle_voter_item_idx"),
+            models.Index(fields=["gold"], condition=Q(gold__isnull=False), name="battle_gold_idx"),
+            models.Index(fields=["ranking"], condition=Q(ranking__isnull=False), name="battle_ranking_idx"),
         ]
 
     def __str__(self) -> str:

@@ -65,6 +65,41 @@ def test_votes_are_refused_when_the_campaign_is_not_active(alice, campaign, stat
     assert not Vote.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("limit", "message"), [("vote_limit", "cast the 2 votes"), ("daily_vote_limit", "today's vote limit")]
+)
+def test_a_vote_past_the_voters_limit_is_refused_and_stores_nothing(alice, campaign, limit, message):
+    for _ in range(2):
+        assert alice.post(f"/b/{open_battle(alice, campaign).pk}/vote", {"verdict": "left"}).status_code == 302
+    battle = open_battle(alice, campaign)  # opened before the limit was set: the vote itself is checked
+    Campaign.objects.filter(pk=campaign.pk).update(**{limit: 2})
+    response = alice.post(f"/b/{battle.pk}/vote", {"verdict": "left"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 429 and message in response.json()["message"]
+    assert not Vote.objects.filter(battle=battle).exists()
+    assert Battle.objects.get(pk=battle.pk).status == Battle.Status.OPEN
+    Campaign.objects.filter(pk=campaign.pk).update(**{limit: 3})
+    assert alice.post(f"/b/{battle.pk}/vote", {"verdict": "left"}).status_code == 302
+
+
+def test_a_vote_on_a_cancelled_battle_is_refused(alice, campaign):
+    battle = open_battle(alice, campaign)
+    Battle.objects.filter(pk=battle.pk).update(status=Battle.Status.VOID)
+    response = alice.post(f"/b/{battle.pk}/vote", {"verdict": "left"}, HTTP_ACCEPT="application/json")
+    assert response.status_code == 409 and "cancelled" in response.json()["message"]
+    assert not Vote.objects.exists()
+
+
+def test_a_vote_counts_once_on_its_item(alice, campaign):
+    battle = open_battle(alice, campaign)
+    before = battle.item.vote_count
+    alice.post(f"/b/{battle.pk}/vote", {"verdict": "right"})
+    alice.post(f"/b/{battle.pk}/vote", {"verdict": "left"})
+    battle.item.refresh_from_db()
+    assert battle.item.vote_count == before + 1
+    vote = Vote.objects.get(battle=battle)
+    assert (vote.verdict, vote.winner_id, vote.campaign_id) == ("right", battle.right.model_id, campaign.pk)
+
+
 def test_a_vote_needs_the_csrf_token(campaign):
     from django.test import Client
 

@@ -67,15 +67,21 @@ def admit_with_invite(campaign: Campaign, voter: Voter, token: str) -> None:
 
 
 def check_vote_limits(campaign: Campaign, voter: Voter) -> None:
+    cast = today = 0
     if campaign.vote_limit:
-        done = Vote.objects.filter(campaign=campaign, voter=voter).count()
-        if done >= campaign.vote_limit:
-            raise LimitReached(f"Thank you! You have cast the {campaign.vote_limit} votes this campaign asks for.")
+        cast = Vote.objects.filter(campaign=campaign, voter=voter).count()
     if campaign.daily_vote_limit:
         since = timezone.now() - timedelta(days=1)
-        done = Vote.objects.filter(campaign=campaign, voter=voter, created_at__gte=since).count()
-        if done >= campaign.daily_vote_limit:
-            raise LimitReached("You have reached today's vote limit for this campaign. Please come back tomorrow.")
+        today = Vote.objects.filter(campaign=campaign, voter=voter, created_at__gte=since).count()
+    check_vote_counts(campaign, cast, today)
+
+
+def check_vote_counts(campaign: Campaign, cast: int, today: int) -> None:
+    """The vote limits, given the voter's votes in the campaign: in all (``cast``) and in the last day."""
+    if campaign.vote_limit and cast >= campaign.vote_limit:
+        raise LimitReached(f"Thank you! You have cast the {campaign.vote_limit} votes this campaign asks for.")
+    if campaign.daily_vote_limit and today >= campaign.daily_vote_limit:
+        raise LimitReached("You have reached today's vote limit for this campaign. Please come back tomorrow.")
 
 
 def check_may_vote(campaign: Campaign, voter: Voter | None, *, authenticated: bool) -> None:

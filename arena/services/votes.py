@@ -8,6 +8,7 @@ import random
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -15,7 +16,7 @@ from django.utils import timezone
 
 from arena.models import Battle, Campaign, Dimension, ModelEntry, Response, Vote, Voter
 from arena.services import hot_sql
-from arena.services.access import check_open, check_vote_limits
+from arena.services.access import check_open, check_vote_counts
 from arena.services.errors import ArenaError, Conflict, NotFound
 from arena.services.profiles import campaign_profile
 
@@ -75,36 +76,83 @@ class RecordedVote:
     right_name: str
 
 
-_BATTLE_SQL = """
-SELECT b.status, b.voter_id, b.campaign_id, b.prompt_id, b.item_id, l.model_id, r.model_id, l.status, r.status,
-       c.slug, c.status, c.allow_tie, c.allow_both_bad, c.vote_limit, c.daily_vote_limit
+# The battle as a vote finds it: its state, its campaign's rules as stored now (not the cached
+# profile's), and the voter's votes in the campaign where a vote limit asks for them. Another voter's
+# battle is not found.
+_STATE_SQL = """
+SELECT b.status AS battle_status, b.campaign_id, b.prompt_id, b.item_id, l.model_id AS left_model,
+       r.model_id AS right_model, l.status AS left_status, r.status AS right_status, c.slug,
+       c.status AS campaign_status, c.allow_tie, c.allow_both_bad, c.vote_limit, c.daily_vote_limit,
+       CASE WHEN c.vote_limit > 0 THEN (
+           SELECT count(*) FROM arena_vote v WHERE v.campaign_id = b.campaign_id AND v.voter_id = b.voter_id
+       ) ELSE 0 END AS votes_cast,
+       CASE WHEN c.daily_vote_limit > 0 THEN (
+           SELECT count(*) FROM arena_vote v
+           WHERE v.campaign_id = b.campaign_id AND v.voter_id = b.voter_id AND v.created_at >= %(since)s
+       ) ELSE 0 END AS votes_today
 FROM arena_battle b
 JOIN arena_response l ON l.id = b.left_id
 JOIN arena_response r ON r.id = b.right_id
 JOIN arena_campaign c ON c.id = b.campaign_id
-WHERE b.id = %s
+WHERE b.id = %(battle)s AND b.voter_id = %(voter)s
 """
 
-# PostgreSQL: claim the battle (open -> voted), store the vote and count it on its item in ONE
-# statement, hence one round trip and one implicit transaction. Of two concurrent votes on a battle
-# exactly one matches the open row; the one-to-one key of Vote is the last line of defence.
-_RECORD_SQL_POSTGRES = """
-WITH claimed AS (
-    UPDATE arena_battle SET status = 'voted' WHERE id = %(battle)s AND status = 'open' RETURNING id
+# PostgreSQL: read the battle, claim it (open -> voted), store the vote and count it on its item in
+# ONE statement, hence one round trip and one implicit transaction. The vote is stored only when
+# every rule of _check_may_store holds (the same rules, written in SQL: tests/test_voting.py checks
+# each refusal on PostgreSQL); otherwise nothing is written and the state tells the voter why. Of
+# two concurrent votes on a battle exactly one matches the open row; the one-to-one key of Vote is
+# the last line of defence.
+_RECORD_SQL_POSTGRES = f"""
+WITH battle AS ({_STATE_SQL}),
+allowed AS (
+    SELECT * FROM battle
+    WHERE battle_status = 'open' AND left_status = 'done' AND right_status = 'done' AND campaign_status = 'active'
+      AND (vote_limit = 0 OR votes_cast < vote_limit) AND (daily_vote_limit = 0 OR votes_today < daily_vote_limit)
+      AND (%(verdict)s::text <> 'tie' OR allow_tie) AND (%(verdict)s::text <> 'both_bad' OR allow_both_bad)
+), claimed AS (
+    UPDATE arena_battle b SET status = 'voted'
+    FROM allowed a WHERE b.id = %(battle)s AND b.status = 'open'
+    RETURNING b.id
 ), stored AS (
     INSERT INTO arena_vote (battle_id, campaign_id, voter_id, prompt_id, left_model_id, right_model_id, winner_id,
                             verdict, scores, duration_ms, created_at, folded)
-    SELECT id, %(campaign)s::bigint, %(voter)s::bigint, %(prompt)s::bigint, %(left)s::bigint, %(right)s::bigint,
-           %(winner)s::bigint, %(verdict)s::text, %(scores)s::jsonb, %(duration)s::integer, %(now)s::timestamptz, false
-    FROM claimed
+    SELECT claimed.id, a.campaign_id, %(voter)s::bigint, a.prompt_id, a.left_model, a.right_model,
+           CASE %(verdict)s::text WHEN 'left' THEN a.left_model WHEN 'right' THEN a.right_model END,
+           %(verdict)s::text, %(scores)s::jsonb, %(duration)s::integer, %(now)s::timestamptz, false
+    FROM claimed, allowed a
     RETURNING battle_id
 ), counted AS (
-    UPDATE arena_item SET vote_count = vote_count + 1, shuffle = %(shuffle)s::integer
-    WHERE id = %(item)s::bigint AND EXISTS (SELECT 1 FROM claimed)
+    UPDATE arena_item i SET vote_count = vote_count + 1, shuffle = %(shuffle)s::integer
+    FROM allowed a WHERE i.id = a.item_id AND EXISTS (SELECT 1 FROM claimed)
 )
-SELECT count(*) FROM stored
+SELECT battle.*, (SELECT count(*) FROM stored) FROM battle
 """
-# Elsewhere (SQLite, the embedded default) the same three writes, in one transaction.
+
+
+@dataclass(frozen=True)
+class _BattleState:
+    """A row of _STATE_SQL."""
+
+    battle_status: str
+    campaign_id: int
+    prompt_id: int
+    item_id: int | None
+    left_model: int
+    right_model: int
+    left_status: str
+    right_status: str
+    slug: str
+    campaign_status: str
+    allow_tie: bool
+    allow_both_bad: bool
+    vote_limit: int
+    daily_vote_limit: int
+    votes_cast: int
+    votes_today: int
+
+
+# Elsewhere (SQLite, the embedded default) the read, then the three writes in one transaction.
 _CLAIM_SQL = "UPDATE arena_battle SET status = 'voted' WHERE id = %(battle)s AND status = 'open'"
 _INSERT_VOTE_SQL = """
 INSERT INTO arena_vote (battle_id, campaign_id, voter_id, prompt_id, left_model_id, right_model_id, winner_id,
@@ -124,77 +172,102 @@ def record_vote(
 ) -> RecordedVote:
     """Store the voter's verdict on their battle. A second vote is refused and changes nothing.
 
-    Two round trips on PostgreSQL: one read of the battle with its campaign's current rules, then one
-    statement that claims the battle and stores the vote atomically. Plain SQL: this runs for every
-    vote, and the ORM's statement building cost more than the statements.
+    One statement on PostgreSQL when the vote has no scores (two with scores: the scores are checked
+    against the campaign's dimensions first, and only the battle says which campaign that is). Plain
+    SQL: this runs for every vote, and the ORM's statement building cost more than the statements.
     """
-    row = hot_sql.fetchone(_BATTLE_SQL, [battle_id])
-    if row is None or row[1] != voter.pk:
-        raise NotFound("No such battle.")
-    status, _, campaign_id, prompt_id, item_id, left_model_id, right_model_id, *sides = row[:9]
-    slug, campaign_status, allow_tie, allow_both_bad, vote_limit, daily_vote_limit = row[9:]
-    if status == Battle.Status.VOID:
-        raise Conflict("This battle was cancelled and cannot be voted on.")
-    if status == Battle.Status.OPEN and any(side != Response.Status.DONE for side in sides):
-        raise Conflict("Please wait until both answers are complete before you vote.")
-    if status != Battle.Status.OPEN:
-        raise Conflict(ALREADY_VOTED)
-    # The campaign's rules as stored now (not the cached profile's), for the checks below.
-    campaign = Campaign(
-        pk=campaign_id, slug=slug, status=campaign_status, allow_tie=allow_tie, allow_both_bad=allow_both_bad,
-        vote_limit=vote_limit, daily_vote_limit=daily_vote_limit,
-    )  # fmt: skip
-    check_open(campaign)
-    check_vote_limits(campaign, voter)
-    verdict = clean_verdict(campaign, verdict)
-    profile = campaign_profile(slug)
-    cleaned_scores = clean_scores(profile.dimensions if profile else Campaign(pk=campaign_id).dimensions.all(), scores)
+    if verdict not in Vote.Verdict.values:
+        raise ArenaError("Please choose A, B, tie or both bad.")
+    params: dict[str, Any] = {"battle": battle_id, "voter": voter.pk, "since": timezone.now() - timedelta(days=1)}
+    state = None
+    cleaned_scores: dict[str, dict[str, int]] = {}
+    if scores:
+        state = _read_state(params)
+        profile = campaign_profile(state.slug)
+        dimensions = profile.dimensions if profile else Campaign(pk=state.campaign_id).dimensions.all()
+        cleaned_scores = clean_scores(dimensions, scores)
     if duration_ms is not None:
         duration_ms = max(0, min(int(duration_ms), MAX_DURATION_MS))
-    winner_id = {"left": left_model_id, "right": right_model_id}.get(verdict)
     now = timezone.now()
-    params = {
-        "battle": battle_id, "campaign": campaign_id, "voter": voter.pk, "prompt": prompt_id, "left": left_model_id,
-        "right": right_model_id, "winner": winner_id, "verdict": verdict, "scores": json.dumps(cleaned_scores),
-        "duration": duration_ms, "now": now, "item": item_id, "shuffle": random.randrange(2**31),
-    }  # fmt: skip
-    try:
-        stored = _store(params)
-    except IntegrityError:
-        raise Conflict(ALREADY_VOTED) from None
-    if not stored:
-        raise Conflict(ALREADY_VOTED)
-    transaction.on_commit(lambda: _after_vote(campaign_id))
-    names = profile.names if profile else {}
+    params.update(verdict=verdict, scores=json.dumps(cleaned_scores), duration=duration_ms, now=now,
+                  shuffle=random.randrange(2**31))  # fmt: skip
+    state = _store(params, state)
+    transaction.on_commit(lambda: _after_vote(state.campaign_id))
+    winner_id = {"left": state.left_model, "right": state.right_model}.get(verdict)
     vote = Vote(
-        battle_id=battle_id, campaign_id=campaign_id, voter_id=voter.pk, prompt_id=prompt_id,
-        left_model_id=left_model_id, right_model_id=right_model_id, winner_id=winner_id, verdict=verdict,
+        battle_id=battle_id, campaign_id=state.campaign_id, voter_id=voter.pk, prompt_id=state.prompt_id,
+        left_model_id=state.left_model, right_model_id=state.right_model, winner_id=winner_id, verdict=verdict,
         scores=cleaned_scores, duration_ms=duration_ms, created_at=now,
     )  # fmt: skip
+    profile = campaign_profile(state.slug)
+    names = profile.names if profile else {}
     return RecordedVote(
         vote=vote,
-        campaign_slug=slug,
-        left_name=names.get(left_model_id) or _model_name(left_model_id),
-        right_name=names.get(right_model_id) or _model_name(right_model_id),
+        campaign_slug=state.slug,
+        left_name=names.get(state.left_model) or _model_name(state.left_model),
+        right_name=names.get(state.right_model) or _model_name(state.right_model),
     )
 
 
-def _store(params: dict[str, Any]) -> bool:
-    """Claim the battle and store the vote; False if the battle was no longer open."""
+def _read_state(params: dict[str, Any]) -> _BattleState:
+    row = hot_sql.fetchone(_STATE_SQL, params)
+    if row is None:
+        raise NotFound("No such battle.")
+    return _BattleState(*row)
+
+
+def _check_may_store(state: _BattleState, verdict: str) -> None:
+    """Raise the reason this vote may not be stored, in the order a voter would want to hear it."""
+    if state.battle_status == Battle.Status.VOID:
+        raise Conflict("This battle was cancelled and cannot be voted on.")
+    sides_done = state.left_status == Response.Status.DONE and state.right_status == Response.Status.DONE
+    if state.battle_status == Battle.Status.OPEN and not sides_done:
+        raise Conflict("Please wait until both answers are complete before you vote.")
+    if state.battle_status != Battle.Status.OPEN:
+        raise Conflict(ALREADY_VOTED)
+    campaign = Campaign(
+        pk=state.campaign_id, slug=state.slug, status=state.campaign_status, allow_tie=state.allow_tie,
+        allow_both_bad=state.allow_both_bad, vote_limit=state.vote_limit, daily_vote_limit=state.daily_vote_limit,
+    )  # fmt: skip
+    check_open(campaign)
+    check_vote_counts(campaign, state.votes_cast, state.votes_today)
+    clean_verdict(campaign, verdict)
+
+
+def _store(params: dict[str, Any], state: _BattleState | None) -> _BattleState:
+    """Check the rules, claim the battle and store the vote; the battle's state as the vote found it."""
     if connection.vendor == "postgresql":
         # One statement commits on its own; inside a caller's transaction, a savepoint keeps that
         # transaction usable should the statement fail.
         guard = transaction.atomic() if connection.in_atomic_block else nullcontext()
-        with guard:
-            return hot_sql.fetchone(_RECORD_SQL_POSTGRES, params)[0] == 1
+        try:
+            with guard:
+                row = hot_sql.fetchone(_RECORD_SQL_POSTGRES, params)
+        except IntegrityError:
+            raise Conflict(ALREADY_VOTED) from None
+        if row is None:
+            raise NotFound("No such battle.")
+        state, stored = _BattleState(*row[:-1]), row[-1]
+        if not stored:
+            _check_may_store(state, params["verdict"])
+            raise Conflict(ALREADY_VOTED)  # every rule held: another vote claimed the battle first
+        return state
     with transaction.atomic(), connection.cursor() as cursor:
+        state = state or _read_state(params)
+        _check_may_store(state, params["verdict"])
+        params.update(campaign=state.campaign_id, prompt=state.prompt_id, left=state.left_model,
+                      right=state.right_model, item=state.item_id,
+                      winner={"left": state.left_model, "right": state.right_model}.get(params["verdict"]))  # fmt: skip
         cursor.execute(_CLAIM_SQL, params)
         if cursor.rowcount != 1:
-            return False
-        cursor.execute(_INSERT_VOTE_SQL, params)
-        if params["item"]:
+            raise Conflict(ALREADY_VOTED)
+        try:
+            cursor.execute(_INSERT_VOTE_SQL, params)
+        except IntegrityError:
+            raise Conflict(ALREADY_VOTED) from None
+        if state.item_id:
             cursor.execute(_COUNT_ITEM_SQL, params)
-    return True
+    return state
 
 
 def _model_name(model_id: int) -> str:

@@ -1,8 +1,9 @@
 """Handing out battles: which prompt and pair a voter sees next, and on which side.
 
-This is the hottest path of the site (every voter, every few seconds), so it speaks plain SQL: three
-short statements for a new battle, one for a page reload, each on an index. Django's query building
-cost more than the queries themselves here (see DESIGN.md, "measured facts").
+This is the hottest path of the site (every voter, every few seconds), so it speaks plain SQL, each
+statement on an index: for a campaign with the default sampling, one statement finds the voter's open
+battle or else the candidates, and one stores the new battle and reads its page. Django's query
+building cost more than the queries themselves here (see DESIGN.md, "measured facts").
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ WHERE item_id = %s AND (status = 'voted' OR (status = 'open' AND created_at > %s
 """
 
 _OPEN_BATTLE_SQL = """
-SELECT b.id, p.messages, l.html, r.html
+SELECT b.id, p.messages, l.html AS left_html, r.html AS right_html
 FROM arena_battle b
 JOIN arena_prompt p ON p.id = b.prompt_id
 JOIN arena_response l ON l.id = b.left_id
@@ -79,6 +80,18 @@ JOIN arena_response r ON r.id = b.right_id
 WHERE b.voter_id = %s AND b.campaign_id = %s AND b.status = 'open' AND (b.item_id IS NOT NULL OR b.gold_id IS NOT NULL)
 ORDER BY b.created_at DESC
 LIMIT 1
+"""
+
+# The voter's open battle and, should there be none, the candidates, in one round trip: the
+# candidates' query runs only when no open battle is found (PostgreSQL evaluates the uncorrelated
+# NOT EXISTS once, as a one-time filter).
+_OPEN_OR_CANDIDATES_SQL = """
+WITH open AS ({open})
+SELECT id, messages, left_html, right_html, CAST(NULL AS bigint), CAST(NULL AS bigint), CAST(NULL AS bigint),
+       CAST(NULL AS bigint), CAST(NULL AS bigint), CAST(NULL AS bigint), CAST(NULL AS integer)
+FROM open
+UNION ALL
+SELECT NULL, NULL, NULL, NULL, c.* FROM ({candidates}) c WHERE NOT EXISTS (SELECT 1 FROM open)
 """
 
 _INSERT_BATTLE_SQL = """
@@ -135,10 +148,9 @@ def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]
         if drawn and not campaign.votes_per_item:
             return drawn
     if campaign.sampling in (Campaign.Sampling.BALANCED, Campaign.Sampling.ACTIVE):
-        sql = _CANDIDATES_SQL.format(extra=extra, order="i.vote_count, i.shuffle")
         # Active: the drawn pair's items first; after them (or if every pair tried was used up for this
         # voter) fewest votes first, so the reservation can move on when open battles hold every slot.
-        fewest = _fetch(sql, [campaign.pk, *params, voter_id, CANDIDATES])
+        fewest = _fetch(*_fewest_votes_query(profile, voter_id, extra, params))
         return drawn + [item for item in fewest if item not in drawn]
     # Uniform and weighted: start at a random point of the shuffled order, wrapping around once.
     start = random.randrange(2**31)
@@ -148,6 +160,24 @@ def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]
         sql = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle < %s", order="i.shuffle")
         items += _fetch(sql, [campaign.pk, *params, start, voter_id, CANDIDATES - len(items)])
     return items
+
+
+def _fewest_votes_query(profile: CampaignProfile, voter_id: int, extra: str, params: list[Any]) -> tuple[str, list]:
+    """The candidates' query of balanced sampling, and its parameters: fewest votes first."""
+    sql = _CANDIDATES_SQL.format(extra=extra, order="i.vote_count, i.shuffle")
+    return sql, [profile.campaign.pk, *params, voter_id, CANDIDATES]
+
+
+def _open_or_candidates(profile: CampaignProfile, voter_id: int) -> tuple[BattleView | None, list[Candidate]]:
+    """Balanced sampling with no gold battles and no vote cap per item (the default campaign): the
+    voter's open battle, else the candidates for a new one, in one statement."""
+    candidates_sql, params = _fewest_votes_query(profile, voter_id, *active_pairs_clause(profile))
+    sql = _OPEN_OR_CANDIDATES_SQL.format(open=_OPEN_BATTLE_SQL, candidates=candidates_sql)
+    rows = hot_sql.fetchall(sql, [voter_id, profile.campaign.pk, *params])
+    if rows and rows[0][0] is not None:
+        battle_id, messages, left_html, right_html = rows[0][:4]
+        return BattleView(battle_id, _messages(messages), left_html, right_html), []
+    return None, [Candidate(*row[4:]) for row in rows]
 
 
 def _active_candidates(profile: CampaignProfile, voter_id: int, extra: str, params: list[Any]) -> list[Candidate]:
@@ -264,18 +294,23 @@ def open_battle(profile: CampaignProfile, voter_id: int) -> BattleView:
     Reloading the page never re-rolls the pair, so a voter cannot fish for a favourite model.
     """
     campaign = profile.campaign
-    row = hot_sql.fetchone(_OPEN_BATTLE_SQL, [voter_id, campaign.pk])
-    if row is not None:
-        return BattleView(row[0], _messages(row[1]), row[2], row[3])
-    if campaign.gold_rate:
-        from arena.services.gold import maybe_gold_battle  # gold imports this module
+    if campaign.sampling == Campaign.Sampling.BALANCED and not campaign.gold_rate and not campaign.votes_per_item:
+        found, candidates = _open_or_candidates(profile, voter_id)  # one round trip
+        if found is not None:
+            return found
+    else:
+        row = hot_sql.fetchone(_OPEN_BATTLE_SQL, [voter_id, campaign.pk])
+        if row is not None:
+            return BattleView(row[0], _messages(row[1]), row[2], row[3])
+        if campaign.gold_rate:
+            from arena.services.gold import maybe_gold_battle  # gold imports this module
 
-        if (gold := maybe_gold_battle(profile, voter_id)) is not None:
-            return gold
-    if campaign.votes_per_item:
-        with transaction.atomic():
-            return _start_battle(profile, voter_id, _reserve_item(profile, voter_id))
-    candidates = _candidate_items(profile, voter_id)
+            if (gold := maybe_gold_battle(profile, voter_id)) is not None:
+                return gold
+        if campaign.votes_per_item:
+            with transaction.atomic():
+                return _start_battle(profile, voter_id, _reserve_item(profile, voter_id))
+        candidates = _candidate_items(profile, voter_id)
     if not candidates:
         raise NothingToVoteOn("You have judged everything available in this campaign. Thank you!")
     return _start_battle(profile, voter_id, choose_item(campaign, candidates, profile.weights))

@@ -36,3 +36,20 @@ def test_errors_are_djangos_and_leave_the_transaction_usable(campaign):
             sql = "INSERT INTO arena_voter (public_id, ip_hash, excluded, created_at) VALUES (%s, '', false, %s)"
             hot_sql.fetchone(sql + ", (%s, '', false, %s) RETURNING id", ["twin", now, "twin", now])
         assert hot_sql.fetchone("SELECT count(*) FROM arena_campaign WHERE id = %s", [campaign.pk]) == (1,)
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
+def test_the_candidates_query_probes_the_voters_battles_per_candidate(campaign):
+    """Never an anti-join that reads every battle the voter ever had: its cost would grow with each vote."""
+    from arena.models import Voter
+    from arena.services import battles
+    from arena.services.profiles import campaign_profile
+
+    voter = Voter.objects.create()
+    profile = campaign_profile(campaign.slug)
+    sql, params = battles._fewest_votes_query(profile, voter.pk, *battles.active_pairs_clause(profile))
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # the tiny test table would be scanned whole
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "SubPlan" in plan and "Anti Join" not in plan, plan

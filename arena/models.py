@@ -7,6 +7,7 @@ properties only.
 from __future__ import annotations
 
 import secrets
+import time
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -19,6 +20,18 @@ from django.utils import timezone
 def new_public_id() -> str:
     """An opaque, unguessable id (128 random bits) for anything a voter sees in a URL."""
     return secrets.token_urlsafe(16)
+
+
+def new_battle_id() -> str:
+    """A battle's id: unguessable (96 random bits) and yet in creation order.
+
+    The time in milliseconds leads, in fixed-width hex, so a new battle, and later its vote, goes to
+    the end of the id indexes (the battle's primary key, the vote's battle key) instead of to a random
+    page of them: with random ids every vote touched two random index pages, each a full-page image
+    in the WAL after every checkpoint, and kept the whole index hot. The creation time it shows is
+    no secret: the voter sees the battle open.
+    """
+    return f"{time.time_ns() // 1_000_000:011x}{secrets.token_urlsafe(12)}"
 
 
 class ModelEntry(models.Model):
@@ -377,7 +390,7 @@ class Battle(models.Model):
         VOTED = "voted"
         VOID = "void"
 
-    id = models.CharField(primary_key=True, max_length=32, default=new_public_id, editable=False)
+    id = models.CharField(primary_key=True, max_length=32, default=new_battle_id, editable=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="battles")
     voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="battles", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="battles")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -223,7 +224,9 @@ def run(args: argparse.Namespace, admin_url: str) -> None:
             url = f"http://127.0.0.1:{port}"
             stack.wait_until(lambda: _healthy(url), timeout=60, message="web")
             uvloop.run(drive(url, 8, 3))  # warm-up
+            cpu_before = cpu_seconds(web.popen.pid), cpu_seconds_named("postgres")
             cycles, pages, posts, errors = uvloop.run(drive(url, args.concurrency, args.seconds))
+            cpu_after = cpu_seconds(web.popen.pid), cpu_seconds_named("postgres")
         finally:
             web.stop()
             worker.stop()
@@ -242,6 +245,11 @@ def run(args: argparse.Namespace, admin_url: str) -> None:
     print(f"  cycle p50/p99  {pct(lat, 50):6.1f} / {pct(lat, 99):6.1f} ms")
     print(f"  page  p50/p99  {pct(pages, 50):6.1f} / {pct(pages, 99):6.1f} ms")
     print(f"  vote  p50/p99  {pct(posts, 50):6.1f} / {pct(posts, 99):6.1f} ms")
+    if cycles:
+        web_ms, pg_ms = (
+            1000 * (after - before) / len(cycles) for before, after in zip(cpu_before, cpu_after, strict=True)
+        )
+        print(f"  CPU per cycle  web {web_ms:.1f} ms, PostgreSQL {pg_ms:.1f} ms")
     print(f"  errors         {len(errors)} ({sorted(set(map(str, errors)))})")
     print(f"  acknowledged votes stored exactly once: {stored == len(set(ids)) == len(ids)} "
           f"({stored:,} of {len(ids):,}; table now {total:,})")  # fmt: skip
@@ -252,6 +260,42 @@ def web_server_argv(server: str, port: int, workers: int, threads: int = 8) -> l
     if server == "granian":
         return stack.granian_argv(port, workers=workers, threads=threads)
     return [*stack.uvicorn_argv(port, workers=workers), "--no-access-log"]
+
+
+def _proc_stats() -> list[tuple[int, int, str, float]]:
+    """(pid, parent pid, command name, CPU seconds) of every process (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        stats.append((int(entry.name), int(fields[1]), name, (int(fields[11]) + int(fields[12])) / ticks))
+    return stats
+
+
+def cpu_seconds(root: int) -> float:
+    """CPU time used so far by a process and all its descendants (the web server and its workers)."""
+    stats = _proc_stats()
+    children: dict[int, list[int]] = {}
+    for pid, ppid, _, _ in stats:
+        children.setdefault(ppid, []).append(pid)
+    tree, todo = set(), [root]
+    while todo:
+        pid = todo.pop()
+        tree.add(pid)
+        todo.extend(children.get(pid, []))
+    return sum(cpu for pid, _, _, cpu in stats if pid in tree)
+
+
+def cpu_seconds_named(name: str) -> float:
+    """CPU time used so far by the processes of this command name (PostgreSQL's backends)."""
+    return sum(cpu for _, _, command, cpu in _proc_stats() if command == name)
 
 
 @contextmanager

@@ -69,10 +69,14 @@ def test_nothing_before_the_vote_names_or_identifies_a_model(alice, secret_campa
     assert _leaks(after, models)  # the scan does find names once they are meant to be shown
 
 
+# Battle ids: the creation time in milliseconds (hex), then 96 random bits (arena.models.new_battle_id).
+BATTLE_ID = r"[0-9a-f]{11}[A-Za-z0-9_-]{16}"
+
+
 def test_the_battle_url_is_opaque(alice, secret_campaign):
     campaign, _ = secret_campaign
     battle_id = alice.post(f"/api/v1/campaigns/{campaign.slug}/battles").json()["id"]
-    assert re.fullmatch(r"[A-Za-z0-9_-]{22}", battle_id)
+    assert re.fullmatch(BATTLE_ID, battle_id)
 
 
 class _Elements(HTMLParser):
@@ -136,7 +140,7 @@ def test_a_gold_battle_looks_exactly_like_any_other_battle(secret_campaign):
         api = voter.post(f"/api/v1/campaigns/{campaign.slug}/battles")  # the same open battle
         battle_id = api.json()["id"]
         assert (Battle.objects.get(pk=battle_id).gold_id is not None) == (kind == "gold")
-        assert re.fullmatch(r"[A-Za-z0-9_-]{22}", battle_id)  # the same kind of opaque id
+        assert re.fullmatch(BATTLE_ID, battle_id)  # the same kind of opaque id
         for response in (page, api):
             assert response.status_code == 200 and _leaks(response, models) == []
         headers = [

@@ -100,6 +100,15 @@ def test_a_vote_counts_once_on_its_item(alice, campaign):
     assert (vote.verdict, vote.winner_id, vote.campaign_id) == ("right", battle.right.model_id, campaign.pk)
 
 
+def test_battle_ids_are_unguessable_and_in_creation_order():
+    from arena.models import new_battle_id
+
+    ids = [new_battle_id() for _ in range(500)]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{11}[A-Za-z0-9_-]{16}", battle_id) for battle_id in ids)  # 96 random bits
+    assert [battle_id[:11] for battle_id in ids] == sorted(battle_id[:11] for battle_id in ids)
+
+
 def test_a_vote_needs_the_csrf_token(campaign):
     from django.test import Client
 

@@ -44,8 +44,16 @@ def voter_from_cookie(request: HttpRequest) -> Voter | None:
 
 
 def cookie_value(request: HttpRequest) -> str | None:
-    """The verified value of the voter cookie ("public_id:pk"), or None if absent or forged."""
-    return request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
+    """The verified value of the voter cookie ("public_id:pk"), or None if absent or forged.
+
+    Verified once per request (the rate limits and the view both ask): checking the signature
+    derives a key and computes an HMAC each time.
+    """
+    try:
+        return request._arena_voter_cookie
+    except AttributeError:
+        value = request._arena_voter_cookie = request.get_signed_cookie(COOKIE_NAME, default=None, salt=COOKIE_SALT)
+        return value
 
 
 def voter_from_cookie_value(value: str) -> Voter | None:

@@ -151,6 +151,10 @@ class _BattleState:
     votes_cast: int
     votes_today: int
 
+    def winner(self, verdict: str) -> int | None:
+        """The winning model of this verdict (none for a tie or both bad)."""
+        return {"left": self.left_model, "right": self.right_model}.get(verdict)
+
 
 # Elsewhere (SQLite, the embedded default) the read, then the three writes in one transaction.
 _CLAIM_SQL = "UPDATE arena_battle SET status = 'voted' WHERE id = %(battle)s AND status = 'open'"
@@ -193,11 +197,10 @@ def record_vote(
                   shuffle=random.randrange(2**31))  # fmt: skip
     state = _store(params, state)
     transaction.on_commit(lambda: _after_vote(state.campaign_id))
-    winner_id = {"left": state.left_model, "right": state.right_model}.get(verdict)
     vote = Vote(
         battle_id=battle_id, campaign_id=state.campaign_id, voter_id=voter.pk, prompt_id=state.prompt_id,
-        left_model_id=state.left_model, right_model_id=state.right_model, winner_id=winner_id, verdict=verdict,
-        scores=cleaned_scores, duration_ms=duration_ms, created_at=now,
+        left_model_id=state.left_model, right_model_id=state.right_model, winner_id=state.winner(verdict),
+        verdict=verdict, scores=cleaned_scores, duration_ms=duration_ms, created_at=now,
     )  # fmt: skip
     profile = campaign_profile(state.slug)
     names = profile.names if profile else {}
@@ -256,8 +259,7 @@ def _store(params: dict[str, Any], state: _BattleState | None) -> _BattleState:
         state = state or _read_state(params)
         _check_may_store(state, params["verdict"])
         params.update(campaign=state.campaign_id, prompt=state.prompt_id, left=state.left_model,
-                      right=state.right_model, item=state.item_id,
-                      winner={"left": state.left_model, "right": state.right_model}.get(params["verdict"]))  # fmt: skip
+                      right=state.right_model, item=state.item_id, winner=state.winner(params["verdict"]))  # fmt: skip
         cursor.execute(_CLAIM_SQL, params)
         if cursor.rowcount != 1:
             raise Conflict(ALREADY_VOTED)

@@ -224,9 +224,9 @@ def run(args: argparse.Namespace, admin_url: str) -> None:
             url = f"http://127.0.0.1:{port}"
             stack.wait_until(lambda: _healthy(url), timeout=60, message="web")
             uvloop.run(drive(url, 8, 3))  # warm-up
-            cpu_before = cpu_seconds(web.popen.pid), cpu_seconds_named("postgres")
+            cpu_before = cpu_budget(web, worker)
             cycles, pages, posts, errors = uvloop.run(drive(url, args.concurrency, args.seconds))
-            cpu_after = cpu_seconds(web.popen.pid), cpu_seconds_named("postgres")
+            cpu_after = cpu_budget(web, worker)
         finally:
             web.stop()
             worker.stop()
@@ -246,10 +246,8 @@ def run(args: argparse.Namespace, admin_url: str) -> None:
     print(f"  page  p50/p99  {pct(pages, 50):6.1f} / {pct(pages, 99):6.1f} ms")
     print(f"  vote  p50/p99  {pct(posts, 50):6.1f} / {pct(posts, 99):6.1f} ms")
     if cycles:
-        web_ms, pg_ms = (
-            1000 * (after - before) / len(cycles) for before, after in zip(cpu_before, cpu_after, strict=True)
-        )
-        print(f"  CPU per cycle  web {web_ms:.1f} ms, PostgreSQL {pg_ms:.1f} ms")
+        spent = {name: 1000 * (cpu_after[name] - cpu_before[name]) / len(cycles) for name in cpu_before}
+        print("  CPU per cycle  " + ", ".join(f"{name} {ms:.2f}" for name, ms in spent.items()) + " ms")
     print(f"  errors         {len(errors)} ({sorted(set(map(str, errors)))})")
     print(f"  acknowledged votes stored exactly once: {stored == len(set(ids)) == len(ids)} "
           f"({stored:,} of {len(ids):,}; table now {total:,})")  # fmt: skip
@@ -291,6 +289,22 @@ def cpu_seconds(root: int) -> float:
         tree.add(pid)
         todo.extend(children.get(pid, []))
     return sum(cpu for pid, _, _, cpu in stats if pid in tree)
+
+
+def cpu_budget(web: stack.Process, worker: stack.Process) -> dict[str, float]:
+    """CPU seconds so far of each part of the benchmark, and of the whole machine (busy, and idle)."""
+    with open("/proc/stat") as stat:
+        ticks = [int(n) for n in stat.readline().split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    return {
+        "web": cpu_seconds(web.popen.pid),
+        "PostgreSQL": cpu_seconds_named("postgres"),
+        "worker": cpu_seconds(worker.popen.pid),
+        "Redis": cpu_seconds_named("redis-server"),
+        "load generator": sum(os.times()[:2]),
+        "machine": (sum(ticks) - ticks[3] - ticks[4]) / hz,
+        "idle": (ticks[3] + ticks[4]) / hz,
+    }
 
 
 def cpu_seconds_named(name: str) -> float:

@@ -9,7 +9,7 @@ voters (asyncio + bench/lean_http.py, each with its own cookies) for a fixed tim
 per second and p50/p99 latencies. Finally it checks that every acknowledged vote is stored exactly
 once.
 
-    .venv/bin/python bench/vote_cycle.py [--votes 1000000] [--seconds 30] [--concurrency 64]
+    .venv/bin/python bench/vote_cycle.py [--votes 1000000] [--seconds 30] [--concurrency 16] [--web-workers 2]
 
 While tuning, ``--postgres local --keep-database NAME`` seeds a database of that name on the server
 at ARENA_TEST_PG_ADMIN_URL once and reuses it on later runs (the votes of each run stay in it); the
@@ -170,8 +170,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--votes", type=int, default=1_000_000)
     parser.add_argument("--seconds", type=float, default=30)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--web-workers", type=int, default=4)
+    parser.add_argument("--concurrency", type=int, default=16, help="voters, each one cycle after another")
+    parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8, help="Granian blocking threads per worker")
     parser.add_argument("--server", choices=["granian", "uvicorn"], default="granian",
                         help="granian: WSGI, as deployed for the pages; uvicorn: ASGI, as in `make run`")  # fmt: skip
@@ -224,6 +224,7 @@ def run(args: argparse.Namespace, admin_url: str) -> None:
             url = f"http://127.0.0.1:{port}"
             stack.wait_until(lambda: _healthy(url), timeout=60, message="web")
             uvloop.run(drive(url, 8, 3))  # warm-up
+            speed = cpu_speed()
             cpu_before = cpu_budget(web, worker)
             cycles, pages, posts, errors = uvloop.run(drive(url, args.concurrency, args.seconds))
             cpu_after = cpu_budget(web, worker)
@@ -248,6 +249,7 @@ def run(args: argparse.Namespace, admin_url: str) -> None:
     if cycles:
         spent = {name: 1000 * (cpu_after[name] - cpu_before[name]) / len(cycles) for name in cpu_before}
         print("  CPU per cycle  " + ", ".join(f"{name} {ms:.2f}" for name, ms in spent.items()) + " ms")
+    print(f"  machine speed  {speed:.2f} s for the fixed loop of bench/vote_cycle.cpu_speed (lower is faster)")
     print(f"  errors         {len(errors)} ({sorted(set(map(str, errors)))})")
     print(f"  acknowledged votes stored exactly once: {stored == len(set(ids)) == len(ids)} "
           f"({stored:,} of {len(ids):,}; table now {total:,})")  # fmt: skip
@@ -302,9 +304,22 @@ def cpu_budget(web: stack.Process, worker: stack.Process) -> dict[str, float]:
         "worker": cpu_seconds(worker.popen.pid),
         "Redis": cpu_seconds_named("redis-server"),
         "load generator": sum(os.times()[:2]),
-        "machine": (sum(ticks) - ticks[3] - ticks[4]) / hz,
+        "machine": (sum(ticks[:8]) - ticks[3] - ticks[4] - ticks[7]) / hz,
         "idle": (ticks[3] + ticks[4]) / hz,
+        "stolen": ticks[7] / hz,
     }
+
+
+def cpu_speed() -> float:
+    """Seconds this machine takes for a fixed loop of Python (5 million additions), best of three:
+    its speed varies by half from one hour to the next here, and the figures with it."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.process_time(), 0
+        for n in range(5_000_000):
+            total += n
+        best = min(best, time.process_time() - started)
+    return best
 
 
 def cpu_seconds_named(name: str) -> float:

@@ -6,7 +6,7 @@ import pytest
 
 from arena.models import Battle, Response, Vote, Voter
 from arena.services.battles import open_battle
-from arena.services.identity import reveals_identity
+from arena.services.identity import CACHED_LENGTH, reveals_identity
 from arena.services.profiles import campaign_profile
 from arena.services.votes import record_vote
 from ratings.aggregation import fold_new_votes
@@ -27,6 +27,15 @@ from tests.factories import make_campaign
 )
 def test_it_detects_models_naming_themselves(text, leaks):
     assert reveals_identity([text], ["Zephyr-7"]) is leaks
+
+
+@pytest.mark.parametrize("filler", [0, CACHED_LENGTH])  # answers kept in the cache, and longer ones
+def test_the_verdict_on_an_answer_depends_on_the_campaigns_names(filler):
+    text = "x " * filler + "I'm Zephyr-7, a helpful assistant."
+    for _ in range(2):  # asked again, the cached verdicts answer the same
+        assert reveals_identity(["No names here.", text], ["Zephyr-7"]) is True
+        assert reveals_identity(["No names here.", text], ["Quill"]) is False
+        assert reveals_identity([None, text], []) is False
 
 
 @pytest.mark.django_db

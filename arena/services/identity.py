@@ -19,12 +19,29 @@ KNOWN_MODEL_NAMES = (
 
 
 @lru_cache(maxsize=256)
-def _pattern(names: tuple[str, ...]) -> re.Pattern[str]:
-    alternatives = "|".join(re.escape(name) for name in sorted(set(names), key=len, reverse=True) if name.strip())
+def _pattern(campaign_model_names: frozenset[str]) -> re.Pattern[str]:
+    names = sorted({*KNOWN_MODEL_NAMES, *campaign_model_names}, key=lambda name: (-len(name), name))
+    alternatives = "|".join(re.escape(name) for name in names if name.strip())
     return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
+
+
+# Every new battle asks this of its two answers, and a campaign has a few thousand answers: the
+# verdict on each is kept (the search was most of a new battle's Python time; a lookup costs a
+# hash). Answers up to 8,000 characters, so the cache stays within a few tens of MB.
+CACHED_LENGTH = 8000
+
+
+@lru_cache(maxsize=4096)
+def _names_a_model(pattern: re.Pattern[str], text: str) -> bool:
+    return pattern.search(text) is not None
 
 
 def reveals_identity(texts: Iterable[str], campaign_model_names: Iterable[str]) -> bool:
     """True when any text names one of the campaign's models or a well-known model family."""
-    pattern = _pattern(tuple(sorted({*KNOWN_MODEL_NAMES, *campaign_model_names})))
-    return any(pattern.search(text or "") for text in texts)
+    pattern = _pattern(frozenset(campaign_model_names))
+    for text in texts:
+        text = text or ""
+        found = _names_a_model(pattern, text) if len(text) <= CACHED_LENGTH else pattern.search(text) is not None
+        if found:
+            return True
+    return False

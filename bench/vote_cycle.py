@@ -294,7 +294,7 @@ def cpu_seconds(root: int) -> float:
 
 
 def cpu_budget(web: stack.Process, worker: stack.Process) -> dict[str, float]:
-    """CPU seconds so far of each part of the benchmark, and of the whole machine (busy, and idle)."""
+    """CPU seconds so far of each part of the benchmark, and of the machine (busy, idle, stolen by the host)."""
     with open("/proc/stat") as stat:
         ticks = [int(n) for n in stat.readline().split()[1:]]
     hz = os.sysconf("SC_CLK_TCK")

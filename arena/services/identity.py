@@ -32,16 +32,15 @@ CACHED_LENGTH = 8000
 
 
 @lru_cache(maxsize=4096)
-def _names_a_model(pattern: re.Pattern[str], text: str) -> bool:
+def _cached_verdict(pattern: re.Pattern[str], text: str) -> bool:
     return pattern.search(text) is not None
+
+
+def _names_a_model(pattern: re.Pattern[str], text: str) -> bool:
+    return _cached_verdict(pattern, text) if len(text) <= CACHED_LENGTH else pattern.search(text) is not None
 
 
 def reveals_identity(texts: Iterable[str], campaign_model_names: Iterable[str]) -> bool:
     """True when any text names one of the campaign's models or a well-known model family."""
     pattern = _pattern(frozenset(campaign_model_names))
-    for text in texts:
-        text = text or ""
-        found = _names_a_model(pattern, text) if len(text) <= CACHED_LENGTH else pattern.search(text) is not None
-        if found:
-            return True
-    return False
+    return any(_names_a_model(pattern, text or "") for text in texts)

@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP, Channels consumers for the live-battle websockets."""
+"""ASGI entry point: Django for HTTP, Channels consumers for the live-battle websockets (and, in the
+embedded mode, the in-process worker and beat: arena.embedded)."""
 
 import os
 
@@ -10,7 +11,9 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app registry)
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
+from arena.embedded import EmbeddedRuntime  # noqa: E402
 from arena.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
@@ -19,3 +22,5 @@ application = ProtocolTypeRouter(
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+if settings.ARENA_IN_PROCESS_WORKERS:  # the embedded mode: worker and beat start with the server
+    application = EmbeddedRuntime(application)

@@ -120,7 +120,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite: wait for the writer instead of failing at once, and take the write lock up front.
-    DATABASES["default"]["OPTIONS"] = {"timeout": 20, "transaction_mode": "IMMEDIATE"}
+    # Write-ahead logging: readers never wait for the writer (the embedded worker writes while pages read).
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, cache and Channels layer -------------------------------------------------
@@ -164,6 +169,12 @@ CELERY_TASK_ROUTES = {
     "arena.tasks.compute_voter_quality": {"queue": "default"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+if CELERY_BROKER_URL.startswith("memory://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05  # the embedded worker's pick-up delay
+# The embedded mode: the ASGI server runs a Celery worker (thread pool, every queue) and beat in threads
+# of its own process, fed through the in-memory broker (arena.embedded). Off where a broker is set.
+ARENA_IN_PROCESS_WORKERS = env_bool("ARENA_IN_PROCESS_WORKERS", CELERY_BROKER_URL.startswith("memory://"))
+ARENA_IN_PROCESS_CONCURRENCY = env_int("ARENA_IN_PROCESS_CONCURRENCY", 8)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Beat keeps its last-run times here (a writable place, not the code directory).
 CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))

@@ -11,6 +11,7 @@ from django.core.cache import cache
 
 from arena.models import Campaign, Vote
 from ratings.models import LeaderboardSnapshot
+from ratings.scheduling import queued_key, request_recompute
 
 log = logging.getLogger(__name__)
 LOCK_TIMEOUT = 600
@@ -22,25 +23,33 @@ def recompute_campaign(self, campaign_id: int, intervals: str = "sandwich") -> i
 
     After votes (the default) boards are refitted with sandwich intervals, which keeps a run within
     a few hundred milliseconds; beat's sweep asks for ``"bootstrap"`` and replaces them with
-    bootstrap intervals (see `ratings.snapshots.compute_snapshots`). A Redis lock keeps two
-    recomputes of one campaign from running at once; a run that finds the lock taken retries
-    shortly after, so the newest votes are always covered.
+    bootstrap intervals (see `ratings.snapshots.compute_snapshots`). A lock in the cache keeps two
+    recomputes of one campaign from running at once. A run that finds it taken retries shortly after
+    (executed eagerly, it returns at once: the running one follows up). A run that ends with
+    unfolded votes queues the next one (see `ratings.scheduling`), so the newest votes are always
+    covered, with or without beat.
     """
     from ratings.snapshots import compute_snapshots
 
     lock_key, token = f"ratings:lock:{campaign_id}", uuid.uuid4().hex
     if not cache.add(lock_key, token, timeout=LOCK_TIMEOUT):
+        if self.request.is_eager:  # the running one follows up on our votes; it must be free to queue
+            cache.delete(queued_key(campaign_id))
+            return 0
         raise self.retry(countdown=max(1.0, settings.ARENA_RECOMPUTE_DEBOUNCE))
     try:
-        # Votes arriving from now on must queue a new run.
-        cache.delete(f"ratings:queued:{campaign_id}")
+        # Votes that ask from now on queue a new run: this one may read before they commit.
+        cache.delete(queued_key(campaign_id))
         campaign = Campaign.objects.filter(pk=campaign_id).first()
         if campaign is None:
             return 0
-        return compute_snapshots(campaign, intervals=intervals)
+        written = compute_snapshots(campaign, intervals=intervals)
     finally:
         if cache.get(lock_key) == token:
             cache.delete(lock_key)
+    if Vote.objects.filter(campaign_id=campaign_id, folded=False).exists():
+        request_recompute(campaign_id, follow_up=True)
+    return written
 
 
 @shared_task(acks_late=True)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
+from tests import stack
+
 
 @pytest.fixture
 def campaign(db):
@@ -40,3 +42,44 @@ def staff_client(db, django_user_model) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture(scope="session")
+def static_root(tmp_path_factory):
+    """Static files collected once, as the production image does at build time."""
+    root = tmp_path_factory.mktemp("static")
+    env = stack.base_env("sqlite:///:memory:", redis_url=None, STATIC_ROOT=str(root))
+    stack.manage(env, "collectstatic", "--noinput", "-v", "0")
+    return root
+
+
+@pytest.fixture
+def processes(tmp_path):
+    """Start processes with processes.web(env) (uvicorn), processes.granian(env) and
+    processes.worker(env); all stopped at the end."""
+
+    class Processes:
+        def __init__(self):
+            self.started: list[stack.Process] = []
+
+        def web(self, env, **kw):
+            process, url = stack.start_web(env, tmp_path, **kw)
+            self.started.append(process)
+            return url
+
+        def granian(self, env, **kw):
+            process, url = stack.start_granian(env, tmp_path, **kw)
+            self.started.append(process)
+            return url
+
+        def worker(self, env, **kw):
+            process = stack.start_worker(env, tmp_path, **kw)
+            self.started.append(process)
+            return process
+
+    procs = Processes()
+    yield procs
+    for process in procs.started:
+        process.stop()
+        # Shown by pytest only when the test failed.
+        print(f"----- {process.name} log (last 4000 chars) -----\n{process.log()[-4000:]}")

@@ -13,6 +13,7 @@ os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,127.0.0.1,localhost")
 os.environ["CELERY_TASK_ALWAYS_EAGER"] = "true"
+os.environ["ARENA_IN_PROCESS_WORKERS"] = "false"  # no worker threads: tasks run inline, deterministically
 os.environ.pop("REDIS_URL", None)
 
 from arena.settings import *  # noqa: F403

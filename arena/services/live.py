@@ -31,6 +31,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 
+from arena import embedded
 from arena.models import Battle, Campaign, Prompt, Response, Voter
 from arena.rendering import render_markdown
 from arena.services.access import check_may_vote
@@ -299,13 +300,14 @@ def earlier_turns(battle: Battle) -> list[PageTurn]:
 class SidePublisher:
     """Sends one side's frames to the battle's group, in order.
 
-    With a network channel layer (Redis) frames go out from one background event loop per process.
-    The first token leaves at once; after a delta frame the next one waits until
-    ARENA_LIVE_FRAME_INTERVAL has passed, and the deltas that arrive meanwhile are merged into it. So
-    a side sends at most 1/interval frames a second however fast its model writes: the web processes'
-    channel-layer traffic grows with the number of battles, not with tokens. With the in-memory
-    layer (embedded mode, tests) each frame is sent synchronously through ``async_to_sync``, which
-    reaches the event loop of the process's consumers.
+    Frames go out from one event loop per process: a background one with a network channel layer
+    (Redis), the ASGI server's own in the embedded mode (the in-memory layer's queues belong to the
+    loop of the consumers that read them; see arena.embedded). The first token leaves at once; after
+    a delta frame the next one waits until ARENA_LIVE_FRAME_INTERVAL has passed, and the deltas that
+    arrive meanwhile are merged into it. So a side sends at most 1/interval frames a second however
+    fast its model writes: channel-layer traffic grows with the number of battles, not with tokens.
+    With the in-memory layer and no server in the process (tests with eager tasks) each frame is
+    sent synchronously through ``async_to_sync``.
 
     Internal message: ``{"type": "battle.frame", "side", "turn", "kind": "delta"|"done"|"error", ...}``;
     a delta carries ``text`` and ``offset`` (characters of this side's text before it), "done" the
@@ -346,7 +348,7 @@ class _Outbox:
 
         self.layer = layer
         self.group = group
-        self.direct = isinstance(layer, InMemoryChannelLayer)
+        self.direct = isinstance(layer, InMemoryChannelLayer) and embedded.server_loop() is None
         self.lock = threading.Lock()
         self.frames: list[dict[str, Any]] = []
         self.running = False
@@ -419,8 +421,11 @@ def _send_slots() -> asyncio.Semaphore:
 
 
 def _publisher_loop() -> asyncio.AbstractEventLoop:
-    """This process's publishing event loop, started on first use (and again after a fork)."""
+    """This process's publishing event loop: the server's in the embedded mode, else one started on
+    first use (and again after a fork)."""
     global _loop_state
+    if (loop := embedded.server_loop()) is not None:
+        return loop
     with _loop_lock:
         if _loop_state is None or _loop_state[0] != os.getpid():
             loop = asyncio.new_event_loop()

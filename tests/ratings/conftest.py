@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-LLMFAO = DATA / "evalica_llmfao.csv"
-GOLDEN = DATA / "evalica_llmfao-golden.csv"
+DATA = Path(__file__).resolve().parents[1] / "data" / "llmfao"  # source and licence: its README.md
+LLMFAO = DATA / "llmfao.csv"
+GOLDEN = DATA / "llmfao-golden.csv"
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +23,6 @@ def _fresh_weight_cache():
 @pytest.fixture(scope="session")
 def llmfao() -> dict:
     """The LLMFAO crowd judgements as (left, right, outcome label) lists, in file order."""
-    if not LLMFAO.exists() or not GOLDEN.exists():
-        pytest.skip(f"real data not found at {DATA} (expected ../shared/data beside the checkout)")
     with LLMFAO.open(newline="") as f:
         rows = list(csv.DictReader(f))
     label = {"left": "model_a", "right": "model_b", "tie": "tie"}

@@ -8,9 +8,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # The embedded default: SQLite, tasks in-process, no external service.
 RUN_ENV := DEBUG=true
-# Tests use the real PostgreSQL and Redis on 127.0.0.1 (scripts/services.sh starts them).
+# The distributed pass uses the real PostgreSQL and Redis on 127.0.0.1 (scripts/services.sh starts them).
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/arena
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
+# Both passes run on every core; the distributed processes' tests run one at a time (one of them
+# restarts the shared PostgreSQL).
+XDIST ?= -n 2
+DISTRIBUTED := DATABASE_URL=$(TEST_DATABASE_URL) ARENA_TEST_REDIS_URL=$(TEST_REDIS_URL)
 
 .PHONY: run test lint bench services clean
 
@@ -43,8 +47,14 @@ run: $(VENV)/.run-installed
 services:
 	bash scripts/services.sh
 
+# Every behaviour test runs twice (tests/modes.py): the embedded pass on a SQLite file with tasks
+# in-process, then the distributed pass on PostgreSQL and Redis with real servers and workers.
 test: $(VENV)/.test-installed services
-	DATABASE_URL=$(TEST_DATABASE_URL) ARENA_TEST_REDIS_URL=$(TEST_REDIS_URL) $(PY) -m pytest $(PYTEST_ARGS)
+	@echo "== embedded pass: SQLite, tasks in-process, in-memory channel layer =="
+	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
+	@echo "== distributed pass: PostgreSQL, Redis, real servers and workers =="
+	$(DISTRIBUTED) $(PY) -m pytest $(XDIST) --ignore=tests/integration $(PYTEST_ARGS)
+	$(DISTRIBUTED) $(PY) -m pytest tests/integration $(PYTEST_ARGS) || [ $$? = 5 ]  # 5: PYTEST_ARGS chose none
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .

@@ -50,23 +50,31 @@ def start(loop: asyncio.AbstractEventLoop | None = None) -> bool:
         from arena.celery import app
 
         app.conf.task_always_eager = False  # from now on tasks go to the thread below, not inline
-        worker = app.WorkController(
-            pool_cls="threads",
-            concurrency=settings.ARENA_IN_PROCESS_CONCURRENCY,
-            queues=list(QUEUES),
-            hostname=f"embedded-{os.getpid()}@localhost",
-            without_heartbeat=True,
-            without_mingle=True,
-            without_gossip=True,
-            loglevel=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
-        )
-        threading.Thread(target=worker.start, name="arena-embedded-worker", daemon=True).start()
+        started = threading.Event()
+        threading.Thread(target=_run_worker, args=(app, started), name="arena-embedded-worker", daemon=True).start()
+        started.wait(10)  # the worker object exists (it is built in its thread: Django's fixup is sync-only)
         scheduler = beat.EmbeddedService(app, thread=True, schedule_filename=settings.CELERY_BEAT_SCHEDULE_FILENAME)
         scheduler.start()
-        _state.update(pid=os.getpid(), loop=loop, worker=worker, beat=scheduler)
+        _state.update(pid=os.getpid(), loop=loop, beat=scheduler)
     log.info("embedded mode: worker (%d threads) and beat started in process %d",
              settings.ARENA_IN_PROCESS_CONCURRENCY, os.getpid())  # fmt: skip
     return True
+
+
+def _run_worker(app: Any, started: threading.Event) -> None:
+    worker = app.WorkController(
+        pool_cls="threads",
+        concurrency=settings.ARENA_IN_PROCESS_CONCURRENCY,
+        queues=list(QUEUES),
+        hostname=f"embedded-{os.getpid()}@localhost",
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        loglevel=logging.getLevelName(logging.getLogger().getEffectiveLevel()),
+    )
+    _state["worker"] = worker
+    started.set()
+    worker.start()
 
 
 def stop() -> None:

@@ -35,6 +35,7 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "agreement": agreement,
         "quality_computed_at": quality_figures.computed_at(quality) if quality else None,
         "snapshot": snapshot,
+        "tally": dashboard.vote_tally(campaign, snapshot.n_votes if snapshot else 0),
         "transitions": [s for s in ("active", "paused", "closed") if s != campaign.status],
     }
     majority = agreement["majority_agreement"] if agreement else {}

@@ -5,7 +5,12 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from tests import stack
+from tests import modes, stack
+
+
+@pytest.hookimpl(trylast=True)  # after the folders' hooks have marked their tests
+def pytest_collection_modifyitems(config, items):
+    modes.select(config, items)
 
 
 @pytest.fixture

@@ -26,3 +26,8 @@ ARENA_BOOTSTRAP_ROUNDS = 50
 
 STATIC_ROOT = VAR_DIR / "test-static"  # noqa: F405
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # The embedded pass runs on a SQLite file, as `make run` does (an in-memory database behaves
+    # differently under threads: "table is locked" instead of waiting for the writer).
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405

@@ -25,6 +25,8 @@ import psycopg
 ROOT = Path(__file__).resolve().parents[1]
 PG_ADMIN_URL = os.environ.get("ARENA_TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("ARENA_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+if _xdist := os.environ.get("PYTEST_XDIST_WORKER"):  # "gw0", "gw1", ...: a Redis database each (15, 14, ...)
+    REDIS_URL = f"{REDIS_URL.rsplit('/', 1)[0]}/{15 - int(_xdist.removeprefix('gw')) % 8}"
 
 
 def free_port() -> int:

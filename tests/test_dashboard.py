@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from django.core.management import call_command
 
-from arena.models import Campaign
+from arena.models import Campaign, Vote, Voter
+from ratings import scheduling
+from ratings.models import LeaderboardSnapshot
 from ratings.snapshots import compute_snapshots
 from tests.test_ratings_site import cast_votes
 
@@ -30,6 +33,30 @@ def test_it_shows_progress_coverage_voters_and_the_leaderboard(staff_client, cam
     coverage = page.context["coverage"]
     assert sum(n for row in coverage["rows"] for n in row["cells"] if n) == 2 * 12  # symmetric
     assert page.context["voters"]["total"] == 2
+
+
+def test_the_vote_count_and_the_leaderboard_agree_or_the_difference_is_explained(staff_client, campaign, monkeypatch):
+    cast_votes(campaign, 10)
+    compute_snapshots(campaign)
+    excluded = Voter.objects.filter(votes__campaign=campaign).distinct().first()
+    left_out = Vote.objects.filter(campaign=campaign, voter=excluded).count()
+    excluded.excluded = True
+    excluded.save(update_fields=["excluded"])
+    call_command("rebuild_ratings", campaign.slug)  # the excluded voter's votes leave the leaderboard
+
+    def broker_down(campaign_id, **kwargs):
+        raise ConnectionError("the broker is down")
+
+    monkeypatch.setattr(scheduling, "request_recompute", broker_down)
+    cast_votes(campaign, 2, seed=7)  # stored, but no recompute could be asked for
+
+    tally = staff_client.get(f"/staff/c/{campaign.slug}/").context["tally"]
+    board = LeaderboardSnapshot.objects.get(campaign=campaign, dimension="", category="", method="davidson")
+    assert tally == {"total": 12, "counted": board.n_votes, "awaiting": 2, "left_out": left_out}
+    assert board.n_votes == 10 - left_out  # the rebuild counted every vote but the excluded voter's
+    html = staff_client.get(f"/staff/c/{campaign.slug}/").content.decode()
+    assert f"Of 12 votes: {board.n_votes} on the leaderboard, 2 waiting for the next recompute" in html
+    assert f"{left_out} never counted" in html
 
 
 def test_pause_resume_and_close_from_the_dashboard(staff_client, alice, campaign):

@@ -107,8 +107,6 @@ def test_an_open_gold_battle_comes_back_on_reload_and_its_vote_is_recorded_norma
 
 @pytest.mark.django_db(transaction=True)
 def test_two_tabs_of_one_voter_never_get_the_same_gold_battle(db):
-    if connection.vendor != "postgresql":
-        pytest.skip("the lock is PostgreSQL's")
     campaign = make_campaign(slug="race", models=("Alpha", "Beta"), prompts=3)
     add_gold(campaign, 2)
     voter = Voter.objects.create()

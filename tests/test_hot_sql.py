@@ -6,11 +6,12 @@ import pytest
 from django.db import IntegrityError, connection, transaction
 
 from arena.services import hot_sql
+from tests.modes import postgres_only
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+@postgres_only("prepared statements are PostgreSQL's")
 def test_hand_out_and_vote_statements_are_prepared_once_per_connection(alice, campaign):
     from tests.test_voting import open_battle
 
@@ -38,7 +39,7 @@ def test_errors_are_djangos_and_leave_the_transaction_usable(campaign):
         assert hot_sql.fetchone("SELECT count(*) FROM arena_campaign WHERE id = %s", [campaign.pk]) == (1,)
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="the plan is PostgreSQL's")
+@postgres_only("the query plan is PostgreSQL's")
 def test_the_candidates_query_probes_the_voters_battles_per_candidate(campaign):
     """Never an anti-join that reads every battle the voter ever had: its cost would grow with each vote."""
     from arena.models import Voter

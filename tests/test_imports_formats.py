@@ -19,6 +19,10 @@ from arena.rendering import render_markdown
 from arena.services.imports import ImportFailed, ImportOptions, import_file, import_prompts, parse_prompt_file
 from arena.services.items import create_items
 from tests.factories import make_campaign
+from tests.modes import postgres_only
+
+POSTGRES_COPY = postgres_only("COPY and SET CONSTRAINTS are PostgreSQL's bulk-import path")
+COPY = pytest.param(True, marks=POSTGRES_COPY)
 
 SYSTEM = {"role": "system", "content": "Answer briefly."}
 
@@ -254,7 +258,7 @@ def _same_content(source: Campaign, target: Campaign) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["battles-jsonl", "trl-jsonl"])
-@pytest.mark.parametrize("use_copy", [True, False], ids=["copy", "orm"])
+@pytest.mark.parametrize("use_copy", [COPY, False], ids=["copy", "orm"])
 def test_an_exported_campaign_imports_into_a_new_one_unchanged(source, fmt, use_copy, tmp_path, settings):
     data = _exported(source, fmt, tmp_path, settings)
     target = make_campaign(slug="copy", models=("Alpha", "Beta", "Gamma"), prompts=0)
@@ -322,7 +326,7 @@ def test_the_admin_page_imports_each_format_and_lists_errors(target, staff_clien
 # --- both write paths -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("use_copy", [True, False], ids=["copy", "orm"])
+@pytest.mark.parametrize("use_copy", [COPY, False], ids=["copy", "orm"])
 def test_reimports_write_only_what_changed_and_replace_unfinished_responses(target, use_copy):
     first = jsonl(
         {"external_id": "a", "prompt": "A?", "responses": {"Alpha": "a1", "Beta": "b1"}},
@@ -372,6 +376,7 @@ def test_items_are_pairs_of_done_contender_responses_and_creating_them_is_idempo
     assert len({item.shuffle for item in items}) > 1
 
 
+@POSTGRES_COPY
 def test_answers_rendered_in_batches_on_a_thread_land_on_their_prompts(target, monkeypatch):
     from arena.services.imports import writer
 
@@ -385,6 +390,7 @@ def test_answers_rendered_in_batches_on_a_thread_land_on_their_prompts(target, m
     assert Item.objects.filter(campaign=target).count() == 7
 
 
+@POSTGRES_COPY
 def test_a_failure_while_rendering_writes_nothing_and_leaves_foreign_keys_deferred(target, monkeypatch):
     from arena.services.imports import writer
 
@@ -412,7 +418,7 @@ def test_a_failure_while_rendering_writes_nothing_and_leaves_foreign_keys_deferr
             cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
 
 
-@pytest.mark.parametrize("use_copy", [True, False], ids=["copy", "orm"])
+@pytest.mark.parametrize("use_copy", [COPY, False], ids=["copy", "orm"])
 def test_prompts_written_by_another_import_meanwhile_refuse_the_import_cleanly(target, monkeypatch, use_copy):
     """Two imports of the same new prompts at once: the second one read the campaign before the first
     committed, so it takes the prompts for new. Simulated by hiding the stored prompts from it."""

@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from arena.models import Item, ModelEntry, Prompt, Response
 from arena.services.imports import ImportFailed, ImportOptions, import_prompts, parse_prompt_file
 from tests.factories import make_campaign
+from tests.modes import on_postgres
 from tests.test_reliability_imports import FILE_MESSAGES, MODELS, fast, with_db  # the same settings
 
 LINE_MESSAGE = re.compile(r"^line (\d+): .+", re.S)  # the line number captured, to check it is a real line
@@ -241,7 +242,7 @@ def _campaign(prompts: int):
 
 
 @with_db
-@given(data=trl_files, opts=options, use_copy=st.booleans())
+@given(data=trl_files, opts=options, use_copy=st.booleans() if on_postgres() else st.just(False))
 def test_trl_imports_are_all_or_nothing(db, data, opts, use_copy):
     campaign = _campaign(prompts=0)
     _import(campaign, data, "trl", opts, use_copy)
@@ -249,7 +250,7 @@ def test_trl_imports_are_all_or_nothing(db, data, opts, use_copy):
 
 
 @with_db
-@given(data=battle_files, opts=options, use_copy=st.booleans())
+@given(data=battle_files, opts=options, use_copy=st.booleans() if on_postgres() else st.just(False))
 def test_battle_imports_are_all_or_nothing(db, data, opts, use_copy):
     campaign = _campaign(prompts=1)
     _import(campaign, data, "battles", opts, use_copy)

@@ -46,6 +46,15 @@ def votes_over_time(campaign: Campaign) -> dict[str, Any]:
             "width": CHART_WIDTH, "height": CHART_HEIGHT}  # fmt: skip
 
 
+def vote_tally(campaign: Campaign, counted: int) -> dict[str, int]:
+    """The campaign's votes as the leaderboard sees them: ``counted`` on it (the snapshot's count),
+    ``awaiting`` the next recompute (not folded yet), and ``left_out``, the rest: votes that never
+    count (gold battles, answers that named their model, excluded voters; ratings.aggregation)."""
+    votes = Vote.objects.filter(campaign=campaign)
+    total, awaiting = votes.count(), votes.filter(folded=False).count()
+    return {"total": total, "counted": counted, "awaiting": awaiting, "left_out": max(total - counted - awaiting, 0)}
+
+
 def coverage(campaign: Campaign) -> dict[str, Any]:
     """Votes per model pair (summed over prompts), as a symmetric matrix of the campaign's models."""
     models = list(campaign.contenders.order_by("name").values_list("id", "name"))

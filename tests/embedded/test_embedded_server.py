@@ -56,3 +56,35 @@ def test_the_leaderboard_counts_every_vote_within_seconds_without_further_traffi
 
     stack.wait_until(counted, timeout=15, message="a leaderboard covering the 7 votes")
     assert time.monotonic() - last_vote < 10
+
+
+# A response whose worker died: "running" since long ago, in the demo campaign's database.
+ORPHAN = """
+from datetime import timedelta
+from django.utils import timezone
+from arena.models import Response
+response = Response.objects.filter(prompt__campaign__slug="it").first()
+long_ago = timezone.now() - timedelta(hours=1)
+Response.objects.filter(pk=response.pk).update(status="running", content="", started_at=long_ago)
+print(response.pk)
+"""
+STATUS = "from arena.models import Response; print(Response.objects.get(pk={pk}).status)"
+
+
+def test_beat_runs_in_the_server_bootstrap_intervals_and_the_reaper(embedded_env, load, processes):
+    embedded_env.update(ARENA_RECOMPUTE_INTERVAL="1", ARENA_GENERATION_REAP_INTERVAL="1",
+                        ARENA_GENERATION_STALE_AFTER="5", ARENA_BOOTSTRAP_ROUNDS="50")  # fmt: skip
+    load(stack.small_campaign_spec("it", models=3, prompts=4))
+    orphan = stack.manage(embedded_env, "shell", "-v", "0", "-c", ORPHAN).strip()
+    url = processes.web(embedded_env)
+    with httpx.Client(base_url=url, timeout=10) as client:
+        for verdict in ("left", "right", "left"):
+            stack.vote_once(client, "it", verdict)
+
+    def bootstrapped():
+        board = httpx.get(f"{url}/c/it/leaderboard.json", timeout=5).json()
+        return board.get("n_votes") == 3 and board.get("intervals") == "bootstrap"
+
+    stack.wait_until(bootstrapped, timeout=30, message="bootstrap intervals from beat's sweep")
+    reaped = lambda: stack.manage(embedded_env, "shell", "-v", "0", "-c", STATUS.format(pk=orphan)).strip() == "done"  # noqa: E731
+    stack.wait_until(reaped, timeout=30, interval=1, message="the orphaned response generated again")

@@ -57,6 +57,33 @@ def base_env(database_url: str, redis_url: str | None = REDIS_URL, **extra: str)
     return env
 
 
+def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of `make run`: DEBUG on, a folder for the SQLite file, no broker and no Redis
+    (the server runs its worker and beat in threads: arena.embedded)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "PYTEST", "ARENA_"))}
+    for name in ("DATABASE_URL", "REDIS_URL", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        env.pop(name, None)
+    env.update(DEBUG="true", DJANGO_SETTINGS_MODULE="arena.settings", ARENA_VAR_DIR=str(var_dir),
+               PYTHONUNBUFFERED="1", LOG_LEVEL="INFO", **extra)  # fmt: skip
+    return env
+
+
+@contextmanager
+def deployment(embedded: bool, work_dir: Path, **extra: str) -> Iterator[dict[str, str]]:
+    """A migrated deployment's environment: the embedded mode's (a SQLite file in ``work_dir``), or the
+    distributed mode's (a fresh PostgreSQL database, an emptied Redis database)."""
+    if embedded:
+        env = embedded_env(work_dir / "var", **extra)
+        manage(env, "migrate", "--noinput", "-v", "0")
+        yield env
+        return
+    with postgres_database() as url:
+        flush_redis()
+        env = base_env(url, **extra)
+        manage(env, "migrate", "--noinput", "-v", "0")
+        yield env
+
+
 @contextmanager
 def postgres_database(admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
     """A fresh, empty PostgreSQL database on the server of ``admin_url``; dropped afterwards."""

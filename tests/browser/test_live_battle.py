@@ -2,8 +2,9 @@
 
 pytest-django's live_server is WSGI-only (no websockets), and channels' live-server test case needs
 daphne, which Arena does not depend on. So this test runs the site the way it is deployed, with the
-helpers of tests/stack.py: a uvicorn process (ASGI: pages and websockets), a Celery worker process,
-Redis as broker and channel layer, a fresh PostgreSQL database, and the local model server.
+helpers of tests/stack.py and the local model server: in the embedded pass one uvicorn process on a
+SQLite file (worker and beat in its threads, as `make run`); in the distributed pass a uvicorn process,
+a Celery worker process, Redis as broker and channel layer and a fresh PostgreSQL database.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import pytest
 
 from tests import stack
+from tests.modes import on_postgres
 from tests.protocol_server import ProtocolServer
 
 NAMES = ("Falcon-Live", "Otter-Live")
@@ -21,21 +23,11 @@ NAMES = ("Falcon-Live", "Otter-Live")
 REPLY = " ".join(f"token{i}" for i in range(50))
 
 
-@pytest.fixture(scope="module")
-def static_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("live-static")
-    stack.manage(stack.base_env("sqlite:///:memory:", redis_url=None, STATIC_ROOT=str(root)), "collectstatic",
-                 "--noinput", "-v", "0")  # fmt: skip
-    return root
-
-
 @pytest.fixture
 def site(static_root, tmp_path):
-    """The distributed deployment on this machine, with a live campaign whose models are local."""
-    with stack.postgres_database() as pg_url, ProtocolServer() as server:
-        stack.flush_redis()
-        env = stack.base_env(pg_url, STATIC_ROOT=str(static_root))
-        stack.manage(env, "migrate", "--noinput", "-v", "0")
+    """The site as this pass deploys it, with a live campaign whose models are local: the embedded
+    mode's one server (its worker in threads), or uvicorn beside a Celery worker on PostgreSQL and Redis."""
+    with stack.deployment(not on_postgres(), tmp_path, STATIC_ROOT=str(static_root)) as env, ProtocolServer() as server:
         spec = stack.live_campaign_spec(server.base_url, NAMES, REPLY, chunk_delay=0.03)
         (tmp_path / "live.json").write_text(json.dumps(spec))
         stack.manage(env, "load_campaign", str(tmp_path / "live.json"))
@@ -43,7 +35,8 @@ def site(static_root, tmp_path):
         try:
             web, url = stack.start_web(env, tmp_path)
             started.append(web)
-            started.append(stack.start_worker(env, tmp_path, queues="generate_api,default"))
+            if on_postgres():
+                started.append(stack.start_worker(env, tmp_path, queues="generate_api,default"))
             yield url
         finally:
             for process in started:

@@ -4,7 +4,6 @@ worker and beat in threads of the server process (arena.embedded)."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -19,14 +18,9 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture
 def embedded_env(tmp_path, static_root) -> dict[str, str]:
-    """The environment of `make run` (DEBUG on, nothing but a folder for the SQLite file), migrated."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "PYTEST", "ARENA_"))}
-    for name in ("DATABASE_URL", "REDIS_URL", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
-        env.pop(name, None)
-    env.update(DEBUG="true", DJANGO_SETTINGS_MODULE="arena.settings", ARENA_VAR_DIR=str(tmp_path / "var"),
-               STATIC_ROOT=str(static_root), PYTHONUNBUFFERED="1", LOG_LEVEL="INFO")  # fmt: skip
-    stack.manage(env, "migrate", "--noinput", "-v", "0")
-    return env
+    """The environment of `make run`, migrated."""
+    with stack.deployment(True, tmp_path, STATIC_ROOT=str(static_root)) as env:
+        yield env
 
 
 @pytest.fixture

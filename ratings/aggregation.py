@@ -25,6 +25,7 @@ import numpy as np
 from django.db import connection, transaction
 
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Vote, Voter
+from arena.services import hot_sql
 from ratings.counts import Outcome, PairCounts
 from ratings.elo import update_elo_indexed
 from ratings.models import OVERALL, EloState, PairAggregate
@@ -42,7 +43,8 @@ _TALLY_KEYS = {int(code): verdict.value for verdict, code in _VERDICT_OUTCOME.it
 
 # Portable SQL (PostgreSQL and SQLite). ``counted`` is 0 for the votes that must not enter ratings;
 # ``longer`` is 1 when the left answer is longer, -1 when the right one is, 0 when they are equal.
-_VOTES_SQL = """
+_VOTES_SQL = hot_sql.sql(
+    """
 SELECT v.id, v.left_model_id, v.right_model_id,
        CASE v.verdict {verdicts} ELSE -1 END,
        CASE WHEN u.excluded OR b.flagged OR b.gold_id IS NOT NULL THEN 0 ELSE 1 END,
@@ -58,14 +60,17 @@ LEFT JOIN {response} rl ON rl.id = b.left_id
 LEFT JOIN {response} rr ON rr.id = b.right_id
 WHERE v.campaign_id = %s AND {where}
 ORDER BY v.id
-"""
-for _name, _value in {
-    "{verdicts}": " ".join(f"WHEN '{verdict.value}' THEN {int(code)}" for verdict, code in _VERDICT_OUTCOME.items()),
-    **{f"{{{m._meta.model_name}}}": m._meta.db_table for m in (Vote, Battle, Voter, Prompt, Response)},
-}.items():
-    _VOTES_SQL = _VOTES_SQL.replace(_name, _value)
+""",
+    Vote,
+    Battle,
+    Voter,
+    Prompt,
+    Response,
+    verdicts=" ".join(f"WHEN '{verdict.value}' THEN {int(code)}" for verdict, code in _VERDICT_OUTCOME.items()),
+)
 _UNFOLDED = _VOTES_SQL.replace("{where}", "NOT v.folded") + "LIMIT %s"
 _FOLDED = _VOTES_SQL.replace("{where}", "v.folded")
+_MARK_FOLDED_POSTGRES = hot_sql.sql("UPDATE {vote} SET folded = true WHERE id = ANY(%s)", Vote)
 
 Key = tuple[str, str]  # (dimension, category)
 
@@ -246,7 +251,7 @@ def _save_aggregates(campaign: Campaign, counts: dict[Key, PairCounts], *, add: 
 def _mark_folded(ids: np.ndarray) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {Vote._meta.db_table} SET folded = true WHERE id = ANY(%s)", [ids.tolist()])
+            cursor.execute(_MARK_FOLDED_POSTGRES, [ids.tolist()])
         return
     for start in range(0, len(ids), 500):  # SQLite limits the number of query parameters
         Vote.objects.filter(id__in=ids[start : start + 500].tolist()).update(folded=True)

@@ -4,6 +4,9 @@ This is the hottest path of the site (every voter, every few seconds), so it spe
 statement on an index: for a campaign with the default sampling, one statement finds the voter's open
 battle or else the candidates, and one stores the new battle and reads its page. Django's query
 building cost more than the queries themselves here (see DESIGN.md, "measured facts").
+
+The battle INSERT and the page read are written here only: gold battles (arena.services.gold) are
+stored and shown with ``insert_battle`` and ``read_page`` too.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from arena.models import Battle, Campaign, Voter
+from arena.models import Battle, Campaign, Item, Prompt, Response, Voter
 from arena.services import hot_sql
 from arena.services.active_sampling import draw_pair, pair_state, prompt_sample
 from arena.services.errors import NotFound, NothingToVoteOn
+from arena.services.hot_sql import sql
 from arena.services.identity import reveals_identity
 from arena.services.profiles import CampaignProfile
 
@@ -60,75 +64,113 @@ class BattleView:
 # cost is bounded by the LIMIT. Without it PostgreSQL turns it into an anti-join that reads every
 # battle the voter ever had and compares each with each candidate: 4.5 ms instead of 0.7 for a
 # voter with 560 battles, and more with every vote.
-_CANDIDATES_SQL = """
+_CANDIDATES_SQL = sql(
+    """
 SELECT i.id, i.prompt_id, i.response_lo_id, i.response_hi_id, i.model_lo_id, i.model_hi_id, i.vote_count
-FROM arena_item i
+FROM {item} i
 WHERE i.campaign_id = %s {extra}
-  AND NOT EXISTS (SELECT 1 FROM arena_battle b WHERE b.voter_id = %s AND b.item_id = i.id LIMIT 1 OFFSET 0)
+  AND NOT EXISTS (SELECT 1 FROM {battle} b WHERE b.voter_id = %s AND b.item_id = i.id LIMIT 1 OFFSET 0)
 ORDER BY {order}
 LIMIT %s
-"""
+""",
+    Item,
+    Battle,
+)
 
 # Slots an item has given out: votes, and open battles young enough to still become votes.
-_TAKEN_SQL = """
-SELECT count(*) FROM arena_battle
+_TAKEN_SQL = sql(
+    """
+SELECT count(*) FROM {battle}
 WHERE item_id = %s AND (status = 'voted' OR (status = 'open' AND created_at > %s))
-"""
+""",
+    Battle,
+)
+_LOCK_ITEM_SQL = sql("SELECT id FROM {item} WHERE id = %s", Item)  # + FOR UPDATE SKIP LOCKED where supported
 
-_OPEN_BATTLE_SQL = """
+_OPEN_BATTLE_SQL = sql(
+    """
 SELECT b.id, p.messages, l.html AS left_html, r.html AS right_html
-FROM arena_battle b
-JOIN arena_prompt p ON p.id = b.prompt_id
-JOIN arena_response l ON l.id = b.left_id
-JOIN arena_response r ON r.id = b.right_id
+FROM {battle} b
+JOIN {prompt} p ON p.id = b.prompt_id
+JOIN {response} l ON l.id = b.left_id
+JOIN {response} r ON r.id = b.right_id
 WHERE b.voter_id = %s AND b.campaign_id = %s AND b.status = 'open' AND (b.item_id IS NOT NULL OR b.gold_id IS NOT NULL)
 ORDER BY b.created_at DESC
 LIMIT 1
-"""
+""",
+    Battle,
+    Prompt,
+    Response,
+)
 
 # The voter's open battle and, should there be none, the candidates, in one round trip: the
 # candidates' query runs only when no open battle is found (PostgreSQL evaluates the uncorrelated
-# NOT EXISTS once, as a one-time filter).
-_OPEN_OR_CANDIDATES_SQL = """
+# NOT EXISTS once, as a one-time filter). {candidates} is filled per call.
+_OPEN_OR_CANDIDATES_SQL = sql(
+    """
 WITH open AS ({open})
 SELECT id, messages, left_html, right_html, CAST(NULL AS bigint), CAST(NULL AS bigint), CAST(NULL AS bigint),
        CAST(NULL AS bigint), CAST(NULL AS bigint), CAST(NULL AS bigint), CAST(NULL AS integer)
 FROM open
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, c.* FROM ({candidates}) c WHERE NOT EXISTS (SELECT 1 FROM open)
-"""
+""",
+    open=_OPEN_BATTLE_SQL,
+)
 
-_INSERT_BATTLE_SQL = """
-INSERT INTO arena_battle (id, campaign_id, voter_id, prompt_id, item_id, left_id, right_id, status, flagged,
-                          conversation, created_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, 'open', %s, %s, %s)
-"""
+# A new battle: each stored field and its value, written once for every dialect and for both kinds of
+# battle (a regular one has an item and no gold, a gold one the reverse). A field of Battle missing
+# here that has neither a null nor a database default fails tests/test_raw_sql_columns.py.
+_NEW_BATTLE = {
+    "id": "%(id)s",
+    "campaign": "%(campaign)s",
+    "voter": "%(voter)s",
+    "prompt": "%(prompt)s",
+    "item": "%(item)s",
+    "gold": "%(gold)s",
+    "left": "%(left)s",
+    "right": "%(right)s",
+    "status": "'open'",
+    "flagged": "%(flagged)s",
+    "conversation": "'{}'",
+    "created_at": "%(now)s",
+}
+_INSERT_BATTLE_SQL = sql(
+    "INSERT INTO {battle} ({columns}) VALUES ({values})",
+    Battle,
+    columns=hot_sql.columns(Battle, *_NEW_BATTLE),
+    values=", ".join(_NEW_BATTLE.values()),
+)
 
-_PAGE_SQL = """
+_PAGE_SQL = sql(
+    """
 SELECT p.messages, l.html, r.html
-FROM arena_prompt p, arena_response l, arena_response r
-WHERE p.id = %s AND l.id = %s AND r.id = %s
-"""
+FROM {prompt} p, {response} l, {response} r
+WHERE p.id = %(prompt)s AND l.id = %(left)s AND r.id = %(right)s
+""",
+    Prompt,
+    Response,
+)
 
 # PostgreSQL: store the battle and read what its page shows in one statement (one round trip, one
-# implicit transaction). A new battle is not worth a WAL flush of its own: set_config(..., true)
-# turns synchronous commit off for this statement's transaction only. Should the database crash
-# within a fraction of a second after it, the voter's vote on that battle answers "no such battle"
-# and the next page opens another. Votes keep the default (synchronous) commit.
-_START_BATTLE_SQL_POSTGRES = """
+# implicit transaction): the same INSERT and page read as elsewhere. A new battle is not worth a WAL
+# flush of its own: set_config(..., true) turns synchronous commit off for this statement's
+# transaction only. Should the database crash within a fraction of a second after it, the voter's
+# vote on that battle answers "no such battle" and the next page opens another. Votes keep the
+# default (synchronous) commit.
+_START_BATTLE_SQL_POSTGRES = sql(
+    """
 WITH no_flush AS (
     SELECT set_config('synchronous_commit', 'off', true)
 ), stored AS (
-    INSERT INTO arena_battle (id, campaign_id, voter_id, prompt_id, item_id, left_id, right_id, status, flagged,
-                              conversation, created_at)
-    VALUES (%(id)s, %(campaign)s, %(voter)s, %(prompt)s, %(item)s, %(left)s, %(right)s, 'open', false, '{}',
-            %(now)s)
+    {insert}
 )
-SELECT p.messages, l.html, r.html
-FROM no_flush, arena_prompt p, arena_response l, arena_response r
-WHERE p.id = %(prompt)s AND l.id = %(left)s AND r.id = %(right)s
-"""
-_FLAG_BATTLE_SQL = "UPDATE arena_battle SET flagged = true WHERE id = %s"
+SELECT page.* FROM no_flush, ({page}) page
+""",
+    insert=_INSERT_BATTLE_SQL,
+    page=_PAGE_SQL,
+)
+_FLAG_BATTLE_SQL = sql("UPDATE {battle} SET flagged = true WHERE id = %s", Battle)
 
 
 def _messages(value: Any) -> list[dict[str, Any]]:
@@ -158,26 +200,26 @@ def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]
         return drawn + [item for item in fewest if item not in drawn]
     # Uniform and weighted: start at a random point of the shuffled order, wrapping around once.
     start = random.randrange(2**31)
-    sql = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle >= %s", order="i.shuffle")
-    items = _fetch(sql, [campaign.pk, *params, start, voter_id, CANDIDATES])
+    statement = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle >= %s", order="i.shuffle")
+    items = _fetch(statement, [campaign.pk, *params, start, voter_id, CANDIDATES])
     if len(items) < CANDIDATES:
-        sql = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle < %s", order="i.shuffle")
-        items += _fetch(sql, [campaign.pk, *params, start, voter_id, CANDIDATES - len(items)])
+        statement = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle < %s", order="i.shuffle")
+        items += _fetch(statement, [campaign.pk, *params, start, voter_id, CANDIDATES - len(items)])
     return items
 
 
 def _fewest_votes_query(profile: CampaignProfile, voter_id: int, extra: str, params: list[Any]) -> tuple[str, list]:
     """The candidates' query of balanced sampling, and its parameters: fewest votes first."""
-    sql = _CANDIDATES_SQL.format(extra=extra, order="i.vote_count, i.shuffle")
-    return sql, [profile.campaign.pk, *params, voter_id, CANDIDATES]
+    statement = _CANDIDATES_SQL.format(extra=extra, order="i.vote_count, i.shuffle")
+    return statement, [profile.campaign.pk, *params, voter_id, CANDIDATES]
 
 
 def _open_or_candidates(profile: CampaignProfile, voter_id: int) -> tuple[BattleView | None, list[Candidate]]:
     """Balanced sampling with no gold battles and no vote cap per item (the default campaign): the
     voter's open battle, else the candidates for a new one, in one statement."""
     candidates_sql, params = _fewest_votes_query(profile, voter_id, *active_pairs_clause(profile))
-    sql = _OPEN_OR_CANDIDATES_SQL.format(open=_OPEN_BATTLE_SQL, candidates=candidates_sql)
-    rows = hot_sql.fetchall(sql, [voter_id, profile.campaign.pk, *params])
+    statement = _OPEN_OR_CANDIDATES_SQL.format(candidates=candidates_sql)
+    rows = hot_sql.fetchall(statement, [voter_id, profile.campaign.pk, *params])
     if rows and rows[0][0] is not None:
         battle_id, messages, left_html, right_html = rows[0][:4]
         return BattleView(battle_id, _messages(messages), left_html, right_html), []
@@ -248,7 +290,7 @@ def _reserve_item(profile: CampaignProfile, voter_id: int) -> Candidate:
             item = choose_item(campaign, candidates, profile.weights)
             candidates.remove(item)
             with connection.cursor() as cursor:
-                cursor.execute(f"SELECT id FROM arena_item WHERE id = %s{lock}", [item.item_id])
+                cursor.execute(_LOCK_ITEM_SQL + lock, [item.item_id])
                 if cursor.fetchone() is None:  # another voter is taking a slot of it right now
                     busy = True
                     continue
@@ -263,8 +305,8 @@ def _reserve_item(profile: CampaignProfile, voter_id: int) -> Candidate:
     )
 
 
-def _fetch(sql: str, params: list[Any]) -> list[Candidate]:
-    return [Candidate(*row) for row in hot_sql.fetchall(sql, params)]
+def _fetch(statement: str, params: list[Any]) -> list[Candidate]:
+    return [Candidate(*row) for row in hot_sql.fetchall(statement, params)]
 
 
 def choose_item(campaign: Campaign, candidates: list[Candidate], weights: dict[int, float]) -> Candidate:
@@ -329,23 +371,61 @@ def _start_battle(profile: CampaignProfile, voter_id: int, item: Candidate) -> B
     left_id, right_id = item.response_lo_id, item.response_hi_id
     if secrets.randbelow(2):
         left_id, right_id = right_id, left_id
-    battle_id = Battle._meta.get_field("id").default()
     if connection.vendor == "postgresql":
-        params = {"id": battle_id, "campaign": profile.campaign.pk, "voter": voter_id, "prompt": item.prompt_id,
-                  "item": item.item_id, "left": left_id, "right": right_id, "now": timezone.now()}  # fmt: skip
+        # Stored unflagged: the answers that decide the flag come back from this same statement, and
+        # the rare battle whose answers name a model is flagged by a second one.
+        campaign_id, prompt_id = profile.campaign.pk, item.prompt_id
+        params = _battle_params(campaign_id, voter_id, prompt_id, left_id, right_id, False, item.item_id, None)
         messages, left_html, right_html = hot_sql.fetchone(_START_BATTLE_SQL_POSTGRES, params)
         if reveals_identity((left_html, right_html), profile.names.values()):
-            hot_sql.execute(_FLAG_BATTLE_SQL, [battle_id])
-        return BattleView(battle_id, _messages(messages), left_html, right_html)
-    messages, left_html, right_html = hot_sql.fetchone(_PAGE_SQL, [item.prompt_id, left_id, right_id])
+            hot_sql.execute(_FLAG_BATTLE_SQL, [params["id"]])
+        return BattleView(params["id"], _messages(messages), left_html, right_html)
+    messages, left_html, right_html = read_page(item.prompt_id, left_id, right_id)
     flagged = reveals_identity((left_html, right_html), profile.names.values())
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _INSERT_BATTLE_SQL,
-            [battle_id, profile.campaign.pk, voter_id, item.prompt_id, item.item_id, left_id, right_id, flagged,
-             "{}", timezone.now()],
-        )  # fmt: skip
-    return BattleView(battle_id, _messages(messages), left_html, right_html)
+    battle_id = insert_battle(
+        profile.campaign.pk, voter_id, item.prompt_id, left_id, right_id, flagged=flagged, item_id=item.item_id
+    )
+    return BattleView(battle_id, messages, left_html, right_html)
+
+
+def read_page(prompt_id: int, left_id: int, right_id: int) -> tuple[list[dict[str, Any]], str, str]:
+    """What a battle page shows: the prompt's messages and the left and right answers' html."""
+    params = {"prompt": prompt_id, "left": left_id, "right": right_id}
+    messages, left_html, right_html = hot_sql.fetchone(_PAGE_SQL, params)
+    return _messages(messages), left_html, right_html
+
+
+def insert_battle(
+    campaign_id: int,
+    voter_id: int,
+    prompt_id: int,
+    left_id: int,
+    right_id: int,
+    *,
+    flagged: bool,
+    item_id: int | None = None,
+    gold_id: int | None = None,
+) -> str:
+    """Store a new open battle and return its id: a regular battle has an item, a gold one a gold id."""
+    params = _battle_params(campaign_id, voter_id, prompt_id, left_id, right_id, flagged, item_id, gold_id)
+    hot_sql.execute(_INSERT_BATTLE_SQL, params)
+    return params["id"]
+
+
+def _battle_params(
+    campaign_id: int,
+    voter_id: int,
+    prompt_id: int,
+    left_id: int,
+    right_id: int,
+    flagged: bool,
+    item_id: int | None,
+    gold_id: int | None,
+) -> dict[str, Any]:
+    """The parameters of _INSERT_BATTLE_SQL (and of the page read), a new battle id included."""
+    return {"id": Battle._meta.get_field("id").default(), "campaign": campaign_id, "voter": voter_id,
+            "prompt": prompt_id, "item": item_id, "gold": gold_id, "left": left_id, "right": right_id,
+            "flagged": flagged, "now": timezone.now()}  # fmt: skip
 
 
 def voter_battle(battle_id: str, voter: Voter | None) -> Battle:

@@ -8,57 +8,51 @@ slot nor moves the balanced sampler. Its vote is recorded like any other, scores
 (arena.services.quality.gold_agreement), and stays out of the ratings and of the default exports.
 
 A voter never gets the same gold battle twice: the check and the insert run under a lock on the
-voter's row (PostgreSQL), so two tabs asking at once cannot both take the same one.
+voter's row (PostgreSQL), so two tabs asking at once cannot both take the same one. The battle is
+stored and its page read by arena.services.battles (``insert_battle``, ``read_page``), the same
+statements as a regular battle's.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db import connection, transaction
-from django.utils import timezone
 
-from arena.models import Battle, Campaign, GoldBattle, Prompt, Response, Vote
-from arena.services.battles import BattleView
+from arena.models import Battle, Campaign, GoldBattle, Prompt, Response, Vote, Voter
+from arena.services.battles import BattleView, insert_battle, read_page
 from arena.services.errors import ArenaError
+from arena.services.hot_sql import sql
 from arena.services.identity import reveals_identity
 from arena.services.profiles import CampaignProfile
 
-_LOCK_VOTER_SQL = "SELECT id FROM arena_voter WHERE id = %s FOR NO KEY UPDATE"
+_LOCK_VOTER_SQL = sql("SELECT id FROM {voter} WHERE id = %s FOR NO KEY UPDATE", Voter)
 
 # A random active gold battle of the campaign that this voter has never been given, both answers ready.
 # The draw looks at the gold table and the voter's own battles only; readiness is checked on the few
 # drawn, so the cost does not grow with the number of responses.
-_UNSEEN_GOLD_SQL = """
+_UNSEEN_GOLD_SQL = sql(
+    """
 SELECT g.id, g.prompt_id, g.first_id, g.second_id
 FROM (
-  SELECT id, prompt_id, first_id, second_id FROM arena_goldbattle
+  SELECT id, prompt_id, first_id, second_id FROM {goldbattle}
   WHERE campaign_id = %s AND is_active = %s
-    AND NOT EXISTS (SELECT 1 FROM arena_battle b WHERE b.voter_id = %s AND b.gold_id = arena_goldbattle.id)
+    AND NOT EXISTS (SELECT 1 FROM {battle} b WHERE b.voter_id = %s AND b.gold_id = {goldbattle}.id)
   ORDER BY RANDOM()
   LIMIT 8
 ) g
-JOIN arena_response f ON f.id = g.first_id
-JOIN arena_response s ON s.id = g.second_id
+JOIN {response} f ON f.id = g.first_id
+JOIN {response} s ON s.id = g.second_id
 WHERE f.status = 'done' AND s.status = 'done'
 LIMIT 1
-"""
-
-_PAGE_SQL = """
-SELECT p.messages, l.html, r.html
-FROM arena_prompt p, arena_response l, arena_response r
-WHERE p.id = %s AND l.id = %s AND r.id = %s
-"""
-
-_INSERT_GOLD_BATTLE_SQL = """
-INSERT INTO arena_battle (id, campaign_id, voter_id, prompt_id, item_id, gold_id, left_id, right_id, status, flagged,
-                          conversation, created_at)
-VALUES (%s, %s, %s, %s, NULL, %s, %s, %s, 'open', %s, %s, %s)
-"""
+""",
+    GoldBattle,
+    Battle,
+    Response,
+)
 
 
 def wants_gold(campaign: Campaign) -> bool:
@@ -89,27 +83,21 @@ def hand_out_gold(profile: CampaignProfile, voter_id: int) -> BattleView | None:
     hand-out is a regular battle.
     """
     campaign = profile.campaign
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute(_LOCK_VOTER_SQL, [voter_id])
-        cursor.execute(_UNSEEN_GOLD_SQL, [campaign.pk, True, voter_id])
-        row = cursor.fetchone()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            if connection.vendor == "postgresql":
+                cursor.execute(_LOCK_VOTER_SQL, [voter_id])
+            cursor.execute(_UNSEEN_GOLD_SQL, [campaign.pk, True, voter_id])
+            row = cursor.fetchone()
         if row is None:
             return None
         gold_id, prompt_id, left_id, right_id = row
         if secrets.randbelow(2):
             left_id, right_id = right_id, left_id
-        cursor.execute(_PAGE_SQL, [prompt_id, left_id, right_id])
-        messages, left_html, right_html = cursor.fetchone()
+        messages, left_html, right_html = read_page(prompt_id, left_id, right_id)
         # Flagged exactly as a regular battle would be, so the flag tells nothing apart either.
         flagged = reveals_identity((left_html, right_html), profile.names.values())
-        battle_id = Battle._meta.get_field("id").default()
-        cursor.execute(
-            _INSERT_GOLD_BATTLE_SQL,
-            [battle_id, campaign.pk, voter_id, prompt_id, gold_id, left_id, right_id, flagged, "{}", timezone.now()],
-        )
-    if isinstance(messages, str):
-        messages = json.loads(messages)
+        battle_id = insert_battle(campaign.pk, voter_id, prompt_id, left_id, right_id, flagged=flagged, gold_id=gold_id)
     return BattleView(battle_id, messages, left_html, right_html)
 
 

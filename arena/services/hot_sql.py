@@ -9,17 +9,48 @@ SQL. Errors come out as Django's database exceptions either way.
 
 Statements that run here must type their parameters where PostgreSQL cannot infer them (e.g. a
 NULL in a SELECT list: write ``%s::bigint``).
+
+``sql()`` and ``columns()`` write the models' table names and INSERT column lists into such
+statements, once, when the module that holds them is imported: the raw SQL of the hot path and of the
+ratings' fold names its tables and columns the way the models do, and a field named in a column list
+that the model lacks fails at import, not on a vote.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
 from django.db import connection
+from django.db.models import Model
 
 Params = Sequence[Any] | Mapping[str, Any]
+
+# {name}; JSON literals such as '{}' and the %(name)s parameters do not match.
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
+def sql(text: str, *models: type[Model], **parts: str) -> str:
+    """``text`` with the names of ``models`` and the ``parts`` written in.
+
+    ``{battle}`` becomes the table of the model named Battle, and ``{name}`` the text ``parts[name]``
+    (e.g. a column list from ``columns``, or another statement, which went through ``sql`` itself:
+    parts go in as they are). Any other ``{name}`` is left for a later ``str.format`` with the parts
+    that change per call (e.g. ``{extra}``). Meant for module constants, so the substitution costs
+    nothing per statement.
+    """
+    names = {model._meta.model_name: model._meta.db_table for model in models}
+    if clash := names.keys() & parts.keys():
+        raise ValueError(f"{sorted(clash)} name both a model and a part")
+    names.update(parts)
+    return _PLACEHOLDER.sub(lambda match: names.get(match[1], match[0]), text)
+
+
+def columns(model: type[Model], *fields: str) -> str:
+    """The columns of these fields of ``model``, comma-separated (an INSERT's column list)."""
+    return ", ".join(model._meta.get_field(field).column for field in fields)
 
 
 def fetchone(sql: str, params: Params) -> tuple | None:

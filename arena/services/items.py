@@ -9,6 +9,7 @@ from itertools import combinations
 from django.db import connection
 
 from arena.models import Campaign, Item, Response
+from arena.services.hot_sql import columns, sql
 
 
 def create_items(campaign: Campaign, prompt_ids: Iterable[int]) -> None:
@@ -33,18 +34,24 @@ def create_items(campaign: Campaign, prompt_ids: Iterable[int]) -> None:
 
 
 # The same pairs as _item_rows: the lower model id first, a random shuffle in [0, 2**31).
-_ITEMS_SQL = """
-INSERT INTO arena_item (campaign_id, prompt_id, response_lo_id, response_hi_id, model_lo_id, model_hi_id,
-                        vote_count, shuffle)
+_ITEMS_SQL = sql(
+    """
+INSERT INTO {item} ({columns})
 SELECT %(campaign)s, lo.prompt_id, lo.id, hi.id, lo.model_id, hi.model_id, 0, floor(random() * 2147483648)::integer
 FROM unnest(%(prompts)s::bigint[]) AS p(id)
-JOIN arena_response lo ON lo.prompt_id = p.id
-JOIN arena_response hi ON hi.prompt_id = p.id AND hi.model_id > lo.model_id
+JOIN {response} lo ON lo.prompt_id = p.id
+JOIN {response} hi ON hi.prompt_id = p.id AND hi.model_id > lo.model_id
 WHERE lo.status = %(done)s AND hi.status = %(done)s
   AND lo.model_id = ANY(%(models)s) AND hi.model_id = ANY(%(models)s)
 ORDER BY p.id, lo.model_id, hi.model_id
 ON CONFLICT DO NOTHING
-"""
+""",
+    Item,
+    Response,
+    columns=columns(
+        Item, "campaign", "prompt", "response_lo", "response_hi", "model_lo", "model_hi", "vote_count", "shuffle"
+    ),
+)
 
 
 def _create_items_sql(campaign: Campaign, prompt_ids: Iterable[int]) -> None:

@@ -29,14 +29,15 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, IntegerField, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Cast, Coalesce, Random
 from django.utils import timezone
 
-from arena.models import Battle, Campaign, Prompt, Ranking, Response, Vote, Voter
+from arena.models import Battle, Campaign, Item, Prompt, Ranking, Response, Vote, Voter
 from arena.services.access import check_admitted, check_open
 from arena.services.battles import active_pairs_clause
 from arena.services.errors import ArenaError, Conflict, LimitReached, NotFound, NothingToVoteOn
+from arena.services.hot_sql import sql
 from arena.services.identity import reveals_identity
 from arena.services.profiles import CampaignProfile
 
@@ -152,22 +153,20 @@ def _current_open_ranking(campaign: Campaign, voter: Voter) -> Ranking | None:
 
 # Front-most items (prompt x model pair) by "fewest ranked, random among equals": the walk of the
 # (campaign, vote_count, shuffle) index that battles use, so a hand-out does not scan every prompt.
-_CANDIDATES_SQL = """
+_CANDIDATES_SQL = sql(
+    """
 SELECT i.prompt_id, i.model_lo_id, i.model_hi_id, i.vote_count
-FROM arena_item i
+FROM {item} i
 WHERE i.campaign_id = %s {extra}
-  AND NOT EXISTS (SELECT 1 FROM arena_ranking k WHERE k.voter_id = %s AND k.campaign_id = %s
+  AND NOT EXISTS (SELECT 1 FROM {ranking} k WHERE k.voter_id = %s AND k.campaign_id = %s
                   AND k.prompt_id = i.prompt_id)
 ORDER BY i.vote_count, i.shuffle
 LIMIT %s
-"""
+""",
+    Item,
+    Ranking,
+)
 CANDIDATES = 64
-
-# A submitted ranking counts once on the item of every pair it ranked.
-_COUNT_ITEMS_SQL = """
-UPDATE arena_item SET vote_count = vote_count + 1, shuffle = floor(random() * 2147483647)::int
-WHERE campaign_id = %s AND prompt_id = %s AND model_lo_id = ANY(%s) AND model_hi_id = ANY(%s)
-"""
 
 
 def _new_ranking(profile: CampaignProfile, voter: Voter) -> Ranking:
@@ -398,9 +397,11 @@ def _expand(
         votes.append(vote)
     Battle.objects.bulk_create(battles)
     Vote.objects.bulk_create(votes)
-    models = sorted(r.model_id for r in responses.values())
-    with connection.cursor() as cursor:
-        cursor.execute(_COUNT_ITEMS_SQL, [campaign.pk, ranking.prompt_id, models, models])
+    # A submitted ranking counts once on the item of every pair it ranked, each reshuffled among its equals.
+    models = [r.model_id for r in responses.values()]
+    Item.objects.filter(
+        campaign=campaign, prompt_id=ranking.prompt_id, model_lo_id__in=models, model_hi_id__in=models
+    ).update(vote_count=F("vote_count") + 1, shuffle=Cast(Random() * (2**31 - 1), IntegerField()))
     return len(votes)
 
 

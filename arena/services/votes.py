@@ -14,10 +14,11 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from arena.models import Battle, Campaign, Dimension, ModelEntry, Response, Vote, Voter
+from arena.models import Battle, Campaign, Dimension, Item, ModelEntry, Response, Vote, Voter
 from arena.services import hot_sql
 from arena.services.access import check_open, check_vote_counts
 from arena.services.errors import ArenaError, Conflict, NotFound
+from arena.services.hot_sql import sql
 from arena.services.profiles import campaign_profile
 
 log = logging.getLogger(__name__)
@@ -79,23 +80,52 @@ class RecordedVote:
 # The battle as a vote finds it: its state, its campaign's rules as stored now (not the cached
 # profile's), and the voter's votes in the campaign where a vote limit asks for them. Another voter's
 # battle is not found.
-_STATE_SQL = """
+_STATE_SQL = sql(
+    """
 SELECT b.status AS battle_status, b.campaign_id, b.prompt_id, b.item_id, l.model_id AS left_model,
        r.model_id AS right_model, l.status AS left_status, r.status AS right_status, c.slug,
        c.status AS campaign_status, c.allow_tie, c.allow_both_bad, c.vote_limit, c.daily_vote_limit,
        CASE WHEN c.vote_limit > 0 THEN (
-           SELECT count(*) FROM arena_vote v WHERE v.campaign_id = b.campaign_id AND v.voter_id = b.voter_id
+           SELECT count(*) FROM {vote} v WHERE v.campaign_id = b.campaign_id AND v.voter_id = b.voter_id
        ) ELSE 0 END AS votes_cast,
        CASE WHEN c.daily_vote_limit > 0 THEN (
-           SELECT count(*) FROM arena_vote v
+           SELECT count(*) FROM {vote} v
            WHERE v.campaign_id = b.campaign_id AND v.voter_id = b.voter_id AND v.created_at >= %(since)s
        ) ELSE 0 END AS votes_today
-FROM arena_battle b
-JOIN arena_response l ON l.id = b.left_id
-JOIN arena_response r ON r.id = b.right_id
-JOIN arena_campaign c ON c.id = b.campaign_id
+FROM {battle} b
+JOIN {response} l ON l.id = b.left_id
+JOIN {response} r ON r.id = b.right_id
+JOIN {campaign} c ON c.id = b.campaign_id
 WHERE b.id = %(battle)s AND b.voter_id = %(voter)s
-"""
+""",
+    Vote,
+    Battle,
+    Response,
+    Campaign,
+)
+
+# A new vote: each stored field and its value, in the portable INSERT ... VALUES (below) and in
+# PostgreSQL's INSERT ... SELECT (reading the CTEs of _RECORD_SQL_POSTGRES); one column list for both
+# dialects. A field of Vote missing here that has neither a null nor a database default fails
+# tests/test_raw_sql_columns.py.
+_NEW_VOTE = {
+    "battle": ("%(battle)s", "claimed.id"),
+    "campaign": ("%(campaign)s", "a.campaign_id"),
+    "voter": ("%(voter)s", "%(voter)s::bigint"),
+    "prompt": ("%(prompt)s", "a.prompt_id"),
+    "left_model": ("%(left)s", "a.left_model"),
+    "right_model": ("%(right)s", "a.right_model"),
+    "winner": (
+        "%(winner)s",
+        "CASE %(verdict)s::text WHEN 'left' THEN a.left_model WHEN 'right' THEN a.right_model END",
+    ),
+    "verdict": ("%(verdict)s", "%(verdict)s::text"),
+    "scores": ("%(scores)s", "%(scores)s::jsonb"),
+    "duration_ms": ("%(duration)s", "%(duration)s::integer"),
+    "created_at": ("%(now)s", "%(now)s::timestamptz"),
+    "folded": ("false", "false"),
+}
+_VOTE_COLUMNS = hot_sql.columns(Vote, *_NEW_VOTE)
 
 # PostgreSQL: read the battle, claim it (open -> voted), store the vote and count it on its item in
 # ONE statement, hence one round trip and one implicit transaction. The vote is stored only when
@@ -103,31 +133,36 @@ WHERE b.id = %(battle)s AND b.voter_id = %(voter)s
 # each refusal on PostgreSQL); otherwise nothing is written and the state tells the voter why. Of
 # two concurrent votes on a battle exactly one matches the open row; the one-to-one key of Vote is
 # the last line of defence.
-_RECORD_SQL_POSTGRES = f"""
-WITH battle AS ({_STATE_SQL}),
+_RECORD_SQL_POSTGRES = sql(
+    """
+WITH battle AS ({state}),
 allowed AS (
     SELECT * FROM battle
     WHERE battle_status = 'open' AND left_status = 'done' AND right_status = 'done' AND campaign_status = 'active'
       AND (vote_limit = 0 OR votes_cast < vote_limit) AND (daily_vote_limit = 0 OR votes_today < daily_vote_limit)
       AND (%(verdict)s::text <> 'tie' OR allow_tie) AND (%(verdict)s::text <> 'both_bad' OR allow_both_bad)
 ), claimed AS (
-    UPDATE arena_battle b SET status = 'voted'
+    UPDATE {battle} b SET status = 'voted'
     FROM allowed a WHERE b.id = %(battle)s AND b.status = 'open'
     RETURNING b.id
 ), stored AS (
-    INSERT INTO arena_vote (battle_id, campaign_id, voter_id, prompt_id, left_model_id, right_model_id, winner_id,
-                            verdict, scores, duration_ms, created_at, folded)
-    SELECT claimed.id, a.campaign_id, %(voter)s::bigint, a.prompt_id, a.left_model, a.right_model,
-           CASE %(verdict)s::text WHEN 'left' THEN a.left_model WHEN 'right' THEN a.right_model END,
-           %(verdict)s::text, %(scores)s::jsonb, %(duration)s::integer, %(now)s::timestamptz, false
+    INSERT INTO {vote} ({columns})
+    SELECT {values}
     FROM claimed, allowed a
     RETURNING battle_id
 ), counted AS (
-    UPDATE arena_item i SET vote_count = vote_count + 1, shuffle = %(shuffle)s::integer
+    UPDATE {item} i SET vote_count = vote_count + 1, shuffle = %(shuffle)s::integer
     FROM allowed a WHERE i.id = a.item_id AND EXISTS (SELECT 1 FROM claimed)
 )
 SELECT battle.*, (SELECT count(*) FROM stored) FROM battle
-"""
+""",
+    Battle,
+    Vote,
+    Item,
+    state=_STATE_SQL,
+    columns=_VOTE_COLUMNS,
+    values=", ".join(postgres for _, postgres in _NEW_VOTE.values()),
+)
 
 
 @dataclass(frozen=True)
@@ -157,14 +192,14 @@ class _BattleState:
 
 
 # Elsewhere (SQLite, the embedded default) the read, then the three writes in one transaction.
-_CLAIM_SQL = "UPDATE arena_battle SET status = 'voted' WHERE id = %(battle)s AND status = 'open'"
-_INSERT_VOTE_SQL = """
-INSERT INTO arena_vote (battle_id, campaign_id, voter_id, prompt_id, left_model_id, right_model_id, winner_id,
-                        verdict, scores, duration_ms, created_at, folded)
-VALUES (%(battle)s, %(campaign)s, %(voter)s, %(prompt)s, %(left)s, %(right)s, %(winner)s, %(verdict)s, %(scores)s,
-        %(duration)s, %(now)s, false)
-"""
-_COUNT_ITEM_SQL = "UPDATE arena_item SET vote_count = vote_count + 1, shuffle = %(shuffle)s WHERE id = %(item)s"
+_CLAIM_SQL = sql("UPDATE {battle} SET status = 'voted' WHERE id = %(battle)s AND status = 'open'", Battle)
+_INSERT_VOTE_SQL = sql(
+    "INSERT INTO {vote} ({columns}) VALUES ({values})",
+    Vote,
+    columns=_VOTE_COLUMNS,
+    values=", ".join(portable for portable, _ in _NEW_VOTE.values()),
+)
+_COUNT_ITEM_SQL = sql("UPDATE {item} SET vote_count = vote_count + 1, shuffle = %(shuffle)s WHERE id = %(item)s", Item)
 
 
 def record_vote(

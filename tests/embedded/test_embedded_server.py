@@ -75,11 +75,11 @@ def test_beat_runs_in_the_server_bootstrap_intervals_and_the_reaper(embedded_env
     embedded_env.update(ARENA_RECOMPUTE_INTERVAL="1", ARENA_GENERATION_REAP_INTERVAL="1",
                         ARENA_GENERATION_STALE_AFTER="5", ARENA_BOOTSTRAP_ROUNDS="50")  # fmt: skip
     load(stack.small_campaign_spec("it", models=3, prompts=4))
-    orphan = stack.manage(embedded_env, "shell", "-v", "0", "-c", ORPHAN).strip()
     url = processes.web(embedded_env)
     with httpx.Client(base_url=url, timeout=10) as client:
         for verdict in ("left", "right", "left"):
             stack.vote_once(client, "it", verdict)
+    orphan = stack.manage(embedded_env, "shell", "-v", "0", "-c", ORPHAN).strip()  # after the votes: no battle shows it
 
     def bootstrapped():
         board = httpx.get(f"{url}/c/it/leaderboard.json", timeout=5).json()

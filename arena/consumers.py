@@ -11,6 +11,8 @@ The browser sends nothing. Frames from the server, as JSON text, never name or i
   append it to what the snapshot and earlier deltas gave.
 - ``{"type": "done", "side": "A", "html": "..."}``: that side finished; ``html`` is its whole answer.
 - ``{"type": "error", "side": "A", "message": "plain words"}``: that side failed; the battle is void.
+- ``{"type": "restart", "side": "A"}``: that side's worker died mid-answer and a new run starts from
+  nothing: drop the side's text; deltas follow from the start.
 
 Resuming: the worker saves a side's text at most every second, so the snapshot may lag the live
 stream. Deltas carry (internally) the offset at which they start; the consumer drops what the
@@ -18,6 +20,8 @@ snapshot already had and, when a delta starts beyond it, fills the gap from the 
 the page always sees one contiguous text. A channel layer may also drop a frame (Redis restarted, a
 web process over capacity): when an unfinished side has been silent for RESYNC_AFTER_S seconds, the
 consumer compares with the database and sends what is missing, the final "done"/"error" included.
+A side whose worker died (no heartbeat for ARENA_GENERATION_HEARTBEAT_TIMEOUT seconds) is requeued by
+the same check, so a voter watching never waits for beat's sweep (arena.services.heartbeat).
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import HttpRequest
 
 from arena.models import Battle, Response, Voter
-from arena.services import live
+from arena.services import generation, live
 from arena.services.voters import cookie_value, voter_from_cookie_value
 
 log = logging.getLogger(__name__)
@@ -118,6 +122,9 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             elif kind == "error":
                 self.final[side] = True
                 await self.send_json({"type": "error", "side": side, "message": event.get("message", "")})
+            elif kind == "restart":
+                self.length[side] = 0
+                await self.send_json({"type": "restart", "side": side})
 
     async def _watch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -130,7 +137,9 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
                 self.heard_at = loop.time()
 
     async def _resync(self) -> None:
-        """Send what the database has and this page has not: text, and a finished side's end."""
+        """Requeue a side whose worker died, then send what the database has and this page has not:
+        text, and a finished side's end."""
+        await database_sync_to_async(generation.requeue_dead_sides)(self.battle_id)
         snapshot = await database_sync_to_async(live.snapshot)(self.battle_id)
         if snapshot is None or snapshot.turn != self.turn:
             return

@@ -186,7 +186,7 @@ CELERY_BEAT_SCHEDULE = {
     },
     "reap-stale-responses": {
         "task": "arena.tasks.reap_stale_responses",
-        "schedule": env_float("ARENA_GENERATION_REAP_INTERVAL", 60.0),
+        "schedule": env_float("ARENA_GENERATION_REAP_INTERVAL", 3.0),  # one indexed query when all is well
     },
 }
 
@@ -265,8 +265,13 @@ ARENA_GENERATION_SOFT_TIME_LIMIT = max(1, ARENA_GENERATION_TIME_LIMIT - 30)
 ARENA_GENERATION_MAX_RETRIES = env_int("ARENA_GENERATION_MAX_RETRIES", 3)
 # First retry after about this many seconds, doubling each time (at least the provider's Retry-After).
 ARENA_GENERATION_RETRY_BACKOFF = env_float("ARENA_GENERATION_RETRY_BACKOFF", 2.0)
-# A response "running" for longer than this (seconds) lost its worker: the reaper requeues it.
-# Must exceed ARENA_GENERATION_TIME_LIMIT.
+# A generation in progress touches its row every HEARTBEAT_INTERVAL seconds; a "running" row silent for
+# HEARTBEAT_TIMEOUT seconds lost its worker and is requeued at once (arena.services.heartbeat).
+ARENA_GENERATION_HEARTBEAT_INTERVAL = env_float("ARENA_GENERATION_HEARTBEAT_INTERVAL", 1.0)
+ARENA_GENERATION_HEARTBEAT_TIMEOUT = env_float("ARENA_GENERATION_HEARTBEAT_TIMEOUT", 6.0)
+if ARENA_GENERATION_HEARTBEAT_TIMEOUT < 3 * ARENA_GENERATION_HEARTBEAT_INTERVAL:
+    raise ImproperlyConfigured("ARENA_GENERATION_HEARTBEAT_TIMEOUT must be at least 3 heartbeat intervals.")
+# A response "queued" for longer than this (seconds) lost its task message: the reaper sends it again.
 ARENA_GENERATION_STALE_AFTER = env_float("ARENA_GENERATION_STALE_AFTER", 900.0)
 # Rate limits (per minute; 0 = no limit), counted in the cache and skipped while it is down. Per voter:
 # votes and battle requests (page loads of the next battle included); per IP address (hashed): the same,

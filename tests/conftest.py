@@ -60,8 +60,8 @@ def static_root(tmp_path_factory):
 
 @pytest.fixture
 def processes(tmp_path):
-    """Start processes with processes.web(env) (uvicorn), processes.granian(env) and
-    processes.worker(env); all stopped at the end."""
+    """Start processes with processes.web(env) (uvicorn), processes.granian(env), processes.worker(env)
+    and processes.beat(env); all stopped at the end."""
 
     class Processes:
         def __init__(self):
@@ -79,6 +79,11 @@ def processes(tmp_path):
 
         def worker(self, env, **kw):
             process = stack.start_worker(env, tmp_path, **kw)
+            self.started.append(process)
+            return process
+
+        def beat(self, env, **kw):
+            process = stack.start_beat(env, tmp_path, **kw)
             self.started.append(process)
             return process
 

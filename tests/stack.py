@@ -221,6 +221,15 @@ def start_worker(
     return process
 
 
+def start_beat(env: dict[str, str], log_dir: Path, name: str = "beat") -> Process:
+    """Celery beat, as the `beat` service runs it (its schedule file in ``log_dir``)."""
+    argv = [sys.executable, "-m", "celery", "-A", "arena", "beat", "-l", "INFO",
+            "-s", str(log_dir / f"{name}-schedule")]  # fmt: skip
+    process = Process(name, argv, env, log_dir)
+    process.wait_for_log("beat: Starting", timeout=60)
+    return process
+
+
 def flush_redis(url: str = REDIS_URL) -> None:
     import redis
 

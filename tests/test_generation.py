@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from arena.celery import app as celery_app
 from arena.models import Campaign, Item, ModelEntry, Prompt, Response
-from arena.services import generation
+from arena.services import generation, heartbeat
 from arena.tasks import generate_response
 from tests.protocol_server import ProtocolServer, expected_reply
 
@@ -189,22 +189,27 @@ def test_failed_responses_can_be_retried(model_api, django_capture_on_commit_cal
     assert len(model_api.requests) == 2
 
 
-def test_the_reaper_requeues_a_response_whose_worker_died(model_api, django_capture_on_commit_callbacks):
+def test_the_reaper_requeues_a_response_whose_worker_died(model_api, django_capture_on_commit_callbacks, settings):
+    settings.ARENA_GENERATION_HEARTBEAT_TIMEOUT = 6
     model = make_model(model_api, "Alpha")
     stale = queued_response(model, "Stale?")
     fresh = queued_response(make_model(model_api, "Beta"), "Fresh?")
     long_ago = timezone.now() - timedelta(hours=2)
-    Response.objects.filter(pk=stale.pk).update(status="running", started_at=long_ago, attempts=1)
-    Response.objects.filter(pk=fresh.pk).update(status="running", started_at=timezone.now(), attempts=1)
+    silent = timezone.now() - timedelta(seconds=7)  # its worker's last heartbeat
+    Response.objects.filter(pk=stale.pk).update(status="running", started_at=timezone.now(), updated_at=silent,
+                                                attempts=1)  # fmt: skip
+    # Running for two hours, but its worker beats: a slow generation, not a dead one.
+    Response.objects.filter(pk=fresh.pk).update(status="running", started_at=long_ago, updated_at=timezone.now(),
+                                                attempts=1)  # fmt: skip
 
     with django_capture_on_commit_callbacks(execute=True):
-        requeued = generation.requeue_stale(stale_after=600)
+        requeued = generation.requeue_stale()
 
     assert requeued == [stale.pk]
     stale.refresh_from_db()
     fresh.refresh_from_db()
     assert stale.status == "done" and stale.attempts == 2 and stale.content == expected_reply("Stale?")
-    assert fresh.status == "running"  # its worker may still be on it
+    assert fresh.status == "running"  # its worker is still on it
     assert [r.model for r in model_api.requests] == ["echo-alpha"]
 
 
@@ -284,3 +289,18 @@ def test_staff_see_progress_and_retry_failed_responses(model_api, staff_client, 
         staff_client.post(url, {"action": "retry", "response": failed.pk})
     failed.refresh_from_db()
     assert failed.status == "done"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_generation_in_progress_beats_and_only_its_own_attempt(model_api, settings):
+    response = queued_response(make_model(model_api, "Alpha"))
+    token = generation.claim(response.pk)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    Response.objects.filter(pk=response.pk).update(updated_at=long_ago)
+    with heartbeat.beating(response.pk, token):
+        assert heartbeat.beat_once() == 1
+        assert Response.objects.get(pk=response.pk).updated_at > long_ago
+        # Presumed dead and taken over by a new run: the old run's beats no longer keep the row alive.
+        Response.objects.filter(pk=response.pk).update(attempts=token + 1, updated_at=long_ago)
+        assert heartbeat.beat_once() == 0
+    assert heartbeat.beat_once() == 0  # the block ended: nothing beats for it

@@ -37,12 +37,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
-from arena.models import Campaign, ModelEntry, Prompt, Response
+from arena.models import Battle, Campaign, ModelEntry, Prompt, Response
 from arena.rendering import render_markdown
-from arena.services import live
+from arena.services import heartbeat, live
 from arena.services.errors import ArenaError
 from arena.services.items import create_items
 from backends.errors import BackendError, redact
@@ -224,38 +224,39 @@ def failed_responses(campaign: Campaign, limit: int = 100) -> list[Response]:
 # -- the stale-work reaper -----------------------------------------------------------------------------
 
 
-def requeue_stale(stale_after: float | None = None) -> list[int]:
-    """Requeue responses left "running" longer than ``stale_after`` seconds (their worker was killed
-    or lost), and send again the tasks of responses "queued" that long (their message was lost)."""
+def requeue_stale(stale_after: float | None = None, *, response_ids: Iterable[int] | None = None) -> list[int]:
+    """Requeue "running" responses whose heartbeat stopped (their worker died: no beat for
+    ARENA_GENERATION_HEARTBEAT_TIMEOUT seconds, see arena.services.heartbeat), and send again the tasks
+    of responses "queued" for longer than ``stale_after`` seconds (ARENA_GENERATION_STALE_AFTER: their
+    message was lost). ``response_ids`` looks at those rows only (a live battle's page asking for its
+    sides). Returns the ids sent again."""
     stale_after = settings.ARENA_GENERATION_STALE_AFTER if stale_after is None else stale_after
     now = timezone.now()
-    cutoff = now - timedelta(seconds=stale_after)
+    silent = Q(status=Response.Status.RUNNING, updated_at__lt=now - timedelta(
+        seconds=settings.ARENA_GENERATION_HEARTBEAT_TIMEOUT))  # fmt: skip
+    lost = Q(status=Response.Status.QUEUED, updated_at__lt=now - timedelta(seconds=stale_after))
+    rows = Response.objects.all() if response_ids is None else Response.objects.filter(pk__in=list(response_ids))
     with transaction.atomic():
-        running = list(
-            Response.objects.filter(status=Response.Status.RUNNING, started_at__lt=cutoff).values_list("id", flat=True)[
-                :1000
-            ]
-        )
-        if running:
-            Response.objects.filter(pk__in=running, status=Response.Status.RUNNING, started_at__lt=cutoff).update(
-                status=Response.Status.QUEUED,
-                error="requeued: its worker stopped before finishing",
-                updated_at=now,
+        dead = list(rows.filter(silent).values_list("id", flat=True)[:1000])
+        if dead:
+            rows.filter(silent, pk__in=dead).update(
+                status=Response.Status.QUEUED, error="requeued: its worker stopped before finishing", updated_at=now
             )
-        stuck = list(
-            Response.objects.filter(status=Response.Status.QUEUED, updated_at__lt=cutoff).values_list("id", flat=True)[
-                :1000
-            ]
-        )
-        ids = list(
-            Response.objects.filter(pk__in=running + stuck, status=Response.Status.QUEUED).values_list("id", flat=True)
-        )
+        stuck = list(rows.filter(lost).values_list("id", flat=True)[:1000])
+        again = Response.objects.filter(pk__in=dead + stuck, status=Response.Status.QUEUED)
+        ids = list(again.values_list("id", flat=True))
         # Touch them so that the next sweep does not send them again before a worker had a chance.
         Response.objects.filter(pk__in=ids, status=Response.Status.QUEUED).update(updated_at=now)
         enqueue(ids)
     if ids:
         log.info("requeued %d stale responses", len(ids))
     return ids
+
+
+def requeue_dead_sides(battle_id: str) -> list[int]:
+    """The live battle's sides whose worker died, requeued (see `requeue_stale`)."""
+    sides = Battle.objects.filter(pk=battle_id).values_list("left_id", "right_id").first()
+    return requeue_stale(response_ids=sides) if sides else []
 
 
 # -- one generation ------------------------------------------------------------------------------------
@@ -318,10 +319,17 @@ def generate(response_id: int, *, retries_done: int = 0) -> Outcome:
     token = claim(response_id)
     if token is None:
         return Outcome("skipped")
+    with heartbeat.beating(response_id, token):
+        return _generate(response_id, token, retries_done)
+
+
+def _generate(response_id: int, token: int, retries_done: int) -> Outcome:
     response = Response.objects.select_related("model", "prompt__campaign").get(pk=response_id)
     model = response.model
     side = live.side_of(response)
     publisher = live.SidePublisher(side) if side is not None else None
+    if publisher is not None and token > 1:
+        publisher.restart()  # an earlier run may have streamed part of an answer: the page starts over
     streamed = [False]
     try:
         params = DecodingParams.from_dict(model.params)

@@ -309,7 +309,7 @@ class SidePublisher:
     With the in-memory layer and no server in the process (tests with eager tasks) each frame is
     sent synchronously through ``async_to_sync``.
 
-    Internal message: ``{"type": "battle.frame", "side", "turn", "kind": "delta"|"done"|"error", ...}``;
+    Internal message: ``{"type": "battle.frame", "side", "turn", "kind": "delta"|"done"|"error"|"restart", ...}``;
     a delta carries ``text`` and ``offset`` (characters of this side's text before it), "done" the
     rendered ``html`` and the text's final ``length``.
     """
@@ -335,6 +335,10 @@ class SidePublisher:
 
     def error(self, message: str) -> None:
         self._put("error", message=message)
+
+    def restart(self) -> None:
+        """A new run of this side begins (its worker died mid-answer): the page drops what it has."""
+        self._put("restart")
 
     def close(self, timeout: float = 5.0) -> None:
         """Wait until the frames are out (bounded), so that they are not lost when the task ends."""

@@ -7,6 +7,7 @@ it over HTTP like any API. Its recorded requests say how many times a model was 
 from __future__ import annotations
 
 import json
+import time
 
 import psycopg
 
@@ -102,15 +103,16 @@ def test_a_response_whose_worker_was_killed_is_requeued_by_the_reaper(stack_env,
         stack.wait_until(lambda: statuses(pg_url)[0][0] == "running", timeout=30, message="a running response")
         stack.wait_until(lambda: len(server.requests) == 1, timeout=10, message="the first request")
         first.kill()
+        killed_at = time.monotonic()
 
+        # Nobody calls the reaper by hand: beat's sweep finds the row without a heartbeat.
         processes.worker(stack_env, name="survivor", queues="generate_api,default")
-        out = stack.manage(stack_env, "shell", "-c", (
-            "from arena.services.generation import requeue_stale\n"
-            "print('requeued', requeue_stale(stale_after=0))\n"
-        ))  # fmt: skip
-
-        assert "requeued [1]" in out
-        stack.wait_until(lambda: statuses(pg_url)[0][0] == "done", timeout=30, message="the requeued response done")
+        beat = processes.beat(stack_env)
+        stack.wait_until(lambda: statuses(pg_url)[0][0] == "done", timeout=40, message="the requeued response done")
+        took = time.monotonic() - killed_at
         _, attempts, content = statuses(pg_url)[0]
         assert attempts == 2 and content == expected_reply("Question number 0?")
         assert len(server.requests) == 2
+        assert "reap-stale-responses" in beat.log()
+        assert took < 30, f"done {took:.1f} s after the kill (15 minutes before the heartbeat)"
+        print(f"done {took:.1f} s after the kill")

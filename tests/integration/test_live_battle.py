@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import httpx
 import psycopg
@@ -129,3 +130,45 @@ def test_a_page_that_waits_quietly_keeps_its_socket(stack_env, processes, tmp_pa
             except ConnectionClosed as closed:
                 raise AssertionError(f"the socket died after a quiet wait: {closed!r}") from None
             assert frame is None
+
+
+def test_a_live_battle_whose_worker_is_killed_finishes_within_seconds(stack_env, pg_url, processes, tmp_path):
+    """kill -9 of the worker mid-answer: the page's check finds both sides without a heartbeat, requeues
+    them on another worker, tells the page to start them over, and each side ends with one answer."""
+    reply = " ".join(f"slow{i}" for i in range(60))  # 6 s a side: the kill comes mid-answer
+    with ProtocolServer() as server:
+        spec = tmp_path / "live.json"
+        spec.write_text(json.dumps(stack.live_campaign_spec(server.base_url, NAMES, reply, chunk_delay=0.1)))
+        stack.manage(stack_env, "load_campaign", str(spec))
+        web = processes.web(stack_env)
+        doomed = processes.worker(stack_env, name="doomed", queues="generate_api,default")
+        with httpx.Client(base_url=web, timeout=10) as client:
+            battle_id = write_prompt(client, "live", PROMPT)
+            cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        frames, finished, killed_at = [], set(), None
+        url = f"ws://{web.removeprefix('http://')}/ws/battles/{battle_id}/"
+        with connect(url, additional_headers={"Cookie": cookie, "Origin": web}, open_timeout=10) as ws:
+            while finished != {"A", "B"}:
+                frame = json.loads(ws.recv(timeout=30))
+                frames.append(frame)
+                if frame["type"] in ("done", "error"):
+                    finished.add(frame["side"])
+                deltas = {f["side"] for f in frames if f["type"] == "delta"}
+                if killed_at is None and deltas == {"A", "B"} and len(frames) > 10:
+                    doomed.kill()  # SIGKILL to the whole process group, mid-answer
+                    killed_at = time.monotonic()
+                    processes.worker(stack_env, name="survivor", queues="generate_api,default")
+        took = time.monotonic() - killed_at
+
+    # 12 s measured on the idle 2-core machine (heartbeat timeout 6 s, the page's check every 2 s, a
+    # worker starting); the bound leaves room for a busy CI machine. It took 15 minutes before.
+    assert took < 25, f"the battle finished {took:.1f} s after the kill"
+    for side in "AB":
+        assert {"type": "restart", "side": side} in frames
+        after = frames[max(i for i, f in enumerate(frames) if f == {"type": "restart", "side": side}) :]
+        assert "".join(f["text"] for f in after if f["type"] == "delta" and f["side"] == side) == reply
+        assert any(f["type"] == "done" and f["side"] == side for f in after)
+    with psycopg.connect(pg_url) as conn:  # one answer per side, from the second run
+        rows = conn.execute("SELECT status, attempts, content FROM arena_response ORDER BY id").fetchall()
+    assert rows == [("done", 2, reply), ("done", 2, reply)]
+    print(f"finished {took:.1f} s after the kill")

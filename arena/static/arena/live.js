@@ -1,5 +1,5 @@
 // Live battles: stream both answers over the websocket, unlock the vote when both are complete.
-// Frames (see arena/consumers.py): snapshot, delta, done, error. Nothing here knows a model's name.
+// Frames (see arena/consumers.py): snapshot, delta, done, error, restart. Nothing here knows a model's name.
 // No inline scripts anywhere (the Content-Security-Policy forbids them).
 "use strict";
 
@@ -112,6 +112,9 @@
       finish(side, frame.html);
     } else if (frame.type === "error" && sides[side]) {
       fail(side, frame.message);
+    } else if (frame.type === "restart" && sides[side]) {
+      setText(side, ""); // its worker died mid-answer; a new run writes it again from the start
+      setStatus(side, "queued");
     }
     refresh();
   }

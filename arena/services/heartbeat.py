@@ -9,8 +9,9 @@ beat's frequent sweep and for a voter's page waiting on a live battle (arena.con
 living worker keeps its row: it beats. And should it have been presumed dead anyway (a stalled
 process), the attempt fence keeps it from writing over the new run.
 
-Measured: a live battle whose worker was killed with ``kill -9`` finished N s after the kill, where it
-took 15 minutes before (docs/reliability.md).
+Measured: a live battle whose worker was killed with ``kill -9`` mid-answer finished 12 s after the
+kill (a new worker starting included), a pre-generated response 8 s after; it took 15 minutes before
+(docs/reliability.md).
 """
 
 from __future__ import annotations

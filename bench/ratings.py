@@ -178,7 +178,7 @@ def tie_mechanisms() -> None:
 
     from ratings.bt import count_rows
 
-    path = _HERE.parents[1] / "shared" / "data" / "evalica_llmfao.csv"
+    path = _HERE.parent / "tests" / "data" / "llmfao" / "llmfao.csv"
     with path.open(newline="") as f:
         data = list(csv.DictReader(f))
     label = {"left": "model_a", "right": "model_b", "tie": "tie"}

@@ -7,7 +7,13 @@ import os
 from celery import Celery
 from celery.signals import worker_init
 
+from arena import worker_resilience
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "arena.settings")
+
+# Before any broker connection: a worker holding an unacknowledged task must survive a Redis restart
+# (kombu's Redis channel raises AttributeError on a closed connection; arena/worker_resilience.py).
+worker_resilience.install()
 
 app = Celery("arena")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -109,11 +109,14 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # connections would pile up; a psycopg pool per process bounds them instead.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # No health check on every checkout (a round trip per request): a connection found broken makes
-    # the outage middleware check the whole pool at once (arena.middleware._trip_if_unreachable).
+    # the outage middleware check the whole pool at once (arena.middleware.DatabaseCircuit.failed).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", False)
     # Prepared statements for arena.services.hot_sql (server-side parameters, planned once per
     # connection). The ORM binds on the client and never prepares, whatever this says.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
+    # A server that does not answer (a host gone, a network cut) fails a new connection after this
+    # many seconds instead of psycopg's 130 (libpq's minimum is 2). A refused one fails at once.
+    DATABASES["default"]["OPTIONS"].setdefault("connect_timeout", env_int("DB_CONNECT_TIMEOUT", 2))
     DATABASES["default"]["OPTIONS"]["pool"] = {
         "min_size": env_int("DB_POOL_MIN_SIZE", 2),
         "max_size": env_int("DB_POOL_MAX_SIZE", 10),
@@ -127,6 +130,9 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+# While PostgreSQL is down, a web process answers with the outage page at once and lets one request
+# try the database again every this many seconds (arena.middleware.DatabaseCircuit).
+DB_OUTAGE_RETRY_AFTER = env_float("DB_OUTAGE_RETRY_AFTER", 1.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis: Celery broker, cache and Channels layer -------------------------------------------------
@@ -169,7 +175,11 @@ CELERY_TASK_ROUTES = {
     "arena.tasks.reap_stale_responses": {"queue": "default"},
     "arena.tasks.compute_voter_quality": {"queue": "default"},
 }
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
+    # One attempt to reach an unreachable broker host gives up after 5 s, not the kernel's 2 minutes.
+    "socket_connect_timeout": 5,
+}
 if CELERY_BROKER_URL.startswith("memory://"):
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.05  # the embedded worker's pick-up delay
 # The embedded mode: the ASGI server runs a Celery worker (thread pool, every queue) and beat in threads
@@ -177,6 +187,15 @@ if CELERY_BROKER_URL.startswith("memory://"):
 ARENA_IN_PROCESS_WORKERS = env_bool("ARENA_IN_PROCESS_WORKERS", CELERY_BROKER_URL.startswith("memory://"))
 ARENA_IN_PROCESS_CONCURRENCY = env_int("ARENA_IN_PROCESS_CONCURRENCY", 8)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A Redis restart: workers stay up and consume again within about 2 s of Redis being back
+# (arena/worker_resilience.py, docs/reliability.md). This consumer reconnects every 1-2 s (Celery's own
+# backs off to 30 s), and it never gives up: a worker without its broker has nothing else to do (the
+# default, 100 attempts, would end the process after a few minutes).
+CELERY_WORKER_CONSUMER = "arena.worker_resilience:Consumer"
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# A task running when the connection drops goes on to its end (a generation is not thrown away because
+# Redis restarted). Celery's current default, stated because Celery 6 changes it to True.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # Beat keeps its last-run times here (a writable place, not the code directory).
 CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
 CELERY_BEAT_SCHEDULE = {

@@ -6,6 +6,8 @@ tests raise the same exceptions where they arise (a view, an inner middleware) t
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import OperationalError
@@ -18,9 +20,31 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture(autouse=True)
 def _no_breaker():
-    middleware._db_down_until = 0.0
+    middleware.database_circuit.reset()
     yield
-    middleware._db_down_until = 0.0
+    middleware.database_circuit.reset()
+
+
+@pytest.fixture
+def database(monkeypatch):
+    """Whether the database answers a probe (a new connection of its own), and how often it was asked;
+    the pools are not really closed (the tests' own connection is in one)."""
+
+    class Database:
+        answers = True
+        probes = 0
+        pools_closed = 0
+
+    def probe():
+        Database.probes += 1
+        return Database.answers
+
+    def close_pools():
+        Database.pools_closed += 1
+
+    monkeypatch.setattr(middleware, "database_answers", probe)
+    monkeypatch.setattr(middleware, "_close_pools", close_pools)
+    return Database
 
 
 def _pool_timeout() -> OperationalError:
@@ -57,13 +81,54 @@ def test_the_api_gets_a_json_503(alice, campaign, monkeypatch):
     assert answer.status_code == 503 and answer.json()["error"] == "unavailable"
 
 
-def test_an_unreachable_database_answers_at_once_for_a_moment_then_is_tried_again(alice, campaign, monkeypatch):
+def test_an_unreachable_database_answers_at_once_for_a_moment_then_is_tried_again(
+    alice, campaign, monkeypatch, database
+):
+    database.answers = False
+    visible_campaign = access.visible_campaign
     monkeypatch.setattr(access, "visible_campaign", _raising(_pool_timeout()))
     assert alice.get(f"/c/{campaign.slug}/").status_code == 503
-    monkeypatch.undo()  # the database is back, but the breaker is open for DB_OUTAGE_SECONDS
-    assert alice.get("/").status_code == 503
-    assert alice.get("/healthz").status_code == 200  # the health probe always really probes
-    middleware._db_down_until = 0.0  # ... the moment has passed
+    assert database.probes == 1 and middleware.database_circuit.open and database.pools_closed == 1
+    # The views work again, but the circuit stays open for DB_OUTAGE_RETRY_AFTER, asking nobody.
+    monkeypatch.setattr(access, "visible_campaign", visible_campaign)
+    page = alice.get("/")
+    assert page.status_code == 503 and b"temporarily unavailable" in page.content
+    health = alice.get("/healthz")
+    assert health.status_code == 503 and health.json()["database"] == "unavailable"
+    assert database.probes == 1
+
+    database.answers = True
+    middleware.database_circuit.retry_at = 0.0  # ... the moment has passed: the next request probes
+    assert alice.get("/").status_code == 200
+    assert not middleware.database_circuit.open
+
+
+def test_while_the_database_is_down_one_request_a_moment_probes_it(alice, campaign, database):
+    database.answers = False
+    middleware.database_circuit.open = True
+    middleware.database_circuit.retry_at = time.monotonic() + 60
+    for _ in range(3):
+        assert alice.get("/").status_code == 503
+        assert alice.get("/healthz").status_code == 503
+    assert database.probes == 0  # known to be down: nobody asks
+
+    middleware.database_circuit.retry_at = 0.0
+    assert alice.get("/").status_code == 503  # the probe: still down
+    assert database.probes == 1 and middleware.database_circuit.retry_at > time.monotonic()
+    assert alice.get("/").status_code == 503 and database.probes == 1  # the next moment's turn
+
+    database.answers = True
+    middleware.database_circuit.retry_at = 0.0
+    assert alice.get("/healthz").status_code == 200  # /healthz may be the probe too
+    assert database.probes == 2 and not middleware.database_circuit.open
+    assert database.pools_closed == 1  # the requests after the outage start on a fresh pool
+    assert alice.get("/").status_code == 200
+
+
+def test_a_dead_connection_while_the_database_answers_opens_no_circuit(alice, campaign, monkeypatch, database):
+    monkeypatch.setattr(access, "visible_campaign", _raising(_pool_timeout()))
+    assert alice.get(f"/c/{campaign.slug}/").status_code == 503  # that request had lost its connection
+    assert database.probes == 1 and not middleware.database_circuit.open and database.pools_closed == 0
     assert alice.get("/").status_code == 200
 
 
@@ -106,3 +171,17 @@ def test_bugs_are_not_disguised_as_outages(alice, campaign, monkeypatch):
     monkeypatch.setattr(access, "visible_campaign", _raising(KeyError("bug")))
     alice.raise_request_exception = False
     assert alice.get(f"/c/{campaign.slug}/").status_code == 500
+
+
+def test_the_probe_is_a_new_connection_that_gives_up_quickly(monkeypatch):
+    from django.db import connection
+
+    from tests.stack import free_port
+
+    assert middleware.database_answers()
+    if connection.vendor != "postgresql":
+        return  # SQLite: a local file, it always answers
+    monkeypatch.setitem(connection.settings_dict, "PORT", str(free_port()))  # nobody listens there
+    started = time.monotonic()
+    assert not middleware.database_answers()
+    assert time.monotonic() - started < 0.5

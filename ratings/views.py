@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import csv
-
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
+from arena.exports import csv_cells
 from arena.services import access
 from arena.views import shows_arena_errors
 from ratings.models import OVERALL, LeaderboardSnapshot
@@ -71,7 +70,7 @@ def leaderboard_csv(request: HttpRequest, slug: str) -> HttpResponse:
     campaign, snapshot, _selection = _snapshot(request, slug)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-leaderboard.csv"'
-    writer = csv.DictWriter(response, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer = csv_cells.DictWriter(response, fieldnames=CSV_COLUMNS, extrasaction="ignore")
     writer.writeheader()
     for row in snapshot.data.get("rows", []) if snapshot else []:
         writer.writerow(row)

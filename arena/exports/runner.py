@@ -12,7 +12,6 @@ written under a temporary name and renamed when complete, so a reader never sees
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -35,7 +34,7 @@ from django.db.models.functions import Cast, Greatest, Least
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from arena.exports import formats
+from arena.exports import csv_cells, formats
 from arena.exports.formats import FORMATS, Format, PromptText, ResponseText
 from arena.exports.models import ExportJob
 from arena.models import Campaign, ModelEntry, Prompt, Response, Vote
@@ -621,7 +620,7 @@ def _write_leaderboard(campaign: Campaign, spec: Format, filters: ExportFilters,
     progress(stats)
     if spec.name == "leaderboard-csv":
         with open(path, "w", encoding="utf-8", newline="") as out:
-            writer = csv.DictWriter(out, fieldnames=formats.LEADERBOARD_COLUMNS, extrasaction="ignore")
+            writer = csv_cells.DictWriter(out, fieldnames=formats.LEADERBOARD_COLUMNS, extrasaction="ignore")
             writer.writeheader()
             for snapshot in snapshots:
                 common = {"dimension": snapshot.dimension, "category": snapshot.category, "method": snapshot.method,

@@ -11,6 +11,8 @@ docs/deploy.md lists every variable.
 from __future__ import annotations
 
 import contextlib
+import os
+import secrets
 from pathlib import Path
 
 import dj_database_url
@@ -30,20 +32,40 @@ DEBUG = env_bool("DEBUG", False)
 _PLACEHOLDERS = {"change-me", "changeme", "secret", "please-change-me"}
 
 
-def _secret(name: str, dev_default: str) -> str:
+def _secret(name: str) -> str:
+    """The secret from the environment; with DEBUG on and none set, this installation's own random one.
+
+    No usable default is shipped: a published key would let anyone sign an admitted voter's cookie.
+    The embedded mode makes one on first run and keeps it in ARENA_VAR_DIR (readable by its owner
+    only), so cookies and IP hashes survive restarts.
+    """
     value = env_str(name)
     if value and not DEBUG and value.strip().lower() in _PLACEHOLDERS:
         raise ImproperlyConfigured(f"{name} still has the example value {value!r}; set a real secret.")
     if value:
         return value
     if DEBUG:
-        return dev_default
+        return _local_secret(VAR_DIR / f".{name.lower()}")
     raise ImproperlyConfigured(f"{name} must be set when DEBUG is off (or {name}_FILE naming a file).")
 
 
-SECRET_KEY = _secret("SECRET_KEY", "dev-only-insecure-secret-key-do-not-use-in-production")
+def _local_secret(path: Path) -> str:
+    with contextlib.suppress(FileNotFoundError):
+        if value := path.read_text(encoding="utf-8").strip():
+            return value
+    value = secrets.token_urlsafe(48)
+    try:  # created readable by its owner only; of two processes starting at once, the first one wins
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _local_secret(path)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(value)
+    return value
+
+
+SECRET_KEY = _secret("SECRET_KEY")
 # Salt for hashing voter IP addresses; raw IPs are never stored.
-ARENA_IP_SALT = _secret("ARENA_IP_SALT", "dev-only-ip-salt")
+ARENA_IP_SALT = _secret("ARENA_IP_SALT")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

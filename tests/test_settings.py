@@ -54,3 +54,25 @@ def test_integers_are_typed(monkeypatch):
     monkeypatch.setenv("X_NUM", "twenty")
     with pytest.raises(ImproperlyConfigured):
         env_int("X_NUM", 5)
+
+
+SECRETS_PROBE = "from django.conf import settings; print(settings.SECRET_KEY); print(settings.ARENA_IP_SALT)"
+
+
+def test_the_embedded_mode_makes_its_own_secrets_on_first_run_and_keeps_them(tmp_path):
+    """No usable default is shipped: each installation signs its voter cookies with a key of its own."""
+
+    def secrets_of(var_dir):
+        dropped = {"SECRET_KEY", "ARENA_IP_SALT", "DJANGO_SETTINGS_MODULE"}
+        env = {k: v for k, v in os.environ.items() if k not in dropped}
+        env.update(DEBUG="true", DJANGO_SETTINGS_MODULE="arena.settings", ARENA_VAR_DIR=str(var_dir))
+        done = subprocess.run([sys.executable, "manage.py", "shell", "-v", "0", "-c", SECRETS_PROBE], cwd=ROOT,
+                              env=env, capture_output=True, text=True, check=True)  # fmt: skip
+        return done.stdout.split()
+
+    first, again, other = secrets_of(tmp_path / "a"), secrets_of(tmp_path / "a"), secrets_of(tmp_path / "b")
+    assert first == again  # kept: cookies survive a restart
+    assert first != other and first[0] != first[1]  # each installation and each secret its own
+    assert all(len(value) >= 50 for value in first)
+    for name in (".secret_key", ".arena_ip_salt"):
+        assert (tmp_path / "a" / name).stat().st_mode & 0o777 == 0o600

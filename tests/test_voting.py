@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import pytest
 
 from arena.models import Battle, Campaign, ModelEntry, Vote
+from arena.services.voters import conceal_id, reveal_id
 
 pytestmark = pytest.mark.django_db
 
@@ -190,15 +192,27 @@ def test_the_voter_cookie_is_signed_and_carries_the_voter_so_no_lookup_is_needed
 
     battle = open_battle(alice, campaign)
     value = alice.cookies["arena_voter"].value
-    assert value.startswith(f"{battle.voter.public_id}:{battle.voter_id}:")  # value, then its signature
+    token = conceal_id(battle.voter_id)
+    assert value.startswith(f"{battle.voter.public_id}:{token}:")  # value, then its signature
     with CaptureQueriesContext(connection) as queries:
         alice.get(f"/c/{campaign.slug}/vote/")
     assert not any("FROM arena_voter" in q["sql"] for q in queries.captured_queries)
-    # A forged id (the signature no longer matches) is no voter at all: a new one is made.
-    forged = value.replace(f":{battle.voter_id}:", f":{battle.voter_id + 1000}:", 1)
+    # A forged token (the signature no longer matches) is no voter at all: a new one is made.
+    forged = value.replace(f":{token}:", f":{conceal_id(battle.voter_id + 1000)}:", 1)
     alice.cookies["arena_voter"] = forged
     again = open_battle(alice, campaign)
     assert again.voter_id not in (battle.voter_id, battle.voter_id + 1000)
+
+
+def test_the_cookie_does_not_show_how_many_voters_came_before():
+    tokens = [conceal_id(pk) for pk in range(1, 1001)]
+    assert all(reveal_id(t) == pk for pk, t in zip(range(1, 1001), tokens, strict=True))  # a permutation
+    assert len(set(tokens)) == 1000 and all(len(t) == 16 for t in tokens)
+    assert tokens != sorted(tokens)  # consecutive voters get unordered tokens
+    assert not any(str(pk) == t.lstrip("0") for pk, t in enumerate(tokens, 1))
+    # Half the bits change between neighbours, on average: the order cannot be read off.
+    flips = [bin(int(a, 16) ^ int(b, 16)).count("1") for a, b in itertools.pairwise(tokens)]
+    assert 28 < sum(flips) / len(flips) < 36
 
 
 @pytest.mark.django_db(transaction=True)

@@ -1,6 +1,11 @@
 """Who is voting: anonymous browsers keep a signed cookie; logged-in users are linked to a voter.
 
 The raw IP address is never stored, only an HMAC of it with the ARENA_IP_SALT secret.
+
+The cookie is "public_id:token": the signature vouches for both, so a request knows its voter without
+a query. The token is the voter's row id under a keyed permutation (a 4-round Feistel network over 64
+bits whose rounds are HMAC-SHA256 with the SECRET_KEY): the cookie tells nothing of how many voters
+came before, and a token cannot be turned back into an id without the key.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ def voter_from_cookie(request: HttpRequest) -> Voter | None:
 
 
 def cookie_value(request: HttpRequest) -> str | None:
-    """The verified value of the voter cookie ("public_id:pk"), or None if absent or forged.
+    """The verified value of the voter cookie ("public_id:token"), or None if absent or forged.
 
     Verified once per request (the rate limits and the view both ask): checking the signature
     derives a key and computes an HMAC each time.
@@ -57,13 +62,45 @@ def cookie_value(request: HttpRequest) -> str | None:
 
 
 def voter_from_cookie_value(value: str) -> Voter | None:
-    """The voter named by a verified cookie value "public_id:pk", without a query: the signature
+    """The voter named by a verified cookie value "public_id:token", without a query: the signature
     vouches for both. (A voter deleted since is caught where it is used: see StaleVoterMiddleware.)
-    Cookies that carry only the public id are looked up."""
-    public_id, _, pk = value.partition(":")
-    if pk.isdigit():
-        return Voter(pk=int(pk), public_id=public_id)
+    Cookies of earlier releases carry the id itself, or only the public id (looked up)."""
+    public_id, _, token = value.partition(":")
+    pk = reveal_id(token) if len(token) == TOKEN_CHARS else int(token) if token.isdigit() else None
+    if pk is not None:
+        return Voter(pk=pk, public_id=public_id)
     return voter_by_public_id(public_id)
+
+
+TOKEN_CHARS = 16  # 64 bits, hex
+_ROUNDS = 4
+_HALF = 0xFFFFFFFF
+
+
+def _round(i: int, half: int) -> int:
+    key = settings.SECRET_KEY.encode()
+    digest = hmac.new(key, b"arena.voter.id/%d/%d" % (i, half), hashlib.sha256).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
+def conceal_id(pk: int) -> str:
+    """The voter's id as 16 hex characters that reveal neither it nor its order (keyed permutation)."""
+    left, right = (pk >> 32) & _HALF, pk & _HALF
+    for i in range(_ROUNDS):
+        left, right = right, left ^ _round(i, right)
+    return f"{(left << 32) | right:016x}"
+
+
+def reveal_id(token: str) -> int | None:
+    """The id that `conceal_id` turned into ``token``; None for anything else."""
+    try:
+        value = int(token, 16)
+    except ValueError:
+        return None
+    left, right = value >> 32, value & _HALF
+    for i in reversed(range(_ROUNDS)):
+        left, right = right ^ _round(i, left), left
+    return (left << 32) | right
 
 
 def cookie_public_id(value: str) -> str:
@@ -106,7 +143,7 @@ def remember_voter(response: HttpResponse, voter: Voter) -> None:
     if voter.user_id is None:
         response.set_signed_cookie(
             COOKIE_NAME,
-            f"{voter.public_id}:{voter.pk}",
+            f"{voter.public_id}:{conceal_id(voter.pk)}",
             salt=COOKIE_SALT,
             max_age=COOKIE_MAX_AGE,
             httponly=True,

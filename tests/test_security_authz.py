@@ -285,6 +285,29 @@ def test_invite_only_campaigns_refuse_voters_without_a_valid_token(invite_only, 
     assert Admission.objects.filter(campaign=campaign).count() == 1
 
 
+def test_revoking_an_invite_shuts_out_the_voters_it_admitted(invite_only, alice, bob):
+    campaign, invite, _ = invite_only
+    for voter in (alice, bob):
+        assert voter.get(f"/c/inv/?invite={invite.token}").status_code == 302
+    page = alice.get("/c/inv/vote/")
+    assert page.status_code == 200
+    battle_id = re.search(r'action="/b/([^/]+)/vote"', page.content.decode()).group(1)
+    invite.revoked = True
+    invite.save(update_fields=["revoked"])
+
+    assert alice.post(f"/b/{battle_id}/vote", {"verdict": "left"}).status_code == 403  # the open battle too
+    assert bob.get("/c/inv/vote/").status_code == 403
+    assert alice.post("/api/v1/campaigns/inv/battles").status_code == 403
+    assert not Vote.objects.filter(campaign=campaign).exists()
+    # A new invitation lets a voter back in.
+    fresh = Invite.objects.create(campaign=campaign, label="again")
+    assert alice.get(f"/c/inv/?invite={fresh.token}").status_code == 302
+    assert alice.post(f"/b/{battle_id}/vote", {"verdict": "left"}).status_code == 302
+    assert Vote.objects.filter(campaign=campaign).count() == 1
+    assert Admission.objects.get(voter__votes__isnull=False).invite == fresh
+    assert bob.get("/c/inv/vote/").status_code == 403
+
+
 def test_login_only_campaigns_refuse_anonymous_voters(db, django_user_model, alice):
     make_campaign(slug="members", access=Campaign.Access.LOGIN)
     assert alice.get("/c/members/vote/").status_code == 403

@@ -41,23 +41,33 @@ def check_open(campaign: Campaign) -> None:
         raise NotAllowed("This campaign is not open for voting yet.")
 
 
+NOT_ADMITTED = "This campaign is by invitation only. Please use the link from your invitation."
+
+
 def check_admitted(campaign: Campaign, voter: Voter | None, *, authenticated: bool) -> None:
+    """Login and invitation rules. Revoking an invite shuts out the voters it admitted: here, on every
+    hand-out, and when they vote (arena.services.votes checks the same in its statement)."""
     if campaign.access == Campaign.Access.LOGIN and not authenticated:
         raise NotAllowed("Please log in to vote in this campaign.")
     if campaign.access == Campaign.Access.INVITE and (
-        voter is None or not Admission.objects.filter(campaign=campaign, voter=voter).exists()
+        voter is None
+        or not Admission.objects.filter(campaign=campaign, voter=voter, invite__revoked=False).exists()
     ):
-        raise NotAllowed("This campaign is by invitation only. Please use the link from your invitation.")
+        raise NotAllowed(NOT_ADMITTED)
 
 
 def admit_with_invite(campaign: Campaign, voter: Voter, token: str) -> None:
-    """Let the voter in with an invite token; counts one use per voter."""
-    if Admission.objects.filter(campaign=campaign, voter=voter).exists():
+    """Let the voter in with an invite token; counts one use per voter. A voter whose invitation was
+    revoked comes back in with a new, valid one."""
+    if Admission.objects.filter(campaign=campaign, voter=voter, invite__revoked=False).exists():
         return
     with transaction.atomic():
         invite = Invite.objects.select_for_update().filter(campaign=campaign, token=token).first()
         if invite is None or not invite.usable:
             raise NotAllowed("This invitation is not valid (revoked, used up, or for another campaign).")
+        if Admission.objects.filter(campaign=campaign, voter=voter).update(invite=invite):
+            Invite.objects.filter(pk=invite.pk).update(uses=F("uses") + 1)  # readmitted by a new invitation
+            return
         try:
             with transaction.atomic():
                 Admission.objects.create(campaign=campaign, voter=voter, invite=invite)

@@ -14,10 +14,10 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from arena.models import Battle, Campaign, Dimension, Item, ModelEntry, Response, Vote, Voter
+from arena.models import Admission, Battle, Campaign, Dimension, Invite, Item, ModelEntry, Response, Vote, Voter
 from arena.services import hot_sql
-from arena.services.access import check_open, check_vote_counts
-from arena.services.errors import ArenaError, Conflict, NotFound
+from arena.services.access import NOT_ADMITTED, check_open, check_vote_counts
+from arena.services.errors import ArenaError, Conflict, NotAllowed, NotFound
 from arena.services.hot_sql import sql
 from arena.services.profiles import campaign_profile
 
@@ -91,7 +91,11 @@ SELECT b.status AS battle_status, b.campaign_id, b.prompt_id, b.item_id, l.model
        CASE WHEN c.daily_vote_limit > 0 THEN (
            SELECT count(*) FROM {vote} v
            WHERE v.campaign_id = b.campaign_id AND v.voter_id = b.voter_id AND v.created_at >= %(since)s
-       ) ELSE 0 END AS votes_today
+       ) ELSE 0 END AS votes_today,
+       CASE WHEN c.access = 'invite' THEN (
+           SELECT count(*) FROM {admission} a JOIN {invite} i ON i.id = a.invite_id
+           WHERE a.campaign_id = b.campaign_id AND a.voter_id = b.voter_id AND NOT i.revoked
+       ) ELSE 1 END AS admitted
 FROM {battle} b
 JOIN {response} l ON l.id = b.left_id
 JOIN {response} r ON r.id = b.right_id
@@ -102,6 +106,8 @@ WHERE b.id = %(battle)s AND b.voter_id = %(voter)s
     Battle,
     Response,
     Campaign,
+    Admission,
+    Invite,
 )
 
 # A new vote: each stored field and its value, in the portable INSERT ... VALUES (below) and in
@@ -141,6 +147,7 @@ allowed AS (
     WHERE battle_status = 'open' AND left_status = 'done' AND right_status = 'done' AND campaign_status = 'active'
       AND (vote_limit = 0 OR votes_cast < vote_limit) AND (daily_vote_limit = 0 OR votes_today < daily_vote_limit)
       AND (%(verdict)s::text <> 'tie' OR allow_tie) AND (%(verdict)s::text <> 'both_bad' OR allow_both_bad)
+      AND admitted > 0
 ), claimed AS (
     UPDATE {battle} b SET status = 'voted'
     FROM allowed a WHERE b.id = %(battle)s AND b.status = 'open'
@@ -185,6 +192,7 @@ class _BattleState:
     daily_vote_limit: int
     votes_cast: int
     votes_today: int
+    admitted: int  # invite-only campaigns: admissions by an invite not revoked (1 elsewhere)
 
     def winner(self, verdict: str) -> int | None:
         """The winning model of this verdict (none for a tie or both bad)."""
@@ -268,6 +276,8 @@ def _check_may_store(state: _BattleState, verdict: str) -> None:
         allow_both_bad=state.allow_both_bad, vote_limit=state.vote_limit, daily_vote_limit=state.daily_vote_limit,
     )  # fmt: skip
     check_open(campaign)
+    if not state.admitted:  # the voter's invitation was revoked since the battle was handed out
+        raise NotAllowed(NOT_ADMITTED)
     check_vote_counts(campaign, state.votes_cast, state.votes_today)
     clean_verdict(campaign, verdict)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, F, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -87,8 +87,7 @@ def _set_status(status: str):
                 modeladmin.message_user(request, f"{campaign}: {error.message}", messages.ERROR)
 
     action.__name__ = f"make_{status}"
-    action.short_description = f"Set status: {status}"
-    return action
+    return admin.action(description=f"Set status: {status}", permissions=["change"])(action)
 
 
 @admin.register(Campaign)
@@ -154,7 +153,7 @@ class CampaignAdmin(admin.ModelAdmin):
     def import_view(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
         campaign = get_object_or_404(Campaign, pk=campaign_id)
         if not self.has_change_permission(request, campaign):
-            return redirect("admin:index")
+            raise PermissionDenied
         form = PromptImportForm(request.POST or None, request.FILES or None)
         errors: list[str] = []
         if request.method == "POST" and form.is_valid():
@@ -380,11 +379,11 @@ class GoldBattleAdmin(admin.ModelAdmin):
     def agreement(self, obj: GoldBattle) -> str:
         return f"{obj._agree / obj._votes:.0%}" if obj._votes else "-"
 
-    @admin.action(description="Hand out again (activate)")
+    @admin.action(description="Hand out again (activate)", permissions=["change"])
     def activate(self, request, queryset):
         self.message_user(request, f"{queryset.update(is_active=True)} gold battle(s) active.", messages.SUCCESS)
 
-    @admin.action(description="Stop handing out (deactivate; votes are kept)")
+    @admin.action(description="Stop handing out (deactivate; votes are kept)", permissions=["change"])
     def deactivate(self, request, queryset):
         self.message_user(request, f"{queryset.update(is_active=False)} gold battle(s) inactive.", messages.SUCCESS)
 

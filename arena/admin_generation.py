@@ -5,7 +5,8 @@ Imported at the end of arena/admin.py. It re-registers the campaign admin as a s
 - actions "Generate all missing responses" and "Retry failed responses";
 - a "generation" link per campaign leading to ``admin/arena/campaign/<id>/generation/``: counts by
   model and status, a progress bar, the failed responses with their errors, and buttons to generate
-  the missing ones or retry the failed ones (staff only, through ``admin_site.admin_view``).
+  the missing ones or retry the failed ones (staff who may view the campaign; the buttons need the
+  change permission).
 
 The same operations exist as ``manage.py generate_responses <slug> [--retry-failed] [--wait]``.
 """
@@ -13,6 +14,7 @@ The same operations exist as ``manage.py generate_responses <slug> [--retry-fail
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
@@ -71,10 +73,10 @@ class GenerationCampaignAdmin(CampaignAdmin):
     def generation_view(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
         campaign = get_object_or_404(Campaign, pk=campaign_id)
         if not self.has_view_permission(request, campaign):
-            return redirect("admin:index")
+            raise PermissionDenied
         if request.method == "POST":
             if not self.has_change_permission(request, campaign):
-                return redirect("admin:index")
+                raise PermissionDenied
             action = request.POST.get("action")
             try:
                 if action == "generate":

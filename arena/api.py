@@ -12,14 +12,24 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from ninja import NinjaAPI, Schema
 from ninja.errors import HttpError
+from ninja.parser import Parser
 
+from arena.json_body import json_body
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
 from arena.services.errors import ArenaError, Conflict
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
-api = NinjaAPI(title="Arena API", version="1", urls_namespace="api")
+
+class CheckedJsonParser(Parser):
+    """Bodies as arena.middleware.JsonBodyMiddleware checked them (size, depth, finite numbers), parsed once."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        return json_body(request)
+
+
+api = NinjaAPI(title="Arena API", version="1", urls_namespace="api", parser=CheckedJsonParser())
 
 
 class ErrorOut(Schema):

@@ -12,6 +12,9 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
+from arena.json_body import check_body
+from arena.services.errors import ArenaError
+
 log = logging.getLogger(__name__)
 
 # No inline script or style anywhere: every script and stylesheet is a static file.
@@ -194,6 +197,21 @@ class StaleVoterMiddleware:
             response = JsonResponse({"error": "conflict", "message": message}, status=409)
         forget_voter(response)
         return response
+
+
+class JsonBodyMiddleware:
+    """Bad JSON bodies end here with a clear JSON 4xx, before sessions, CSRF or any view run: too
+    large (413), not JSON, not finite numbers, nested too deep (400). The rules: arena.json_body."""
+
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            check_body(request)
+        except ArenaError as error:
+            return JsonResponse({"error": error.code, "message": error.message}, status=error.status)
+        return self.get_response(request)
 
 
 REDIS_MESSAGE = (

@@ -58,9 +58,19 @@ class ModelEntry(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from arena.services.model_entries import validate_model_entry
+        from arena.services.model_entries import validate_model_entry, validate_model_name
 
-        validate_model_entry(self.backend, self.backend_settings, self.params)
+        errors: dict = {}
+        try:
+            validate_model_name(self.name, self.pk)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        try:
+            validate_model_entry(self.backend, self.backend_settings, self.params)
+        except ValidationError as error:
+            errors = error.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
 
 
 class Campaign(models.Model):
@@ -131,6 +141,9 @@ class Campaign(models.Model):
         return self.status == self.Status.ACTIVE
 
 
+MAX_SCALE_POINTS = 11  # e.g. 0-10: each point is a button per side on every battle page
+
+
 class Dimension(models.Model):
     """A rating dimension (e.g. helpfulness 1-5) scored for each side of a battle."""
 
@@ -153,8 +166,15 @@ class Dimension(models.Model):
         return self.label
 
     def clean(self) -> None:
-        if self.scale_max <= self.scale_min:
+        low, high = self.scale_min, self.scale_max
+        if not isinstance(low, int) or not isinstance(high, int):
+            return  # the fields say what is wrong
+        if high <= low:
             raise ValidationError("The top of the scale must be above its bottom.")
+        if high - low + 1 > MAX_SCALE_POINTS:
+            raise ValidationError(
+                f"A scale has at most {MAX_SCALE_POINTS} points (e.g. 0-10); {low}-{high} has {high - low + 1}."
+            )
 
     @property
     def scale(self) -> range:

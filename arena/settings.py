@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "arena.middleware.ContentSecurityPolicyMiddleware",
     "arena.middleware.DatabaseUnavailableMiddleware",
     "arena.middleware.StaleVoterMiddleware",
+    "arena.middleware.JsonBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

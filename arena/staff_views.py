@@ -1,21 +1,21 @@
 """Staff pages: the campaign dashboard, its pause / resume / close buttons, voter exclusion, and the
-voter-quality figures as JSON."""
+voter-quality figures as JSON. Each needs a permission besides ``is_staff`` (see arena/permissions.py)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from arena.models import Campaign
+from arena.permissions import CHANGE_CAMPAIGN, CHANGE_VOTER, VIEW_CAMPAIGN, allowed, staff_permission_required
 from arena.services import abuse, campaigns, dashboard, quality_figures
 from arena.services.errors import ArenaError
 from ratings.models import OVERALL, LeaderboardSnapshot
 
 
-@staff_member_required
+@staff_permission_required(VIEW_CAMPAIGN)
 @require_GET
 def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, slug=slug)
@@ -37,6 +37,8 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "snapshot": snapshot,
         "tally": dashboard.vote_tally(campaign, snapshot.n_votes if snapshot else 0),
         "transitions": [s for s in ("active", "paused", "closed") if s != campaign.status],
+        "can_change_status": allowed(request.user, CHANGE_CAMPAIGN),
+        "can_exclude": allowed(request.user, CHANGE_VOTER),
     }
     majority = agreement["majority_agreement"] if agreement else {}
     gold = agreement["gold_agreement"] if agreement else {}
@@ -46,7 +48,7 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "arena/staff/dashboard.html", context)
 
 
-@staff_member_required
+@staff_permission_required(CHANGE_CAMPAIGN)
 @require_POST
 def campaign_set_status(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, slug=slug)
@@ -59,7 +61,7 @@ def campaign_set_status(request: HttpRequest, slug: str) -> HttpResponse:
     return redirect("arena:dashboard", slug=slug)
 
 
-@staff_member_required
+@staff_permission_required(VIEW_CAMPAIGN)
 @require_GET
 def campaign_quality(request: HttpRequest, slug: str) -> JsonResponse:
     """The dashboard's voter-quality figures: alpha, agreement with the majority and with gold, flags."""
@@ -71,7 +73,7 @@ def campaign_quality(request: HttpRequest, slug: str) -> JsonResponse:
     return JsonResponse({"campaign": campaign.slug, "computed_at": computed_at, **entry["figures"]})
 
 
-@staff_member_required
+@staff_permission_required(CHANGE_VOTER)
 @require_POST
 def voter_set_excluded(request: HttpRequest, slug: str) -> HttpResponse:
     """Exclude a voter from ratings and exports (or take them back), from the dashboard's flag list."""

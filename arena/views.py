@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from functools import wraps
 from typing import Any
 
@@ -16,6 +15,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from arena import pages
+from arena.json_body import json_body
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
@@ -138,10 +138,8 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
     voter = battle_owner(request)
     ratelimit.check_vote(request)
     if request.content_type == "application/json":
-        try:
-            payload = json.loads(request.body or b"{}")
-        except ValueError:
-            raise ArenaError("The request body is not valid JSON.") from None
+        payload = json_body(request)  # checked at the edge: arena.middleware.JsonBodyMiddleware
+        payload = {} if payload is None else payload
         if not isinstance(payload, dict):
             raise ArenaError("The request body must be a JSON object.")
         verdict, scores, duration = payload.get("verdict", ""), payload.get("scores"), payload.get("duration_ms")

@@ -1,5 +1,6 @@
 """Admin: an Export page per campaign (format, filters, its jobs with progress and downloads) and
-the list of every export job. Jobs are started here and run on a worker."""
+the list of every export job. Jobs are started here and run on a worker. The Export pages need the
+export permission (``exports.export_data``), which also shows the list of jobs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from arena.exports import runner
 from arena.exports.formats import FORMATS
 from arena.exports.models import ExportJob
 from arena.models import Campaign
+from arena.permissions import EXPORT_DATA, allowed, check
 from arena.services.errors import ArenaError
 
 MARGIN_CHOICES = [
@@ -74,6 +76,9 @@ class ExportJobAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def has_view_permission(self, request, obj=None) -> bool:
+        return super().has_view_permission(request, obj) or allowed(request.user, EXPORT_DATA)
+
     @admin.display(description="progress")
     def progress_text(self, job: ExportJob) -> str:
         return _progress(job)
@@ -103,12 +108,14 @@ class ExportJobAdmin(admin.ModelAdmin):
         return {**self.admin_site.each_context(request), "title": title, "opts": self.model._meta, **extra}
 
     def choose_view(self, request: HttpRequest) -> HttpResponse:
+        check(request.user, EXPORT_DATA)
         campaigns = Campaign.objects.annotate(n_votes=Count("votes")).order_by("-created_at")
         return render(request, "admin/exports/choose_campaign.html",
                       self._context(request, "Export a campaign", campaigns=campaigns))  # fmt: skip
 
     def campaign_view(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
         """The Export page of one campaign: the form, then its jobs (refreshing while one runs)."""
+        check(request.user, EXPORT_DATA)
         campaign = get_object_or_404(Campaign, pk=campaign_id)
         form = ExportForm(campaign, request.POST or None)
         if request.method == "POST" and form.is_valid():

@@ -1,8 +1,9 @@
 """Exports in the JSON API (/api/v1/exports): start a job, follow its progress, download the file.
 
-Staff only, with the Django session (log in through /admin/ first): 401 without a login, 403 for a
-user who is not staff. Starting an export is a POST and needs the CSRF token (cookie ``csrftoken``
-echoed in the ``X-CSRFToken`` header).
+Staff with the export permission only (``exports.export_data``, "Can create and download exports";
+superusers have it), with the Django session (log in through /admin/ first): 401 without a login,
+403 for a user who is not staff or lacks the permission. Starting an export is a POST and needs the
+CSRF token (cookie ``csrftoken`` echoed in the ``X-CSRFToken`` header).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from arena.exports import runner
 from arena.exports.models import ExportJob
 from arena.exports.views import export_file_response
 from arena.models import Campaign
+from arena.permissions import EXPORT_DATA, allowed
 from arena.services.errors import ArenaError, NotAllowed, NotFound
 
 try:
@@ -36,7 +38,7 @@ class NotAuthenticated(ArenaError):
 
 
 class StaffSession(APIKeyCookie):
-    """The Django session of a staff user; CSRF checked on unsafe methods."""
+    """The Django session of a staff user with the export permission; CSRF checked on unsafe methods."""
 
     param_name = settings.SESSION_COOKIE_NAME
 
@@ -46,6 +48,8 @@ class StaffSession(APIKeyCookie):
             raise NotAuthenticated("Log in with a staff account to use exports.")
         if not (user.is_active and user.is_staff):
             raise NotAllowed("Exports are for staff only.")
+        if not allowed(user, EXPORT_DATA):
+            raise NotAllowed("Exports need the permission 'Can create and download exports' (exports.export_data).")
         self._get_key(request)  # raises on a failed CSRF check
         return user
 

@@ -45,6 +45,9 @@ class ExportJob(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["campaign", "created_at"], name="exportjob_campaign_idx")]
         verbose_name = "export"
+        # Staff need it (superusers have it) to start, list, read and download exports: the files carry
+        # every vote of a campaign, excluded voters included on request (see arena/permissions.py).
+        permissions = [("export_data", "Can create and download exports")]
 
     def __str__(self) -> str:
         return f"export {self.pk}: {self.format}"

@@ -1,4 +1,4 @@
-"""Download of a finished export file: staff only, streamed from disk."""
+"""Download of a finished export file: staff with the export permission only, streamed from disk."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from django.views.decorators.http import require_GET
 
 from arena.exports.formats import FORMATS
 from arena.exports.models import ExportJob
+from arena.permissions import EXPORT_DATA, allowed
 
 
-def staff_only(view):
-    """Anonymous visitors go to the login page; logged-in non-staff users get 403."""
+def export_permission_required(view):
+    """Anonymous visitors go to the login page; logged-in non-staff users and staff without the
+    export permission (``exports.export_data``) get 403."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
@@ -24,6 +26,8 @@ def staff_only(view):
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
         if not (user.is_active and user.is_staff):
             return HttpResponseForbidden("Exports are for staff only.")
+        if not allowed(user, EXPORT_DATA):
+            return HttpResponseForbidden("Exports need the permission 'Can create and download exports'.")
         return view(request, *args, **kwargs)
 
     return wrapper
@@ -43,6 +47,6 @@ def export_file_response(job: ExportJob) -> FileResponse:
 
 
 @require_GET
-@staff_only
+@export_permission_required
 def download(request: HttpRequest, job_id: int) -> FileResponse:
     return export_file_response(get_object_or_404(ExportJob.objects.select_related("campaign"), pk=job_id))

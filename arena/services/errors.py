@@ -37,3 +37,8 @@ class LimitReached(ArenaError):
 class NothingToVoteOn(ArenaError):
     status = 404
     code = "nothing_left"
+
+
+class TooLarge(ArenaError):
+    status = 413
+    code = "too_large"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import re
 from collections.abc import Iterable
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ def clean_verdict(campaign: Campaign, verdict: str) -> str:
 def clean_scores(dimensions: Iterable[Dimension], scores: dict[str, Any] | None) -> dict[str, dict[str, int]]:
     """Validate optional per-dimension scores: {key: {"left": n, "right": m}} within each scale.
 
-    A dimension may be scored on one side only, or not at all.
+    A dimension may be scored on one side only, or not at all. A score is a whole number: an integer
+    (4.0 counts as 4), or text of ASCII digits with an optional sign ("4"); 3.9, True and other
+    scripts' digits (U+0663 ARABIC-INDIC DIGIT THREE) are refused, not truncated or read as digits.
     """
     if not scores:
         return {}
@@ -51,20 +54,41 @@ def clean_scores(dimensions: Iterable[Dimension], scores: dict[str, Any] | None)
     for key, sides in scores.items():
         dimension = by_key.get(key)
         if dimension is None:
-            raise ArenaError(f"Unknown dimension {key!r}.")
+            raise ArenaError(f"Unknown dimension {_shown(key)}.")
         if not isinstance(sides, dict) or set(sides) - {"left", "right"}:
             raise ArenaError(f"Scores for {dimension.label} must give 'left' and/or 'right'.")
         for side, value in sides.items():
-            if value in (None, ""):
+            if value is None or value == "":
                 continue
-            try:
-                number = int(value)
-            except (TypeError, ValueError):
-                raise ArenaError(f"{dimension.label}: {value!r} is not a whole number.") from None
+            number = whole_number(value)
+            if number is None:
+                raise ArenaError(f"{dimension.label}: {_shown(value)} is not a whole number.")
             if not dimension.scale_min <= number <= dimension.scale_max:
                 raise ArenaError(f"{dimension.label}: scores go from {dimension.scale_min} to {dimension.scale_max}.")
             cleaned.setdefault(key, {})[side] = number
     return cleaned
+
+
+_WHOLE_NUMBER = re.compile(r"[ \t]*[+-]?[0-9]{1,9}[ \t]*")  # ASCII digits only (\d would take "٣")
+
+
+def whole_number(value: Any) -> int | None:
+    """An integer, an integral float, or text of at most 9 ASCII digits with an optional sign; else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None  # False for 3.9, inf and nan
+    if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value):
+        return int(value)
+    return None
+
+
+def _shown(value: Any, limit: int = 20) -> str:
+    """A value as the voter sent it, cut short: a message never echoes megabytes back."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}..."
 
 
 @dataclass(frozen=True)

@@ -89,12 +89,41 @@ def parse_jsonl(text: str) -> tuple[list[PromptRow], list[str]]:
 
 
 def parse_csv(text: str) -> tuple[list[PromptRow], list[str]]:
-    reader = csv.DictReader(io.StringIO(text))
+    """Strict CSV: a quoted field must close right before a comma or the end of its line. The lenient
+    reading took what follows a stray quote into the field, and an unclosed quote took every row
+    after it into one prompt; now the row with the broken quoting is named and nothing is imported."""
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     try:
         columns = set(reader.fieldnames or [])
         return _parse_csv_rows(reader, columns)
-    except csv.Error as error:  # broken quoting: the rest of the file cannot be read reliably
-        return [], [f"line {max(reader.line_num, 1)}: not valid CSV ({error})"]
+    except _BrokenCsv as broken:  # the rest of the file cannot be read reliably
+        return [], [str(broken)]
+    except csv.Error as error:  # the header itself
+        return [], [_broken_csv(1, error)]
+
+
+class _BrokenCsv(Exception):
+    pass
+
+
+def _broken_csv(line: int, error: csv.Error) -> str:
+    return (
+        f"line {line}: not valid CSV ({error}); check the quotes of the row starting here: a quoted field ends "
+        'with a quote right before a comma or the line\'s end, and a quote inside it is doubled ("")'
+    )
+
+
+def _csv_records(reader: csv.DictReader) -> Iterator[dict]:
+    """The records; _BrokenCsv names the line where a record that cannot be read starts."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            record = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise _BrokenCsv(_broken_csv(start, error)) from None
+        yield record
 
 
 def _parse_csv_rows(reader: csv.DictReader, columns: set[str]) -> tuple[list[PromptRow], list[str]]:
@@ -103,7 +132,7 @@ def _parse_csv_rows(reader: csv.DictReader, columns: set[str]) -> tuple[list[Pro
     rows: dict[str, PromptRow] = {}
     ordered: list[PromptRow] = []
     errors: list[str] = []
-    for record in reader:
+    for record in _csv_records(reader):
         number = reader.line_num
         try:
             if None in record:

@@ -10,7 +10,8 @@ from typing import Any
 from arena.services.errors import ArenaError
 
 ROLES = {"system", "user", "assistant"}
-MAX_TEXT = 200_000
+MAX_TEXT = 200_000  # characters of one text: a prompt, a message, an answer
+MAX_PROMPT_TEXT = 1_000_000  # characters of a prompt's messages together (pages show them all)
 MAX_MODEL_NAME = 100  # ModelEntry.name
 
 
@@ -59,9 +60,12 @@ class ImportSummary:
 def clean_messages(value: Any) -> list[dict[str, str]]:
     """An OpenAI-style message list ending with a user turn, or a clear ValueError.
 
-    A string stands for one user message.
+    A string stands for one user message. Each text is at most MAX_TEXT characters, all of them
+    together at most MAX_PROMPT_TEXT.
     """
     if isinstance(value, str):
+        if len(value) > MAX_TEXT:
+            raise ValueError(f"the prompt is longer than {MAX_TEXT} characters")
         if not value.strip():
             raise ValueError("the prompt is empty")
         return [{"role": "user", "content": value}]
@@ -81,6 +85,8 @@ def clean_messages(value: Any) -> list[dict[str, str]]:
         messages.append({"role": role, "content": content})
     if messages[-1]["role"] != "user":
         raise ValueError("the last message must be the user's")
+    if sum(len(m["content"]) for m in messages) > MAX_PROMPT_TEXT:
+        raise ValueError(f"the messages are longer than {MAX_PROMPT_TEXT} characters together")
     return messages
 
 

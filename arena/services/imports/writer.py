@@ -34,6 +34,7 @@ from arena.models import Campaign, ModelEntry, Prompt, Response
 from arena.rendering import render_markdown
 from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, model_name
 from arena.services.items import create_items
+from arena.services.model_entries import model_name_problem
 
 CHUNK = 5000
 CONCURRENT_CHANGE = (
@@ -138,6 +139,7 @@ def _check(rows: Sequence[PromptRow], models_by_name: dict[str, int], add_models
         for name in row.responses:
             if name not in models_by_name:
                 unknown.setdefault(name, []).append(row.line)
+    existing: list[str] | None = None
     for name, lines in unknown.items():
         more = f" (and {len(lines) - 1} more lines)" if len(lines) > 1 else ""
         if not add_models:
@@ -151,6 +153,13 @@ def _check(rows: Sequence[PromptRow], models_by_name: dict[str, int], add_models
                 raise ValueError(f"model name {name!r} starts or ends with spaces")
         except ValueError as error:
             errors.append(f"line {lines[0]}: {error}{more}")
+            continue
+        if existing is None:
+            existing = list(ModelEntry.objects.values_list("name", flat=True))
+        if name not in existing:  # a new entry (an existing one of this exact name is reused)
+            problem = model_name_problem(name, [*existing, *unknown])
+            if problem:
+                errors.append(f"line {lines[0]}: model name {name!r}: {problem}{more}")
     if errors:
         raise ImportFailed(errors)
 

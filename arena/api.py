@@ -18,6 +18,7 @@ from arena.json_body import json_body
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
+from arena.services.access import sees_drafts
 from arena.services.errors import ArenaError, Conflict
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
@@ -133,7 +134,7 @@ def list_campaigns(request: HttpRequest):
 
 @api.get("/campaigns/{slug}", response={200: CampaignOut, 404: ErrorOut}, tags=["campaigns"])
 def get_campaign(request: HttpRequest, slug: str):
-    return _campaign_out(access.visible_campaign(slug, staff=request.user.is_staff))
+    return _campaign_out(access.visible_campaign(slug, staff=sees_drafts(request.user)))
 
 
 @api.post(
@@ -144,7 +145,7 @@ def get_campaign(request: HttpRequest, slug: str):
 def next_battle(request: HttpRequest, response: HttpResponse, slug: str):
     """The voter's next battle (their open one if any). Sets the voter cookie on first use."""
     _check_csrf(request)
-    profile = access.visible_profile(slug, staff=request.user.is_staff)
+    profile = access.visible_profile(slug, staff=sees_drafts(request.user))
     if profile.campaign.task == Campaign.Task.RANKING:
         raise Conflict(f"This campaign asks for rankings: POST /api/v1/campaigns/{slug}/rankings instead.")
     ratelimit.check_battle(request)

@@ -19,6 +19,7 @@ from arena.json_body import json_body
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
+from arena.services.access import sees_drafts
 from arena.services.errors import ArenaError
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
@@ -60,7 +61,7 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @shows_arena_errors
 def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    campaign = access.visible_campaign(slug, staff=request.user.is_staff)
+    campaign = access.visible_campaign(slug, staff=sees_drafts(request.user))
     request.arena_campaign = campaign
     token = request.GET.get("invite", "")
     if token and campaign.access == Campaign.Access.INVITE:
@@ -81,7 +82,7 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @shows_arena_errors
 def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
-    profile = access.visible_profile(slug, staff=request.user.is_staff)
+    profile = access.visible_profile(slug, staff=sees_drafts(request.user))
     campaign = request.arena_campaign = profile.campaign
     if campaign.task == Campaign.Task.RANKING:
         return redirect("arena_rank:next", slug=slug)

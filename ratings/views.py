@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 
 from arena.exports import csv_cells
 from arena.services import access
+from arena.services.access import sees_drafts
 from arena.views import shows_arena_errors
 from ratings.models import OVERALL, LeaderboardSnapshot
 from ratings.presentation import leaderboard_context
@@ -28,7 +29,7 @@ CSV_COLUMNS = [
 
 
 def _snapshot(request: HttpRequest, slug: str) -> tuple[object, LeaderboardSnapshot | None, dict]:
-    campaign = access.visible_campaign(slug, staff=request.user.is_staff)
+    campaign = access.visible_campaign(slug, staff=sees_drafts(request.user))
     request.arena_campaign = campaign
     selection = {
         "dimension": request.GET.get("dimension", OVERALL),

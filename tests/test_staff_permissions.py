@@ -242,3 +242,12 @@ def test_the_dashboard_offers_only_what_its_reader_may_do(world, django_user_mod
     assert 'name="status"' not in page
     page = staff_with(django_user_model, "arena.change_campaign").get("/staff/c/pub/").content.decode()
     assert 'name="status" value="paused"' in page
+
+
+def test_draft_campaigns_are_shown_only_to_staff_who_may_view_campaigns(db, django_user_model):
+    make_campaign(slug="draft", status=Campaign.Status.DRAFT)
+    bare = staff_with(django_user_model, name="bare")
+    viewer = staff_with(django_user_model, "arena.view_campaign", name="viewer")
+    for path in ("/c/draft/", "/c/draft/leaderboard/", "/api/v1/campaigns/draft"):
+        assert bare.get(path).status_code == 404, path  # staff, but not allowed to look at campaigns
+        assert viewer.get(path).status_code == 200, path

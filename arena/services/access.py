@@ -8,6 +8,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from arena import permissions
 from arena.models import Admission, Campaign, Invite, Vote, Voter
 from arena.services.errors import LimitReached, NotAllowed, NotFound
 from arena.services.profiles import CampaignProfile, campaign_profile
@@ -16,6 +17,11 @@ _STATUS_MESSAGES = {
     Campaign.Status.PAUSED: "This campaign is paused. Please come back later.",
     Campaign.Status.CLOSED: "This campaign is closed and no longer accepts votes.",
 }
+
+
+def sees_drafts(user) -> bool:
+    """Whether this user may see draft campaigns: staff who may view campaigns, not every staff account."""
+    return permissions.allowed(user, permissions.VIEW_CAMPAIGN)
 
 
 def visible_campaign(slug: str, *, staff: bool = False) -> Campaign:

@@ -21,7 +21,8 @@ from tests.factories import make_campaign
         ("As GPT-4, I cannot browse the web.", True),
         ("I am Claude, made by Anthropic.", True),
         ("I'm Zephyr-7, a helpful assistant.", True),  # a campaign model's own name
-        ("The gpt-4o-mini tokenizer", False),  # part of a longer word is not a self-report
+        ("The gpt-4o-mini tokenizer", True),  # a family with a version names a model
+        ("The Zephyr-7b tokenizer", False),  # part of a longer word is not the campaign's name
         ("Here is a palindrome checker in Python.", False),
     ],
 )

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import os
 import random
-import re
 import secrets
 import threading
 import time
@@ -32,10 +31,11 @@ from django.db import transaction
 from django.db.models import Q
 
 from arena import embedded
-from arena.models import Battle, Campaign, Prompt, Response, Voter
+from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Voter
 from arena.rendering import render_markdown
 from arena.services.access import check_may_vote
 from arena.services.errors import ArenaError, Conflict, LimitReached, NotFound, NothingToVoteOn
+from arena.services.identity import reveals_identity
 
 log = logging.getLogger(__name__)
 
@@ -223,9 +223,10 @@ def _side_messages(conversation: dict[str, list[str]], key: str) -> tuple[int, l
     return len(users) - 1, messages
 
 
-def record_answer(side: LiveSide, text: str, model_name: str) -> None:
+def record_answer(side: LiveSide, text: str, model_name: str = "") -> None:
     """Store a finished answer in the battle's conversation (inside the caller's transaction), and
-    flag the battle when the answer names its own model."""
+    flag the battle when the answer names a model: its own, any other of the campaign, or a well-known
+    family (the rule of arena.services.identity, as for every other battle)."""
     battle = Battle.objects.select_for_update().filter(pk=side.battle_id).first()
     if battle is None:
         return
@@ -234,7 +235,8 @@ def record_answer(side: LiveSide, text: str, model_name: str) -> None:
     answers += [""] * (side.turn - len(answers)) + [text]
     battle.conversation[key] = answers
     fields = ["conversation"]
-    if model_name and re.search(rf"(?<!\w){re.escape(model_name)}(?!\w)", text, re.IGNORECASE):
+    names = {*ModelEntry.objects.filter(campaigns=battle.campaign_id).values_list("name", flat=True), model_name}
+    if not battle.flagged and reveals_identity([text], names - {""}):
         battle.flagged = True
         fields.append("flagged")
     battle.save(update_fields=fields)

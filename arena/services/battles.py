@@ -6,7 +6,7 @@ battle or else the candidates, and one stores the new battle and reads its page.
 building cost more than the queries themselves here (see DESIGN.md, "measured facts").
 
 The battle INSERT and the page read are written here only: gold battles (arena.services.gold) are
-stored and shown with ``insert_battle`` and ``read_page`` too.
+stored and shown with ``store_battle`` too.
 """
 
 from __future__ import annotations
@@ -374,42 +374,34 @@ def _start_battle(profile: CampaignProfile, voter_id: int, item: Candidate) -> B
     if connection.vendor == "postgresql":
         # Stored unflagged: the answers that decide the flag come back from this same statement, and
         # the rare battle whose answers name a model is flagged by a second one.
-        campaign_id, prompt_id = profile.campaign.pk, item.prompt_id
-        params = _battle_params(campaign_id, voter_id, prompt_id, left_id, right_id, False, item.item_id, None)
+        params = _battle_params(profile.campaign.pk, voter_id, item.prompt_id, left_id, right_id, item_id=item.item_id)
         messages, left_html, right_html = hot_sql.fetchone(_START_BATTLE_SQL_POSTGRES, params)
         if reveals_identity((left_html, right_html), profile.names.values()):
             hot_sql.execute(_FLAG_BATTLE_SQL, [params["id"]])
         return BattleView(params["id"], _messages(messages), left_html, right_html)
-    messages, left_html, right_html = read_page(item.prompt_id, left_id, right_id)
-    flagged = reveals_identity((left_html, right_html), profile.names.values())
-    battle_id = insert_battle(
-        profile.campaign.pk, voter_id, item.prompt_id, left_id, right_id, flagged=flagged, item_id=item.item_id
-    )
-    return BattleView(battle_id, messages, left_html, right_html)
+    return store_battle(profile, voter_id, item.prompt_id, left_id, right_id, item_id=item.item_id)
 
 
-def read_page(prompt_id: int, left_id: int, right_id: int) -> tuple[list[dict[str, Any]], str, str]:
-    """What a battle page shows: the prompt's messages and the left and right answers' html."""
-    params = {"prompt": prompt_id, "left": left_id, "right": right_id}
-    messages, left_html, right_html = hot_sql.fetchone(_PAGE_SQL, params)
-    return _messages(messages), left_html, right_html
-
-
-def insert_battle(
-    campaign_id: int,
+def store_battle(
+    profile: CampaignProfile,
     voter_id: int,
     prompt_id: int,
     left_id: int,
     right_id: int,
     *,
-    flagged: bool,
     item_id: int | None = None,
     gold_id: int | None = None,
-) -> str:
-    """Store a new open battle and return its id: a regular battle has an item, a gold one a gold id."""
-    params = _battle_params(campaign_id, voter_id, prompt_id, left_id, right_id, flagged, item_id, gold_id)
+) -> BattleView:
+    """Store a new open battle and return what its page shows: a regular battle has an item, a gold
+    one a gold id, and either is flagged when an answer names a model (so the flag tells them apart
+    no more than the page does). Two statements, in any database: read the page, then insert."""
+    params = {"prompt": prompt_id, "left": left_id, "right": right_id}
+    messages, left_html, right_html = hot_sql.fetchone(_PAGE_SQL, params)
+    flagged = reveals_identity((left_html, right_html), profile.names.values())
+    params = _battle_params(profile.campaign.pk, voter_id, prompt_id, left_id, right_id, item_id=item_id,
+                            gold_id=gold_id, flagged=flagged)  # fmt: skip
     hot_sql.execute(_INSERT_BATTLE_SQL, params)
-    return params["id"]
+    return BattleView(params["id"], _messages(messages), left_html, right_html)
 
 
 def _battle_params(
@@ -418,9 +410,10 @@ def _battle_params(
     prompt_id: int,
     left_id: int,
     right_id: int,
-    flagged: bool,
-    item_id: int | None,
-    gold_id: int | None,
+    *,
+    item_id: int | None = None,
+    gold_id: int | None = None,
+    flagged: bool = False,
 ) -> dict[str, Any]:
     """The parameters of _INSERT_BATTLE_SQL (and of the page read), a new battle id included."""
     return {"id": Battle._meta.get_field("id").default(), "campaign": campaign_id, "voter": voter_id,

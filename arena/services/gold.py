@@ -9,7 +9,7 @@ slot nor moves the balanced sampler. Its vote is recorded like any other, scores
 
 A voter never gets the same gold battle twice: the check and the insert run under a lock on the
 voter's row (PostgreSQL), so two tabs asking at once cannot both take the same one. The battle is
-stored and its page read by arena.services.battles (``insert_battle``, ``read_page``), the same
+stored and its page read by arena.services.battles (``store_battle``), the same
 statements as a regular battle's.
 """
 
@@ -23,10 +23,9 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from arena.models import Battle, Campaign, GoldBattle, Prompt, Response, Vote, Voter
-from arena.services.battles import BattleView, insert_battle, read_page
+from arena.services.battles import BattleView, store_battle
 from arena.services.errors import ArenaError
 from arena.services.hot_sql import sql
-from arena.services.identity import reveals_identity
 from arena.services.profiles import CampaignProfile
 
 _LOCK_VOTER_SQL = sql("SELECT id FROM {voter} WHERE id = %s FOR NO KEY UPDATE", Voter)
@@ -94,11 +93,7 @@ def hand_out_gold(profile: CampaignProfile, voter_id: int) -> BattleView | None:
         gold_id, prompt_id, left_id, right_id = row
         if secrets.randbelow(2):
             left_id, right_id = right_id, left_id
-        messages, left_html, right_html = read_page(prompt_id, left_id, right_id)
-        # Flagged exactly as a regular battle would be, so the flag tells nothing apart either.
-        flagged = reveals_identity((left_html, right_html), profile.names.values())
-        battle_id = insert_battle(campaign.pk, voter_id, prompt_id, left_id, right_id, flagged=flagged, gold_id=gold_id)
-    return BattleView(battle_id, messages, left_html, right_html)
+        return store_battle(profile, voter_id, prompt_id, left_id, right_id, gold_id=gold_id)
 
 
 # --- creating gold battles (the admin form and the admin action) ---------------------------------------

@@ -30,4 +30,6 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # The embedded pass runs on a SQLite file, as `make run` does (an in-memory database behaves
     # differently under threads: "table is locked" instead of waiting for the writer).
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+    # ARENA_TEST_SQLITE names another file, so that two checkouts' runs never share one.
+    _test_sqlite = os.environ.get("ARENA_TEST_SQLITE") or str(VAR_DIR / "test.sqlite3")  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": _test_sqlite}  # noqa: F405

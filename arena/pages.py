@@ -26,6 +26,7 @@ from typing import Any, NamedTuple
 from django.template.loader import render_to_string
 from django.utils.html import escape
 
+from arena.models import Battle
 from arena.rendering import render_markdown
 from arena.services.battles import BattleView
 from arena.services.profiles import CampaignProfile
@@ -97,6 +98,11 @@ def battle_page(profile: CampaignProfile, battle: BattleView, *, staff: bool, cs
             "right_html": battle.right_html,
         }
     )
+
+
+def battle_view(battle: Battle) -> BattleView:
+    """What the page of a stored battle shows (its prompt and answers loaded with it)."""
+    return BattleView(battle.pk, battle.prompt.messages, battle.left.html, battle.right.html)
 
 
 def visible_turns(messages: list[dict]) -> tuple[tuple[str, str], ...]:

@@ -1,9 +1,9 @@
 """Markdown for untrusted text (model output, prompts, instructions) rendered to inert HTML.
 
-markdown-it renders CommonMark with raw HTML disabled (so ``<script>`` becomes text), Pygments
-highlights fenced code, and nh3 (the Ammonia sanitiser) removes anything that survived: event
-handler attributes, ``javascript:`` and ``data:`` links, styles. Links open with rel="noopener
-noreferrer nofollow".
+markdown-it renders CommonMark with raw HTML disabled (so ``<script>`` becomes text) and single
+newlines as line breaks, Pygments highlights fenced code, and nh3 (the Ammonia sanitiser) removes
+anything that survived: event handler attributes, ``javascript:`` and ``data:`` links, styles. Links
+open with rel="noopener noreferrer nofollow".
 """
 
 from __future__ import annotations
@@ -42,7 +42,10 @@ def _highlight(code: str, lang: str, _attrs: str) -> str:
     return highlight(code, lexer, _FORMATTER)
 
 
-_MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight}).enable("table")
+# "breaks": a single newline is a line break (<br>), as chat answers and prompts are written (a haiku keeps
+# its lines); a blank line still starts a paragraph, and code blocks keep their newlines as they are.
+_MD = MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True, "highlight": _highlight})
+_MD.enable("table")
 _MD.enable("strikethrough")
 
 

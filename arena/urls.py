@@ -3,13 +3,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from arena import admin_security, staff_views, views
+from arena import admin_security, site_assets, staff_views, views
 from arena.api import api
 
 arena_patterns = [
     path("", views.home, name="home"),
     path("c/<slug:slug>/", views.campaign_detail, name="campaign"),
     path("c/<slug:slug>/vote/", views.next_battle, name="next"),
+    path("c/<slug:slug>/b/<str:battle_id>/", views.battle_page, name="battle-page"),
     path("b/<str:battle_id>/", views.battle_detail, name="battle"),
     path("b/<str:battle_id>/vote", views.vote, name="vote"),
     path("staff/c/<slug:slug>/", staff_views.campaign_dashboard, name="dashboard"),
@@ -23,6 +24,7 @@ urlpatterns = [
     path("admin/login/", admin_security.login, name="admin-login"),  # throttled; ahead of the admin's own
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("favicon.ico", site_assets.favicon, name="favicon"),
     path("api/v1/", api.urls),
     path("", include("ratings.urls")),
     path("", include("arena.live_urls")),

@@ -20,7 +20,7 @@ from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
 from arena.services.access import sees_drafts
-from arena.services.errors import ArenaError
+from arena.services.errors import ArenaError, NotFound
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
 
@@ -101,11 +101,32 @@ def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @shows_arena_errors
 def battle_detail(request: HttpRequest, battle_id: str) -> HttpResponse:
+    """The short battle URL of earlier versions: to the battle's own page."""
     battle = battles.voter_battle(battle_id, voter_from_cookie(request))
+    return redirect("arena:battle-page", slug=battle.campaign.slug, battle_id=battle.pk)
+
+
+@never_cache
+@require_GET
+@shows_arena_errors
+def battle_page(request: HttpRequest, slug: str, battle_id: str) -> HttpResponse:
+    """A battle's own URL (/c/<slug>/b/<id>/), for its voter only: the battle while it is open, the
+    same battle with the vote and the names once voted. Back after a vote and reload land here, so
+    neither shows another battle; another voter's battle is "No such battle" (404)."""
+    battle = battles.voter_battle(battle_id, voter_from_cookie(request))
+    if battle.campaign.slug != slug:
+        raise NotFound("No such battle.")
     request.arena_campaign = battle.campaign
     if battle.status == Battle.Status.VOTED:
         return _render_reveal(request, battle)
-    return redirect("arena:next", slug=battle.campaign.slug)
+    if battle.is_live:
+        return redirect("arena_live:battle", battle_id=battle.pk)
+    if battle.status != Battle.Status.OPEN:
+        raise NotFound("This battle was withdrawn. Please start the next one.")
+    profile = access.visible_profile(slug, staff=sees_drafts(request.user))
+    page = pages.battle_page(profile, pages.battle_view(battle), staff=request.user.is_staff,
+                             csrf_token=get_token(request))  # fmt: skip
+    return HttpResponse(page)
 
 
 def _render_reveal(request: HttpRequest, battle: Battle) -> HttpResponse:
@@ -161,7 +182,7 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
                 "next": reverse("arena:next", args=[recorded.campaign_slug]),
             }
         )
-    return redirect("arena:battle", battle_id=battle_id, permanent=False)
+    return redirect("arena:battle-page", slug=recorded.campaign_slug, battle_id=battle_id)
 
 
 @never_cache

@@ -23,6 +23,16 @@
     if (clickFor(event.key.toLowerCase())) event.preventDefault();
   });
 
+  if (form && form.dataset.url) {
+    // The battle's own URL in the address bar (it was handed out at /c/<slug>/vote/): reload shows
+    // this battle, and Back after the vote comes here, to this battle and its vote, never a new one.
+    if (location.pathname !== form.dataset.url) history.replaceState(history.state, "", form.dataset.url);
+    // A page restored from the back/forward cache after a vote would show it unvoted: ask again.
+    window.addEventListener("pageshow", (event) => {
+      if (event.persisted && form.classList.contains("sent")) location.reload();
+    });
+  }
+
   if (form) {
     let submitted = false;
     form.addEventListener("submit", (event) => {

@@ -33,6 +33,10 @@ from arena.services.imports import DEFAULT_CHOSEN_MODEL, DEFAULT_REJECTED_MODEL,
 from arena.services.imports import FORMATS as IMPORT_FORMATS
 from arena.services.items import sync_campaign_items
 
+admin.site.site_header = "Arena administration"
+admin.site.site_title = "Arena admin"
+admin.site.index_title = "Campaigns, models and votes"
+
 
 @admin.register(ModelEntry)
 class ModelEntryAdmin(admin.ModelAdmin):
@@ -80,14 +84,38 @@ class PromptImportForm(forms.Form):
 
 def _set_status(status: str):
     def action(modeladmin, request, queryset):
+        changed, unchanged = [], []
         for campaign in queryset:
+            before = campaign.status
             try:
                 campaign_service.set_status(campaign, status)
             except ArenaError as error:
                 modeladmin.message_user(request, f"{campaign}: {error.message}", messages.ERROR)
+            else:
+                (unchanged if before == status else changed).append(str(campaign))
+        if changed:
+            modeladmin.message_user(
+                request, f"{len(changed)} campaign(s) now {status}: {', '.join(changed)}.", messages.SUCCESS
+            )
+        if unchanged:
+            modeladmin.message_user(request, f"Already {status}: {', '.join(unchanged)}.", messages.INFO)
 
     action.__name__ = f"make_{status}"
     return admin.action(description=f"Set status: {status}", permissions=["change"])(action)
+
+
+def campaign_links(campaign: Campaign) -> list[tuple[str, str]]:
+    """(label, URL) of every page about one campaign, for its admin change page."""
+    links = [
+        ("Import prompts", reverse("admin:arena_campaign_import", args=[campaign.pk])),
+        ("Dashboard", reverse("arena:dashboard", args=[campaign.slug])),
+        ("Public page", reverse("arena:campaign", args=[campaign.slug])),
+        ("Leaderboard", reverse("ratings:leaderboard", args=[campaign.slug])),
+        ("Exports", reverse("admin:exports_campaign_export", args=[campaign.pk])),
+    ]
+    if campaign.mode == Campaign.Mode.PROMPT_SET:
+        links.append(("Generation progress", reverse("admin:arena_campaign_generation", args=[campaign.pk])))
+    return links
 
 
 @admin.register(Campaign)
@@ -139,6 +167,11 @@ class CampaignAdmin(admin.ModelAdmin):
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         sync_campaign_items(form.instance)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        campaign = self.get_object(request, object_id)
+        extra = {"campaign_links": campaign_links(campaign)} if campaign is not None else {}
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
 
     def get_urls(self):
         extra = [

@@ -58,6 +58,7 @@ EXPECTED: dict[tuple[str, str], tuple] = {
     ("staff/c/<slug:slug>/exclude", "arena:exclude-voter"): ("POST", only_staff("redirect")),  # staff: no voter named
     ("admin/login/", "admin-login"): ("GET", {"anon": 200, "voter": 200, "member": 200, "staff": "redirect"}),
     ("healthz", "healthz"): ("GET", A),
+    ("favicon.ico", "favicon"): ("GET", {r: "redirect" for r in ROLES}),  # to the static icon
     ("api/v1/openapi.json", "api:openapi-json"): ("GET", A),
     ("api/v1/docs", "api:openapi-view"): ("GET", A),
     ("api/v1/", "api:api-root"): ("GET", {r: 404 for r in ROLES}),

@@ -13,20 +13,35 @@ from __future__ import annotations
 
 from arena.models import Campaign
 from arena.services.imports.campaigns import load_campaign
-from arena.services.imports.files import FORMATS, ImportOptions, detect_format, parse_prompt_file
+from arena.services.imports.files import FORMATS, ImportOptions, detect_format, parse_prompt_file, read_prompt_file
 from arena.services.imports.preferences import DEFAULT_CHOSEN_MODEL, DEFAULT_REJECTED_MODEL
 from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, clean_messages
-from arena.services.imports.writer import import_prompts
+from arena.services.imports.writer import check_rows, import_prompts
 
 __all__ = [
     "DEFAULT_CHOSEN_MODEL", "DEFAULT_REJECTED_MODEL", "FORMATS", "ImportFailed", "ImportOptions", "ImportSummary",
     "PromptRow", "clean_messages", "detect_format", "import_file", "import_prompts", "load_campaign",
-    "parse_prompt_file",
+    "parse_prompt_file", "read_prompt_file",
 ]  # fmt: skip
 
 
 def import_file(campaign: Campaign, name: str, data: bytes, options: ImportOptions | None = None) -> ImportSummary:
-    """Parse a file and write it into the campaign; ImportFailed (nothing written) on any problem."""
+    """Parse a file and write it into the campaign; ImportFailed (nothing written) on any problem.
+
+    The whole file is checked in one pass: the records' own errors and those against the campaign
+    (unknown models, repeated ids) come together, in line order.
+    """
     options = options or ImportOptions()
-    rows = parse_prompt_file(name, data, options)
+    rows, errors = read_prompt_file(name, data, options)
+    models_by_name = dict(campaign.contenders.values_list("name", "id"))
+    errors += check_rows(rows, models_by_name, options.add_models)
+    if errors:
+        raise ImportFailed(sorted(errors, key=error_line))
     return import_prompts(campaign, rows, add_models=options.add_models)
+
+
+def error_line(error: str) -> int:
+    """The line number an error starts with ("line 12: ..."), 0 for a file-wide one."""
+    head, _, _ = error.partition(":")
+    number = head.removeprefix("line ").strip()
+    return int(number) if head.startswith("line ") and number.isdigit() else 0

@@ -59,6 +59,15 @@ def detect_format(name: str, text: str) -> str:
 
 def parse_prompt_file(name: str, data: bytes, options: ImportOptions | None = None) -> list[PromptRow]:
     """Parse a prompt file; raise ImportFailed listing every problem by line."""
+    rows, errors = read_prompt_file(name, data, options)
+    if errors:
+        raise ImportFailed(errors)
+    return rows
+
+
+def read_prompt_file(name: str, data: bytes, options: ImportOptions | None = None) -> tuple[list[PromptRow], list[str]]:
+    """The rows of every valid record and a "line N: ..." error for each invalid one (a file-wide
+    problem, such as bad encoding, is raised as ImportFailed at once)."""
     options = options or ImportOptions()
     if options.format not in FORMATS:
         raise ImportFailed([f"unknown format {options.format!r}; use one of {', '.join(FORMATS)}"])
@@ -77,6 +86,4 @@ def parse_prompt_file(name: str, data: bytes, options: ImportOptions | None = No
         rows, errors = parse_battles(text)
     if not rows and not errors:
         errors.append("the file holds no prompt")
-    if errors:
-        raise ImportFailed(errors)
-    return rows
+    return rows, errors

@@ -64,7 +64,9 @@ def import_prompts(
     if use_copy is None:
         use_copy = connection.vendor == "postgresql"
     models_by_name = {m.name: m.id for m in campaign.contenders.all()}
-    _check(rows, models_by_name, add_models)
+    errors = check_rows(rows, models_by_name, add_models)
+    if errors:
+        raise ImportFailed(errors)
     summary = ImportSummary()
     try:
         with transaction.atomic():
@@ -122,7 +124,8 @@ def _write(
             ahead.close()
 
 
-def _check(rows: Sequence[PromptRow], models_by_name: dict[str, int], add_models: bool) -> None:
+def check_rows(rows: Sequence[PromptRow], models_by_name: dict[str, int], add_models: bool) -> list[str]:
+    """What stops these rows from being written into a campaign with these models, as "line N: ..."."""
     errors = [
         f"line {row.line}: responses need an external_id so that re-imports can match them"
         for row in rows
@@ -160,8 +163,7 @@ def _check(rows: Sequence[PromptRow], models_by_name: dict[str, int], add_models
             problem = model_name_problem(name, [*existing, *unknown])
             if problem:
                 errors.append(f"line {lines[0]}: model name {name!r}: {problem}{more}")
-    if errors:
-        raise ImportFailed(errors)
+    return errors
 
 
 def _add_models(campaign: Campaign, rows: Sequence[PromptRow], models_by_name: dict[str, int]) -> list[str]:

@@ -1,16 +1,20 @@
-"""Benchmark: importing 100,000 prompts into PostgreSQL through the import_prompts command's code.
+"""Benchmark: importing 100,000 prompts with 2 answers each, old code against new, on PostgreSQL and SQLite.
 
-Creates a fresh PostgreSQL database, generates a file of N prompts (Arena JSONL by default, or CSV,
-TRL pairs or battle records) with R pre-written answers each, and imports it with the management
-command `import_prompts` (`arena.services.imports.import_file`), each run in its own process so that
-its peak RSS is its own. Then imports the same file again (idempotent: nothing is written) and a
-prompts-only variant. Target: under 30 s for 100,000 prompts.
+Generates a file of N prompts (Arena JSONL by default, or CSV, TRL pairs or battle records) with R
+pre-written answers each, and imports it with the management command `import_prompts`
+(`arena.services.imports.import_file`) into a fresh database, each import in its own process so that
+its peak RSS is its own. Then imports the same file again (idempotent: nothing is written). Each
+figure is printed for the code of this tree ("new") and for the code of an older commit ("old",
+``--old``, by default the commit before the streaming import: it is extracted with ``git archive``
+and run against the same schema), one after the other in the same run, on PostgreSQL and on SQLite.
+Target: under 30 s and 300 MB peak RSS for 100,000 prompts x 2 answers.
 
-Besides the wall time it prints the CPU time of the importing process and of the PostgreSQL backend
-serving it (read from /proc when the server runs on this host) and the load average: on a shared
-machine the wall time mostly measures the other processes, the CPU times do not.
+Besides the wall time it prints the CPU time of the importing process and, on PostgreSQL, of the
+backend serving it (read from /proc when the server runs on this host) and the load average: on a
+shared machine the wall time mostly measures the other processes, the CPU times do not.
 
-    .venv/bin/python bench/imports.py [--prompts 100000] [--responses 2] [--format jsonl] [--answer short|long]
+    .venv/bin/python bench/imports.py [--prompts 100000] [--responses 2] [--format jsonl]
+        [--answer short|long] [--database postgres|sqlite|both] [--old REF | --old none]
 
 "short" answers are one Markdown sentence (as the earlier measurements); "long" ones are about 1,200
 characters with a list, a table and a code block (rendering them to sanitised HTML costs more).
@@ -27,10 +31,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# A child runs the code of the tree it is given (BENCH_CODE: this one, or an old commit's).
+sys.path.insert(0, os.environ.get("BENCH_CODE", str(ROOT)))
+OLD_REF = "0d7e720"  # the commit before the streaming import (issue 18)
 
 from tests import stack  # noqa: E402
 
@@ -108,8 +116,10 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def backend_cpu_seconds(pid: int) -> float | None:
+def backend_cpu_seconds(pid: int | None) -> float | None:
     """CPU time of the PostgreSQL backend serving this process, when it runs on this host."""
+    if pid is None:
+        return None
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -127,9 +137,11 @@ def child(slug: str, path: str, fmt: str) -> dict:
     from django.core.management import call_command
     from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        backend = cursor.fetchone()[0]
+    backend = None
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = cursor.fetchone()[0]
     before, cpu, server = peak_rss_mb(), cpu_seconds(), backend_cpu_seconds(backend)
     out = io.StringIO()
     started = time.perf_counter()
@@ -142,8 +154,10 @@ def child(slug: str, path: str, fmt: str) -> dict:
             "load": os.getloadavg()[0], "output": out.getvalue().strip()}  # fmt: skip
 
 
-def run_child(env: dict, *args: str) -> dict:
-    result = subprocess.run([sys.executable, __file__, "--child", *args], cwd=ROOT, env=env, capture_output=True,
+def run_child(env: dict, code: Path, *args: str) -> dict:
+    """An import in a process of its own, running the code of the tree at ``code``."""
+    env = {**env, "BENCH_CODE": str(code), "PYTHONPATH": str(code)}
+    result = subprocess.run([sys.executable, __file__, "--child", *args], cwd=code, env=env, capture_output=True,
                             text=True, timeout=1800)  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
@@ -159,12 +173,45 @@ def setup_campaign(env: dict, slug: str, models: list[str]) -> None:
     Path(handle.name).unlink()
 
 
+@contextmanager
+def database(kind: str, tmp: Path, name: str) -> Iterator[dict]:
+    """The environment of a fresh, migrated database of this kind."""
+    if kind == "postgres":
+        with stack.postgres_database() as url:
+            env = stack.base_env(url, redis_url=None, LOG_LEVEL="WARNING")
+            stack.manage(env, "migrate", "--noinput", "-v", "0", timeout=600)
+            yield env
+        return
+    env = stack.base_env(f"sqlite:///{tmp / name}.sqlite3", redis_url=None, LOG_LEVEL="WARNING")
+    stack.manage(env, "migrate", "--noinput", "-v", "0", timeout=600)
+    yield env
+
+
+def old_tree(ref: str, tmp: Path) -> Path:
+    """The code of commit ``ref``, extracted (git archive) into a folder of its own."""
+    target = tmp / "old-code"
+    target.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
+def line(label: str, result: dict) -> str:
+    server = result["server_cpu_seconds"]
+    server_cpu = "" if server is None else f" + database {server:.1f} s"
+    return (f"    {label:<28} {result['seconds']:6.1f} s  peak RSS {result['peak_rss_mb']:4.0f} MB  "
+            f"(CPU: import {result['cpu_seconds']:.1f} s{server_cpu}; load {result['load']:.1f}; "
+            f"Django alone {result['rss_before_mb']:.0f} MB)\n      -> {result['output']}")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=100_000)
     parser.add_argument("--responses", type=int, default=2, help="answers per prompt (trl and battles: 2)")
     parser.add_argument("--format", choices=["jsonl", "csv", "trl", "battles"], default="jsonl")
     parser.add_argument("--answer", choices=["short", "long"], default="short")
+    parser.add_argument("--database", choices=["postgres", "sqlite", "both"], default="both")
+    parser.add_argument("--old", default=OLD_REF, help=f"commit of the old code (default {OLD_REF}), or none")
     parser.add_argument("--child", nargs=3, metavar=("SLUG", "FILE", "FORMAT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -173,29 +220,26 @@ def main() -> None:
     if args.format in ("trl", "battles") and args.responses != 2:
         parser.error("trl and battles files have two answers per record: use --responses 2")
 
-    variants = [args.responses]
-    if args.responses and args.format in ("jsonl", "csv"):
-        variants.append(0)  # the prompts-only variant
-    with tempfile.TemporaryDirectory() as tmpdir, stack.postgres_database() as pg_url:
+    kinds = ["postgres", "sqlite"] if args.database == "both" else [args.database]
+    with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        env = stack.base_env(pg_url, redis_url=None, LOG_LEVEL="WARNING")
-        stack.manage(env, "migrate", "--noinput", "-v", "0", timeout=600)
-        print(f"import of {args.prompts:,} prompts, {args.format} ({args.answer} answers); target < 30 s")
-        for responses in variants:
-            slug = f"imports-{responses}"
-            models = [f"import-model-{i}" for i in range(responses)]
-            setup_campaign(env, slug, models)
-            path = tmp / f"{slug}.{'csv' if args.format == 'csv' else 'jsonl'}"
-            write_file(path, args.format, args.prompts, models, args.answer)
-            size = path.stat().st_size / 1e6
-            for run in ("first import", "same file again"):
-                result = run_child(env, slug, str(path), args.format)
-                server = result["server_cpu_seconds"]
-                print(f"  {responses} answers/prompt, {run:<16} {result['seconds']:6.1f} s  "
-                      f"(CPU: import {result['cpu_seconds']:.1f} s, PostgreSQL "
-                      f"{'?' if server is None else f'{server:.1f}'} s; load {result['load']:.1f})  "
-                      f"peak RSS {result['peak_rss_mb']:4.0f} MB (Django loaded: {result['rss_before_mb']:.0f} MB)  "
-                      f"file {size:.0f} MB\n      -> {result['output']}")  # fmt: skip
+        codes = {"new": ROOT}
+        if args.old != "none":
+            codes = {"old": old_tree(args.old, tmp), **codes}
+        models = [f"import-model-{i}" for i in range(args.responses)]
+        path = tmp / f"prompts.{'csv' if args.format == 'csv' else 'jsonl'}"
+        write_file(path, args.format, args.prompts, models, args.answer)
+        size = path.stat().st_size / 1e6
+        print(f"import of {args.prompts:,} prompts x {args.responses} answers, {args.format} ({args.answer} answers, "
+              f"file {size:.0f} MB); target < 30 s and < 300 MB peak RSS")  # fmt: skip
+        for kind in kinds:
+            print(f"  {kind}:")
+            for version, code in codes.items():
+                with database(kind, tmp, version) as env:
+                    setup_campaign(env, "imports", models)
+                    for run in ("first import", "same file again"):
+                        result = run_child(env, code, "imports", str(path), args.format)
+                        print(line(f"{version}, {run}", result), flush=True)
 
 
 if __name__ == "__main__":

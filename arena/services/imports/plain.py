@@ -25,7 +25,11 @@ def json_lines(text: str) -> Iterator[tuple[int, Any]]:
 
     Lines end at "\\n" only: U+2028 and other Unicode line breaks may appear raw inside JSON strings.
     """
-    for number, raw in enumerate(text.split("\n"), start=1):
+    start, number, end = 0, 0, len(text)
+    while start < end:  # line by line, without a list of every line (the file may be large)
+        stop = text.find("\n", start)
+        stop = end if stop < 0 else stop
+        raw, start, number = text[start:stop], stop + 1, number + 1
         if not raw.strip():
             continue
         try:

@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "channels",
     "arena",
     "arena.exports.apps.ExportsConfig",
+    "arena.judges.apps.JudgesConfig",
     "ratings.apps.RatingsConfig",
 ]
 
@@ -197,6 +198,9 @@ CELERY_TASK_ROUTES = {
     "arena.tasks.generate_response": {"queue": "generate_api"},
     "arena.tasks.reap_stale_responses": {"queue": "default"},
     "arena.tasks.compute_voter_quality": {"queue": "default"},
+    # Judge tasks are sent to their judge backend's queue (arena.judges.running.dispatch); this is the fallback.
+    "arena.judges.tasks.judge_pairing": {"queue": "generate_api"},
+    "arena.judges.tasks.reap_stale_judging": {"queue": "default"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600),
@@ -230,6 +234,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "arena.tasks.reap_stale_responses",
         "schedule": env_float("ARENA_GENERATION_REAP_INTERVAL", 3.0),  # one indexed query when all is well
     },
+    "reap-stale-judging": {"task": "arena.judges.tasks.reap_stale_judging", "schedule": 60.0},
 }
 
 # --- Auth and security ------------------------------------------------------------------------------
@@ -294,6 +299,11 @@ ARENA_BATTLE_TTL = env_int("ARENA_BATTLE_TTL", 1800)
 ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 4000)
 # Live prompts (new battles and further turns) per voter and minute; 0 = no limit.
 ARENA_LIVE_PROMPTS_PER_MINUTE = env_int("ARENA_LIVE_PROMPTS_PER_MINUTE", 10)
+# Live prompts per IP address (its HMAC), per minute and per hour, and per campaign and minute: limits
+# that a client cannot reset by dropping its cookies (arena.guardrails.flood); 0 = no limit.
+ARENA_IP_LIVE_PROMPTS_PER_MINUTE = env_int("ARENA_IP_LIVE_PROMPTS_PER_MINUTE", 20)
+ARENA_IP_LIVE_PROMPTS_PER_HOUR = env_int("ARENA_IP_LIVE_PROMPTS_PER_HOUR", 200)
+ARENA_CAMPAIGN_LIVE_PROMPTS_PER_MINUTE = env_int("ARENA_CAMPAIGN_LIVE_PROMPTS_PER_MINUTE", 120)
 # User turns in one live battle before the voter must vote or start anew.
 ARENA_LIVE_MAX_TURNS = env_int("ARENA_LIVE_MAX_TURNS", 8)
 # Live battles: at most one websocket frame per side every this many seconds (the first token is sent

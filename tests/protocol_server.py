@@ -39,6 +39,8 @@ Behaviour is scripted by the model name: ``"<name>?<param>=<value>&..."``. Param
 ``filter=1``          finish with ``content_filter`` (OpenAI) / ``refusal`` (Anthropic)
 ``chunk_delay=S``     sleep S seconds between chunks
 ``reply=TEXT``        answer TEXT instead of the echo
+``prefer=WORD``       a judge: ``[[A]]`` when WORD occurs before ``split`` (default ``<answer_b>``) in the
+                      last user message, ``[[B]]`` when after it, ``[[C]]`` when absent
 ``no_usage=1``        omit token usage; ``no_done=1`` omit the OpenAI ``[DONE]`` line
 ====================  ============================================================================
 
@@ -134,6 +136,15 @@ def _shape(text: str, max_tokens: int | None, stop: list[str]) -> tuple[list[str
     if max_tokens is not None and len(chunks) > max_tokens:
         chunks, finish = chunks[:max_tokens], "length"
     return chunks, finish
+
+
+def _judge_reply(last_user: str, preferred: str, split: str) -> str:
+    """A scripted judge: prefers the answer containing ``preferred`` (A when it occurs before the
+    ``split`` marker, B after it, a tie [[C]] when absent)."""
+    at, cut = last_user.find(preferred), last_user.find(split)
+    if at < 0:
+        return "Neither answer stands out. [[C]]"
+    return "The better answer is clear. [[A]]" if cut < 0 or at < cut else "The better answer is clear. [[B]]"
 
 
 class _Stop(Exception):
@@ -383,6 +394,8 @@ class _Handler(BaseHTTPRequestHandler):
             "",
         )
         text = knobs["reply"] if "reply" in knobs else f"Echo: {last_user if isinstance(last_user, str) else ''}"
+        if "prefer" in knobs:
+            text = _judge_reply(str(last_user), knobs["prefer"], knobs.get("split", "<answer_b>"))
         chunks, finish = _shape(text, body.get("max_tokens") or body.get("max_completion_tokens"), proto.stops(body))
         if knobs.get("filter"):
             chunks, finish = chunks[:2], "filter"

@@ -16,6 +16,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from backends.registry import kind_choices
+
 
 def new_public_id() -> str:
     """An opaque, unguessable id (128 random bits) for anything a voter sees in a URL."""
@@ -39,7 +41,9 @@ class ModelEntry(models.Model):
     an environment variable (``api_key_env``) and read by the worker at call time."""
 
     name = models.CharField(max_length=100, unique=True, help_text="Shown to voters after they vote.")
-    backend = models.CharField(max_length=32, default="static", help_text="Backend kind, e.g. openai.")
+    backend = models.CharField(
+        max_length=32, default="static", choices=kind_choices, help_text="Backend kind; its settings are listed below."
+    )
     backend_settings = models.JSONField(
         default=dict,
         blank=True,

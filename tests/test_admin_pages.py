@@ -80,8 +80,12 @@ def test_favicon_ico_leads_to_the_sites_icon(client):
 def _upload(staff_client, campaign, name: str, text: str):
     return staff_client.post(
         reverse("admin:arena_campaign_import", args=[campaign.pk]),
-        {"file": SimpleUploadedFile(name, text.encode()), "format": "auto", "chosen_model": "chosen",
-         "rejected_model": "rejected"},  # fmt: skip
+        {
+            "file": SimpleUploadedFile(name, text.encode()),
+            "format": "auto",
+            "chosen_model": "chosen",
+            "rejected_model": "rejected",
+        },
     )
 
 

@@ -20,7 +20,7 @@ def validate_model_entry(backend: str, backend_settings: Any, params: Any) -> No
         raise ValidationError({"backend_settings": "Settings must be a JSON object."})
     if not isinstance(params, dict):
         raise ValidationError({"params": "Decoding parameters must be a JSON object."})
-    for key in backend_settings:
+    for key in _keys(backend_settings):
         if _SECRET_KEY_PATTERN.search(key) and not key.endswith("_env"):
             raise ValidationError(
                 {
@@ -36,6 +36,17 @@ def validate_model_entry(backend: str, backend_settings: Any, params: Any) -> No
         get_backend(backend, backend_settings).check_params(DecodingParams.from_dict(params))
     except (BackendError, ValueError, TypeError) as error:
         raise ValidationError(str(error)) from None
+
+
+def _keys(value: Any) -> Iterable[str]:
+    """Every key of a JSON object and of the objects inside it (a header named Authorization is a secret too)."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            yield str(key)
+            yield from _keys(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from _keys(inner)
 
 
 # Characters that show as nothing (or as a plain space) yet make a name different: "GPT-4\u200b" would

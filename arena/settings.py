@@ -78,6 +78,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "ninja",  # serves its Swagger UI assets as static files (no CDN) for /api/v1/docs
     "arena",
     "arena.exports.apps.ExportsConfig",
     "arena.judges.apps.JudgesConfig",

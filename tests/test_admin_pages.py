@@ -115,3 +115,12 @@ def test_a_clean_import_goes_through_and_returns_to_the_campaign(staff_client):
     assert response.status_code == 302
     assert response["Location"] == reverse("admin:arena_campaign_change", args=[campaign.pk])
     assert Prompt.objects.filter(campaign=campaign).count() == 1
+
+
+def test_the_api_docs_page_loads_its_assets_from_this_site(client):
+    response = client.get("/api/v1/docs")
+    html = response.content.decode()
+    assert response.status_code == 200
+    assert "/static/ninja/swagger-ui-bundle.js" in html and "/static/ninja/swagger-ui-init.js" in html
+    assert "cdn" not in html.lower() and "<script>" not in html  # no CDN, no inline script
+    assert client.get("/static/ninja/swagger-ui-bundle.js").status_code == 200

@@ -6,26 +6,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from arena.exports import csv_cells
+from arena.exports.leaderboard_csv import write_leaderboard_csv
 from arena.services import access
 from arena.services.access import sees_drafts
 from arena.views import shows_arena_errors
 from ratings.models import OVERALL, LeaderboardSnapshot
 from ratings.presentation import leaderboard_context
-
-CSV_COLUMNS = [
-    "rank",
-    "model",
-    "rating",
-    "ci_low",
-    "ci_high",
-    "votes",
-    "wins",
-    "losses",
-    "ties",
-    "win_rate",
-    "provisional",
-]
 
 
 def _snapshot(request: HttpRequest, slug: str) -> tuple[object, LeaderboardSnapshot | None, dict]:
@@ -71,8 +57,5 @@ def leaderboard_csv(request: HttpRequest, slug: str) -> HttpResponse:
     campaign, snapshot, _selection = _snapshot(request, slug)
     response = HttpResponse(content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{campaign.slug}-leaderboard.csv"'
-    writer = csv_cells.DictWriter(response, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in snapshot.data.get("rows", []) if snapshot else []:
-        writer.writerow(row)
+    write_leaderboard_csv(response, [snapshot] if snapshot else [])  # the export's layout, one board
     return response

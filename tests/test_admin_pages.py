@@ -124,3 +124,23 @@ def test_the_api_docs_page_loads_its_assets_from_this_site(client):
     assert "/static/ninja/swagger-ui-bundle.js" in html and "/static/ninja/swagger-ui-init.js" in html
     assert "cdn" not in html.lower() and "<script>" not in html  # no CDN, no inline script
     assert client.get("/static/ninja/swagger-ui-bundle.js").status_code == 200
+
+
+def test_the_public_leaderboard_csv_and_the_exported_one_share_one_layout(client, tmp_path):
+    import csv
+
+    from arena.exports.runner import ExportFilters, write_export
+    from ratings.snapshots import compute_snapshots
+    from tests.test_ratings_site import cast_votes
+
+    campaign = make_campaign(slug="one-layout", prompts=4)
+    cast_votes(campaign, 20)
+    compute_snapshots(campaign)
+    public = list(csv.reader(client.get("/c/one-layout/leaderboard.csv").content.decode().splitlines()))
+    path = tmp_path / "board.csv"
+    write_export(campaign, "leaderboard-csv", ExportFilters(dimension="", category=""), path)
+    exported = list(csv.reader(path.read_text(encoding="utf-8").splitlines()))
+    assert public[0] == exported[0]
+    assert {"both_bad", "dimension", "category", "method", "provisional"} <= set(public[0])
+    overall = [row for row in exported[1:] if row[0] == "" and row[1] == "" and row[2] == "davidson"]
+    assert public[1:] == overall and len(overall) == 3

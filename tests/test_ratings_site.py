@@ -102,7 +102,7 @@ def test_leaderboard_page_json_and_csv_read_the_snapshot(alice, db):
     row = data["rows"][0]
     assert row["ci_low"] <= row["rating"] <= row["ci_high"]
     csv_text = alice.get("/c/board/leaderboard.csv").content.decode()
-    assert csv_text.splitlines()[0].startswith("rank,model,rating,ci_low,ci_high")
+    assert csv_text.splitlines()[0].startswith("dimension,category,method,rank,model,rating,ci_low,ci_high")
     assert len(csv_text.strip().splitlines()) == 4
     half = alice.get("/c/board/leaderboard.json?method=half").json()
     assert half["ties"] == "half"

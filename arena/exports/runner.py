@@ -34,8 +34,9 @@ from django.db.models.functions import Cast, Greatest, Least
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from arena.exports import csv_cells, formats
+from arena.exports import formats
 from arena.exports.formats import FORMATS, Format, PromptText, ResponseText
+from arena.exports.leaderboard_csv import write_leaderboard_csv
 from arena.exports.models import ExportJob
 from arena.models import Campaign, ModelEntry, Prompt, Response, Vote
 from arena.services.errors import ArenaError
@@ -620,14 +621,7 @@ def _write_leaderboard(campaign: Campaign, spec: Format, filters: ExportFilters,
     progress(stats)
     if spec.name == "leaderboard-csv":
         with open(path, "w", encoding="utf-8", newline="") as out:
-            writer = csv_cells.DictWriter(out, fieldnames=formats.LEADERBOARD_COLUMNS, extrasaction="ignore")
-            writer.writeheader()
-            for snapshot in snapshots:
-                common = {"dimension": snapshot.dimension, "category": snapshot.category, "method": snapshot.method,
-                          "n_votes": snapshot.n_votes, "computed_at": snapshot.computed_at.isoformat()}  # fmt: skip
-                for row in snapshot.data.get("rows", []):
-                    writer.writerow({**row, **common})
-                    stats.rows_written += 1
+            stats.rows_written += write_leaderboard_csv(out, snapshots)
     else:
         boards = []
         for snapshot in snapshots:

@@ -40,6 +40,12 @@ class ExportForm(forms.Form):
         required=False, min_value=0, initial=0, help_text="Only items (prompt x model pair) with this many votes."
     )
     margin = forms.ChoiceField(choices=MARGIN_CHOICES, initial="none", help_text="Preference pairs only.")
+    source = forms.CharField(
+        required=False,
+        initial="humans",
+        max_length=120,
+        help_text="Battles only: humans, all, or judge:NAME (LLM judge verdicts).",
+    )
 
     def __init__(self, campaign: Campaign, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)

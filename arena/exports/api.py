@@ -81,6 +81,7 @@ class ExportIn(Schema):
     include_gold: bool = Field(False, description="Keep votes on gold battles (voter checks, left out by default).")
     min_votes: int = Field(0, ge=0, description="Only items (prompt x model pair) with at least this many votes.")
     margin: Literal["none", "scores", "agreement"] = Field("none", description="Pairs only; see docs/exports.md.")
+    source: str = Field("humans", description="Battles only: humans, all, or judge:NAME (docs/judges.md).")
 
 
 class ExportJobOut(Schema):

@@ -38,6 +38,7 @@ from arena.exports import formats
 from arena.exports.formats import FORMATS, Format, PromptText, ResponseText
 from arena.exports.leaderboard_csv import write_leaderboard_csv
 from arena.exports.models import ExportJob
+from arena.judges import export as judge_export
 from arena.models import Campaign, ModelEntry, Prompt, Response, Vote
 from arena.services.errors import ArenaError
 
@@ -97,6 +98,8 @@ class ExportFilters:
     include_gold: keep votes on gold battles, which check voters, not models (default: drop).
     min_votes: only items (prompt x model pair) with at least this many of the selected votes.
     margin: pairs only: "none", "scores" or "agreement" (see docs/exports.md).
+    source: battles only: "humans" (default), "judge:NAME" or "all" (human votes and every judge's
+    verdicts; see arena.judges.export and docs/judges.md).
     """
 
     since: datetime | None = None
@@ -108,6 +111,7 @@ class ExportFilters:
     include_gold: bool = False
     min_votes: int = 0
     margin: str = "none"
+    source: str = "humans"
 
     @classmethod
     def parse(cls, data: Mapping[str, Any] | None) -> ExportFilters:
@@ -131,6 +135,7 @@ class ExportFilters:
             include_gold=_flag(data.get("include_gold", False), "include_gold"),
             min_votes=min_votes,
             margin=margin,
+            source=judge_export.parse_source(data.get("source")),
         )
         if min_votes < 0:
             raise ArenaError("min_votes cannot be negative.")
@@ -168,6 +173,10 @@ class ExportFilters:
                 )
         if spec.kind == "battles" and self.margin != "none":
             raise ArenaError("margin applies to preference pairs only.")
+        if self.source != "humans":
+            if spec.kind != "battles":
+                raise ArenaError("source: judge verdicts are exported as battles only (pairs and boards are human).")
+            judge_export.judges_for(campaign, self.source)
 
 
 def get_format(name: str) -> Format:
@@ -402,6 +411,8 @@ class _VoteExport:
     def queryset(self):
         filters = self.filters
         votes = Vote.objects.filter(campaign=self.campaign)
+        if filters.source.startswith("judge:"):
+            votes = votes.none()
         if filters.since:
             votes = votes.filter(created_at__gte=filters.since)
         if filters.until:
@@ -466,11 +477,15 @@ class _VoteExport:
         live_a = formats.live_messages(conversation, "left") if conversation else None
         if live_a is not None:
             live_b = formats.live_messages(conversation, "right") or []
-            conversation_a, conversation_b = formats.dumps(live_a), formats.dumps(live_b)
+            conversation_a = formats.dumps(formats.with_token_counts(live_a))
+            conversation_b = formats.dumps(formats.with_token_counts(live_b))
+            metadata = None  # battle_line counts the live turns
             turn = sum(1 for m in live_a if m["role"] == "user")
         else:
-            conversation_a = formats.conversation_json(prompt, self.texts.responses[left_id])
-            conversation_b = formats.conversation_json(prompt, self.texts.responses[right_id])
+            answer_a, answer_b = self.texts.responses[left_id], self.texts.responses[right_id]
+            conversation_a = formats.conversation_json(prompt, answer_a)
+            conversation_b = formats.conversation_json(prompt, answer_b)
+            metadata = formats.battle_metadata_json(answer_a, answer_b)
             turn = prompt.turn
         return formats.battle_line(
             prompt=prompt,
@@ -489,6 +504,7 @@ class _VoteExport:
             flagged=flagged,
             conversation_a=conversation_a,
             conversation_b=conversation_b,
+            conv_metadata_json=metadata,
         )
 
     def _margin(self, row: tuple, scores: dict, chosen: str, rejected: str) -> float | None:
@@ -564,6 +580,10 @@ class _VoteExport:
                         stats.rows_written += 1
                 stats.rows_done += len(chunk)
                 progress(stats)
+            if spec.kind == "battles" and self.filters.source != "humans":
+                for line in judge_export.battle_lines(self.campaign, self.filters.source, self.filters):
+                    sink.write(line)
+                    stats.rows_written += 1
         finally:
             sink.close()
         return stats

@@ -23,6 +23,7 @@ FILTER_OPTIONS = (
     "include_gold",
     "min_votes",
     "margin",
+    "source",
 )
 
 
@@ -46,6 +47,7 @@ class Command(BaseCommand):
         parser.add_argument("--min-votes", type=int, default=0, metavar="N",
                             help="only items (prompt x model pair) with at least N selected votes")  # fmt: skip
         parser.add_argument("--margin", choices=MARGINS, default="none", help="margin of preference pairs")
+        parser.add_argument("--source", default="humans", help="battles: humans, all, or judge:NAME (LLM judges)")
         parser.add_argument("--quiet", action="store_true", help="no progress line")
 
     def handle(self, *args, campaign: str, format: str, output: Path | None, quiet: bool, **options):

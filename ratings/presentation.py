@@ -8,37 +8,40 @@ from __future__ import annotations
 
 from typing import Any
 
+from ratings.axes import nice_ticks, tick_label
 from ratings.models import LeaderboardSnapshot
 
-CHART_WIDTH = 600
-ROW_HEIGHT = 22
+AXIS_TICKS = 5
 
 
 def interval_chart(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Positions (in SVG user units) of each model's 95% interval and point estimate."""
+    """Each model's 95% interval and rating as positions in percent of the plot's width, with the
+    axis ticks, so the chart is drawn at any width (templates/ratings/leaderboard.html): lines and
+    dots in an SVG per model, the tick values below, the numbers beside each line and on hover."""
     rated = [r for r in rows if r.get("ci_low") is not None and r.get("ci_high") is not None]
     if not rated:
-        return {"bars": [], "width": CHART_WIDTH, "height": 0}
-    low = min(r["ci_low"] for r in rated)
-    high = max(r["ci_high"] for r in rated)
-    span = max(high - low, 1e-9)
-    label_width = 180
+        return {"bars": [], "ticks": []}
+    values = [r["ci_low"] for r in rated] + [r["ci_high"] for r in rated]
+    ticks = nice_ticks(min(values), max(values), AXIS_TICKS)
+    low, span = ticks[0], ticks[-1] - ticks[0]
 
     def x(value: float) -> float:
-        return round(label_width + (value - low) / span * (CHART_WIDTH - label_width - 10), 1)
+        return round((value - low) / span * 100, 2)
 
     bars = [
         {
             "model": r["model"],
-            "y": i * ROW_HEIGHT + ROW_HEIGHT / 2,
+            "rating": r["rating"],
+            "ci_low": r["ci_low"],
+            "ci_high": r["ci_high"],
             "x1": x(r["ci_low"]),
             "x2": x(r["ci_high"]),
             "cx": x(r["rating"]),
             "provisional": r.get("provisional", False),
         }
-        for i, r in enumerate(rated)
+        for r in rated
     ]
-    return {"bars": bars, "width": CHART_WIDTH, "height": len(rated) * ROW_HEIGHT + 4, "label_x": label_width - 6}
+    return {"bars": bars, "ticks": [{"x": x(t), "label": tick_label(t)} for t in ticks]}
 
 
 def heat_map(matrices: dict[str, Any] | None, order: list[str]) -> dict[str, Any] | None:
@@ -92,5 +95,7 @@ def leaderboard_context(campaign, snapshot: LeaderboardSnapshot | None, selectio
             style=snapshot.data if snapshot.method == "style" else None,
             bias=snapshot.data.get("bias"),
             interval_note=interval_note(snapshot),
+            min_votes=snapshot.data.get("min_votes"),
+            n_provisional=sum(1 for r in rows if r.get("provisional")),
         )
     return context

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db.models import Count, Sum
@@ -11,39 +12,95 @@ from django.utils import timezone
 
 from arena.models import Campaign, Item, Prompt, Vote
 from arena.services import abuse, quality
+from ratings.axes import nice_ticks, tick_label
 
-CHART_WIDTH, CHART_HEIGHT = 600, 120
+# The votes chart's drawing area (SVG user units; the SVG scales to the page's width).
+CHART_WIDTH, CHART_HEIGHT = 640, 180
+MARGIN_LEFT, MARGIN_RIGHT, MARGIN_TOP, MARGIN_BOTTOM = 44, 12, 10, 34
+MAX_BAR_WIDTH = 36
+X_LABELS = 8
 
 
-def votes_over_time(campaign: Campaign) -> dict[str, Any]:
-    """Votes per hour over the last two days, or per day before that."""
+def votes_over_time(campaign: Campaign, now: datetime | None = None) -> dict[str, Any]:
+    """Votes per hour over the last two days, or per day before that, from the first vote's hour (or
+    day) to now with empty ones included, drawn as bars on a time axis with a count axis: positions,
+    ticks and labels in SVG user units (templates/arena/staff/dashboard.html)."""
     first = Vote.objects.filter(campaign=campaign).order_by("created_at").values_list("created_at", flat=True).first()
     if first is None:
         return {"bars": [], "unit": "day", "total": 0}
-    hourly = timezone.now() - first < timedelta(days=2)
-    trunc = TruncHour if hourly else TruncDay
-    rows = list(
-        Vote.objects.filter(campaign=campaign)
-        .annotate(bucket=trunc("created_at"))
-        .values("bucket")
-        .annotate(n=Count("id"))
-        .order_by("bucket")
-    )
-    peak = max(r["n"] for r in rows)
-    width = CHART_WIDTH / max(len(rows), 1)
+    now = now or timezone.now()
+    hourly = now - first < timedelta(days=2)
+    trunc, step = (TruncHour, timedelta(hours=1)) if hourly else (TruncDay, timedelta(days=1))
+    counts = {
+        r["bucket"]: r["n"]
+        for r in Vote.objects.filter(campaign=campaign).annotate(bucket=trunc("created_at")).values("bucket")
+        .annotate(n=Count("id")).order_by("bucket")
+    }  # fmt: skip
+    buckets, moment, last = [], min(counts), max(max(counts), _truncate(now, hourly))
+    while moment <= last:
+        buckets.append((moment, counts.get(moment, 0)))
+        moment += step
+    return _timeline(buckets, hourly)
+
+
+def _truncate(moment: datetime, hourly: bool) -> datetime:
+    local = timezone.localtime(moment)
+    return local.replace(minute=0, second=0, microsecond=0) if hourly else local.replace(hour=0, minute=0, second=0,
+                                                                                         microsecond=0)  # fmt: skip
+
+
+def _timeline(buckets: list[tuple[datetime, int]], hourly: bool) -> dict[str, Any]:
+    plot_width = CHART_WIDTH - MARGIN_LEFT - MARGIN_RIGHT
+    plot_height = CHART_HEIGHT - MARGIN_TOP - MARGIN_BOTTOM
+    bottom = MARGIN_TOP + plot_height
+    y_ticks = nice_ticks(0, max(n for _, n in buckets), 4, integer=True)
+    top = y_ticks[-1]
+    slot = plot_width / len(buckets)
+    width = max(min(slot * 0.8, MAX_BAR_WIDTH), 1)
+
+    def y(n: float) -> float:
+        return round(bottom - n / top * plot_height, 1)
+
     bars = [
         {
-            "label": r["bucket"],
-            "n": r["n"],
-            "x": round(i * width, 1),
-            "width": round(max(width - 2, 1), 1),
-            "height": round(r["n"] / peak * (CHART_HEIGHT - 10), 1),
-            "y": round(CHART_HEIGHT - r["n"] / peak * (CHART_HEIGHT - 10), 1),
+            "label": moment,
+            "n": n,
+            "x": round(MARGIN_LEFT + i * slot + (slot - width) / 2, 1),
+            "width": round(width, 1),
+            "y": y(n),
+            "height": round(bottom - y(n), 1),
         }
-        for i, r in enumerate(rows)
+        for i, (moment, n) in enumerate(buckets)
     ]
-    return {"bars": bars, "unit": "hour" if hourly else "day", "total": sum(r["n"] for r in rows),
-            "width": CHART_WIDTH, "height": CHART_HEIGHT}  # fmt: skip
+    every = max(1, math.ceil(len(buckets) / X_LABELS))
+    x_labels = [
+        {"x": round(bar["x"] + width / 2, 1), "text": _moment_label(bar["label"], hourly, first=i == 0)}
+        for i, bar in enumerate(bars)
+        if i % every == 0
+    ]
+    return {
+        "bars": bars,
+        "unit": "hour" if hourly else "day",
+        "total": sum(n for _, n in buckets),
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "left": MARGIN_LEFT,
+        "right": CHART_WIDTH - MARGIN_RIGHT,
+        "top": MARGIN_TOP,
+        "bottom": bottom,
+        "y_ticks": [{"y": y(t), "label": tick_label(t)} for t in y_ticks],
+        "x_labels": x_labels,
+        "x_label_y": bottom + 16,
+        "x_title_y": CHART_HEIGHT - 2,
+        "x_title": f"{'hour' if hourly else 'day'} ({timezone.get_current_timezone_name()})",
+    }
+
+
+def _moment_label(moment: datetime, hourly: bool, *, first: bool) -> str:
+    local = timezone.localtime(moment)
+    if not hourly:
+        return local.strftime("%m-%d")
+    return local.strftime("%m-%d %H:00" if first or local.hour == 0 else "%H:00")
 
 
 def vote_tally(campaign: Campaign, counted: int) -> dict[str, int]:

@@ -131,6 +131,11 @@ class Campaign(models.Model):
         validators=[MinValueValidator(0.0), MaxValueValidator(0.5)],
         help_text="Share of hand-outs that are gold battles (0 = none, at most 0.5).",
     )
+    one_battle_per_prompt = models.BooleanField(
+        default=False,
+        help_text="Never show a voter the same prompt twice. Without it a voter may meet a prompt again with "
+        "other answers, but never an answer whose model was revealed to them.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -440,7 +445,8 @@ class Battle(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["voter", "campaign", "status"], name="battle_voter_idx"),
-            models.Index(fields=["voter", "item"], name="battle_voter_item_idx"),
+            # The hand-out's "still blind for this voter" probe: the voter's battles on one prompt.
+            models.Index(fields=["voter", "prompt"], name="battle_voter_prompt_idx"),
             models.Index(fields=["gold"], condition=Q(gold__isnull=False), name="battle_gold_idx"),
             models.Index(fields=["ranking"], condition=Q(ranking__isnull=False), name="battle_ranking_idx"),
         ]

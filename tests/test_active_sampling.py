@@ -149,9 +149,9 @@ def test_close_pairs_with_few_votes_are_handed_out_before_settled_ones(db):
 
 @pytest.mark.django_db
 def test_active_keeps_k_votes_per_item_and_never_shows_a_voter_an_item_twice(db):
-    campaign = make_campaign(slug="act-k", models=("A", "B", "C"), prompts=3, sampling="active", votes_per_item=2)
+    campaign = make_campaign(slug="act-k", models=("A", "B", "C", "D"), prompts=3, sampling="active", votes_per_item=2)
     seen: list[tuple[int, int]] = []
-    for _ in range(4):
+    for _ in range(12):  # a voter judges at most two disjoint pairs per prompt blind: 6 of the 36 slots
         voter = Voter.objects.create()
         while True:
             try:
@@ -160,7 +160,7 @@ def test_active_keeps_k_votes_per_item_and_never_shows_a_voter_an_item_twice(db)
                 break
             seen.append((voter.pk, Battle.objects.get(pk=battle.id).item_id))
             record_vote(battle.id, voter, "tie")
-    assert len(seen) == len(set(seen)) == 18  # 9 items x 2 votes, no voter twice on one item
+    assert len(seen) == len(set(seen)) == 36  # 18 items x 2 votes, no voter twice on one item
     assert set(Item.objects.filter(campaign=campaign).values_list("vote_count", flat=True)) == {2}
 
 

@@ -155,7 +155,8 @@ def test_gold_votes_are_left_out_of_exports_unless_asked_for(db, tmp_path):
         vote_on_everything(campaign, voter)
     gold_ids = set(Vote.objects.filter(battle__gold__isnull=False).values_list("battle_id", flat=True))
     regular_ids = set(Vote.objects.filter(battle__gold__isnull=True).values_list("battle_id", flat=True))
-    assert len(gold_ids) == 6 and len(regular_ids) == 12
+    # A gold battle's reveal shows its prompt's only pair: that prompt is not given again (blind hand-out).
+    assert len(gold_ids) == 6 and len(regular_ids) == 6
 
     def exported(fmt: str, **filters) -> list[dict]:
         path = tmp_path / f"{fmt}.jsonl"
@@ -165,15 +166,15 @@ def test_gold_votes_are_left_out_of_exports_unless_asked_for(db, tmp_path):
     assert {r["question_id"] for r in exported("battles-jsonl")} == {  # question ids: the prompts
         v.prompt.external_id for v in Vote.objects.filter(battle_id__in=regular_ids)
     }
-    assert len(exported("battles-jsonl")) == 12
-    assert len(exported("battles-jsonl", include_gold=True)) == 18
-    assert len(exported("trl-jsonl")) == 12  # every verdict was "left": one pair per vote
-    assert len(exported("trl-jsonl", include_gold="true")) == 18
+    assert len(exported("battles-jsonl")) == 6
+    assert len(exported("battles-jsonl", include_gold=True)) == 12
+    assert len(exported("trl-jsonl")) == 6  # every verdict was "left": one pair per vote
+    assert len(exported("trl-jsonl", include_gold="true")) == 12
     with pytest.raises(ArenaError, match="Leaderboard exports"):
         ExportFilters.parse({"include_gold": True}).check(campaign, FORMATS["leaderboard-json"])
     call_command("export_data", "exp", "--format", "battles-jsonl", "--output", str(tmp_path / "c.jsonl"),
                  "--include-gold", "--quiet")  # fmt: skip
-    assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 18
+    assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 12
 
 
 def test_gold_votes_are_left_out_of_the_ratings_input(db):

@@ -18,16 +18,23 @@ pytestmark = pytest.mark.django_db
 
 
 def cast_votes(campaign, n: int, seed: int = 1, scored: bool = False) -> None:
-    """Votes written straight through the domain function, from several voters."""
+    """Votes written straight through the domain function, from several voters (about five votes
+    each; a voter who has judged everything they can judge blind hands over to a new one)."""
     from arena.services.battles import open_battle
+    from arena.services.errors import NothingToVoteOn
     from arena.services.profiles import campaign_profile
     from arena.services.votes import record_vote
 
     rng = random.Random(seed)
     voters = [Voter.objects.create() for _ in range(max(1, n // 5))]
     for i in range(n):
-        voter = voters[i % len(voters)]
-        battle = open_battle(campaign_profile(campaign.slug), voter.pk)
+        while True:
+            voter = voters[i % len(voters)]
+            try:
+                battle = open_battle(campaign_profile(campaign.slug), voter.pk)
+                break
+            except NothingToVoteOn:
+                voters[i % len(voters)] = Voter.objects.create()
         scores = {"helpfulness": {"left": rng.randint(1, 5), "right": rng.randint(1, 5)}} if scored else None
         record_vote(battle.id, voter, rng.choice(["left", "left", "right", "tie", "both_bad"]), scores)
 

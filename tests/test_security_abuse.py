@@ -124,7 +124,7 @@ def test_battle_requests_are_limited_per_voter(alice, settings):
 
 def test_votes_are_accepted_when_the_cache_is_down(alice, settings):
     """Fail open: a Redis outage must never cost a vote, even with tiny limits."""
-    make_campaign(slug="down", models=("A", "B", "C"), prompts=3)
+    make_campaign(slug="down", models=("A", "B", "C"), prompts=4)  # one blind battle per prompt
     settings.ARENA_VOTE_RATE_PER_MINUTE = settings.ARENA_BATTLE_RATE_PER_MINUTE = 1
     settings.ARENA_IP_VOTE_RATE_PER_MINUTE = settings.ARENA_IP_BATTLE_RATE_PER_MINUTE = 1
     settings.CACHES = DEAD_REDIS
@@ -194,7 +194,8 @@ def _vote_as(voter: Voter, campaign: Campaign, verdict: str, when, duration_ms: 
 @pytest.fixture
 def stuffed_campaign(db):
     """Ten ordinary voters (5 mixed votes each, ~20 s apart) and one bot (60 fast "left" votes)."""
-    campaign = make_campaign(slug="stuffed", models=("M1", "M2", "M3", "M4", "M5"), prompts=8)  # 80 items
+    # 300 items; a voter can judge two disjoint pairs of a prompt blind, so the bot needs 30 prompts.
+    campaign = make_campaign(slug="stuffed", models=("M1", "M2", "M3", "M4", "M5"), prompts=30)
     start = timezone.now() - timedelta(hours=2)
     verdicts = ["left", "right", "tie", "right", "left"]
     for v in range(10):

@@ -37,6 +37,10 @@ CANDIDATES = 32
 ACTIVE_TRIES = 4
 # Active sampling: on how many random prompts to look for an item of the drawn pair first.
 ACTIVE_PROMPTS = 16
+JUDGED_EVERYTHING = (
+    "You have judged everything you can judge blind in this campaign: every battle left would show you an "
+    "answer whose model you have already seen. Thank you!"
+)
 
 
 @dataclass(frozen=True)
@@ -60,22 +64,52 @@ class BattleView:
     right_html: str
 
 
-# "LIMIT 1 OFFSET 0" keeps NOT EXISTS a subplan run per candidate, one probe of (voter, item) each, so the
-# cost is bounded by the LIMIT. Without it PostgreSQL turns it into an anti-join that reads every
-# battle the voter ever had and compares each with each candidate: 4.5 ms instead of 0.7 for a
-# voter with 560 battles, and more with every vote.
+
+
+def still_blind(prompt: str, first: str, second: str, *, same: str, strict: bool) -> str:
+    """SQL true while a pair of answers is still blind for the voter (the next ``%s``): the voter has no
+    battle of this campaign showing the same pair (``same``, a condition on the voter's battle ``b``),
+    and no voted battle, whose reveal named the models, that showed either answer. Answers never change
+    for a (prompt, model), so an answer seen at a reveal is no longer anonymous. ``strict``: no battle
+    on the prompt at all (Campaign.one_battle_per_prompt).
+
+    One rule for every hand-out, regular items and gold battles alike. "LIMIT 1 OFFSET 0" keeps NOT
+    EXISTS a subplan run per candidate, one probe of the (voter, prompt) index each, so the cost is
+    bounded by the LIMIT. Without it PostgreSQL turns it into an anti-join that reads every battle the
+    voter ever had and compares each with each candidate: 4.5 ms instead of 0.7 for a voter with 560
+    battles, and more with every vote.
+    """
+    answers = f"({first}, {second})"
+    seen = "" if strict else (
+        f" AND ({same} OR (b.status = 'voted' AND (b.left_id IN {answers} OR b.right_id IN {answers})))"
+    )  # fmt: skip
+    return sql(
+        f"NOT EXISTS (SELECT 1 FROM {{battle}} b WHERE b.voter_id = %s AND b.prompt_id = {prompt}{seen} "
+        "LIMIT 1 OFFSET 0)",
+        Battle,
+    )
+
+
 _CANDIDATES_SQL = sql(
     """
 SELECT i.id, i.prompt_id, i.response_lo_id, i.response_hi_id, i.model_lo_id, i.model_hi_id, i.vote_count
 FROM {item} i
 WHERE i.campaign_id = %s {extra}
-  AND NOT EXISTS (SELECT 1 FROM {battle} b WHERE b.voter_id = %s AND b.item_id = i.id LIMIT 1 OFFSET 0)
+  AND {blind}
 ORDER BY {order}
 LIMIT %s
 """,
     Item,
-    Battle,
 )
+# The statement for each kind of campaign: default and strict (one battle per prompt).
+_BLIND_ITEM = {
+    strict: still_blind("i.prompt_id", "i.response_lo_id", "i.response_hi_id", same="b.item_id = i.id", strict=strict)
+    for strict in (False, True)
+}
+
+
+def _candidates_sql(campaign: Campaign, extra: str, order: str) -> str:
+    return _CANDIDATES_SQL.format(extra=extra, order=order, blind=_BLIND_ITEM[campaign.one_battle_per_prompt])
 
 # Slots an item has given out: votes, and open battles young enough to still become votes.
 _TAKEN_SQL = sql(
@@ -200,17 +234,17 @@ def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]
         return drawn + [item for item in fewest if item not in drawn]
     # Uniform and weighted: start at a random point of the shuffled order, wrapping around once.
     start = random.randrange(2**31)
-    statement = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle >= %s", order="i.shuffle")
+    statement = _candidates_sql(campaign, extra + " AND i.shuffle >= %s", "i.shuffle")
     items = _fetch(statement, [campaign.pk, *params, start, voter_id, CANDIDATES])
     if len(items) < CANDIDATES:
-        statement = _CANDIDATES_SQL.format(extra=extra + " AND i.shuffle < %s", order="i.shuffle")
+        statement = _candidates_sql(campaign, extra + " AND i.shuffle < %s", "i.shuffle")
         items += _fetch(statement, [campaign.pk, *params, start, voter_id, CANDIDATES - len(items)])
     return items
 
 
 def _fewest_votes_query(profile: CampaignProfile, voter_id: int, extra: str, params: list[Any]) -> tuple[str, list]:
     """The candidates' query of balanced sampling, and its parameters: fewest votes first."""
-    statement = _CANDIDATES_SQL.format(extra=extra, order="i.vote_count, i.shuffle")
+    statement = _candidates_sql(profile.campaign, extra, "i.vote_count, i.shuffle")
     return statement, [profile.campaign.pk, *params, voter_id, CANDIDATES]
 
 
@@ -237,14 +271,14 @@ def _active_candidates(profile: CampaignProfile, voter_id: int, extra: str, para
     """
     state = pair_state(profile)
     pair_sql, order = extra + " AND i.model_lo_id = %s AND i.model_hi_id = %s", "i.vote_count, i.shuffle"
-    whole = _CANDIDATES_SQL.format(extra=pair_sql, order=order)
+    whole = _candidates_sql(profile.campaign, pair_sql, order)
     tried: set[int] = set()
     for _ in range(ACTIVE_TRIES):
         index = draw_pair(state, tried)
         if index is None:
             break
         sample = prompt_sample(state, ACTIVE_PROMPTS)
-        sampled = _CANDIDATES_SQL.format(extra=f"{pair_sql} AND i.prompt_id IN ({_marks(sample)})", order=order)
+        sampled = _candidates_sql(profile.campaign, f"{pair_sql} AND i.prompt_id IN ({_marks(sample)})", order)
         head = [profile.campaign.pk, *params, *state.pairs[index]]
         items = _fetch(sampled, [*head, *sample, voter_id, CANDIDATES]) or _fetch(whole, [*head, voter_id, CANDIDATES])
         if items:
@@ -283,6 +317,10 @@ def _reserve_item(profile: CampaignProfile, voter_id: int) -> Candidate:
     lock = " FOR UPDATE SKIP LOCKED" if connection.features.has_select_for_update_skip_locked else ""
     for attempt in range(5):
         candidates = _candidate_items(profile, voter_id)
+        if not candidates and attempt == 0:
+            if Item.objects.filter(campaign=campaign, vote_count__lt=campaign.votes_per_item).exists():
+                raise NothingToVoteOn(JUDGED_EVERYTHING)
+            raise NothingToVoteOn("Every prompt and pair of this campaign has all the votes it needs. Thank you!")
         if not candidates:
             break
         busy = False
@@ -358,7 +396,7 @@ def open_battle(profile: CampaignProfile, voter_id: int) -> BattleView:
                 return _start_battle(profile, voter_id, _reserve_item(profile, voter_id))
         candidates = _candidate_items(profile, voter_id)
     if not candidates:
-        raise NothingToVoteOn("You have judged everything available in this campaign. Thank you!")
+        raise NothingToVoteOn(JUDGED_EVERYTHING)
     return _start_battle(profile, voter_id, choose_item(campaign, candidates, profile.weights))
 
 

@@ -6,12 +6,16 @@ import math
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.db import connection
 from django.db.models import Count, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
-from arena.models import Campaign, Item, Prompt, Vote
+from arena.models import Battle, Campaign, Item, Prompt, Vote
 from arena.services import abuse, quality
+from arena.services.battles import active_pairs_clause
+from arena.services.hot_sql import sql
+from arena.services.profiles import campaign_profile
 from ratings.axes import nice_ticks, tick_label
 
 # The votes chart's drawing area (SVG user units; the SVG scales to the page's width).
@@ -127,6 +131,55 @@ def coverage(campaign: Campaign) -> dict[str, Any]:
     return {"models": [name for _, name in models], "rows": [
         {"model": name, "cells": grid[i]} for i, (_, name) in enumerate(models)
     ], "min": spread[0], "max": spread[1]}  # fmt: skip
+
+
+# Per voter who has voted, the items no longer blind for them (battles.still_blind), prompt by prompt:
+# with m answers on a prompt and r of them revealed to the voter, the pairs left blind are those of the
+# m - r others, C(m - r, 2) of the prompt's C(m, 2) (scaled to its n items when not every pair is an
+# item); a strict campaign blocks every item of a prompt the voter has met. One pass over the votes.
+_BLOCKED_SQL = sql(
+    """
+WITH items AS (
+  SELECT i.prompt_id, i.response_lo_id AS lo, i.response_hi_id AS hi FROM {item} i WHERE i.campaign_id = %s {active}
+), answers AS (
+  SELECT prompt_id, lo AS answer FROM items UNION SELECT prompt_id, hi FROM items
+), per_prompt AS (
+  SELECT a.prompt_id, count(*) AS m, (SELECT count(*) FROM items WHERE items.prompt_id = a.prompt_id) AS n
+  FROM answers a GROUP BY a.prompt_id
+), revealed AS (
+  SELECT voter_id, prompt_id, left_id AS answer FROM {battle} WHERE campaign_id = %s AND status = 'voted'
+  UNION SELECT voter_id, prompt_id, right_id FROM {battle} WHERE campaign_id = %s AND status = 'voted'
+), touched AS (
+  SELECT voter_id, prompt_id, count(*) AS r FROM revealed GROUP BY voter_id, prompt_id
+), blocked AS (
+  SELECT t.voter_id, sum(CASE WHEN %s OR p.m - t.r < 2 THEN p.n
+                              ELSE p.n - (p.m - t.r) * (p.m - t.r - 1) * p.n / (p.m * (p.m - 1)) END) AS k
+  FROM touched t JOIN per_prompt p ON p.prompt_id = t.prompt_id
+  GROUP BY t.voter_id
+)
+SELECT (SELECT count(DISTINCT voter_id) FROM touched), sum(k), sum(CASE WHEN k >= %s THEN 1 ELSE 0 END) FROM blocked
+""",
+    Item,
+    Battle,
+)
+
+
+def blind_remaining(campaign: Campaign) -> dict[str, Any]:
+    """How many battles a voter who has voted can still be given blind, on average, and how many such
+    voters have none left: when the average runs low, the campaign needs more prompts (or models)."""
+    profile = campaign_profile(campaign.slug)
+    active, active_params = active_pairs_clause(profile) if profile else ("", [])
+    total = Item.objects.filter(campaign=campaign).count() if not active else None
+    with connection.cursor() as cursor:
+        if total is None:
+            cursor.execute(f"SELECT count(*) FROM {Item._meta.db_table} i WHERE i.campaign_id = %s {active}",
+                           [campaign.pk, *active_params])  # fmt: skip
+            total = cursor.fetchone()[0]
+        params = [campaign.pk, *active_params, campaign.pk, campaign.pk, campaign.one_battle_per_prompt, total]
+        cursor.execute(_BLOCKED_SQL.format(active=active), params)
+        voters, blocked, exhausted = cursor.fetchone()
+    average = (total * voters - int(blocked or 0)) / voters if voters else None
+    return {"items": total, "voters": voters, "average": average, "exhausted": int(exhausted or 0)}
 
 
 def thin_prompts(campaign: Campaign, limit: int = 15) -> list[dict[str, Any]]:

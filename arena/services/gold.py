@@ -23,23 +23,23 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from arena.models import Battle, Campaign, GoldBattle, Prompt, Response, Vote, Voter
-from arena.services.battles import BattleView, store_battle
+from arena.services.battles import BattleView, still_blind, store_battle
 from arena.services.errors import ArenaError
 from arena.services.hot_sql import sql
 from arena.services.profiles import CampaignProfile
 
 _LOCK_VOTER_SQL = sql("SELECT id FROM {voter} WHERE id = %s FOR NO KEY UPDATE", Voter)
 
-# A random active gold battle of the campaign that this voter has never been given, both answers ready.
-# The draw looks at the gold table and the voter's own battles only; readiness is checked on the few
-# drawn, so the cost does not grow with the number of responses.
+# A random active gold battle of the campaign that is still blind for this voter (the rule of every
+# hand-out, battles.still_blind: never given to them, no answer of it seen at a reveal), both answers
+# ready. The draw looks at the gold table and the voter's own battles only; readiness is checked on the
+# few drawn, so the cost does not grow with the number of responses.
 _UNSEEN_GOLD_SQL = sql(
     """
 SELECT g.id, g.prompt_id, g.first_id, g.second_id
 FROM (
-  SELECT id, prompt_id, first_id, second_id FROM {goldbattle}
-  WHERE campaign_id = %s AND is_active = %s
-    AND NOT EXISTS (SELECT 1 FROM {battle} b WHERE b.voter_id = %s AND b.gold_id = {goldbattle}.id)
+  SELECT id, prompt_id, first_id, second_id FROM {goldbattle} gb
+  WHERE campaign_id = %s AND is_active = %s AND {blind}
   ORDER BY RANDOM()
   LIMIT 8
 ) g
@@ -49,9 +49,14 @@ WHERE f.status = 'done' AND s.status = 'done'
 LIMIT 1
 """,
     GoldBattle,
-    Battle,
     Response,
 )
+_UNSEEN_GOLD = {
+    strict: _UNSEEN_GOLD_SQL.format(
+        blind=still_blind("gb.prompt_id", "gb.first_id", "gb.second_id", same="b.gold_id = gb.id", strict=strict)
+    )
+    for strict in (False, True)
+}
 
 
 def wants_gold(campaign: Campaign) -> bool:
@@ -86,7 +91,7 @@ def hand_out_gold(profile: CampaignProfile, voter_id: int) -> BattleView | None:
         with connection.cursor() as cursor:
             if connection.vendor == "postgresql":
                 cursor.execute(_LOCK_VOTER_SQL, [voter_id])
-            cursor.execute(_UNSEEN_GOLD_SQL, [campaign.pk, True, voter_id])
+            cursor.execute(_UNSEEN_GOLD[campaign.one_battle_per_prompt], [campaign.pk, True, voter_id])
             row = cursor.fetchone()
         if row is None:
             return None

@@ -30,6 +30,7 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "timeline": dashboard.votes_over_time(campaign),
         "coverage": dashboard.coverage(campaign),
         "thin_prompts": dashboard.thin_prompts(campaign),
+        "blind": dashboard.blind_remaining(campaign),
         "voters": dashboard.top_voters(campaign),
         "verdicts": dashboard.verdict_rates(campaign),
         "quality": quality,

@@ -138,3 +138,11 @@ def test_a_fresh_voter_on_the_demo_never_meets_a_revealed_answer(db):
     battles = vote_until_done(campaign, voter)
     assert len(battles) >= 10
     assert_blind(battles)
+
+
+def test_the_staff_dashboard_shows_the_blind_battles_left(staff_client):
+    campaign = make_campaign(slug="left-page", models=("Alpha", "Beta", "Gamma"), prompts=2)
+    vote_until_done(campaign, Voter.objects.create())
+    html = staff_client.get(f"/staff/c/{campaign.slug}/").content.decode()
+    assert "<strong>0.0</strong> of the 6 prompt-and-pair items blind" in html
+    assert "1 of 1 voters have judged everything" in html and "Add prompts" in html

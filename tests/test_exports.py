@@ -18,9 +18,9 @@ from arena.services.errors import ArenaError
 from tests.factories import make_campaign
 
 FASTCHAT_FIELDS = {"question_id", "model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b", "turn",
-                   "anony", "language", "tstamp"}  # fmt: skip
+                   "anony", "language", "tstamp", "conv_metadata"}  # fmt: skip
 OUR_FIELDS = {"campaign", "battle_id", "position_a", "verdict", "dimension", "scores", "duration_ms", "category",
-              "voter_id", "flagged"}  # fmt: skip
+              "voter_id", "flagged", "language_code"}  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -89,10 +89,11 @@ def test_battles_carry_the_public_arena_fields_with_model_a_on_the_left(voted, t
         assert record["battle_id"] == vote.battle_id and record["position_a"] == "left"
         assert record["tstamp"] == vote.created_at.timestamp() and isinstance(record["tstamp"], float)
         assert record["anony"] is True and record["turn"] == 1 and record["campaign"] == "exp"
-    question = [{"role": "user", "content": "Question number 0?"}]
-    assert first["conversation_a"] == [*question, {"role": "assistant", "content": answer(0, "Beta")}]
-    assert first["conversation_b"] == [*question, {"role": "assistant", "content": answer(0, "Alpha")}]
-    assert first["question_id"] == "exp-p0" and first["language"] == "en" and both_bad["language"] == "unknown"
+    question = [{"role": "user", "content": "Question number 0?", "num_tokens": 5}]
+    assert first["conversation_a"] == [*question, {"role": "assistant", "content": answer(0, "Beta"), "num_tokens": 8}]
+    assert first["conversation_b"] == [*question, {"role": "assistant", "content": answer(0, "Alpha"), "num_tokens": 8}]
+    assert first["question_id"] == "exp-p0" and first["language"] == "English" and first["language_code"] == "en"
+    assert both_bad["language"] == both_bad["language_code"] == "unknown"
     assert first["category"] == "facts" and both_bad["category"] == "coding" and first["duration_ms"] == 1500
     assert first["scores"] == {"helpfulness": {"model_a": 2, "model_b": 5}}
     assert second["scores"] == {"helpfulness": {"model_a": 4, "model_b": None}}
@@ -129,7 +130,8 @@ def test_the_rating_cli_and_fastchat_style_readers_accept_the_battle_files(voted
     for battle in sorted(battles, key=lambda b: b["tstamp"]):  # what elo_analysis.py relies on
         assert battle["anony"] is True and isinstance(battle["language"], str) and isinstance(battle["judge"], str)
         assert battle["winner"] in {"model_a", "model_b", "tie", "tie (bothbad)"}
-        assert all(set(m) == {"role", "content"} for m in battle["conversation_a"] + battle["conversation_b"])
+        messages = battle["conversation_a"] + battle["conversation_b"]
+        assert all(set(m) == {"role", "content", "num_tokens"} for m in messages)
 
 
 def test_pairs_leave_out_ties_and_both_bad_and_follow_the_winner_across_sides(voted, tmp_path):

@@ -17,7 +17,10 @@ import hmac
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, TypeVar
+
+from arena.exports.text_stats import NO_STYLE, StyleCounts, conv_metadata, count_tokens, language_name, side_metadata
 
 T = TypeVar("T")
 
@@ -145,15 +148,17 @@ class PromptText:
     language: str
     turn: int
     messages_json: str  # "[...]"
-    open_json: str  # the same list without its closing bracket, ready for one more message
+    open_json: str  # the same list with num_tokens on each message, without its closing bracket
     question_id_json: str
     category_json: str
-    language_json: str
+    language_json: str  # as stored (a code such as "en")
+    language_name_json: str  # as FastChat stores it ("English")
 
     @classmethod
     def build(cls, question_id: str, messages: list, category: str, language: str) -> PromptText:
         messages = [{"role": str(m.get("role", "user")), "content": message_content(m)} for m in messages or []]
         encoded = dumps(messages)
+        counted = dumps(with_token_counts(messages))
         category, language = category or "", language or "unknown"
         return cls(
             question_id=question_id,
@@ -162,10 +167,11 @@ class PromptText:
             language=language,
             turn=sum(1 for m in messages if m["role"] == "user"),
             messages_json=encoded,
-            open_json=encoded[:-1] + ("," if messages else ""),
+            open_json=counted[:-1] + ("," if messages else ""),
             question_id_json=dumps(question_id),
             category_json=dumps(category),
             language_json=dumps(language),
+            language_name_json=dumps(language_name(language)),
         )
 
     @property
@@ -186,10 +192,53 @@ class ResponseText:
     def size(self) -> int:
         return len(self.content) + len(self.content_json)
 
+    @cached_property
+    def style(self) -> StyleCounts:
+        """Length and Markdown counts, computed once per response (battle exports only)."""
+        return StyleCounts.of(self.content)
+
+    @cached_property
+    def metadata_a_json(self) -> str:
+        """This answer's half of a battle's conv_metadata as side a (the object's members), encoded once."""
+        return dumps(side_metadata(self.style, "a"))[1:-1]
+
+    @cached_property
+    def metadata_b_json(self) -> str:
+        return dumps(side_metadata(self.style, "b"))[1:-1]
+
+
+def with_token_counts(messages: list[dict[str, str]]) -> list[dict[str, Any]]:
+    """Messages with FastChat's ``num_tokens`` on each (see arena.exports.text_stats)."""
+    return [{**m, "num_tokens": count_tokens(m["content"])} for m in messages]
+
 
 def conversation_json(prompt: PromptText, answer: ResponseText) -> str:
-    """The prompt's messages followed by the answer, as a JSON list (OpenAI-style messages)."""
-    return f'{prompt.open_json}{{"role":"assistant","content":{answer.content_json}}}]'
+    """The prompt's messages followed by the answer, as a JSON list (OpenAI-style messages, each with
+    FastChat's ``num_tokens``)."""
+    return (
+        f'{prompt.open_json}{{"role":"assistant","content":{answer.content_json},'
+        f'"num_tokens":{answer.style.tokens}}}]'
+    )
+
+
+def battle_metadata_json(answer_a: ResponseText, answer_b: ResponseText) -> str:
+    """FastChat's conv_metadata of a battle with one answer per side, from pieces encoded per response."""
+    return f"{{{answer_a.metadata_a_json},{answer_b.metadata_b_json}}}"
+
+
+def conversation_style(messages: list[dict[str, Any]]) -> StyleCounts:
+    """The assistant turns of one side, counted together."""
+    total = NO_STYLE
+    for message in messages:
+        if message.get("role") == "assistant":
+            total = total + StyleCounts.of(message_content(message))
+    return total
+
+
+def metadata_from_conversations(conversation_a: str, conversation_b: str) -> str:
+    """conv_metadata computed from two encoded conversations (for callers without ResponseText pieces)."""
+    return dumps(conv_metadata(conversation_style(json.loads(conversation_a)),
+                               conversation_style(json.loads(conversation_b))))  # fmt: skip
 
 
 def _assistant_json(answer: ResponseText) -> str:
@@ -213,17 +262,25 @@ def battle_line(
     *, prompt: PromptText, model_a_json: str, model_b_json: str, winner: str, voter: str, turn: int, tstamp: float,
     battle_id: str, campaign_json: str, verdict: str, dimension_json: str, scores_json: str,
     duration_ms: int | None, flagged: bool, conversation_a: str, conversation_b: str,
+    conv_metadata_json: str | None = None,
 ) -> str:  # fmt: skip
-    """One battle record (no newline): the public arena's fields, ours, then both conversations."""
+    """One battle record (no newline): the public arena's fields (FastChat's analysis reads them all,
+    ``conv_metadata`` and ``language`` as a name included), ours, then both conversations.
+
+    ``conv_metadata_json`` comes from `battle_metadata_json`; without it, it is computed from the
+    conversations.
+    """
     verdict_json = _VERDICT_JSON.get(verdict) or dumps(verdict)
+    if conv_metadata_json is None:
+        conv_metadata_json = metadata_from_conversations(conversation_a, conversation_b)
     return (
         f'{{"question_id":{prompt.question_id_json},"model_a":{model_a_json},"model_b":{model_b_json},'
         f'"winner":{_WINNER_JSON[winner]},"judge":"{voter}","turn":{turn},"anony":true,'
-        f'"language":{prompt.language_json},"tstamp":{float(tstamp)!r},'
+        f'"language":{prompt.language_name_json},"tstamp":{float(tstamp)!r},"conv_metadata":{conv_metadata_json},'
         f'"battle_id":{dumps(battle_id)},"campaign":{campaign_json},"position_a":"left","verdict":{verdict_json},'
         f'"dimension":{dimension_json},"scores":{scores_json},'
-        f'"duration_ms":{_number(duration_ms)},"category":{prompt.category_json},"voter_id":"{voter}",'
-        f'"flagged":{"true" if flagged else "false"},'
+        f'"duration_ms":{_number(duration_ms)},"category":{prompt.category_json},"language_code":{prompt.language_json},'
+        f'"voter_id":"{voter}","flagged":{"true" if flagged else "false"},'
         f'"conversation_a":{conversation_a},"conversation_b":{conversation_b}}}'
     )
 

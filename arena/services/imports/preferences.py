@@ -173,7 +173,7 @@ def battle_record(value: Any) -> Record:
         messages=messages,
         answers={model_a: answer_a, model_b: answer_b},
         category=text_field(record.get("category"), "category", 64),
-        language=_language(record.get("language")),
+        language=_language(record.get("language_code", record.get("language"))),  # Arena's exports: the code
     )
 
 

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from arena.guardrails import flood
 from arena.models import Battle, Campaign, Response
 from arena.rendering import render_markdown
 from arena.services import access, battles, live
@@ -54,6 +55,7 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "GET":
         access.check_may_vote(campaign, voter_from_cookie(request), authenticated=request.user.is_authenticated)
         return render(request, "arena/live_start.html", context)
+    flood.check_request(request)  # before a voter is created: dropping cookies resets nothing
     voter, created = get_or_create_voter(request)
     text = _prompt_from(request)
     try:
@@ -64,6 +66,8 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
         else:
             context.update(prompt=text, error=error.message)
             response = render(request, "arena/live_start.html", context, status=error.status)
+        if getattr(error, "retry_after", None):
+            response.headers["Retry-After"] = str(error.retry_after)
     else:
         if _wants_json(request):
             response = JsonResponse(_battle_urls(battle), status=201)
@@ -114,6 +118,7 @@ def _render_battle(request: HttpRequest, battle: Battle, error: str = "", status
 @shows_arena_errors
 def add_turn(request: HttpRequest, battle_id: str) -> HttpResponse:
     voter = battle_owner(request)
+    flood.check_request(request)
     try:
         battle = live.add_turn(battle_id, voter, _prompt_from(request))
     except ArenaError as error:

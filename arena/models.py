@@ -52,6 +52,13 @@ class ModelEntry(models.Model):
     params = models.JSONField(default=dict, blank=True, help_text="Decoding parameters.")
     is_active = models.BooleanField(default=True)
     weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)], help_text="Relative sampling weight.")
+    # Prices for the estimated cost of live generation (arena.guardrails.budgets); 0 = free or unknown.
+    input_price = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0)], help_text="Price per million prompt tokens (USD)."
+    )
+    output_price = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0)], help_text="Price per million generated tokens (USD)."
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -136,6 +143,28 @@ class Campaign(models.Model):
         help_text="Never show a voter the same prompt twice. Without it a voter may meet a prompt again with "
         "other answers, but never an answer whose model was revealed to them.",
     )
+    # Guardrails of live campaigns (arena.guardrails): the moderator of voters' prompts and the budgets.
+    moderator = models.CharField(
+        max_length=32, default="rules", help_text="Moderator of voters' prompts: rules, openai, transformers or none."
+    )
+    moderator_settings = models.JSONField(
+        default=dict, blank=True,
+        help_text='Moderator settings, e.g. rules: {"words": [...], "patterns": [...]}; '
+        'openai: {"base_url": ..., "model": ..., "api_key_env": ...}.',
+    )  # fmt: skip
+    moderation_fail_open = models.BooleanField(
+        default=False, help_text="When the moderator fails, let prompts through (default: refuse them)."
+    )
+    live_battles_per_hour = models.PositiveIntegerField(
+        default=0, help_text="Live battles started per clock hour; 0 = no limit."
+    )
+    live_tokens_per_day = models.PositiveBigIntegerField(
+        default=0, help_text="Tokens (prompt and generated) per UTC day of live generation; 0 = no limit."
+    )
+    live_cost_per_day = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0)],
+        help_text="Estimated cost (USD, from the models' prices) per UTC day of live generation; 0 = no limit.",
+    )  # fmt: skip
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -148,6 +177,16 @@ class Campaign(models.Model):
     @property
     def accepts_votes(self) -> bool:
         return self.status == self.Status.ACTIVE
+
+    def clean(self) -> None:
+        from arena.guardrails.moderation import validate
+        from arena.guardrails.moderators.base import ModeratorConfigError
+
+        try:
+            validate(self.moderator, self.moderator_settings)
+        except ModeratorConfigError as error:
+            field = "moderator" if error.field == "moderator" else "moderator_settings"
+            raise ValidationError({field: str(error)}) from None
 
 
 MAX_SCALE_POINTS = 11  # e.g. 0-10: each point is a button per side on every battle page
@@ -246,6 +285,9 @@ class Response(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
+    # Output checks (arena.guardrails.output_checks): comma-separated reasons, e.g. "empty,cut"; a live
+    # side keeps the reasons of all its turns.
+    checks = models.CharField(max_length=100, blank=True, default="", db_default="", editable=False)
     attempts = models.PositiveSmallIntegerField(default=0)
     # Same model, settings, decoding parameters and messages -> same key; with deterministic decoding
     # a done response with this key is reused instead of calling the backend again.
@@ -497,3 +539,38 @@ class Vote(models.Model):
 
     def __str__(self) -> str:
         return f"{self.verdict} on {self.battle_id}"
+
+
+class RefusedPrompt(models.Model):
+    """A voter's live prompt that the campaign's moderator refused (no generation ran), kept for staff."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="refused_prompts")
+    voter = models.ForeignKey(Voter, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    text = models.TextField(help_text="The prompt (its first 2,000 characters).")
+    reason = models.CharField(max_length=300)
+    moderator = models.CharField(max_length=32)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["campaign", "created_at"], name="refused_prompt_time_idx")]
+
+    def __str__(self) -> str:
+        return f"refused prompt {self.pk}: {self.reason}"
+
+
+class GenerationUsage(models.Model):
+    """Generations, tokens and estimated cost of one model in one campaign on one UTC day."""
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="usage")
+    model = models.ForeignKey(ModelEntry, on_delete=models.CASCADE, related_name="usage")
+    day = models.DateField()
+    generations = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    cost = models.FloatField(default=0.0, help_text="Estimated from the model's prices (USD).")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "day", "model"], name="usage_campaign_day_model")]
+
+    def __str__(self) -> str:
+        return f"{self.model} in {self.campaign} on {self.day}"

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from arena.guardrails import dashboard as guardrails_dashboard
 from arena.judges import dashboard as judges_dashboard
 from arena.models import Campaign
 from arena.permissions import CHANGE_CAMPAIGN, CHANGE_VOTER, VIEW_CAMPAIGN, allowed, staff_permission_required
@@ -41,6 +42,7 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
         "transitions": [s for s in ("active", "paused", "closed") if s != campaign.status],
         "can_change_status": allowed(request.user, CHANGE_CAMPAIGN),
         "can_exclude": allowed(request.user, CHANGE_VOTER),
+        "guardrails": guardrails_dashboard.figures(campaign),
         "judges": judges_dashboard.figures(campaign),
     }
     majority = agreement["majority_agreement"] if agreement else {}

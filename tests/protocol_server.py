@@ -13,8 +13,9 @@ can reach it too::
 
 Endpoints: ``POST /v1/chat/completions`` (OpenAI, ``stream`` true or false, ``stream_options``),
 ``POST /v1/messages`` (Anthropic, streamed or not; requires ``anthropic-version`` and, when the server
-has an ``api_key``, ``x-api-key``), ``GET /_control/requests`` (the recorded requests as JSON) and
-``POST /_control/reset``. Unknown request fields get a 400, as from the real APIs.
+has an ``api_key``, ``x-api-key``), ``POST /v1/moderations`` (OpenAI moderation: flags inputs with the
+word ``forbidden``, or the words of ``flag=``; see ``_moderate``), ``GET /_control/requests`` (the
+recorded requests as JSON) and ``POST /_control/reset``. Unknown request fields get a 400, as from the real APIs.
 
 Answers are deterministic: ``Echo: <last user message>`` (or ``reply=``), split into word chunks of
 one "token" each; ``max_tokens`` truncates (finish ``length``) and stop sequences cut (finish
@@ -344,12 +345,41 @@ class _Handler(BaseHTTPRequestHandler):
                 self._serve(_OpenAI(self), headers, body, model, count)
             elif self.path == "/v1/messages":
                 self._serve(_Anthropic(self), headers, body, model, count)
+            elif self.path == "/v1/moderations":
+                self._moderate(body, model, count)
             else:
                 self._send_json(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
         except _Stop:
             self.close_connection = True
         finally:
             self.owner._done(model)
+
+    def _moderate(self, body: Any, model: str | None, count: int) -> None:
+        """OpenAI's moderation endpoint: flags an input holding any word of ``flag=`` (comma-separated,
+        default ``forbidden``) under the category ``violence``; ``status``, ``delay`` and ``times`` as
+        for chat, ``garbage=1`` answers a body without ``results``."""
+        if not isinstance(body, dict) or not isinstance(body.get("input"), str) or set(body) - {"model", "input"}:
+            self._send_json(400, {"error": {"message": "input must be a string", "type": "invalid_request_error"}})
+            return
+        knobs = dict(parse_qsl((model or "").partition("?")[2]))
+        failing = "times" not in knobs or count <= int(knobs["times"])
+        if failing and knobs.get("delay"):
+            self._sleep(float(knobs["delay"]))
+        if failing and knobs.get("status"):
+            status = int(knobs["status"])
+            self._send_json(status, {"error": {"message": f"scripted failure {status}", "type": "server_error"}})
+            return
+        if failing and knobs.get("garbage"):
+            self._send_json(200, {"unexpected": True})
+            return
+        words = [w for w in knobs.get("flag", "forbidden").split(",") if w]
+        flagged = any(re.search(rf"\b{re.escape(w)}\b", body["input"], re.I) for w in words)
+        result = {
+            "flagged": flagged,
+            "categories": {"violence": flagged, "harassment": False},
+            "category_scores": {"violence": 0.97 if flagged else 0.01, "harassment": 0.01},
+        }
+        self._send_json(200, {"id": f"modr-{uuid.uuid4().hex[:12]}", "model": model, "results": [result]})
 
     def _serve(self, proto: _Protocol, headers: dict[str, str], body: Any, model: str | None, count: int) -> None:
         problem = proto.check(headers, body)

@@ -40,6 +40,7 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from arena.guardrails import output_checks, usage
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response
 from arena.rendering import render_markdown
 from arena.services import heartbeat, live
@@ -339,10 +340,10 @@ def _generate(response_id: int, token: int, retries_done: int) -> Outcome:
         if cached is not None:
             if publisher is not None and cached.text:
                 publisher.delta(cached.text, 0)
-            return _finish(response, token, cached, key, params, side, publisher)
+            return _finish(response, token, cached, key, params, side, publisher, messages=None)
         backend = get_backend(model.backend, model.backend_settings)
         result = _stream(response_id, token, backend, messages, params, publisher, streamed)
-        return _finish(response, token, result, key, params, side, publisher)
+        return _finish(response, token, result, key, params, side, publisher, messages=messages)
     except BackendError as error:
         message = _redacted(f"{error.kind}: {error.message}", model)
         log.warning("generation of response %s failed: %s", response_id, message)
@@ -428,9 +429,14 @@ def _save_progress(response_id: int, token: int, text: str) -> bool:
     return saved
 
 
-def _finish(response, token, result: _Result, key, params, side, publisher) -> Outcome:
+def _finish(response, token, result: _Result, key, params, side, publisher, *, messages) -> Outcome:
+    """Store the answer with its output checks (arena.guardrails.output_checks) and, when a backend
+    was called (``messages``; None for a cached answer), its usage (arena.guardrails.usage)."""
     html = render_markdown(result.text)
-    prompt_set = side is None and response.prompt.campaign.mode == Campaign.Mode.PROMPT_SET
+    campaign = response.prompt.campaign
+    prompt_set = side is None and campaign.mode == Campaign.Mode.PROMPT_SET
+    names = {*ModelEntry.objects.filter(campaigns=campaign).values_list("name", flat=True), response.model.name}
+    checks = output_checks.merge(response.checks, output_checks.check_answer(result.text, result.finish_reason, names))
     with transaction.atomic():
         if prompt_set:
             # Responses to one prompt finishing at once must not each miss the other's "done" when
@@ -442,6 +448,7 @@ def _finish(response, token, result: _Result, key, params, side, publisher) -> O
             html=html,
             error="",
             finish_reason=result.finish_reason[:32],
+            checks=checks,
             prompt_tokens=result.prompt_tokens,
             completion_tokens=result.completion_tokens,
             latency_ms=result.latency_ms,
@@ -452,6 +459,9 @@ def _finish(response, token, result: _Result, key, params, side, publisher) -> O
         )
         if won != 1:
             return Outcome("lost")
+        if messages is not None:
+            tokens = usage.tokens_of(messages, result.text, result.prompt_tokens, result.completion_tokens)
+            usage.record(campaign.pk, response.model, *tokens)
         if side is not None:
             live.record_answer(side, result.text, response.model.name)
         elif prompt_set:

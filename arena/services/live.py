@@ -21,16 +21,15 @@ import os
 import random
 import secrets
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 
 from arena import embedded
+from arena.guardrails import gate
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Voter
 from arena.rendering import render_markdown
 from arena.services.access import check_may_vote
@@ -76,25 +75,6 @@ def clean_prompt(text: Any) -> str:
     return text
 
 
-def check_rate(voter: Voter) -> None:
-    """At most ARENA_LIVE_PROMPTS_PER_MINUTE prompts per voter and minute (a fixed window in the cache,
-    Redis in the distributed mode, so it holds across web processes)."""
-    limit = settings.ARENA_LIVE_PROMPTS_PER_MINUTE
-    if limit <= 0:
-        return
-    key = f"arena:live:rate:{voter.public_id}:{int(time.time() // 60)}"
-    try:
-        cache.add(key, 0, timeout=120)
-        count = cache.incr(key)
-    except Exception:  # the cache is down: let the prompt through rather than block every voter
-        log.warning("live prompt rate limit unavailable", exc_info=True)
-        return
-    if count > limit:
-        raise LimitReached(
-            f"You are sending prompts too quickly (at most {limit} a minute). Please wait a moment and try again."
-        )
-
-
 def draw_pair(weights: dict[int, float]) -> tuple[int, int]:
     """Two different models, each drawn by weight (uniformly when the weights are all zero)."""
     ids = list(weights)
@@ -117,7 +97,7 @@ def start_battle(campaign: Campaign, voter: Voter, text: Any, *, authenticated: 
         raise NotFound("This campaign does not take prompts from voters.")
     check_may_vote(campaign, voter, authenticated=authenticated)
     text = clean_prompt(text)
-    check_rate(voter)
+    gate.admit_prompt(campaign, voter, text, new_battle=True)
     first, second = draw_pair(dict(campaign.contenders.filter(is_active=True).values_list("id", "weight")))
     if secrets.randbelow(2):
         first, second = second, first
@@ -142,27 +122,15 @@ def add_turn(battle_id: str, voter: Voter, text: Any) -> Battle:
     from arena.services import generation
 
     text = clean_prompt(text)
+    # Checked once before the guardrails (a refused prompt is recorded only for a turn that could be
+    # taken) and again under the row lock.
+    unlocked = _turn_battle(battle_id, voter, lock=False)
+    _check_turn(unlocked)
+    gate.admit_prompt(unlocked.campaign, voter, text, new_battle=False)
     with transaction.atomic():
-        battle = (
-            Battle.objects.select_for_update(of=("self",))
-            .select_related("campaign", "left", "right", "prompt")
-            .filter(pk=battle_id)
-            .first()
-        )
-        if battle is None or battle.voter_id != voter.pk or not battle.is_live:
-            raise NotFound("No such battle.")
-        if battle.status == Battle.Status.VOTED:
-            raise Conflict("You have already voted on this battle. Start a new one to keep talking.")
-        if battle.status == Battle.Status.VOID:
-            raise Conflict("This battle was cancelled. Please start a new one.")
-        if battle.left.status != Response.Status.DONE or battle.right.status != Response.Status.DONE:
-            raise Conflict("Please wait until both answers are complete.")
+        battle = _turn_battle(battle_id, voter, lock=True)
+        _check_turn(battle)
         conversation = battle.conversation
-        if len(conversation["user"]) >= settings.ARENA_LIVE_MAX_TURNS:
-            raise LimitReached(
-                f"This conversation has reached {settings.ARENA_LIVE_MAX_TURNS} turns. Please vote or start a new one."
-            )
-        check_rate(voter)
         conversation["user"].append(text)
         battle.save(update_fields=["conversation"])
         prompt = battle.prompt
@@ -183,6 +151,28 @@ def add_turn(battle_id: str, voter: Voter, text: Any) -> Battle:
         )
         generation.enqueue(ids)
     return battle
+
+
+def _turn_battle(battle_id: str, voter: Voter, *, lock: bool) -> Battle:
+    battles = Battle.objects.select_for_update(of=("self",)) if lock else Battle.objects
+    battle = battles.select_related("campaign", "left", "right", "prompt").filter(pk=battle_id).first()
+    if battle is None or battle.voter_id != voter.pk or not battle.is_live:
+        raise NotFound("No such battle.")
+    return battle
+
+
+def _check_turn(battle: Battle) -> None:
+    """A further turn needs an open battle whose two answers are complete, under the turn limit."""
+    if battle.status == Battle.Status.VOTED:
+        raise Conflict("You have already voted on this battle. Start a new one to keep talking.")
+    if battle.status == Battle.Status.VOID:
+        raise Conflict("This battle was cancelled. Please start a new one.")
+    if battle.left.status != Response.Status.DONE or battle.right.status != Response.Status.DONE:
+        raise Conflict("Please wait until both answers are complete.")
+    if len(battle.conversation["user"]) >= settings.ARENA_LIVE_MAX_TURNS:
+        raise LimitReached(
+            f"This conversation has reached {settings.ARENA_LIVE_MAX_TURNS} turns. Please vote or start a new one."
+        )
 
 
 # -- what the worker needs ----------------------------------------------------------------------------

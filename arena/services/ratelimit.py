@@ -142,7 +142,7 @@ def reset() -> None:
 # --- The site's limits ----------------------------------------------------------------------------
 
 
-def _voter_key(request: HttpRequest) -> str | None:
+def voter_key(request: HttpRequest) -> str | None:
     """Who is asking, without a database query: the logged-in user, else the signed voter cookie."""
     from arena.services.voters import cookie_public_id, cookie_value
 
@@ -153,7 +153,8 @@ def _voter_key(request: HttpRequest) -> str | None:
     return f"v{cookie_public_id(value)}" if value else None
 
 
-def _ip_key(request: HttpRequest) -> str:
+def ip_key(request: HttpRequest) -> str:
+    """The client address as its HMAC (ARENA_IP_SALT), shortened: what every per-IP counter is keyed on."""
     from arena.services.voters import client_ip, hash_ip
 
     return hash_ip(client_ip(request))[:32] or "unknown"
@@ -162,12 +163,12 @@ def _ip_key(request: HttpRequest) -> str:
 def _rules(request: HttpRequest, action: str, per_voter: int, per_ip: int, what: str) -> list[Rule]:
     rules = [
         Rule(
-            f"{action}:ip:{_ip_key(request)}",
+            f"{action}:ip:{ip_key(request)}",
             per_ip,
             message=f"Too many {what} from your network in the last minute. Please wait a minute and try again.",
         )
     ]
-    voter = _voter_key(request)
+    voter = voter_key(request)
     if voter is not None:
         rules.append(
             Rule(

@@ -201,7 +201,7 @@ class CampaignAdmin(admin.ModelAdmin):
     fieldsets = [
         (None, {"fields": ["title", "slug", "status", "mode", "instructions"]}),
         ("Models", {"fields": ["contenders"]}),
-        ("Voting", {"fields": ["allow_tie", "allow_both_bad", "sampling", "votes_per_item"]}),
+        ("Voting", {"fields": ["allow_tie", "allow_both_bad", "sampling", "votes_per_item", "one_battle_per_prompt"]}),
         ("Task", {"fields": ["task", "ranking_size"]}),
         ("Gold battles", {"fields": ["gold_rate"]}),
         ("Access", {"fields": ["access", "vote_limit", "daily_vote_limit"]}),

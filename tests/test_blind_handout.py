@@ -108,7 +108,8 @@ def test_judged_everything_through_the_api(client):
     while (response := client.post(f"/api/v1/campaigns/{campaign.slug}/battles")).status_code == 200:
         battle = response.json()
         shown.append({battle["a"]["html"], battle["b"]["html"]})
-        assert client.post(f"/api/v1/battles/{battle['id']}/vote", {"verdict": "tie"}, "application/json").status_code == 200
+        voted = client.post(f"/api/v1/battles/{battle['id']}/vote", {"verdict": "tie"}, "application/json")
+        assert voted.status_code == 200
     assert response.status_code == 404
     assert "judged everything you can judge blind" in response.json()["message"]
     assert len(shown) == 2 and not shown[0] & shown[1]
@@ -146,3 +147,17 @@ def test_the_staff_dashboard_shows_the_blind_battles_left(staff_client):
     html = staff_client.get(f"/staff/c/{campaign.slug}/").content.decode()
     assert "<strong>0.0</strong> of the 6 prompt-and-pair items blind" in html
     assert "1 of 1 voters have judged everything" in html and "Add prompts" in html
+
+
+def test_a_campaign_file_can_ask_for_one_battle_per_prompt():
+    from arena.services.imports.campaigns import load_campaign
+
+    spec = {
+        "slug": "strict-file", "title": "Strict", "status": "active", "one_battle_per_prompt": True,
+        "models": [{"name": "Alpha"}, {"name": "Beta"}, {"name": "Gamma"}, {"name": "Delta"}],
+        "prompts": [{"id": f"p{n}", "prompt": f"Why {n}?", "responses": {m: f"{m} says {n}." for m in MODELS}}
+                    for n in range(3)],
+    }  # fmt: skip
+    campaign, _ = load_campaign(spec)
+    assert campaign.one_battle_per_prompt
+    assert len(vote_until_done(campaign, Voter.objects.create())) == 3

@@ -18,7 +18,6 @@ from arena.json_body import json_body
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
-from arena.services.access import sees_drafts
 from arena.services.errors import ArenaError, Conflict
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
@@ -129,12 +128,12 @@ def _battle_out(battle: Battle) -> dict[str, Any]:
 @api.get("/campaigns", response=list[CampaignOut], tags=["campaigns"])
 def list_campaigns(request: HttpRequest):
     """Campaigns open to the public (not drafts)."""
-    return [_campaign_out(c) for c in Campaign.objects.exclude(status=Campaign.Status.DRAFT)]
+    return [_campaign_out(c) for c in access.listed_campaigns(request)]
 
 
 @api.get("/campaigns/{slug}", response={200: CampaignOut, 404: ErrorOut}, tags=["campaigns"])
 def get_campaign(request: HttpRequest, slug: str):
-    return _campaign_out(access.visible_campaign(slug, staff=sees_drafts(request.user)))
+    return _campaign_out(access.visible_campaign(request, slug))
 
 
 @api.post(
@@ -145,7 +144,7 @@ def get_campaign(request: HttpRequest, slug: str):
 def next_battle(request: HttpRequest, response: HttpResponse, slug: str):
     """The voter's next battle (their open one if any). Sets the voter cookie on first use."""
     _check_csrf(request)
-    profile = access.visible_profile(slug, staff=sees_drafts(request.user))
+    profile = access.visible_profile(request, slug)
     if profile.campaign.task == Campaign.Task.RANKING:
         raise Conflict(f"This campaign asks for rankings: POST /api/v1/campaigns/{slug}/rankings instead.")
     ratelimit.check_battle(request)
@@ -184,4 +183,5 @@ def vote(request: HttpRequest, battle_id: str, payload: VoteIn):
 
 
 api.add_router("/exports", "arena.exports.api.router")
+api.add_router("/judges", "arena.judges.api.router")
 api.add_router("", "arena.ranking_api.router")

@@ -74,8 +74,11 @@ def load_verdicts(judge: Judge) -> Verdicts:
 
 
 def leaderboard(judge: Judge, *, dimension: str = "", intervals: str = "sandwich", data: Verdicts | None = None):
-    """The judge's Bradley-Terry/Davidson leaderboard (overall, or on one dimension's scores)."""
+    """The judge's Bradley-Terry/Davidson leaderboard (overall, or on one dimension's scores); None before
+    its first verdict."""
     data = data or load_verdicts(judge)
+    if not data.outcome:
+        return None
     if dimension:
         lo_scores = [(s.get(dimension) or {}).get("lo", np.nan) for s in data.scores]
         hi_scores = [(s.get(dimension) or {}).get("hi", np.nan) for s in data.scores]

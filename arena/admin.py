@@ -204,7 +204,7 @@ class CampaignAdmin(admin.ModelAdmin):
         ("Voting", {"fields": ["allow_tie", "allow_both_bad", "sampling", "votes_per_item", "one_battle_per_prompt"]}),
         ("Task", {"fields": ["task", "ranking_size"]}),
         ("Gold battles", {"fields": ["gold_rate"]}),
-        ("Access", {"fields": ["access", "vote_limit", "daily_vote_limit"]}),
+        ("Access", {"fields": ["access", "private", "vote_limit", "daily_vote_limit"]}),
         ("Dates", {"fields": ["created_at", "closed_at"]}),
     ]
 

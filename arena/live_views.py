@@ -19,7 +19,6 @@ from arena.guardrails import flood
 from arena.models import Battle, Campaign, Response
 from arena.rendering import render_markdown
 from arena.services import access, battles, live
-from arena.services.access import sees_drafts
 from arena.services.errors import ArenaError, NotFound
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 from arena.views import _wants_json, shows_arena_errors
@@ -47,7 +46,7 @@ def _battle_urls(battle: Battle) -> dict[str, str]:
 @require_http_methods(["GET", "POST"])
 @shows_arena_errors
 def start(request: HttpRequest, slug: str) -> HttpResponse:
-    campaign = access.visible_campaign(slug, staff=sees_drafts(request.user))
+    campaign = access.visible_campaign(request, slug)
     request.arena_campaign = campaign
     if campaign.mode != Campaign.Mode.LIVE:
         return redirect("arena:next", slug=campaign.slug)

@@ -143,6 +143,11 @@ class Campaign(models.Model):
         help_text="Never show a voter the same prompt twice. Without it a voter may meet a prompt again with "
         "other answers, but never an answer whose model was revealed to them.",
     )
+    private = models.BooleanField(
+        default=False,
+        help_text="Only staff and those who may vote (admitted by an invitation, or logged in) see this campaign: "
+        "its page, leaderboard and API. Others get 'No such campaign'. Not for public campaigns.",
+    )
     # Guardrails of live campaigns (arena.guardrails): the moderator of voters' prompts and the budgets.
     moderator = models.CharField(
         max_length=32, default="rules", help_text="Moderator of voters' prompts: rules, openai, transformers or none."
@@ -170,6 +175,14 @@ class Campaign(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(private=False) | ~Q(access="public"),
+                name="campaign_private_needs_restricted_access",
+                violation_error_message="A private campaign needs access by invitation or login: a public one "
+                "is open to everyone.",
+            )
+        ]
 
     def __str__(self) -> str:
         return self.title

@@ -10,7 +10,6 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema
 
 from arena.services import access, rankings, ratelimit
-from arena.services.access import sees_drafts
 from arena.services.errors import NotFound
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
 
@@ -82,7 +81,7 @@ def next_ranking(request: HttpRequest, response: HttpResponse, slug: str):
     from arena.api import _check_csrf
 
     _check_csrf(request)
-    profile = access.visible_profile(slug, staff=sees_drafts(request.user))
+    profile = access.visible_profile(request, slug)
     rankings.check_ranking_campaign(profile.campaign)
     ratelimit.check_battle(request)
     voter, created = get_or_create_voter(request)

@@ -19,7 +19,6 @@ from django.views.decorators.http import require_GET, require_POST
 from arena import pages
 from arena.models import Campaign, Ranking
 from arena.services import access, rankings, ratelimit
-from arena.services.access import sees_drafts
 from arena.services.errors import ArenaError, NotFound
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
 from arena.views import _wants_json, shows_arena_errors
@@ -43,7 +42,7 @@ def _render_task(
 @shows_arena_errors
 def next_ranking(request: HttpRequest, slug: str) -> HttpResponse:
     """The voter's current ranking task in this campaign (the same one on a reload)."""
-    profile = access.visible_profile(slug, staff=sees_drafts(request.user))
+    profile = access.visible_profile(request, slug)
     campaign = request.arena_campaign = profile.campaign
     if campaign.task != Campaign.Task.RANKING:
         return redirect("arena:next", slug=slug)

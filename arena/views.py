@@ -19,7 +19,6 @@ from arena.json_body import json_body
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
-from arena.services.access import sees_drafts
 from arena.services.errors import ArenaError, NotFound
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
@@ -51,7 +50,7 @@ def shows_arena_errors(view):
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
     campaigns = (
-        Campaign.objects.exclude(status=Campaign.Status.DRAFT)
+        access.listed_campaigns(request)
         .annotate(n_votes=Count("votes"))
         .order_by("status", "-created_at")
     )
@@ -61,9 +60,9 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @shows_arena_errors
 def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
-    campaign = access.visible_campaign(slug, staff=sees_drafts(request.user))
-    request.arena_campaign = campaign
     token = request.GET.get("invite", "")
+    campaign = access.visible_campaign(request, slug, invite=token)
+    request.arena_campaign = campaign
     if token and campaign.access == Campaign.Access.INVITE:
         voter, _ = get_or_create_voter(request)
         access.admit_with_invite(campaign, voter, token)
@@ -82,7 +81,7 @@ def campaign_detail(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @shows_arena_errors
 def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
-    profile = access.visible_profile(slug, staff=sees_drafts(request.user))
+    profile = access.visible_profile(request, slug)
     campaign = request.arena_campaign = profile.campaign
     if campaign.task == Campaign.Task.RANKING:
         return redirect("arena_rank:next", slug=slug)
@@ -123,7 +122,7 @@ def battle_page(request: HttpRequest, slug: str, battle_id: str) -> HttpResponse
         return redirect("arena_live:battle", battle_id=battle.pk)
     if battle.status != Battle.Status.OPEN:
         raise NotFound("This battle was withdrawn. Please start the next one.")
-    profile = access.visible_profile(slug, staff=sees_drafts(request.user))
+    profile = access.visible_profile(request, slug)
     page = pages.battle_page(profile, pages.battle_view(battle), staff=request.user.is_staff,
                              csrf_token=get_token(request))  # fmt: skip
     return HttpResponse(page)

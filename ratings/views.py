@@ -8,14 +8,13 @@ from django.views.decorators.http import require_GET
 
 from arena.exports.leaderboard_csv import write_leaderboard_csv
 from arena.services import access
-from arena.services.access import sees_drafts
 from arena.views import shows_arena_errors
 from ratings.models import OVERALL, LeaderboardSnapshot
 from ratings.presentation import leaderboard_context
 
 
 def _snapshot(request: HttpRequest, slug: str) -> tuple[object, LeaderboardSnapshot | None, dict]:
-    campaign = access.visible_campaign(slug, staff=sees_drafts(request.user))
+    campaign = access.visible_campaign(request, slug)
     request.arena_campaign = campaign
     selection = {
         "dimension": request.GET.get("dimension", OVERALL),

@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q, QuerySet
+from django.http import HttpRequest
 from django.utils import timezone
 
 from arena import permissions
 from arena.models import Admission, Campaign, Invite, Vote, Voter
 from arena.services.errors import LimitReached, NotAllowed, NotFound
 from arena.services.profiles import CampaignProfile, campaign_profile
+from arena.services.voters import voter_from_cookie
 
 _STATUS_MESSAGES = {
     Campaign.Status.PAUSED: "This campaign is paused. Please come back later.",
@@ -24,20 +26,58 @@ def sees_drafts(user) -> bool:
     return permissions.allowed(user, permissions.VIEW_CAMPAIGN)
 
 
-def visible_campaign(slug: str, *, staff: bool = False) -> Campaign:
-    """A campaign a visitor may see: drafts only for staff."""
+def visible_campaign(request: HttpRequest, slug: str, *, invite: str = "") -> Campaign:
+    """A campaign this visitor may see, else "No such campaign" (404): drafts only for staff who may
+    view campaigns; private campaigns only for them and those who may vote in it (``may_see``), or
+    for a visitor bringing a usable ``invite`` token of it (the invitation link)."""
     campaign = Campaign.objects.filter(slug=slug).first()
-    if campaign is None or (campaign.status == Campaign.Status.DRAFT and not staff):
+    if campaign is None or not may_see(request, campaign, invite=invite):
         raise NotFound("No such campaign.")
     return campaign
 
 
-def visible_profile(slug: str, *, staff: bool = False) -> CampaignProfile:
-    """The cached profile of a campaign a visitor may see (drafts only for staff)."""
+def visible_profile(request: HttpRequest, slug: str) -> CampaignProfile:
+    """The cached profile of a campaign this visitor may see (the rules of ``visible_campaign``)."""
     profile = campaign_profile(slug)
-    if profile is None or (profile.campaign.status == Campaign.Status.DRAFT and not staff):
+    if profile is None or not may_see(request, profile.campaign):
         raise NotFound("No such campaign.")
     return profile
+
+
+def may_see(request: HttpRequest, campaign: Campaign, *, invite: str = "") -> bool:
+    """Whether this visitor may see the campaign at all (page, leaderboard, API). Public campaigns
+    cost nothing here; a private one looks up the visitor's admission."""
+    if campaign.status == Campaign.Status.DRAFT or campaign.private:
+        if sees_drafts(request.user):
+            return True
+        if campaign.status == Campaign.Status.DRAFT:
+            return False
+        if campaign.access == Campaign.Access.LOGIN:
+            return request.user.is_authenticated
+        if invite and Invite.objects.filter(campaign=campaign, token=invite, revoked=False).exists():
+            return True
+        return is_admitted(campaign, voter_from_cookie(request))
+    return True
+
+
+def listed_campaigns(request: HttpRequest) -> QuerySet[Campaign]:
+    """The campaigns this visitor may see, for the home page and the API's list."""
+    campaigns = Campaign.objects.all()
+    if sees_drafts(request.user):
+        return campaigns
+    campaigns = campaigns.exclude(status=Campaign.Status.DRAFT)
+    hidden = Q(private=True)
+    if request.user.is_authenticated:
+        hidden &= ~Q(access=Campaign.Access.LOGIN)
+    if (voter := voter_from_cookie(request)) is not None:
+        hidden &= ~Q(pk__in=Admission.objects.filter(voter=voter, invite__revoked=False).values("campaign"))
+    return campaigns.exclude(hidden)
+
+
+def is_admitted(campaign: Campaign, voter: Voter | None) -> bool:
+    """Admitted by an invitation that has not been revoked since."""
+    admitted = Admission.objects.filter(campaign=campaign, voter=voter, invite__revoked=False)
+    return voter is not None and admitted.exists()
 
 
 def check_open(campaign: Campaign) -> None:
@@ -55,10 +95,7 @@ def check_admitted(campaign: Campaign, voter: Voter | None, *, authenticated: bo
     hand-out, and when they vote (arena.services.votes checks the same in its statement)."""
     if campaign.access == Campaign.Access.LOGIN and not authenticated:
         raise NotAllowed("Please log in to vote in this campaign.")
-    if campaign.access == Campaign.Access.INVITE and (
-        voter is None
-        or not Admission.objects.filter(campaign=campaign, voter=voter, invite__revoked=False).exists()
-    ):
+    if campaign.access == Campaign.Access.INVITE and not is_admitted(campaign, voter):
         raise NotAllowed(NOT_ADMITTED)
 
 

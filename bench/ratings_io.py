@@ -1,0 +1,163 @@
+"""Benchmark of ``python -m ratings fit FILE --bootstrap 1000`` end to end, old code against new, same run.
+
+    .venv/bin/python bench/ratings_io.py                 # 1M battles x 100 models in CSV, JSONL and a
+                                                         # FastChat JSON list, then 1.7M FastChat records
+    .venv/bin/python bench/ratings_io.py --repeat 3      # best of 3 runs of each command
+    .venv/bin/python bench/ratings_io.py --old-ref REF   # the "old" code: the ratings/ package at REF
+
+"Old" is the ``ratings`` package as it was at ``--old-ref`` (default: the commit before the columnar
+reader), extracted with ``git archive`` into a temporary folder and run from there; "new" is this
+checkout. Each command runs in its own process: wall time, and peak memory as the process's maximum
+resident set (``wait4``). Both must print the same leaderboard (checked).
+
+The files are generated once into var/bench-ratings-io/: ratings from N(1000, 120), Davidson ties
+(nu = 0.25, about 10%) and 5% "both bad"; records carry the public arena's fields (question_id,
+model_a, model_b, winner, judge, turn, anony, language, tstamp); the JSON lists are written as
+FastChat's clean_battle_data.py writes them (``json.dump(..., indent=2)``, about 250 bytes a record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ratings.simulate import simulate_battles  # noqa: E402
+
+DATA = ROOT / "var" / "bench-ratings-io"
+OLD_REF = "0d7e720"  # the last commit with the row-by-row reader (ratings/io.py before the columnar path)
+N_MODELS = 100
+WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
+
+
+def battles(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    true = np.random.default_rng(0).normal(1000, 120, N_MODELS)
+    a, b, o = simulate_battles(true, n, rng=rng, ties="davidson", nu=0.25)
+    o = o.copy()
+    o[rng.random(n) < 0.05] = 3
+    return a, b, o
+
+
+def records(n: int, seed: int):
+    """Dicts of the public arena's battle fields, made lazily."""
+    a, b, o = battles(n, seed)
+    names = [f"model-{i:03d}" for i in range(N_MODELS)]
+    anony = np.random.default_rng(seed + 1).random(n) < 0.9
+    for i, (x, y, z, anon) in enumerate(zip(a.tolist(), b.tolist(), o.tolist(), anony.tolist(), strict=True)):
+        yield {
+            "question_id": f"{i:032x}",
+            "model_a": names[x],
+            "model_b": names[y],
+            "winner": WINNERS[z],
+            "judge": f"arena_user_{i % 50_000}",
+            "turn": 1 + i % 3,
+            "anony": anon,
+            "language": "English",
+            "tstamp": 1.7e9 + i * 0.5,
+        }
+
+
+def write(path: Path, fmt: str, n: int, seed: int) -> Path:
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".part")
+    dumps = json.JSONEncoder().encode
+    with tmp.open("w", encoding="utf-8") as f:
+        if fmt == "csv":
+            f.write("question_id,model_a,model_b,winner,judge,turn,anony,language,tstamp\n")
+            f.writelines(",".join(str(v) for v in r.values()) + "\n" for r in records(n, seed))
+        elif fmt == "jsonl":
+            f.writelines(dumps(r) + "\n" for r in records(n, seed))
+        else:  # FastChat: json.dump(battles, f, indent=2), written record by record
+            f.write("[")
+            for i, r in enumerate(records(n, seed)):
+                body = ",\n".join(f"    {dumps(k)}: {dumps(v)}" for k, v in r.items())
+                f.write(("\n" if i == 0 else ",\n") + "  {\n" + body + "\n  }")
+            f.write("\n]")
+    tmp.rename(path)
+    return path
+
+
+def old_package(ref: str, into: Path) -> Path:
+    """The ratings/ package at ``ref``, extracted under ``into``."""
+    archive = subprocess.run(["git", "archive", ref, "ratings"], cwd=ROOT, capture_output=True, check=True).stdout
+    path = into / "archive.tar"
+    path.write_bytes(archive)
+    with tarfile.open(path) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def run_fit(cwd: Path, path: Path, extra: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, peak resident set in MiB, stdout) of one ``python -m ratings fit`` process."""
+    env = dict(os.environ, PYTHONPATH=str(cwd))
+    cmd = [sys.executable, "-m", "ratings", "fit", str(path), "--bootstrap", "1000", "--json", *extra]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)  # reaped here, for the child's own peak memory
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed: {err.read().decode()[-2000:]}")
+        return elapsed, usage.ru_maxrss / 1024, out.read().decode()
+
+
+def best(cwd: Path, path: Path, extra: list[str], repeat: int) -> tuple[float, float, str, list[float]]:
+    runs = [run_fit(cwd, path, extra) for _ in range(repeat)]
+    times = [r[0] for r in runs]
+    fastest = min(runs, key=lambda r: r[0])
+    return fastest[0], max(r[1] for r in runs), fastest[2], times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--old-ref", default=OLD_REF)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each new command (best is shown)")
+    parser.add_argument("--no-old", action="store_true", help="skip the old code (its 1.7M run takes a minute)")
+    args = parser.parse_args()
+
+    print("generating files (once) ...", flush=True)
+    cases = [
+        ("CSV, 1M", write(DATA / "battles-1m.csv", "csv", 1_000_000, 1), []),
+        ("battles JSONL, 1M", write(DATA / "battles-1m.jsonl", "jsonl", 1_000_000, 1), []),
+        ("FastChat JSON list, 1M", write(DATA / "battles-1m.json", "json", 1_000_000, 1), []),
+        ("FastChat JSON list, 1.7M, --anony-only", write(DATA / "clean_battle-1.7m.json", "json", 1_700_000, 2),
+         ["--anony-only"]),
+    ]  # fmt: skip
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    header = f"{'file':<40} {'MB':>6}  {'old s':>7} {'old MiB':>8}  {'new s':>7} {'new MiB':>8}  {'speed-up':>8}"
+    print(header)
+    with tempfile.TemporaryDirectory() as tmp:
+        old = None if args.no_old else old_package(args.old_ref, Path(tmp))
+        for label, path, extra in cases:
+            size = path.stat().st_size / 1e6
+            new_s, new_mib, new_out, times = best(ROOT, path, extra, args.repeat)
+            if old is not None:
+                old_s, old_mib, old_out, _ = best(old, path, extra, 1)
+                same = "same board" if json.loads(old_out) == json.loads(new_out) else "BOARDS DIFFER"
+                line = f"{old_s:7.2f} {old_mib:8.0f}  {new_s:7.2f} {new_mib:8.0f}  {old_s / new_s:7.1f}x  {same}"
+            else:
+                line = f"{'-':>7} {'-':>8}  {new_s:7.2f} {new_mib:8.0f}"
+            runs = f"  (runs: {', '.join(f'{t:.2f}' for t in times)})" if len(times) > 1 else ""
+            print(f"{label:<40} {size:6.0f}  {line}{runs}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.2f} (2 s target at 1M, 5 s at 1.7M; busy machines run slower)")
+
+
+if __name__ == "__main__":
+    main()

@@ -204,6 +204,8 @@ class CampaignAdmin(admin.ModelAdmin):
         ("Voting", {"fields": ["allow_tie", "allow_both_bad", "sampling", "votes_per_item", "one_battle_per_prompt"]}),
         ("Task", {"fields": ["task", "ranking_size"]}),
         ("Gold battles", {"fields": ["gold_rate"]}),
+        ("Live prompts: moderation", {"fields": ["moderator", "moderator_settings", "moderation_fail_open"]}),
+        ("Live prompts: budgets", {"fields": ["live_battles_per_hour", "live_tokens_per_day", "live_cost_per_day"]}),
         ("Access", {"fields": ["access", "private", "vote_limit", "daily_vote_limit"]}),
         ("Dates", {"fields": ["created_at", "closed_at"]}),
     ]
@@ -310,8 +312,8 @@ class PromptAdmin(admin.ModelAdmin):
 
 @admin.register(Response)
 class ResponseAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "status", "source", "latency_ms", "completion_tokens", "updated_at"]
-    list_filter = ["status", "source", "model"]
+    list_display = ["__str__", "status", "source", "checks", "latency_ms", "completion_tokens", "updated_at"]
+    list_filter = ["status", "source", "model", "checks"]
     search_fields = ["prompt__external_id", "model__name"]
     readonly_fields = ["html", "attempts", "started_at", "created_at", "updated_at"]
     raw_id_fields = ["prompt"]
@@ -492,3 +494,4 @@ class GoldBattleAdmin(admin.ModelAdmin):
 
 
 from arena import admin_generation  # noqa: E402,F401
+from arena.guardrails import admin as guardrails_admin  # noqa: E402,F401

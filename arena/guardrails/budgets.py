@@ -45,6 +45,11 @@ def day_usage(campaign: Campaign) -> DayUsage:
     return DayUsage((sums["p"] or 0) + (sums["c"] or 0), sums["cost"] or 0.0)
 
 
+def money(amount: float) -> str:
+    """USD as people write it: cents from a dollar up, else up to four significant digits."""
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4g}"
+
+
 def _seconds_until(moment: datetime) -> int:
     return max(1, int((moment - timezone.now()).total_seconds()) + 1)
 
@@ -57,7 +62,7 @@ def daily_budget_message(campaign: Campaign) -> str:
     if campaign.live_tokens_per_day and spent.tokens >= campaign.live_tokens_per_day:
         what = f"its daily budget of {campaign.live_tokens_per_day:,} tokens"
     elif campaign.live_cost_per_day and spent.cost >= campaign.live_cost_per_day:
-        what = f"its daily budget of ${campaign.live_cost_per_day:,.2f} of generation"
+        what = f"its daily budget of {money(campaign.live_cost_per_day)} of generation"
     else:
         return ""
     return f"Live battles are paused in this campaign: it has used {what}. They resume at midnight UTC."

@@ -24,9 +24,12 @@ Models are loaded once per process and shared by all backend instances with the 
 generation runs at a time per loaded model (a lock), which keeps memory predictable.
 
 Batching: ``generate`` calls for the same model are queued; the oldest waits up to its backend's
-``batch_wait_ms`` for others with identical decoding parameters and they run as one left-padded
-``generate`` call of at most its ``max_batch_size`` rows. Sampled requests with a seed always run alone
-so the seed reproduces the text. ``stream`` runs each
+``batch_wait_ms`` for others with the same decoding parameters and they run as one left-padded
+``generate`` call of at most its ``max_batch_size`` rows. ``stop`` and ``max_new_tokens`` may differ
+between rows: each row stops at its own limit and is padded while the others go on, so greedy rows give
+the text they give alone (``generate_many`` takes one parameter set per conversation; pre-generation
+uses it, see arena/services/gpu_batches.py). Sampled requests with a seed always run alone so the seed
+reproduces the text; beam search batches identical requests only. ``stream`` runs each
 request on its own (``TextIteratorStreamer`` in a background thread); with ``num_beams > 1`` it yields
 the whole text as one delta, since beam search cannot stream.
 
@@ -169,11 +172,16 @@ class TransformersBackend(Backend):
     def generate_many(
         self,
         conversations: list[list[Message]] | list[list[dict[str, Any]]],
-        params: DecodingParams | Mapping[str, Any] | None = None,
+        params: DecodingParams | Mapping[str, Any] | list[DecodingParams | Mapping[str, Any] | None] | None = None,
     ) -> list[GenerationResult]:
-        """Generate replies to several conversations, batched together (same params for all)."""
+        """Generate replies to several conversations, batched together. ``params`` is one set for all or
+        a list with one per conversation: greedy and unseeded sampled requests that differ only in
+        ``stop`` and ``max_new_tokens`` share a batch (each row stops at its own limit)."""
         start = time.monotonic()
-        prepared = [self.prepare(c, params) for c in conversations]
+        each = params if isinstance(params, list) else [params] * len(conversations)
+        if len(each) != len(conversations):
+            raise InvalidRequest("params", f"{len(each)} parameter sets for {len(conversations)} conversations")
+        prepared = [self.prepare(c, p) for c, p in zip(conversations, each, strict=True)]
         lm = self.loaded()
         requests = [self._prepare(lm, msgs, p) for msgs, p in prepared]
         futures = [lm.batcher.submit(req) for req in requests]
@@ -280,10 +288,13 @@ class _Request:
     batch_wait_s: float = 0.01
 
     def batch_key(self) -> object:
-        """Requests with equal keys may share one ``generate`` call."""
+        """Requests with equal keys may share one ``generate`` call: the same decoding parameters but for
+        ``stop`` and ``max_new_tokens``, which each row applies for itself (`_RowLimits`)."""
         if self.params.do_sample and self.params.seed is not None:
             return id(self)  # a seeded sample must run alone to be reproducible
-        return (self.params, self.max_new_tokens, self.stop, self.add_special_tokens)
+        if self.params.num_beams > 1:  # beams share their limits: only identical requests batch
+            return (self.params, self.max_new_tokens, self.stop, self.add_special_tokens)
+        return (self.params.replace(stop=(), max_new_tokens=1), self.add_special_tokens)
 
 
 # (text, finish_reason, completion_tokens, prompt_tokens)
@@ -344,13 +355,14 @@ class LoadedModel:
         device = self.model.device
         enc = {"input_ids": input_ids.to(device), "attention_mask": attention.to(device)}
         config = copy.deepcopy(self.model.generation_config)
-        config.max_new_tokens = first.max_new_tokens
+        config.max_new_tokens = max(r.max_new_tokens for r in batch)
         config.max_length = None
         config.do_sample = p.do_sample
         config.num_beams = p.num_beams
         config.pad_token_id = self.pad_id
         config.eos_token_id = sorted(self.eos_ids) or None
-        config.stop_strings = list(first.stop) or None
+        beams = p.num_beams > 1  # beam search keeps transformers' own stop strings (identical rows only)
+        config.stop_strings = (list(first.stop) or None) if beams else None
         if p.do_sample:
             for name in ("temperature", "top_p", "top_k"):
                 if getattr(p, name) is not None:
@@ -359,7 +371,9 @@ class LoadedModel:
             config.temperature, config.top_p, config.top_k = 1.0, 1.0, None
         if p.repetition_penalty is not None:
             config.repetition_penalty = p.repetition_penalty
-        criteria = StoppingCriteriaList([_cancel_criterion(cancel)]) if cancel is not None else None
+        criteria = StoppingCriteriaList([] if beams else [_RowLimits(batch, width, self.tokenizer)])
+        if cancel is not None:
+            criteria.append(_cancel_criterion(cancel))
         devices = list(range(torch.cuda.device_count())) if str(device).startswith("cuda") else []
         with self.lock, torch.inference_mode():
             if cancel is not None and cancel.is_set():
@@ -374,14 +388,14 @@ class LoadedModel:
                     generation_config=config,
                     tokenizer=self.tokenizer,
                     streamer=streamer,
-                    stopping_criteria=criteria,
+                    stopping_criteria=criteria or None,
                 )
         prompt_width = enc["input_ids"].shape[1]
         return [self._decode(row[prompt_width:].tolist(), req) for row, req in zip(output, batch, strict=True)]
 
     def _decode(self, tokens: list[int], req: _Request) -> _Output:
         n, hit_eos = 0, False
-        for token in tokens:
+        for token in tokens[: req.max_new_tokens]:
             if token in self.eos_ids:
                 n, hit_eos = n + 1, True
                 break
@@ -392,6 +406,32 @@ class LoadedModel:
         text, hit_stop = truncate_at_stop(text, req.stop)
         finish = "stop" if hit_eos or hit_stop or n < req.max_new_tokens else "length"
         return text, finish, n, req.prompt_tokens
+
+
+class _RowLimits:
+    """Stopping criterion of a batch whose rows have their own ``max_new_tokens`` and stop strings: a row
+    is done once it has its tokens or its text holds one of its stop strings (transformers then pads it
+    while the others go on). Only the last tokens are decoded, enough to hold the longest stop string."""
+
+    def __init__(self, batch: list[_Request], prompt_width: int, tokenizer: Any) -> None:
+        self.batch, self.prompt_width, self.tokenizer = batch, prompt_width, tokenizer
+        self.windows = [max((len(s) for s in r.stop), default=0) + 8 for r in batch]
+        self.done = [False] * len(batch)
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        torch = _import_torch()
+        length = input_ids.shape[1]
+        generated = length - self.prompt_width
+        for i, req in enumerate(self.batch):
+            if self.done[i]:
+                continue
+            if generated >= req.max_new_tokens:
+                self.done[i] = True
+            elif req.stop:
+                tail = input_ids[i, max(self.prompt_width, length - self.windows[i]) :].tolist()
+                text = self.tokenizer.decode(tail, skip_special_tokens=True, clean_up_tokenization_spaces=False)
+                self.done[i] = any(stop in text for stop in req.stop)
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
 
 
 def _cancel_criterion(event: threading.Event) -> Any:

@@ -146,6 +146,35 @@ def test_a_batch_gives_the_same_answers_as_single_calls(backend):
     assert backend.batch_history()[-1] == len(questions)
 
 
+def test_rows_with_their_own_stop_and_max_tokens_share_a_batch_and_match_single_calls(backend):
+    """Pre-generation batches requests whose limits differ (a prompt near the context end gets fewer
+    tokens, models share weights with other stops): each row stops at its own limit, as alone."""
+    questions = [q for q, _ in PAIRS] + ["Tell me about Arena please, in detail."]
+    params = [
+        {**GREEDY, "stop": [" is "]},  # cut early by its stop string
+        {"do_sample": False, "max_new_tokens": 3},  # cut by its own token limit
+        GREEDY,  # runs to its end of text
+        {**GREEDY, "stop": ["side", "zzz"], "max_new_tokens": 40},
+        {"do_sample": False, "max_new_tokens": 1},
+    ]
+    singles = [backend.generate(ask(q), p) for q, p in zip(questions, params, strict=True)]
+    before = len(backend.batch_history())
+
+    batched = backend.generate_many([ask(q) for q in questions], params)
+
+    assert backend.batch_history()[before:] == [len(questions)]  # one generate call for all five
+    got = [(r.text, r.finish_reason, r.completion_tokens) for r in batched]
+    assert got == [(r.text, r.finish_reason, r.completion_tokens) for r in singles]
+    assert got[0][:2] == ("Two plus two", "stop")
+    assert got[1][1:] == ("length", 3) and got[4][1:] == ("length", 1)
+    assert got[2][0].startswith("The quick brown fox jumps")
+
+
+def test_a_list_of_params_must_match_the_conversations(backend):
+    with pytest.raises(InvalidRequest):
+        backend.generate_many([ask("hi"), ask("ho")], [GREEDY])
+
+
 def test_concurrent_requests_are_served_as_one_batch(backend, model_dir):
     patient = get_backend(
         "transformers", {"model_path": str(model_dir), "device": "cpu", "batch_wait_ms": 500, "max_batch_size": 4}

@@ -76,6 +76,9 @@ class ModelEntryAdmin(admin.ModelAdmin):
     actions = ["test_models"]
     change_form_template = "admin/arena/modelentry/change_form.html"
 
+    class Media:
+        js = ["arena/admin_backend_docs.js"]
+
     @admin.display(description="")
     def test_link(self, obj: ModelEntry) -> str:
         return format_html('<a href="{}">test</a>', reverse("admin:arena_modelentry_test", args=[obj.pk]))

@@ -36,8 +36,12 @@ def admin_page(page, live_server, django_user_model):
 def add_model(page, base: str, name: str, text: str) -> None:
     page.goto(f"{base}/admin/arena/modelentry/add/")
     page.fill("#id_name", name)
+    page.select_option("#id_backend", "openai")
+    assert page.is_visible("#backend-doc-openai pre.backend-settings-help")  # the chosen kind's settings open
+    assert "api_key_env" in page.inner_text("#backend-doc-openai")
     page.select_option("#id_backend", "static")
-    assert page.is_visible("#backend-doc-static pre.backend-settings-help")  # the chosen kind's settings, open
+    assert page.is_visible("#backend-doc-static pre.backend-settings-help")
+    assert not page.is_visible("#backend-doc-openai pre.backend-settings-help")
     page.fill("#id_backend_settings", json.dumps({"text": text}))
     page.click("input[name=_continue]")
     page.wait_for_selector("ul.messagelist li.success")

@@ -90,21 +90,30 @@ def longest_streak(verdicts: list[str]) -> tuple[int, str]:
 
 
 def reasons_for(votes: _VoterVotes, median_votes: float, t: Thresholds) -> list[str]:
+    durations = statistics.median(votes.durations_ms) if len(votes.durations_ms) >= t.min_samples else None
+    gaps = statistics.median(votes.gaps_s) if len(votes.gaps_s) >= t.min_samples else None
+    return task_reasons(len(votes.verdicts), longest_streak(votes.verdicts), durations, gaps, median_votes, t)
+
+
+def task_reasons(
+    n: int, streak: tuple[int, str], median_duration_ms: float | None, median_gap_s: float | None,
+    median_votes: float, t: Thresholds,
+) -> list[str]:  # fmt: skip
+    """The reasons from a voter's figures: task count, longest run of one verdict (length, verdict), the
+    medians of the reported durations and of the gaps between votes (None: too few samples). Shared
+    with the incremental figures (arena.services.quality_state)."""
     reasons = []
-    n = len(votes.verdicts)
     if n >= t.min_volume and n >= t.volume_factor * max(median_votes, 1.0):
         reasons.append(f"volume: {n} votes, {n / max(median_votes, 1.0):.0f}x the median voter ({median_votes:g})")
-    run, verdict = longest_streak(votes.verdicts)
+    run, verdict = streak
     if t.streak > 0 and run >= t.streak:
         reasons.append(f"streak: {run} consecutive '{verdict}' verdicts")
-    if len(votes.durations_ms) >= t.min_samples:
-        median_s = statistics.median(votes.durations_ms) / 1000
+    if median_duration_ms is not None:
+        median_s = median_duration_ms / 1000
         if median_s < t.min_seconds:
             reasons.append(f"speed: median reported time per vote {median_s:.1f} s")
-    if len(votes.gaps_s) >= t.min_samples:
-        median_gap = statistics.median(votes.gaps_s)
-        if median_gap < t.min_seconds:
-            reasons.append(f"speed: median {median_gap:.1f} s between consecutive votes")
+    if median_gap_s is not None and median_gap_s < t.min_seconds:
+        reasons.append(f"speed: median {median_gap_s:.1f} s between consecutive votes")
     return reasons
 
 

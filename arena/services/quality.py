@@ -41,6 +41,12 @@ def krippendorff_alpha(units: Mapping[Hashable, Sequence[Any]], level: str = "no
         for v in unit:
             counts[index[v]] += 1
         coincidence += (np.outer(counts, counts) - np.diag(counts)) / (len(unit) - 1)
+    return alpha_from_coincidence(coincidence, values, level)
+
+
+def alpha_from_coincidence(coincidence: np.ndarray, values: Sequence[Any], level: str = "nominal") -> float | None:
+    """Alpha from the coincidence matrix of ``values`` (1 - observed / expected disagreement)."""
+    k = len(values)
     totals = coincidence.sum(axis=1)
     n = totals.sum()
     if level == "nominal":
@@ -84,6 +90,8 @@ def majority_agreement(verdicts: Mapping[Hashable, Sequence[tuple[Hashable, Any]
             continue
         for voter, value in values:
             others = Counter(v for w, v in values if w != voter)
+            if not others:  # every vote on the unit is this voter's (it raised IndexError before)
+                continue
             top = others.most_common(1)[0]
             if list(others.values()).count(top[1]) > 1:  # no clear majority among the others
                 continue
@@ -135,7 +143,7 @@ def gold_agreement(campaign: Campaign) -> dict[int, GoldScore]:
     return {v: GoldScore(v, who[v][0], agree[v], n, who[v][1]) for v, n in judged.items()}
 
 
-def _summary(scores: Iterable[dict[str, Any]]) -> dict[str, Any]:
+def summary(scores: Iterable[dict[str, Any]]) -> dict[str, Any]:
     """Pooled agreement over voters: the share of all their judged votes that agreed."""
     agree = n = voters = 0
     for score in scores:
@@ -161,9 +169,9 @@ def campaign_agreement(campaign: Campaign) -> dict[str, Any]:
         "majority_agreement": majority,
         "gold_agreement": gold,
         "summary": {
-            "majority": _summary(majority.values()),
+            "majority": summary(majority.values()),
             "gold": {
-                **_summary(score for score in gold.values() if not score["excluded"]),
+                **summary(score for score in gold.values() if not score["excluded"]),
                 "gold_battles": gold_battles.count(),
                 "active_gold_battles": gold_battles.filter(is_active=True).count(),
                 "gold_rate": campaign.gold_rate,

@@ -1,0 +1,464 @@
+"""Voter-quality figures kept up to date from the new votes only.
+
+The dashboard's figures (``dashboard.voter_quality``: Krippendorff's alpha on the verdicts and on each
+dimension, each voter's agreement with the majority and with gold, and the voter flags of
+arena.services.abuse) are sums over units and over each voter's votes in time order, so a small
+state of integer counts holds them:
+
+- alpha: for each unit (a prompt and a pair of models for verdicts; a prompt and a model for one
+  dimension's scores) the coincidences n_a * n_b - [a = b] * n_a of its values, summed per unit size
+  m (the coincidence matrix is their sum divided by m - 1);
+- majority: per voter, the votes judged against the others' majority and those that agree; a unit's
+  share depends only on its own votes;
+- gold: per voter, gold votes and expected ones;
+- flags: per voter, the task count, the runs of equal verdicts, and the reported durations and the
+  gaps between votes below twice the speed threshold (enough for the exact median below it).
+
+``refresh(campaign)`` reads the votes after the last ones folded, re-reads only the units they touch
+(to take each unit's old contribution out and put its new one in), and carries each voter's record
+on. Where this could not be exact it starts over from every vote (``full``, one streamed query): a
+vote committed below the recent window after later ones were folded, a deleted vote, a changed
+exclusion or gold battle, a vote older than its voter's last. Both paths give the same integer state,
+so the same figures (tests/test_quality_incremental.py).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.core.cache import cache
+from django.db.models import Max
+
+from arena.models import Campaign, GoldBattle, Vote, Voter
+from arena.services import abuse
+from arena.services.gold import as_gold_verdict
+from arena.services.quality import GoldScore, alpha_from_coincidence, summary
+
+STATE_KEY = "arena:quality:state:{}"
+KEEP_SECONDS = 30 * 24 * 3600
+VERSION = 1
+RECENT = 1000  # the highest folded ids, remembered so that a vote committed late just below them is still read
+THRESHOLDS = abuse.Thresholds()  # the dashboard's
+_UNIT_COLUMNS = ("id", "voter_id", "prompt_id", "left_model_id", "right_model_id", "winner_id", "verdict", "scores")
+_COLUMNS = (
+    *_UNIT_COLUMNS, "duration_ms", "created_at", "battle__ranking_id", "battle__gold_id", "battle__left_id",
+    "battle__gold__first_id", "battle__gold__expected",
+)  # fmt: skip
+_CHUNK = 2000
+
+Parts = Counter  # (m, a, b) -> sum over units of size m of n_a * n_b - [a = b] * n_a
+
+
+# --- per unit -------------------------------------------------------------------------------------------
+
+
+def alpha_parts(values: list) -> Counter:
+    """One unit's coincidence counts by unit size (nothing below two values: not pairable)."""
+    m = len(values)
+    if m < 2:
+        return Counter()
+    counts = Counter(values)
+    return Counter({(m, a, b): na * nb - (na if a == b else 0) for a, na in counts.items() for b, nb in counts.items()})
+
+
+def majority_parts(values: list[tuple[int, Any]]) -> dict[int, tuple[int, int]]:
+    """One unit's (agree, judged) per voter: quality.majority_agreement for a single unit."""
+    if len(values) < 3:
+        return {}
+    result: dict[int, tuple[int, int]] = {}
+    for voter, value in values:
+        others = Counter(v for w, v in values if w != voter)
+        if not others:
+            continue
+        top = others.most_common(1)[0]
+        if list(others.values()).count(top[1]) > 1:  # no clear majority among the others
+            continue
+        agree, judged = result.get(voter, (0, 0))
+        result[voter] = (agree + (value == top[0]), judged + 1)
+    return result
+
+
+def alpha(parts: Counter, level: str = "nominal") -> float | None:
+    """Krippendorff's alpha from the summed coincidence counts (in a fixed order: equal states give
+    equal floats)."""
+    import numpy as np
+
+    if not parts:
+        return None
+    values = sorted({a for _, a, _ in parts}, key=repr)
+    index = {v: i for i, v in enumerate(values)}
+    coincidence = np.zeros((len(values), len(values)))
+    for (m, a, b), count in sorted(parts.items(), key=lambda item: (item[0][0], index[item[0][1]], index[item[0][2]])):
+        coincidence[index[a], index[b]] += count / (m - 1)
+    return alpha_from_coincidence(coincidence, values, level)
+
+
+# --- per voter ------------------------------------------------------------------------------------------
+
+
+def _longer(best: tuple[int, str], run: tuple[int, str] | None) -> tuple[int, str]:
+    """The longer run; the earlier one (``best``) on a tie, as abuse.longest_streak."""
+    return run if run is not None and run[0] > best[0] else best
+
+
+@dataclass
+class CappedValues:
+    """Values below ``cap`` counted exactly, the others only counted: the exact median when it is
+    under cap / 2 (the speed threshold), infinity otherwise (a median at or above the threshold)."""
+
+    cap: float
+    below: Counter = field(default_factory=Counter)
+    above: int = 0
+
+    def add(self, value: float) -> None:
+        if value < self.cap:
+            self.below[value] += 1
+        else:
+            self.above += 1
+
+    def __len__(self) -> int:
+        return sum(self.below.values()) + self.above
+
+    def median(self) -> float:
+        n = len(self)
+        wanted = [n // 2] if n % 2 else [n // 2 - 1, n // 2]
+        found: list[float] = []
+        seen = 0
+        for value in sorted(self.below):
+            seen += self.below[value]
+            while wanted and wanted[0] < seen:
+                found.append(value)
+                wanted.pop(0)
+            if not wanted:
+                break
+        if wanted:  # a middle value is at or above the cap
+            return math.inf
+        return found[0] if len(found) == 1 else (found[0] + found[1]) / 2
+
+
+@dataclass
+class VoterRecord:
+    """abuse._per_voter and abuse.reasons_for, carried on one vote at a time."""
+
+    tasks: int = 0
+    best: tuple[int, str] = (0, "")  # the longest completed run of one verdict (length, verdict), the first such
+    run: tuple[int, str] | None = None  # the current run (length, verdict)
+    before: tuple[int, str] | None = None  # the completed run just before it
+    ranking: int | None = None
+    last: tuple[datetime, int] | None = None  # (created_at, id) of the last vote
+    previous_at: datetime | None = None
+    durations: CappedValues = field(default_factory=lambda: CappedValues(2 * THRESHOLDS.min_seconds * 1000))
+    gaps: CappedValues = field(default_factory=lambda: CappedValues(2 * THRESHOLDS.min_seconds))
+
+    def add(self, vote_id: int, verdict: str, duration_ms: int | None, created_at: datetime, ranking: int | None):
+        self.last = (created_at, vote_id)
+        if ranking is not None and ranking == self.ranking:  # another pair of the same ranking: one task
+            if self.run is not None and verdict != self.run[1]:
+                self._replace_last("ranking")
+            return
+        self.ranking = ranking
+        self.tasks += 1
+        self._append(verdict)
+        if duration_ms is not None:
+            self.durations.add(duration_ms)
+        if self.previous_at is not None:
+            self.gaps.add((created_at - self.previous_at).total_seconds())
+        self.previous_at = created_at
+
+    def _append(self, verdict: str) -> None:
+        if self.run is not None and self.run[1] == verdict:
+            self.run = (self.run[0] + 1, verdict)
+            return
+        if self.run is not None:
+            self.best, self.before = _longer(self.best, self.run), self.run
+        self.run = (1, verdict)
+
+    def _replace_last(self, verdict: str) -> None:
+        """The last task's verdict becomes ``verdict`` (a ranking whose pairs disagree)."""
+        length, old = self.run
+        if length > 1:
+            self.before = (length - 1, old)
+            self.best, self.run = _longer(self.best, self.before), (1, verdict)
+        elif self.before is not None and self.before[1] == verdict:  # joins the run before it
+            self.run, self.before = (self.before[0] + 1, verdict), None
+        else:
+            self.run = (1, verdict)
+
+    def streak(self) -> tuple[int, str]:
+        return _longer(self.best, self.run)
+
+    def reasons(self, median_votes: float, gold: GoldScore | None) -> list[str]:
+        t = THRESHOLDS
+        durations = self.durations.median() if len(self.durations) >= t.min_samples else None
+        gaps = self.gaps.median() if len(self.gaps) >= t.min_samples else None
+        return abuse.task_reasons(self.tasks, self.streak(), durations, gaps, median_votes, t) + abuse.gold_reasons(
+            gold, t
+        )
+
+
+# --- the state ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class QualityState:
+    """Everything the figures need, as counts; ``low``/``recent``/``folded_low`` say which votes are in."""
+
+    campaign_id: int
+    excluded: frozenset[int]
+    gold_battles: tuple
+    version: int = VERSION
+    low: int = 0  # every vote of the campaign with an id up to low is folded ...
+    folded_low: int = 0  # ... and there were this many
+    recent: set[int] = field(default_factory=set)  # folded ids above low
+    verdicts: Counter = field(default_factory=Counter)
+    dimensions: dict[str, Counter] = field(default_factory=dict)
+    majority: dict[int, tuple[int, int]] = field(default_factory=dict)
+    gold: dict[int, tuple[int, int]] = field(default_factory=dict)
+    voters: dict[int, VoterRecord] = field(default_factory=dict)
+    public_ids: dict[int, str] = field(default_factory=dict)
+    full_runs: int = 0  # how many times it started over (figures for the benchmark and the tests)
+
+    def is_folded(self, vote_id: int) -> bool:
+        return vote_id <= self.low or vote_id in self.recent
+
+    def note_folded(self, ids: Iterable[int]) -> None:
+        self.recent.update(ids)
+        if len(self.recent) > RECENT:
+            ordered = sorted(self.recent)
+            moved = ordered[: len(ordered) - RECENT]
+            self.low, self.folded_low = moved[-1], self.folded_low + len(moved)
+            self.recent = set(ordered[len(ordered) - RECENT :])
+
+
+def _campaign_facts(campaign: Campaign) -> tuple[frozenset[int], tuple]:
+    """What, when it changes, changes figures of votes already folded: exclusions and gold battles."""
+    excluded = frozenset(Voter.objects.filter(excluded=True).values_list("id", flat=True))
+    gold = tuple(GoldBattle.objects.filter(campaign=campaign).order_by("id").values_list("id", "first_id", "expected"))
+    return excluded, gold
+
+
+def refresh(campaign: Campaign) -> dict[str, Any]:
+    """The campaign's figures after folding its new votes into the stored state (or all votes when it
+    must start over); the state is stored back."""
+    key = STATE_KEY.format(campaign.pk)
+    state = cache.get(key)
+    state = update(campaign, state)
+    cache.set(key, state, timeout=KEEP_SECONDS)
+    return figures(campaign, state)
+
+
+def update(campaign: Campaign, state: QualityState | None) -> QualityState:
+    """``state`` with the campaign's new votes folded in, or a new state from all votes."""
+    excluded, gold = _campaign_facts(campaign)
+    if (
+        state is None
+        or state.version != VERSION
+        or state.campaign_id != campaign.pk
+        or state.excluded != excluded
+        or state.gold_battles != gold
+        or Vote.objects.filter(campaign=campaign, id__lte=state.low).count() != state.folded_low
+    ):
+        return full(campaign, excluded, gold, runs=0 if state is None else state.full_runs)
+    rows = [
+        row
+        for row in Vote.objects.filter(campaign=campaign, id__gt=state.low).order_by("id").values_list(*_COLUMNS)
+        if row[0] not in state.recent
+    ]
+    if not rows:
+        return state
+    by_voter: dict[int, list[tuple]] = defaultdict(list)
+    for row in rows:
+        by_voter[row[1]].append(row)
+    for voter_id, votes in by_voter.items():
+        votes.sort(key=lambda row: (row[9], row[0]))
+        record = state.voters.get(voter_id)
+        if record is not None and record.last is not None and (votes[0][9], votes[0][0]) < record.last:
+            return full(campaign, excluded, gold, runs=state.full_runs)  # a vote older than the voter's last
+        if record is not None and votes[0][10] is not None and votes[0][10] == record.ranking:
+            return full(campaign, excluded, gold, runs=state.full_runs)  # a ranking's pairs across two folds
+    _fold_units(state, campaign, [row for row in rows if _in_units(row, state.excluded)])
+    for voter_id, votes in by_voter.items():
+        record = state.voters.setdefault(voter_id, VoterRecord())
+        for row in votes:
+            record.add(row[0], row[6], row[8], row[9], row[10])
+    _fold_gold(state, rows)
+    _note_public_ids(state, by_voter)
+    state.note_folded(row[0] for row in rows)
+    return state
+
+
+def full(campaign: Campaign, excluded: frozenset[int] | None = None, gold: tuple | None = None, runs: int = 0):
+    """A new state from every vote of the campaign, in one streamed query (one snapshot)."""
+    if excluded is None or gold is None:
+        excluded, gold = _campaign_facts(campaign)
+    state = QualityState(campaign.pk, excluded, gold, full_runs=runs + 1)
+    verdict_units: dict[tuple, list] = defaultdict(list)
+    score_units: dict[tuple, list] = defaultdict(list)
+    top = Vote.objects.filter(campaign=campaign).aggregate(top=Max("id"))["top"] or 0
+    rows = (
+        Vote.objects.filter(campaign=campaign, id__lte=top)
+        .order_by("voter_id", "created_at", "id")
+        .values_list(*_COLUMNS)
+        .iterator(chunk_size=10_000)
+    )
+    ids: list[int] = []
+    gold_rows: list[tuple] = []
+    for row in rows:  # voter by voter, each in time order
+        ids.append(row[0])
+        record = state.voters.get(row[1]) or state.voters.setdefault(row[1], VoterRecord())
+        record.add(row[0], row[6], row[8], row[9], row[10])
+        if row[11] is not None:
+            gold_rows.append(row)
+        elif row[1] not in excluded:
+            _add_to_units(row, verdict_units, score_units)
+    for values in verdict_units.values():
+        state.verdicts.update(alpha_parts([value for _, value in values]))
+        _add_majority(state.majority, majority_parts(values), 1)
+    for (key, _, _), values in score_units.items():
+        state.dimensions.setdefault(key, Counter()).update(alpha_parts(values))
+    _fold_gold(state, gold_rows)
+    _note_public_ids(state, state.voters)
+    ids.sort()
+    state.low, state.folded_low = (ids[-RECENT - 1], len(ids) - RECENT) if len(ids) > RECENT else (0, 0)
+    state.recent = set(ids[-RECENT:])
+    return state
+
+
+def _in_units(row: tuple, excluded: frozenset[int]) -> bool:
+    """Alpha and the majority count votes on regular battles by voters not excluded."""
+    return row[11] is None and row[1] not in excluded
+
+
+def _add_to_units(row: tuple, verdict_units: dict, score_units: dict) -> None:
+    _, voter_id, prompt_id, left, right, winner, verdict, dims = row[:8]
+    lo, hi = sorted((left, right))
+    verdict_units[(prompt_id, lo, hi)].append((voter_id, winner if winner else verdict))
+    for key, sides in (dims or {}).items():
+        for side, model in (("left", left), ("right", right)):
+            if side in sides:
+                score_units[(key, prompt_id, model)].append(sides[side])
+
+
+def _add_majority(majority: dict[int, tuple[int, int]], parts: dict[int, tuple[int, int]], sign: int) -> None:
+    for voter, (agree, judged) in parts.items():
+        old_agree, old_judged = majority.get(voter, (0, 0))
+        new = (old_agree + sign * agree, old_judged + sign * judged)
+        if new[1]:
+            majority[voter] = new
+        else:
+            majority.pop(voter, None)
+
+
+def _fold_units(state: QualityState, campaign: Campaign, rows: list[tuple]) -> None:
+    """Take the touched units' old contributions out and put their new ones in."""
+    if not rows:
+        return
+    new_ids = {row[0] for row in rows}
+    touched_verdicts: set[tuple] = set()
+    touched_scores: set[tuple] = set()
+    for row in rows:
+        _, _, prompt_id, left, right = row[:5]
+        touched_verdicts.add((prompt_id, *sorted((left, right))))
+        for key, sides in (row[7] or {}).items():
+            touched_scores.update((key, prompt_id, model) for side, model in (("left", left), ("right", right))
+                                  if side in sides)  # fmt: skip
+    old_verdicts: dict[tuple, list] = defaultdict(list)
+    old_scores: dict[tuple, list] = defaultdict(list)
+    new_verdicts: dict[tuple, list] = defaultdict(list)
+    new_scores: dict[tuple, list] = defaultdict(list)
+    for row in _unit_votes(campaign, sorted({unit[0] for unit in touched_verdicts})):
+        if row[1] in state.excluded:
+            continue
+        if state.is_folded(row[0]):
+            _add_to_units(row, old_verdicts, old_scores)
+            _add_to_units(row, new_verdicts, new_scores)
+        elif row[0] in new_ids:
+            _add_to_units(row, new_verdicts, new_scores)
+        # else: committed since the new votes were read; the next refresh folds it
+    for unit in touched_verdicts:
+        old, new = old_verdicts.get(unit, []), new_verdicts[unit]
+        state.verdicts.update(alpha_parts([value for _, value in new]))
+        state.verdicts.subtract(alpha_parts([value for _, value in old]))
+        _add_majority(state.majority, majority_parts(old), -1)
+        _add_majority(state.majority, majority_parts(new), 1)
+    state.verdicts = +state.verdicts  # drop the zeros: a value no unit holds is no value
+    for unit in touched_scores:
+        parts = state.dimensions.setdefault(unit[0], Counter())
+        parts.update(alpha_parts(new_scores.get(unit, [])))
+        parts.subtract(alpha_parts(old_scores.get(unit, [])))
+    # A dimension stays listed (its alpha None) once a score was given, as in quality.campaign_agreement.
+    state.dimensions = {key: +parts for key, parts in state.dimensions.items()}
+
+
+def _unit_votes(campaign: Campaign, prompt_ids: list[int]) -> Iterator[tuple]:
+    """The regular battles' votes on these prompts (the touched units are among them)."""
+    for start in range(0, len(prompt_ids), _CHUNK):
+        yield from Vote.objects.filter(
+            campaign=campaign, prompt_id__in=prompt_ids[start : start + _CHUNK], battle__gold__isnull=True
+        ).values_list(*_UNIT_COLUMNS)
+
+
+def _fold_gold(state: QualityState, rows: Iterable[tuple]) -> None:
+    for row in rows:
+        if row[11] is None:
+            continue
+        agree, n = state.gold.get(row[1], (0, 0))
+        state.gold[row[1]] = (agree + (as_gold_verdict(row[6], row[12], row[13]) == row[14]), n + 1)
+
+
+def _note_public_ids(state: QualityState, voter_ids: Iterable[int]) -> None:
+    missing = [voter_id for voter_id in voter_ids if voter_id not in state.public_ids]
+    for start in range(0, len(missing), _CHUNK):
+        state.public_ids.update(
+            Voter.objects.filter(id__in=missing[start : start + _CHUNK]).values_list("id", "public_id")
+        )
+
+
+# --- the figures ----------------------------------------------------------------------------------------
+
+
+def figures(campaign: Campaign, state: QualityState) -> dict[str, Any]:
+    """dashboard.voter_quality's figures, from the state."""
+    public = state.public_ids
+    excluded = frozenset(Voter.objects.filter(excluded=True).values_list("id", flat=True))
+    majority = {
+        public[voter]: {"agree": agree, "n": n, "share": agree / n} for voter, (agree, n) in state.majority.items()
+    }
+    gold_scores = {
+        voter: GoldScore(voter, public[voter], agree, n, voter in excluded) for voter, (agree, n) in state.gold.items()
+    }
+    gold = {score.public_id: score.as_dict() for score in gold_scores.values()}
+    gold_battles = GoldBattle.objects.filter(campaign=campaign)
+    flags = []
+    if state.voters:
+        median_votes = statistics.median(record.tasks for record in state.voters.values())
+        for voter, record in state.voters.items():
+            reasons = record.reasons(median_votes, gold_scores.get(voter))
+            if reasons:
+                flags.append((voter, record.tasks, reasons))
+    flags.sort(key=lambda flag: (-flag[1], flag[0]))
+    return {
+        "verdict_alpha": alpha(state.verdicts),
+        "dimension_alpha": {key: alpha(parts, "interval") for key, parts in state.dimensions.items()},
+        "majority_agreement": majority,
+        "gold_agreement": gold,
+        "summary": {
+            "majority": summary(majority.values()),
+            "gold": {
+                **summary(score for score in gold.values() if not score["excluded"]),
+                "gold_battles": gold_battles.count(),
+                "active_gold_battles": gold_battles.filter(is_active=True).count(),
+                "gold_rate": campaign.gold_rate,
+            },
+        },
+        "flags": [
+            {"voter": public[voter], "votes": votes, "reasons": reasons, "excluded": voter in excluded}
+            for voter, votes, reasons in flags
+        ],
+    }

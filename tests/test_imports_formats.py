@@ -380,7 +380,7 @@ def test_items_are_pairs_of_done_contender_responses_and_creating_them_is_idempo
 def test_answers_rendered_in_batches_on_a_thread_land_on_their_prompts(target, monkeypatch):
     from arena.services.imports import writer
 
-    monkeypatch.setattr(writer, "RENDER_BATCH", 2)
+    monkeypatch.setattr(writer, "BATCH", 2)
     data = jsonl(*({"external_id": f"p{i}", "prompt": f"Q{i}?", "responses": {"Alpha": f"a{i}", "Gamma": f"*g{i}*"}}
                    for i in range(7)))  # fmt: skip
     summary = import_prompts(target, parse_prompt_file("f.jsonl", data), use_copy=True)
@@ -399,7 +399,7 @@ def test_a_failure_while_rendering_writes_nothing_and_leaves_foreign_keys_deferr
             raise RuntimeError("renderer failed")
         return render_markdown(text)
 
-    monkeypatch.setattr(writer, "RENDER_BATCH", 1)
+    monkeypatch.setattr(writer, "BATCH", 1)
     monkeypatch.setattr(writer, "render_markdown", render)
     data = jsonl(*({"external_id": f"p{i}", "prompt": "Q?", "responses": {"Alpha": "boom" if i == 3 else "ok"}}
                    for i in range(5)))  # fmt: skip

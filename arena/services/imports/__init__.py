@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from arena.models import Campaign
 from arena.services.imports.campaigns import load_campaign
-from arena.services.imports.files import FORMATS, ImportOptions, detect_format, parse_prompt_file, read_prompt_file
+from arena.services.imports.files import (
+    FORMATS,
+    ImportOptions,
+    detect_format,
+    open_prompt_file,
+    parse_prompt_file,
+    read_prompt_file,
+)
 from arena.services.imports.preferences import DEFAULT_CHOSEN_MODEL, DEFAULT_REJECTED_MODEL
 from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, clean_messages
 from arena.services.imports.writer import check_rows, import_prompts
@@ -32,12 +39,14 @@ def import_file(campaign: Campaign, name: str, data: bytes, options: ImportOptio
     (unknown models, repeated ids) come together, in line order.
     """
     options = options or ImportOptions()
-    rows, errors = read_prompt_file(name, data, options)
+    prompt_file = open_prompt_file(name, data, options)
+    checked, errors = prompt_file.check()
     models_by_name = dict(campaign.contenders.values_list("name", "id"))
-    errors += check_rows(rows, models_by_name, options.add_models)
+    errors += check_rows(checked, models_by_name, options.add_models)
     if errors:
         raise ImportFailed(sorted(errors, key=error_line))
-    return import_prompts(campaign, rows, add_models=options.add_models)
+    # The file is read again as it is written, batch by batch (JSONL is never held as rows).
+    return import_prompts(campaign, prompt_file.rows(), add_models=options.add_models, checked=checked)
 
 
 def error_line(error: str) -> int:

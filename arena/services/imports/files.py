@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from arena.services.imports.plain import parse_csv, parse_jsonl
+from arena.services.imports.plain import jsonl_rows, parse_csv, parse_jsonl
 from arena.services.imports.preferences import (
     DEFAULT_CHOSEN_MODEL,
     DEFAULT_REJECTED_MODEL,
@@ -68,6 +70,15 @@ def parse_prompt_file(name: str, data: bytes, options: ImportOptions | None = No
 def read_prompt_file(name: str, data: bytes, options: ImportOptions | None = None) -> tuple[list[PromptRow], list[str]]:
     """The rows of every valid record and a "line N: ..." error for each invalid one (a file-wide
     problem, such as bad encoding, is raised as ImportFailed at once)."""
+    prompt_file = open_prompt_file(name, data, options)
+    rows, errors = _parse(prompt_file.fmt, prompt_file.text, prompt_file.options)
+    if not rows and not errors:
+        errors.append("the file holds no prompt")
+    return rows, errors
+
+
+def open_prompt_file(name: str, data: bytes, options: ImportOptions | None = None) -> PromptFile:
+    """The file decoded, with its format (ImportFailed at once for a file-wide problem)."""
     options = options or ImportOptions()
     if options.format not in FORMATS:
         raise ImportFailed([f"unknown format {options.format!r}; use one of {', '.join(FORMATS)}"])
@@ -76,14 +87,59 @@ def read_prompt_file(name: str, data: bytes, options: ImportOptions | None = Non
     except UnicodeDecodeError as error:
         raise ImportFailed([f"the file is not UTF-8 text (byte {error.start})"]) from None
     fmt = detect_format(name, text) if options.format == "auto" else options.format
+    return PromptFile(fmt, text, options)
+
+
+def _parse(fmt: str, text: str, options: ImportOptions) -> tuple[list[PromptRow], list[str]]:
     if fmt == "csv":
-        rows, errors = parse_csv(text)
-    elif fmt == "jsonl":
-        rows, errors = parse_jsonl(text)
-    elif fmt == "trl":
-        rows, errors = parse_trl(text, TrlOptions(options.chosen_model, options.rejected_model))
-    else:
-        rows, errors = parse_battles(text)
-    if not rows and not errors:
-        errors.append("the file holds no prompt")
-    return rows, errors
+        return parse_csv(text)
+    if fmt == "jsonl":
+        return parse_jsonl(text)
+    if fmt == "trl":
+        return parse_trl(text, TrlOptions(options.chosen_model, options.rejected_model))
+    return parse_battles(text)
+
+
+_NO_MESSAGES: list = []  # shared by checked rows, never changed
+
+
+@dataclass
+class PromptFile:
+    """A decoded file in a known format, read twice: ``check`` for the errors, ``rows`` to write it.
+
+    Arena's JSONL is never held as rows: ``check`` keeps of each row only what the checks against
+    the campaign need (line, external_id, model names), and ``rows`` reads the file again, one row at
+    a time, for a writer that writes in batches. The other formats merge records that share an id
+    (a prompt's answers may be on any line), so they are parsed once and their rows kept.
+    """
+
+    fmt: str
+    text: str
+    options: ImportOptions
+    _rows: list[PromptRow] | None = None
+
+    def check(self) -> tuple[list[PromptRow], list[str]]:
+        """Rows for check_rows (only line, external_id and model names where the file streams) and the errors."""
+        if self.fmt == "jsonl":
+            rows, errors = [], []
+            for item in jsonl_rows(self.text):
+                if isinstance(item, str):
+                    errors.append(item)
+                else:
+                    answers = dict.fromkeys(map(sys.intern, item.responses), "")
+                    rows.append(PromptRow(item.line, item.external_id, _NO_MESSAGES, responses=answers))
+        else:
+            rows, errors = _parse(self.fmt, self.text, self.options)
+            self._rows = rows
+        if not rows and not errors:
+            errors.append("the file holds no prompt")
+        return rows, errors
+
+    def rows(self) -> Iterator[PromptRow]:
+        """The whole rows, in file order, once ``check`` found no error."""
+        if self._rows is not None:
+            yield from self._rows
+            return
+        for item in jsonl_rows(self.text):
+            if isinstance(item, PromptRow):
+                yield item

@@ -76,20 +76,28 @@ def row_from_record(line: int, record: Any) -> PromptRow:
 
 
 def parse_jsonl(text: str) -> tuple[list[PromptRow], list[str]]:
-    rows, errors = [], []
+    rows: list[PromptRow] = []
+    errors: list[str] = []
+    for item in jsonl_rows(text):
+        (errors if isinstance(item, str) else rows).append(item)
+    return rows, errors
+
+
+def jsonl_rows(text: str) -> Iterator[PromptRow | str]:
+    """Each line's row, or its error as "line N: ...", in file order (one line at a time: a large file
+    is never held as rows, see arena.services.imports.files.PromptFile)."""
     seen: dict[str, int] = {}
     for number, value in json_lines(text):
         try:
             row = row_from_record(number, value)
         except ValueError as error:
-            errors.append(f"line {number}: {error}")
+            yield f"line {number}: {error}"
             continue
         if row.external_id and row.external_id in seen:
-            errors.append(f"line {number}: external_id {row.external_id!r} also on line {seen[row.external_id]}")
+            yield f"line {number}: external_id {row.external_id!r} also on line {seen[row.external_id]}"
             continue
         seen[row.external_id] = number
-        rows.append(row)
-    return rows, errors
+        yield row
 
 
 def parse_csv(text: str) -> tuple[list[PromptRow], list[str]]:

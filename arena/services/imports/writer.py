@@ -1,4 +1,4 @@
-"""Writing parsed prompt rows into a campaign: all or nothing, idempotent, in bulk.
+"""Writing parsed prompt rows into a campaign: all or nothing, idempotent, in bulk, batch by batch.
 
 Prompts are matched by (campaign, external_id) and responses by (prompt, model). Only what changed is
 written: rows are compared with the stored prompts, and answers with a digest of the stored
@@ -6,25 +6,30 @@ responses (computed in SQL), so re-importing the same file writes nothing and re
 and changed answers are rendered to sanitised HTML (the Response's cached ``html``), which is most of
 the cost of a large first import.
 
+Rows are written in batches of BATCH prompts, as a pipeline: the database writes one batch's prompts
+(and the previous batch's answers and items) while a thread renders the previous batch's answers, and
+the rows may come from a file read as they are written (``checked`` holds what the checks need), so
+memory holds about two batches whatever the size of the file. The checks run before anything is
+written, and everything is one transaction.
+
 On PostgreSQL the rows go through COPY, and upserts use ``INSERT ... ON CONFLICT`` from temporary
 tables (an order of magnitude faster than ORM bulk inserts, and safe against a concurrent import of
-the same prompts). The answers of new prompts are rendered on a background thread, batch by batch,
-while the database writes the prompts and then each previous batch with its items; foreign keys are
-checked as each statement ends rather than all at commit, so that this work also overlaps the
-rendering. Other databases (the embedded SQLite) use ORM bulk operations. Items, the pairs that
-voters are handed out, are created for every prompt whose answers were written, with
-`arena.services.items.create_items`.
+the same prompts); foreign keys are checked as each statement ends rather than all at commit, so that
+this work also overlaps the rendering. Other databases (the embedded SQLite) run one ``executemany``
+per statement (an INSERT of the new prompts, an UPDATE of the changed ones, an upsert of the
+answers), without model instances. Items, the pairs that voters are handed out, are created for every
+prompt whose answers were written, with `arena.services.items.create_items`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import islice
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import MD5
@@ -32,6 +37,7 @@ from django.utils import timezone
 
 from arena.models import Campaign, ModelEntry, Prompt, Response
 from arena.rendering import render_markdown
+from arena.services.hot_sql import columns, sql
 from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, model_name
 from arena.services.items import create_items
 from arena.services.model_entries import model_name_problem
@@ -41,7 +47,7 @@ CONCURRENT_CHANGE = (
     "the campaign's prompts or answers changed while the file was imported (another import at the same time?); "
     "nothing was imported: import the file again"
 )
-RENDER_BATCH = 5000  # prompts per rendered batch (and per COPY of their answers)
+BATCH = 5000  # prompts per batch: read, written, rendered and copied together
 
 
 @dataclass
@@ -53,24 +59,35 @@ class _Answer:
 
 
 def import_prompts(
-    campaign: Campaign, rows: Sequence[PromptRow], *, add_models: bool = False, use_copy: bool | None = None
-) -> ImportSummary:
+    campaign: Campaign, rows: Iterable[PromptRow], *, add_models: bool = False, use_copy: bool | None = None,
+    checked: Sequence[PromptRow] | None = None,
+) -> ImportSummary:  # fmt: skip
     """Write parsed prompts and responses into a campaign, all or nothing.
 
     ``add_models`` adds the models the rows name to the campaign (creating static-backend entries for
     unknown names); otherwise an unknown model is an error. ``use_copy`` forces (or avoids) the
-    PostgreSQL COPY path; by default it is used on PostgreSQL.
+    PostgreSQL COPY path; by default it is used on PostgreSQL. ``rows`` may be read once, as it is
+    written, when ``checked`` gives the same rows for the checks (``PromptFile.check``: only their
+    lines, ids and model names); otherwise ``rows`` is a list and is checked itself.
     """
     if use_copy is None:
         use_copy = connection.vendor == "postgresql"
+    if checked is None:
+        checked = rows = list(rows)
     models_by_name = {m.name: m.id for m in campaign.contenders.all()}
-    errors = check_rows(rows, models_by_name, add_models)
+    errors = check_rows(checked, models_by_name, add_models)
     if errors:
         raise ImportFailed(errors)
     summary = ImportSummary()
     try:
         with transaction.atomic():
-            _write_all(campaign, rows, models_by_name, summary, add_models, use_copy)
+            if use_copy:
+                # Foreign keys are checked as each statement ends, while the next batch is rendered,
+                # instead of all at once at commit.
+                _set_constraints("IMMEDIATE")
+            if add_models:
+                summary.models_added = _add_models(campaign, checked, models_by_name)
+            _write(campaign, rows, models_by_name, summary, use_copy)
     except IntegrityError as error:
         # Only when another import (or an edit) wrote the same prompts or answers since they were read.
         raise ImportFailed([CONCURRENT_CHANGE]) from error
@@ -80,48 +97,39 @@ def import_prompts(
     return summary
 
 
-def _write_all(
-    campaign: Campaign, rows: Sequence[PromptRow], models_by_name: dict[str, int], summary: ImportSummary,
-    add_models: bool, use_copy: bool,
-) -> None:  # fmt: skip
-    if use_copy:
-        # Foreign keys are checked as each statement ends, while the next batch is rendered, instead
-        # of all at once at commit.
-        _set_constraints("IMMEDIATE")
-    if add_models:
-        summary.models_added = _add_models(campaign, rows, models_by_name)
-    _write(campaign, rows, models_by_name, summary, use_copy)
-
-
 def _set_constraints(mode: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(f"SET CONSTRAINTS ALL {mode}")
 
 
 def _write(
-    campaign: Campaign, rows: Sequence[PromptRow], models_by_name: dict[str, int], summary: ImportSummary,
+    campaign: Campaign, rows: Iterable[PromptRow], models_by_name: dict[str, int], summary: ImportSummary,
     use_copy: bool,
 ) -> None:  # fmt: skip
-    stored = _stored_prompts(campaign, rows)
-    new = [row for row in rows if not row.external_id or row.external_id not in stored]
-    changed = [row for row in rows if row.external_id in stored and stored[row.external_id][1:] != _fields(row)]
-    summary.prompts_created, summary.prompts_updated = len(new), len(changed)
-    summary.prompts_unchanged = len(rows) - len(new) - len(changed)
-    ids = {ext: values[0] for ext, values in stored.items()}
-    # The answers of new prompts are all to be written: their rendering starts now, on a thread, and
-    # goes on while the prompts are written and while each rendered batch is copied.
-    ahead = _RenderAhead([row for row in new if row.responses], models_by_name) if use_copy else None
-    try:
-        if use_copy:
-            written = _upsert_prompts_copy(campaign, [*new, *changed])
-        else:
-            written = _upsert_prompts_orm(campaign, new, changed, ids)
-        ids.update(written)
-        _write_responses(campaign, rows, ids, {written[r.external_id] for r in new if r.external_id},
-                         models_by_name, summary, ahead)  # fmt: skip
-    finally:
-        if ahead is not None:
-            ahead.close()
+    """Batch by batch, as a pipeline: while the database writes one batch's prompts (and the previous
+    batch's answers and items), a thread renders the answers of the batch before. Memory holds about
+    two batches, whatever the size of the file."""
+    render = _renderer()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-render") as pool:
+        pending: Future | None = None
+        try:
+            for batch in _batches(rows, BATCH):
+                answers = _write_prompts(campaign, batch, models_by_name, summary, use_copy)
+                rendering = pool.submit(_render_answers, answers, render)
+                if pending is not None:
+                    _write_answers(campaign, pending.result(), use_copy)
+                pending = rendering
+            if pending is not None:
+                _write_answers(campaign, pending.result(), use_copy)
+        finally:
+            if pending is not None:
+                pending.cancel()
+
+
+def _batches(rows: Iterable[PromptRow], size: int) -> Iterator[list[PromptRow]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
 
 
 def check_rows(rows: Sequence[PromptRow], models_by_name: dict[str, int], add_models: bool) -> list[str]:
@@ -203,17 +211,33 @@ def _stored_prompts(campaign: Campaign, rows: Sequence[PromptRow]) -> dict[str, 
     return stored
 
 
-def _upsert_prompts_orm(campaign: Campaign, new: list[PromptRow], changed: list[PromptRow], ids: dict) -> dict:
-    created = Prompt.objects.bulk_create(
-        [Prompt(campaign=campaign, external_id=r.external_id, messages=r.messages, category=r.category,
-                language=r.language) for r in new],
-        batch_size=2000,
-    )  # fmt: skip
-    updated = [
-        Prompt(id=ids[r.external_id], messages=r.messages, category=r.category, language=r.language) for r in changed
-    ]
-    Prompt.objects.bulk_update(updated, ["messages", "category", "language"], batch_size=2000)
-    return {p.external_id: p.id for p in created if p.external_id}
+_PROMPT_INSERT = sql(
+    "INSERT INTO {prompt} ({columns}) VALUES (%s, %s, %s, %s, %s, %s)",
+    Prompt,
+    columns=columns(Prompt, "campaign", "external_id", "messages", "category", "language", "created_at"),
+)
+_PROMPT_UPDATE = sql(
+    "UPDATE {prompt} SET {messages} = %s, {category} = %s, {language} = %s WHERE {id} = %s",
+    Prompt,
+    **{name: columns(Prompt, name) for name in ("messages", "category", "language", "id")},
+)
+
+
+def _upsert_prompts_sql(campaign: Campaign, new: list[PromptRow], changed: list[PromptRow], ids: dict) -> dict:
+    """Any database: one executemany per statement (no model instances: they cost more than the SQL)."""
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        if new:
+            cursor.executemany(_PROMPT_INSERT, [(campaign.id, r.external_id, json.dumps(r.messages), r.category,
+                                                 r.language, now) for r in new])  # fmt: skip
+        if changed:
+            cursor.executemany(_PROMPT_UPDATE, [(json.dumps(r.messages), r.category, r.language, ids[r.external_id])
+                                                for r in changed])  # fmt: skip
+    keys = [r.external_id for r in new if r.external_id]
+    written: dict[str, int] = {}
+    for chunk in _chunks(keys):
+        written.update(campaign.prompts.filter(external_id__in=chunk).values_list("external_id", "id"))
+    return written
 
 
 def _upsert_prompts_copy(campaign: Campaign, rows: list[PromptRow]) -> dict:
@@ -258,104 +282,70 @@ def _renderer() -> Callable[[str], str]:
     return lru_cache(maxsize=4096)(render_markdown)
 
 
-class _RenderAhead:
-    """Renders the answers of new prompts on one background thread, batch by batch, in order.
+@dataclass
+class _Answers:
+    """One batch's answers to write: ``fresh`` ones (of prompts this import created) and ``changed`` ones."""
 
-    Rendering is pure Python; while the main thread waits for PostgreSQL (writing the prompts, copying
-    the previous batch, checking its foreign keys, making its items) the renderer runs, so the two
-    processes work at the same time. Iterating gives (external_id, model id, content, html) batches;
-    at most AHEAD batches are rendered and not yet consumed, so memory stays bounded.
-    """
-
-    AHEAD = 3
-
-    def __init__(self, rows: Sequence[PromptRow], models_by_name: dict[str, int]) -> None:
-        render = _renderer()
-
-        def batch(chunk: Sequence[PromptRow]) -> list[tuple[str, int, str, str]]:
-            return [(row.external_id, models_by_name[name], content, render(content))
-                    for row in chunk for name, content in row.responses.items()]  # fmt: skip
-
-        self.batch = batch
-        self.chunks = _chunks(rows, RENDER_BATCH)
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-render")
-        self.pending: deque[Future] = deque()
-        self._fill()
-
-    def _fill(self) -> None:
-        while len(self.pending) < self.AHEAD and (chunk := next(self.chunks, None)) is not None:
-            self.pending.append(self.pool.submit(self.batch, chunk))
-
-    def __iter__(self) -> Iterator[list[tuple[str, int, str, str]]]:
-        while self.pending:
-            result = self.pending.popleft().result()
-            self._fill()
-            yield result
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
+    fresh: list[_Answer]
+    changed: list[_Answer]
 
 
-def _write_responses(
-    campaign: Campaign, rows: Sequence[PromptRow], ids: dict, new_ids: set[int], models_by_name: dict[str, int],
-    summary: ImportSummary, ahead: _RenderAhead | None,
-) -> None:  # fmt: skip
-    """Write the answers that are new or differ from the stored ones, and the items of their prompts.
-
-    ``new_ids`` are the prompts this import created: they have no responses yet, and with the COPY
-    path ``ahead`` is rendering their answers.
-    """
+def _write_prompts(
+    campaign: Campaign, batch: list[PromptRow], models_by_name: dict[str, int], summary: ImportSummary,
+    use_copy: bool,
+) -> _Answers:  # fmt: skip
+    """Write the batch's new and changed prompts; the answers that are new or differ from the stored ones."""
+    stored = _stored_prompts(campaign, batch)
+    new = [row for row in batch if not row.external_id or row.external_id not in stored]
+    changed = [row for row in batch if row.external_id in stored and stored[row.external_id][1:] != _fields(row)]
+    summary.prompts_created += len(new)
+    summary.prompts_updated += len(changed)
+    summary.prompts_unchanged += len(batch) - len(new) - len(changed)
+    ids = {ext: values[0] for ext, values in stored.items()}
+    if use_copy:
+        written = _upsert_prompts_copy(campaign, [*new, *changed])
+    else:
+        written = _upsert_prompts_sql(campaign, new, changed, ids)
+    ids.update(written)
+    new_ids = {written[row.external_id] for row in new if row.external_id}
     wanted = [
         _Answer(ids[row.external_id], models_by_name[name], content)
-        for row in rows
+        for row in batch
         for name, content in row.responses.items()
     ]
-    old_prompts = sorted({a.prompt_id for a in wanted} - new_ids)
-    stored: dict[tuple[int, int], str] = {}
-    for chunk in _chunks(old_prompts):
+    digests: dict[tuple[int, int], str] = {}
+    for chunk in _chunks(sorted({a.prompt_id for a in wanted} - new_ids)):
         found = (
             Response.objects.filter(prompt_id__in=chunk, status=Response.Status.DONE)
             .annotate(digest=MD5("content"))
             .values_list("prompt_id", "model_id", "digest")
         )
-        stored.update(((p, m), digest) for p, m, digest in found)
+        digests.update(((p, m), digest) for p, m, digest in found)
     fresh = [a for a in wanted if a.prompt_id in new_ids]
-    changed = [
-        a for a in wanted if a.prompt_id not in new_ids and stored.get((a.prompt_id, a.model_id)) != _digest(a.content)
+    changed_answers = [
+        a for a in wanted if a.prompt_id not in new_ids and digests.get((a.prompt_id, a.model_id)) != _digest(a.content)
     ]
-    summary.responses_written = len(fresh) + len(changed)
-    summary.responses_unchanged = len(wanted) - summary.responses_written
-    render = _renderer()
-    for answer in changed:
+    summary.responses_written += len(fresh) + len(changed_answers)
+    summary.responses_unchanged += len(wanted) - len(fresh) - len(changed_answers)
+    return _Answers(fresh, changed_answers)
+
+
+def _render_answers(answers: _Answers, render: Callable[[str], str]) -> _Answers:
+    """The rendering thread's work: each answer's sanitised HTML."""
+    for answer in (*answers.fresh, *answers.changed):
         answer.html = render(answer.content)
-    if ahead is None:
-        for answer in fresh:
-            answer.html = render(answer.content)
-        _upsert_responses_orm([*fresh, *changed])
-        create_items(campaign, {a.prompt_id for a in [*fresh, *changed]})
-        return
-    for batch in ahead:
-        # New prompts' answers go straight into the table (nothing to update), with their items.
-        answers = [_Answer(ids[ext], model_id, content, html) for ext, model_id, content, html in batch]
-        _copy_responses(answers, "arena_response")
-        create_items(campaign, {a.prompt_id for a in answers})
-    _upsert_responses_copy(changed)
-    create_items(campaign, {a.prompt_id for a in changed})
+    return answers
 
 
-_RESPONSE_UPDATE = ["content", "html", "status", "source", "error", "cache_key", "updated_at"]
-
-
-def _upsert_responses_orm(answers: list[_Answer]) -> None:
-    now = timezone.now()
-    Response.objects.bulk_create(
-        [Response(prompt_id=a.prompt_id, model_id=a.model_id, content=a.content, html=a.html,
-                  status=Response.Status.DONE, source=Response.Source.IMPORTED, updated_at=now) for a in answers],
-        batch_size=2000,
-        update_conflicts=True,
-        unique_fields=["prompt", "model"],
-        update_fields=_RESPONSE_UPDATE,
-    )  # fmt: skip
+def _write_answers(campaign: Campaign, answers: _Answers, use_copy: bool) -> None:
+    """Write a rendered batch of answers, then the items of their prompts."""
+    if use_copy:
+        # New prompts' answers go straight into the table (nothing to update).
+        _copy_responses(answers.fresh, "arena_response")
+        _upsert_responses_copy(answers.changed)
+    else:
+        _upsert_responses_sql([*answers.fresh, *answers.changed])
+    create_items(campaign, {a.prompt_id for a in (*answers.fresh, *answers.changed)})
 
 
 # Every NOT NULL column gets the model's default (Django applies defaults in Python, not in the table).
@@ -363,6 +353,26 @@ _RESPONSE_COLUMNS = (
     "prompt_id, model_id, content, html, status, source, error, params, finish_reason, attempts, cache_key, "
     "created_at, updated_at"
 )
+_RESPONSE_UPSERT = sql(
+    f"""
+    INSERT INTO {{response}} ({_RESPONSE_COLUMNS}) VALUES ({", ".join(["%s"] * 13)})
+    ON CONFLICT (prompt_id, model_id) DO UPDATE
+    SET content = excluded.content, html = excluded.html, status = excluded.status, source = excluded.source,
+        error = excluded.error, cache_key = excluded.cache_key, updated_at = excluded.updated_at
+    """,
+    Response,
+)
+
+
+def _upsert_responses_sql(answers: list[_Answer]) -> None:
+    """Any database: one executemany of an upsert (SQLite and PostgreSQL both have ON CONFLICT)."""
+    if not answers:
+        return
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    done, imported = str(Response.Status.DONE), str(Response.Source.IMPORTED)
+    with connection.cursor() as cursor:
+        cursor.executemany(_RESPONSE_UPSERT, [(a.prompt_id, a.model_id, a.content, a.html, done, imported, "", "{}",
+                                               "", 0, "", now, now) for a in answers])  # fmt: skip
 
 
 def _copy_responses(answers: Iterable[_Answer], table: str) -> None:

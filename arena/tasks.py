@@ -1,7 +1,8 @@
 """Celery tasks of the arena: thin shells around arena.services.generation.
 
 ``generate_response`` is sent to ``generate_api`` or ``generate_gpu`` by the model's backend (see
-``generation.queue_for``); it is idempotent, so a second delivery, a duplicate from the reaper or a
+``generation.queue_for``); on the GPU queue a pre-generated response leads a batch of its model's queued
+responses (``gpu_batches``); it is idempotent, so a second delivery, a duplicate from the reaper or a
 redelivery after a lost worker is harmless. ``reap_stale_responses`` runs on beat.
 """
 
@@ -12,7 +13,7 @@ import time
 from celery import shared_task
 from django.conf import settings
 
-from arena.services import generation
+from arena.services import generation, gpu_batches
 
 # In-process mode (CELERY_TASK_ALWAYS_EAGER, no broker to hold a delayed retry) a retry waits in place,
 # at most this long.
@@ -31,7 +32,7 @@ EAGER_RETRY_WAIT = 5.0
 def generate_response(self, response_id: int) -> str:
     retries = self.request.retries
     while True:
-        outcome = generation.generate(response_id, retries_done=retries)
+        outcome = gpu_batches.generate(response_id, retries_done=retries)
         if outcome.status != "retry":
             return outcome.status
         if not self.request.is_eager:

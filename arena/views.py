@@ -100,8 +100,11 @@ def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
 @require_GET
 @shows_arena_errors
 def battle_detail(request: HttpRequest, battle_id: str) -> HttpResponse:
-    """The short battle URL of earlier versions: to the battle's own page."""
+    """The short battle URL (live battles link to it): the reveal once voted, else the battle's own page."""
     battle = battles.voter_battle(battle_id, voter_from_cookie(request))
+    request.arena_campaign = battle.campaign
+    if battle.status == Battle.Status.VOTED:
+        return _render_reveal(request, battle)
     return redirect("arena:battle-page", slug=battle.campaign.slug, battle_id=battle.pk)
 
 

@@ -73,10 +73,13 @@ def test_a_battle_url_names_its_own_campaign(alice, campaign):
     assert alice.get(f"/c/{campaign.slug}/b/no-such-battle/").status_code == 404
 
 
-def test_the_short_battle_url_leads_to_the_battle_url(alice, campaign):
+def test_the_short_battle_url_leads_to_the_open_battle_and_shows_the_reveal(alice, campaign):
     battle = handed_out(alice, campaign)
     response = alice.get(f"/b/{battle.pk}/")
     assert response.status_code == 302 and response["Location"] == f"/c/{campaign.slug}/b/{battle.pk}/"
+    alice.post(f"/b/{battle.pk}/vote", {"verdict": "tie"})
+    reveal = alice.get(f"/b/{battle.pk}/")
+    assert reveal.status_code == 200 and all(name in reveal.content for name in names(battle))
 
 
 def test_multi_line_answers_keep_their_line_breaks(alice):

@@ -101,6 +101,7 @@ EXPECTED: dict[tuple[str, str], tuple] = {
         only_staff(200),
     ),
     ("admin/arena/campaign/<int:campaign_id>/import/", "admin:arena_campaign_import"): ("GET", only_staff(200)),
+    ("admin/arena/modelentry/<int:model_id>/test/", "admin:arena_modelentry_test"): ("GET", only_staff(200)),
     ("admin/exports/exportjob/new/", "admin:exports_exportjob_choose"): ("GET", only_staff(200)),
     ("admin/exports/exportjob/campaign/<int:campaign_id>/", "admin:exports_campaign_export"): (
         "GET",
@@ -188,6 +189,7 @@ def world(db, django_user_model):
         "ranking_id": bob_ranking,
         "job_id": job.pk,
         "campaign_id": public.pk,
+        "model_id": public.contenders.first().pk,
         "app_label": "arena",
         "url": "no-such-admin-page/",
         "content_type_id": ContentType.objects.get_for_model(Campaign).pk,

@@ -161,21 +161,21 @@ _FAMILY_WORDS = (
 )  # fmt: skip
 
 
-def _trie(words: Iterable[str]) -> str:
+def word_trie(words: Iterable[str]) -> str:
     """A regular expression for any of the words, sharing their prefixes: "g(?:emini|pt)" rather than
     "gemini|gpt", so that each position of the text tries one branch instead of one per word."""
     branches: dict[str, list[str]] = {}
     for word in words:
         branches.setdefault(word[:1], []).append(word[1:])
     ends_here = "" in branches
-    alternatives = [re.escape(first) + _trie(rests) for first, rests in sorted(branches.items()) if first]
+    alternatives = [re.escape(first) + word_trie(rests) for first, rests in sorted(branches.items()) if first]
     if not alternatives:
         return ""
     body = "|".join(alternatives)
     return f"(?:{body})?" if ends_here else f"(?:{body})" if len(alternatives) > 1 else body
 
 
-_FAMILY_WORD = re.compile(_trie(_FAMILY_WORDS))
+_FAMILY_WORD = re.compile(word_trie(_FAMILY_WORDS))
 _BEFORE, _AFTER = 200, 80
 _SPACE = re.compile(r"\s")
 

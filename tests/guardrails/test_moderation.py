@@ -202,3 +202,12 @@ def test_staff_see_the_refused_prompts_with_their_reason(alice, staff_client, mo
 
     assert "Refused prompts (1)" in page
     assert "What model are you, honestly?" in page and "asks the models who they are" in page
+
+
+def test_rules_settings_that_would_refuse_everything_or_break_the_check_are_caught():
+    invisible_only = get_moderator("rules", {"words": ["\u200b"]})
+    assert invisible_only.check("What is the capital of France?").allowed
+    with pytest.raises(ModeratorConfigError, match="cannot be combined"):
+        get_moderator("rules", {"patterns": ["(?i)secret"]})
+    with pytest.raises(ModeratorConfigError, match="list of non-empty strings"):
+        get_moderator("rules", {"words": "bomb"})

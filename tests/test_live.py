@@ -206,7 +206,7 @@ def test_the_vote_on_a_live_battle_is_recorded_and_reveals_the_names(alice, mode
     assert response.status_code == 302
     vote = Vote.objects.get()
     assert (vote.verdict, vote.winner_id, vote.prompt_id) == ("right", battle.right.model_id, battle.prompt_id)
-    reveal = alice.get(f"/b/{battle.pk}/").content.decode()
+    reveal = alice.get(f"/b/{battle.pk}/", follow=True).content.decode()  # to the battle's own URL
     assert all(name in reveal for name in NAMES)
     assert alice.get(f"/b/{battle.pk}/live/")["Location"] == f"/b/{battle.pk}/"  # voted: to the reveal
 

@@ -54,3 +54,4 @@ def test_the_candidates_query_probes_the_voters_battles_per_candidate(campaign):
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "SubPlan" in plan and "Anti Join" not in plan, plan
+    assert "battle_voter_prompt_idx" in plan, plan  # the probe reads the voter's battles on one prompt

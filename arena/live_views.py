@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from arena.guardrails import flood
+from arena.guardrails import budgets, flood
 from arena.models import Battle, Campaign, Response
 from arena.rendering import render_markdown
 from arena.services import access, battles, live
@@ -53,6 +53,7 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     context = {"campaign": campaign, "max_chars": settings.ARENA_MAX_PROMPT_CHARS, "prompt": "", "error": ""}
     if request.method == "GET":
         access.check_may_vote(campaign, voter_from_cookie(request), authenticated=request.user.is_authenticated)
+        context["error"] = budgets.daily_budget_message(campaign)  # say so before the voter writes
         return render(request, "arena/live_start.html", context)
     flood.check_request(request)  # before a voter is created: dropping cookies resets nothing
     voter, created = get_or_create_voter(request)

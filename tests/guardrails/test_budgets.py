@@ -114,3 +114,13 @@ def test_staff_see_usage_and_cost_per_model_and_day(alice, staff_client, models_
     row = f'<td>{usage.today():%Y-%m-%d}</td><td>Contender live-0</td><td class="num">1</td><td class="num">6</td>'
     assert row in page and "$0.0003" in page  # 0.00027 per model
     assert 'id="live-budget">Today (UTC): 26 tokens of 1000, $0.0005' in page
+
+
+def test_the_prompt_page_says_live_battles_are_paused_before_the_voter_writes(alice, models_api):
+    campaign = live_campaign(models_api, live_tokens_per_day=10)
+    GenerationUsage.objects.create(campaign=campaign, model=campaign.contenders.first(), day=usage.today(),
+                                   generations=1, prompt_tokens=4, completion_tokens=6)  # fmt: skip
+
+    page = alice.get(f"/c/{campaign.slug}/live/").content.decode()
+
+    assert "it has used its daily budget of 10 tokens. They resume at midnight UTC." in page

@@ -139,3 +139,20 @@ def test_a_live_side_keeps_the_reasons_of_every_turn(alice, models_api, django_c
 
     battle.refresh_from_db()
     assert battle.left.finish_reason == "stop" and battle.left.checks == battle.right.checks == "cut"
+
+
+def test_imported_answers_are_checked_by_the_command(campaign):
+    """tests.factories' campaign: imported answers that no generation checked."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    answer = Response.objects.filter(prompt__campaign=campaign).first()
+    Response.objects.filter(pk=answer.pk).update(content=REFUSAL)
+    out = StringIO()
+
+    call_command("check_outputs", campaign.slug, stdout=out)
+
+    assert Response.objects.get(pk=answer.pk).checks == "refusal"
+    assert set(Response.objects.filter(prompt__campaign=campaign).values_list("checks", flat=True)) == {"", "refusal"}
+    assert "refused to answer: 1" in out.getvalue() and "empty answer: 0" in out.getvalue()

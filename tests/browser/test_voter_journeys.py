@@ -170,3 +170,18 @@ def test_the_leaderboard_fits_a_phone_and_explains_itself(browser, live_server):
         assert tab.bounding_box()["height"] >= TAP
     assert errors == [], errors
     page.context.close()
+
+
+def test_a_ranking_task_fits_a_phone_with_44_px_move_buttons(browser, live_server):
+    campaign = make_campaign(slug="rank-phone", models=("R1", "R2", "R3"), prompts=1, task="ranking", ranking_size=3)
+    page = browser.new_context(**PHONE).new_page()
+    errors = watch(page)
+    page.goto(f"{live_server.url}/c/{campaign.slug}/")
+    page.tap("#start-voting")
+    page.wait_for_selector(".rank-moves button")
+    no_horizontal_scroll(page)
+    for button in page.locator(".rank-moves button").all():
+        box = button.bounding_box()
+        assert box["width"] >= TAP and box["height"] >= TAP, box
+    assert errors == [], errors
+    page.context.close()

@@ -211,3 +211,21 @@ def test_rules_settings_that_would_refuse_everything_or_break_the_check_are_caug
         get_moderator("rules", {"patterns": ["(?i)secret"]})
     with pytest.raises(ModeratorConfigError, match="list of non-empty strings"):
         get_moderator("rules", {"words": "bomb"})
+
+
+def test_a_campaign_file_sets_the_guardrails_and_is_refused_with_a_broken_pattern():
+    from arena.services.imports.campaigns import load_campaign
+    from arena.services.imports.rows import ImportFailed
+
+    spec = {"slug": "guarded", "title": "Guarded", "mode": "live", "moderator": "rules",
+            "moderator_settings": {"words": ["zorblax"]}, "moderation_fail_open": True, "live_battles_per_hour": 30,
+            "live_tokens_per_day": 100000, "live_cost_per_day": 2.5,
+            "models": [{"name": "Priced", "backend": "static", "input_price": 0.5, "output_price": 1.5}]}  # fmt: skip
+    campaign, _ = load_campaign(spec)
+
+    assert (campaign.moderator_settings, campaign.live_battles_per_hour, campaign.live_cost_per_day) == (
+        {"words": ["zorblax"]}, 30, 2.5)  # fmt: skip
+    assert campaign.contenders.get().output_price == 1.5
+    with pytest.raises(ImportFailed) as error:
+        load_campaign({**spec, "slug": "broken", "moderator_settings": {"patterns": ["(unclosed"]}})
+    assert "moderator_settings" in str(error.value.errors)

@@ -65,7 +65,10 @@ def moderate(campaign: Campaign, voter: Voter | None, text: str) -> None:
     kind = campaign.moderator or "rules"
     started = time.perf_counter()
     try:
-        verdict = moderator_for(kind, campaign.moderator_settings or {}).check(text)
+        settings = campaign.moderator_settings or {}
+        if not isinstance(settings, dict):  # saved around the form's check
+            raise ModeratorConfigError("moderator_settings", "must be a JSON object")
+        verdict = moderator_for(kind, settings).check(text)
     except (ModeratorError, ModeratorConfigError) as error:
         if campaign.moderation_fail_open:
             log.warning("moderator %s failed, prompt let through (fail open): %s", kind, error)

@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 
 from arena.guardrails.moderators import ModeratorError, get_moderator
 from arena.guardrails.moderators.base import ModeratorConfigError
-from arena.models import Battle, Prompt, RefusedPrompt, Response
+from arena.models import Battle, Campaign, Prompt, RefusedPrompt, Response
 from tests.guardrails.conftest import live_campaign
 
 pytestmark = pytest.mark.django_db
@@ -229,3 +229,13 @@ def test_a_campaign_file_sets_the_guardrails_and_is_refused_with_a_broken_patter
     with pytest.raises(ImportFailed) as error:
         load_campaign({**spec, "slug": "broken", "moderator_settings": {"patterns": ["(unclosed"]}})
     assert "moderator_settings" in str(error.value.errors)
+
+
+def test_settings_saved_around_the_form_fail_closed_instead_of_crashing(alice, models_api):
+    campaign = live_campaign(models_api)
+    Campaign.objects.filter(pk=campaign.pk).update(moderator_settings=["not", "an", "object"])
+
+    answer = send(alice, campaign, "What is the capital of France?")
+
+    assert answer.status_code == 503 and Battle.objects.count() == 0
+    assert RefusedPrompt.objects.get().reason == "moderator unavailable: moderator_settings: must be a JSON object"

@@ -245,3 +245,19 @@ def test_a_judge_does_not_judge_its_own_battles_unless_staff_allow_it(campaign):
     judge.allow_self_judging = True
     judge.save()
     assert run(judge).created == 6
+
+
+def test_the_reaper_hands_out_again_the_pairings_of_a_dead_worker(campaign, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    judge = static_judge(campaign, "[[C]]")
+    planning.plan(judge, limit=2, seed=0)
+    stuck, fresh = JudgeVerdict.objects.filter(judge=judge).order_by("id")
+    long_ago = timezone.now() - timedelta(seconds=settings.ARENA_GENERATION_STALE_AFTER + 1)
+    JudgeVerdict.objects.filter(pk=stuck.pk).update(status="running", attempts=1, updated_at=long_ago)
+    JudgeVerdict.objects.filter(pk=fresh.pk).update(status="running", attempts=1)  # alive: left alone
+    assert running.requeue_stale() == 1
+    assert JudgeVerdict.objects.get(pk=stuck.pk).status == "done"
+    assert JudgeVerdict.objects.get(pk=fresh.pk).status == "running"

@@ -31,6 +31,8 @@ import random
 import threading
 import time
 from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -39,6 +41,8 @@ from django.utils import timezone
 
 from arena.judges import prompting
 from arena.judges.models import Judge, JudgeVerdict
+from arena.models import Campaign, Dimension
+from arena.services import hot_sql
 from arena.services.generation import BACKOFF_MAX, cache_key, queue_for
 from backends.errors import BackendError, redact
 from backends.params import DecodingParams
@@ -71,21 +75,44 @@ def dispatch(judge_id: int) -> int:
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return _judge_inline(judge_id)
     with transaction.atomic():
-        judge = Judge.objects.select_for_update().filter(pk=judge_id, is_active=True).first()
-        if judge is None:
-            return 0
-        busy = JudgeVerdict.objects.filter(judge_id=judge_id, status__in=(_S.QUEUED, _S.RUNNING)).count()
-        slots = judge.max_concurrency - busy
-        if slots <= 0:
-            return 0
-        pending = JudgeVerdict.objects.filter(judge_id=judge_id, status=_S.PENDING).order_by("id")
-        ids = list(pending.values_list("id", flat=True)[:slots])
-        if not ids:
-            return 0
-        JudgeVerdict.objects.filter(pk__in=ids, status=_S.PENDING).update(status=_S.QUEUED, updated_at=timezone.now())
-        queue = queue_for(judge.model.backend)
-        transaction.on_commit(lambda: send_tasks(ids, queue))
+        ids, queue = take_slots(judge_id)
+        if ids:
+            transaction.on_commit(lambda: send_tasks(ids, queue))
     return len(ids)
+
+
+def take_slots(judge_id: int) -> tuple[list[int], str]:
+    """Move pending rows to queued, as many as the judge has free slots; returns their ids and the
+    judge backend's queue. Call it inside a transaction: the judge's row lock orders the callers."""
+    judge = Judge.objects.select_for_update().select_related("model").filter(pk=judge_id, is_active=True).first()
+    if judge is None:
+        return [], ""
+    busy = JudgeVerdict.objects.filter(judge_id=judge_id, status__in=(_S.QUEUED, _S.RUNNING)).count()
+    slots = judge.max_concurrency - busy
+    if slots <= 0:
+        return [], ""
+    pending = JudgeVerdict.objects.filter(judge_id=judge_id, status=_S.PENDING).order_by("id")
+    ids = list(pending.values_list("id", flat=True)[:slots])
+    if ids:
+        JudgeVerdict.objects.filter(pk__in=ids, status=_S.PENDING).update(status=_S.QUEUED, updated_at=timezone.now())
+    return ids, queue_for(judge.model.backend)
+
+
+def hand_off(outcome: Outcome) -> int:
+    """A finished pairing's slot goes to the judge's next pending pairing (sent on commit).
+
+    Without the judge-row lock of `take_slots`: the slot is this task's own, so one conditional
+    UPDATE of the next pending row (SKIP LOCKED on PostgreSQL) keeps the limit. The slots of tasks
+    that never came back are given out again by `requeue_stale` (beat).
+    """
+    if outcome.status not in ("done", "failed") or outcome.judge_id is None:
+        return 0
+    row = hot_sql.fetchone(_NEXT_BY_VENDOR[connection.vendor], [_now(), outcome.judge_id])
+    if row is None:
+        return 0
+    ids = [row[0]]
+    transaction.on_commit(lambda: send_tasks(ids, outcome.queue))
+    return 1
 
 
 def send_tasks(verdict_ids: list[int], queue: str) -> None:
@@ -128,13 +155,17 @@ def _judge_inline(judge_id: int) -> int:
 
 def requeue_stale(judge_id: int | None = None) -> int:
     """Running rows silent for ARENA_GENERATION_STALE_AFTER seconds (their worker died) and queued rows
-    whose message was lost go back to pending, and are dispatched again."""
-    cutoff = timezone.now() - timezone.timedelta(seconds=settings.ARENA_GENERATION_STALE_AFTER)
+    whose message was lost go back to pending; every judge with pending rows is dispatched again."""
+    cutoff = timezone.now() - timedelta(seconds=settings.ARENA_GENERATION_STALE_AFTER)
     rows = JudgeVerdict.objects.filter(status__in=(_S.RUNNING, _S.QUEUED), updated_at__lt=cutoff)
     if judge_id is not None:
         rows = rows.filter(judge_id=judge_id)
-    judges = set(rows.values_list("judge_id", flat=True))
     moved = rows.update(status=_S.PENDING, updated_at=timezone.now())
+    # Every judge with pending pairings: the free slots of lost hand-offs are filled too.
+    pending = JudgeVerdict.objects.filter(status=_S.PENDING)
+    if judge_id is not None:
+        pending = pending.filter(judge_id=judge_id)
+    judges = set(pending.values_list("judge_id", flat=True).distinct())
     for pk in judges:
         dispatch(pk)
     return moved
@@ -152,52 +183,117 @@ def reset_failed(judge: Judge) -> int:
 
 @dataclass(frozen=True)
 class Outcome:
-    """done, failed, retry (with ``retry_in`` seconds), skipped (not queued) or lost (taken over)."""
+    """done, failed, retry (with ``retry_in`` seconds), skipped (not queued) or lost (taken over);
+    ``judge_id`` and ``queue`` say where the freed slot goes (see `hand_off`)."""
 
     status: str
     retry_in: float | None = None
+    judge_id: int | None = None
+    queue: str = ""
 
 
 class _Lost(Exception):
     """The row was requeued under this run; the new run owns it."""
 
 
-class Unparsed(Exception):
-    def __init__(self, order: str) -> None:
-        super().__init__(f"unparsed verdict: the {order.replace('_', '-')} reply does not end with an allowed [[X]]")
+def unparsed_message(order: str) -> str:
+    return f"unparsed verdict: the {order.replace('_', '-')} reply does not end with an allowed [[X]]"
+
+
+_CLAIM = hot_sql.sql(
+    "UPDATE {judgeverdict} SET status = 'running', attempts = attempts + 1, started_at = %s, updated_at = %s "
+    "WHERE id = %s AND status = 'queued' RETURNING attempts",
+    JudgeVerdict,
+)
+_NEXT = (
+    "UPDATE {judgeverdict} SET status = 'queued', updated_at = %s WHERE status = 'pending' AND id = ("
+    "SELECT v.id FROM {judgeverdict} v JOIN {judge} j ON j.id = v.judge_id "
+    "WHERE v.judge_id = %s AND v.status = 'pending' AND j.is_active ORDER BY v.id LIMIT 1{lock}) RETURNING id"
+)
+_NEXT_BY_VENDOR = {
+    "postgresql": hot_sql.sql(_NEXT, JudgeVerdict, Judge, lock=" FOR UPDATE OF v SKIP LOCKED"),
+    "sqlite": hot_sql.sql(_NEXT, JudgeVerdict, Judge, lock=""),  # one writer at a time anyway
+}
+
+
+def _now() -> Any:
+    return connection.ops.adapt_datetimefield_value(timezone.now())
 
 
 def claim(verdict_id: int) -> int | None:
-    now = timezone.now()
-    won = JudgeVerdict.objects.filter(pk=verdict_id, status=_S.QUEUED).update(
-        status=_S.RUNNING, started_at=now, updated_at=now, attempts=F("attempts") + 1
-    )
-    if won != 1:
-        return None
-    return JudgeVerdict.objects.filter(pk=verdict_id).values_list("attempts", flat=True).first()
+    """queued -> running in one statement, incrementing ``attempts``: the run's token, or None when
+    another delivery has the row (or it is finished)."""
+    now = _now()
+    row = hot_sql.fetchone(_CLAIM, [now, now, verdict_id])
+    return None if row is None else row[0]
 
 
 def _owned(verdict_id: int, token: int):
     return JudgeVerdict.objects.filter(pk=verdict_id, status=_S.RUNNING, attempts=token)
 
 
+_dimensions: dict[tuple[int, Any], tuple[float, list[prompting.DimensionSpec]]] = {}
+DIMENSIONS_TTL = 10.0  # seconds a worker process reuses a campaign's dimensions (a query per pairing otherwise)
+
+
+def campaign_dimensions(campaign: Campaign) -> list[prompting.DimensionSpec]:
+    key = (campaign.pk, campaign.created_at)
+    cached = _dimensions.get(key)
+    if cached is not None and time.monotonic() - cached[0] < DIMENSIONS_TTL:
+        return cached[1]
+    rows = Dimension.objects.filter(campaign_id=campaign.pk).order_by("order", "id")
+    dims = [prompting.DimensionSpec(d.key, d.label, d.scale_min, d.scale_max) for d in rows]
+    if len(_dimensions) > 1000:
+        _dimensions.clear()
+    _dimensions[key] = (time.monotonic(), dims)
+    return dims
+
+
+@dataclass
+class _Reply:
+    text: str
+    letter: str
+    key: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+
+# What a run reads: the columns it uses only (the full rows, answers' HTML and campaigns, doubled the
+# ORM's work per pairing).
+_LOAD = (
+    "attempts", "lo_first_raw", "lo_first_verdict", "hi_first_raw", "hi_first_verdict",
+    "judge__template", "judge__prompt_price", "judge__completion_price",
+    "judge__model__name", "judge__model__backend", "judge__model__backend_settings", "judge__model__params",
+    "judge__campaign__allow_tie", "judge__campaign__allow_both_bad", "judge__campaign__created_at",
+    "prompt__messages", "response_lo__content", "response_hi__content",
+)  # fmt: skip
+
+
 def judge_pairing_now(verdict_id: int, *, retries_done: int = 0) -> Outcome:
-    """Judge one queued pairing in both orders: the body of the worker task."""
+    """Judge one queued pairing in both orders: the body of the worker task.
+
+    Two writes when all goes well (the claim, the result), whatever the number of calls.
+    """
     token = claim(verdict_id)
     if token is None:
         return Outcome("skipped")
-    row = JudgeVerdict.objects.select_related(
-        "judge__model", "judge__campaign", "prompt", "response_lo", "response_hi"
-    ).get(pk=verdict_id)
+    row = (
+        JudgeVerdict.objects.select_related("judge__model", "judge__campaign", "prompt", "response_lo", "response_hi")
+        .only(*_LOAD)
+        .get(pk=verdict_id)
+    )
     judge = row.judge
     model = judge.model
+    where = {"judge_id": judge.pk, "queue": queue_for(model.backend)}
+    replies: dict[str, _Reply] = {}
     try:
         params = DecodingParams.from_dict(model.params)
         campaign = judge.campaign
         letters = prompting.allowed_letters(campaign.allow_tie, campaign.allow_both_bad)
-        dims = [prompting.DimensionSpec(d.key, d.label, d.scale_min, d.scale_max) for d in campaign.dimensions.all()]
+        dims = campaign_dimensions(campaign)
         answers = {"lo": row.response_lo.content, "hi": row.response_hi.content}
-        backend = None
+        wanted: dict[str, tuple[list[dict[str, str]], str]] = {}
         for order in ORDERS:
             if getattr(row, f"{order}_raw"):
                 continue  # stored by an earlier run
@@ -205,50 +301,67 @@ def judge_pairing_now(verdict_id: int, *, retries_done: int = 0) -> Outcome:
             messages = prompting.render(
                 judge.template, row.prompt.messages, answers[first], answers[second], letters=letters, dimensions=dims
             )
-            key = cache_key(model, params, messages)
-            text = _cached_reply(key) if params.is_deterministic else None
-            usage = (0, 0, 0)
-            if text is None:
-                backend = backend or get_backend(model.backend, model.backend_settings)
-                _release_connection()
-                result = backend.generate(messages, params)
-                text = result.text
-                usage = (result.prompt_tokens or 0, result.completion_tokens or 0, 1)
-            letter = prompting.parse_verdict(text, letters) or ""
-            cost = (usage[0] * judge.prompt_price + usage[1] * judge.completion_price) / 1e6
-            saved = _owned(verdict_id, token).update(
-                **{f"{order}_raw": text, f"{order}_verdict": letter, f"{order}_key": key},
-                prompt_tokens=F("prompt_tokens") + usage[0],
-                completion_tokens=F("completion_tokens") + usage[1],
-                calls=F("calls") + usage[2],
-                cost=F("cost") + cost,
-                updated_at=timezone.now(),
-            )
-            if saved != 1:
-                raise _Lost
-            setattr(row, f"{order}_raw", text)
-            setattr(row, f"{order}_verdict", letter)
-        return _finish(row, token, letters, dims)
+            wanted[order] = (messages, cache_key(model, params, messages))
+        cached = _cached_replies([key for _, key in wanted.values()]) if params.is_deterministic and wanted else {}
+        backend = None
+        for order, (messages, key) in wanted.items():
+            if key in cached:
+                text = cached[key]
+                replies[order] = _Reply(text, prompting.parse_verdict(text, letters) or "", key)
+                continue
+            backend = backend or get_backend(model.backend, model.backend_settings)
+            _release_connection()
+            result = backend.generate(messages, params)
+            replies[order] = _Reply(
+                result.text, prompting.parse_verdict(result.text, letters) or "", key,
+                result.prompt_tokens or 0, result.completion_tokens or 0, 1,
+            )  # fmt: skip
+        for order in ORDERS:
+            if order not in replies:
+                replies[order] = _Reply(getattr(row, f"{order}_raw"), getattr(row, f"{order}_verdict"), "")
+        return Outcome(_finish(row, token, judge, replies, dims), **where)
     except BackendError as error:
         message = _redacted(f"{error.kind}: {error.message}", model.backend_settings)
         log.warning("judging pairing %s failed: %s", verdict_id, message)
         delay = retry_delay(error, retries_done)
-        if delay is not None and _set_status(verdict_id, token, _S.QUEUED, f"retrying: {message}"):
-            return Outcome("retry", retry_in=delay)
-        return Outcome("failed") if _set_status(verdict_id, token, _S.FAILED, message) else Outcome("lost")
-    except _Lost:
-        return Outcome("lost")
+        # The replies that did come back are stored with the new status: a retry asks only for the rest.
+        retrying = f"retrying: {message}"
+        if delay is not None and _store(verdict_id, token, judge, replies, status=_S.QUEUED, error=retrying):
+            return Outcome("retry", retry_in=delay, **where)
+        won = _store(verdict_id, token, judge, replies, status=_S.FAILED, error=message)
+        return Outcome("failed" if won else "lost", **where)
     except Exception as error:
         from celery.exceptions import SoftTimeLimitExceeded
 
         kind = "timeout: over the task's time limit" if isinstance(error, SoftTimeLimitExceeded) else None
         try:
-            _set_status(verdict_id, token, _S.FAILED, kind or "internal: unexpected worker error (see its log)")
+            _store(verdict_id, token, judge, replies, status=_S.FAILED,
+                   error=kind or "internal: unexpected worker error (see its log)")  # fmt: skip
         except Exception:
             log.exception("could not mark judge verdict %s failed", verdict_id)
         if kind:
-            return Outcome("failed")
+            return Outcome("failed", **where)
         raise
+
+
+def _store(verdict_id: int, token: int, judge: Judge, replies: dict[str, _Reply], **fields) -> bool:
+    """One write: the run's new replies, their usage and cost, and ``fields``; False when the run lost the row."""
+    values: dict = {"updated_at": timezone.now(), **fields}
+    if "error" in values:
+        values["error"] = values["error"][:MAX_ERROR_CHARS]
+    new = [(order, r) for order, r in replies.items() if r.key]
+    for order, reply in new:
+        values.update({f"{order}_raw": reply.text, f"{order}_verdict": reply.letter, f"{order}_key": reply.key})
+    prompt_tokens = sum(r.prompt_tokens for _, r in new)
+    completion_tokens = sum(r.completion_tokens for _, r in new)
+    if new:
+        values.update(
+            prompt_tokens=F("prompt_tokens") + prompt_tokens,
+            completion_tokens=F("completion_tokens") + completion_tokens,
+            calls=F("calls") + sum(r.calls for _, r in new),
+            cost=F("cost") + (prompt_tokens * judge.prompt_price + completion_tokens * judge.completion_price) / 1e6,
+        )
+    return _owned(verdict_id, token).update(**values) == 1
 
 
 def combine(lo_first: str, hi_first: str) -> tuple[str, bool]:
@@ -257,9 +370,9 @@ def combine(lo_first: str, hi_first: str) -> tuple[str, bool]:
     return (a, True) if a == b else ("tie", False)
 
 
-def combine_scores(row: JudgeVerdict, dims: list[prompting.DimensionSpec]) -> dict[str, dict[str, float]]:
+def combine_scores(raw: dict[str, str], dims: list[prompting.DimensionSpec]) -> dict[str, dict[str, float]]:
     """Per dimension, each model's score averaged over the orders that scored it."""
-    got = {order: prompting.parse_scores(getattr(row, f"{order}_raw"), dims) for order in ORDERS}
+    got = {order: prompting.parse_scores(raw[order], dims) for order in ORDERS}
     out: dict[str, dict[str, float]] = {}
     for d in dims:
         lo, hi = [], []
@@ -274,35 +387,31 @@ def combine_scores(row: JudgeVerdict, dims: list[prompting.DimensionSpec]) -> di
     return out
 
 
-def _finish(row: JudgeVerdict, token: int, letters: tuple[str, ...], dims) -> Outcome:
+def _finish(row: JudgeVerdict, token: int, judge: Judge, replies: dict[str, _Reply], dims) -> str:
+    """Store the replies with the combined verdict, or as a failure when one cannot be read."""
     for order in ORDERS:
-        if not getattr(row, f"{order}_verdict"):
+        if not replies[order].letter:
             # Kept with its raw text for staff; a deterministic judge would answer the same, so no retry.
-            return Outcome("failed") if _set_status(row.pk, token, _S.FAILED, str(Unparsed(order))) else Outcome("lost")
-    outcome, consistent = combine(row.lo_first_verdict, row.hi_first_verdict)
-    won = _owned(row.pk, token).update(
-        status=_S.DONE, outcome=outcome, consistent=consistent, scores=combine_scores(row, dims), error="",
-        updated_at=timezone.now(),
-    )  # fmt: skip
-    return Outcome("done") if won == 1 else Outcome("lost")
+            won = _store(row.pk, token, judge, replies, status=_S.FAILED, error=unparsed_message(order))
+            return "failed" if won else "lost"
+    outcome, consistent = combine(replies["lo_first"].letter, replies["hi_first"].letter)
+    raw = {order: replies[order].text for order in ORDERS}
+    won = _store(row.pk, token, judge, replies, status=_S.DONE, outcome=outcome, consistent=consistent,
+                 scores=combine_scores(raw, dims), error="")  # fmt: skip
+    return "done" if won else "lost"
 
 
-def _set_status(verdict_id: int, token: int, status: str, error: str) -> bool:
-    return (
-        _owned(verdict_id, token).update(status=status, error=error[:MAX_ERROR_CHARS], updated_at=timezone.now()) == 1
+def _cached_replies(keys: list[str]) -> dict[str, str]:
+    """Stored replies by cache key, for those of ``keys`` any judge run has (one query)."""
+    hits = JudgeVerdict.objects.filter(Q(lo_first_key__in=keys) | Q(hi_first_key__in=keys)).values_list(
+        "lo_first_key", "lo_first_raw", "hi_first_key", "hi_first_raw"
     )
-
-
-def _cached_reply(key: str) -> str | None:
-    hit = (
-        JudgeVerdict.objects.filter(Q(lo_first_key=key) | Q(hi_first_key=key))
-        .values_list("lo_first_key", "lo_first_raw", "hi_first_raw")
-        .first()
-    )
-    if hit is None:
-        return None
-    text = hit[1] if hit[0] == key else hit[2]
-    return text or None
+    found: dict[str, str] = {}
+    for lo_key, lo_raw, hi_key, hi_raw in hits[: 2 * len(keys)]:
+        for key, raw in ((lo_key, lo_raw), (hi_key, hi_raw)):
+            if key in keys and raw:
+                found.setdefault(key, raw)
+    return found
 
 
 def retry_delay(error: BackendError, retries_done: int) -> float | None:
@@ -325,7 +434,3 @@ def _release_connection() -> None:
     """Give the database connection back while the judge thinks, unless a transaction is open."""
     if not connection.in_atomic_block:
         connection.close()
-
-
-def judge_of(verdict_id: int) -> int | None:
-    return JudgeVerdict.objects.filter(pk=verdict_id).values_list("judge_id", flat=True).first()

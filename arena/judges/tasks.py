@@ -22,9 +22,7 @@ def judge_pairing(self, verdict_id: int) -> str:
     outcome = running.judge_pairing_now(verdict_id, retries_done=self.request.retries)
     if outcome.status == "retry":
         raise self.retry(countdown=outcome.retry_in)
-    judge_id = running.judge_of(verdict_id)
-    if judge_id is not None:
-        running.dispatch(judge_id)
+    running.hand_off(outcome)
     return outcome.status
 
 

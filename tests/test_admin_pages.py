@@ -36,9 +36,10 @@ def test_a_live_campaign_has_no_generation_link(staff_client):
     assert reverse("arena:dashboard", args=["live-links"]) in html
 
 
-def test_the_import_pages_breadcrumbs_lead_back_to_the_campaign(staff_client):
+@pytest.mark.parametrize("page", ["admin:arena_campaign_import", "admin:exports_campaign_export"])
+def test_the_import_and_export_pages_breadcrumbs_lead_back_to_the_campaign(staff_client, page):
     campaign = make_campaign(slug="crumbs")
-    html = staff_client.get(reverse("admin:arena_campaign_import", args=[campaign.pk])).content.decode()
+    html = staff_client.get(reverse(page, args=[campaign.pk])).content.decode()
     crumbs = html.split('<div class="breadcrumbs">', 1)[1].split("</div>", 1)[0]
     assert reverse("admin:arena_campaign_change", args=[campaign.pk]) in crumbs
     assert reverse("admin:arena_campaign_changelist") in crumbs

@@ -38,7 +38,6 @@ from arena.exports import formats
 from arena.exports.formats import FORMATS, Format, PromptText, ResponseText
 from arena.exports.leaderboard_csv import write_leaderboard_csv
 from arena.exports.models import ExportJob
-from arena.judges import export as judge_export
 from arena.models import Campaign, ModelEntry, Prompt, Response, Vote
 from arena.services.errors import ArenaError
 
@@ -85,6 +84,27 @@ def _flag(value: Any, name: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in {"1", "true", "on", "yes", "0", "false", "off", "no", ""}:
         return value.strip().lower() in {"1", "true", "on", "yes"}
     raise ArenaError(f"{name}: expected true or false.")
+
+
+@dataclass(frozen=True)
+class BattleSource:
+    """Battle records besides the human votes, for the ``source`` filter: registered by the app that
+    owns them (arena.judges, in its AppConfig.ready), so this module imports no such app."""
+
+    parse: Callable[[Any], str]  # the filter's value, normalised; raises ArenaError
+    check: Callable[[Campaign, str], None]  # raises ArenaError when the campaign lacks the source
+    lines: Callable[[Campaign, str, Any], Iterator[str]]  # battle records under the export's filters
+
+
+battle_sources: list[BattleSource] = []
+
+
+def _parse_source(value: Any) -> str:
+    if value in (None, "", "humans"):
+        return "humans"
+    if not battle_sources:
+        raise ArenaError("source: only human votes can be exported here.")
+    return battle_sources[0].parse(value)
 
 
 @dataclass(frozen=True)
@@ -135,7 +155,7 @@ class ExportFilters:
             include_gold=_flag(data.get("include_gold", False), "include_gold"),
             min_votes=min_votes,
             margin=margin,
-            source=judge_export.parse_source(data.get("source")),
+            source=_parse_source(data.get("source")),
         )
         if min_votes < 0:
             raise ArenaError("min_votes cannot be negative.")
@@ -176,7 +196,7 @@ class ExportFilters:
         if self.source != "humans":
             if spec.kind != "battles":
                 raise ArenaError("source: judge verdicts are exported as battles only (pairs and boards are human).")
-            judge_export.judges_for(campaign, self.source)
+            battle_sources[0].check(campaign, self.source)
 
 
 def get_format(name: str) -> Format:
@@ -581,7 +601,7 @@ class _VoteExport:
                 stats.rows_done += len(chunk)
                 progress(stats)
             if spec.kind == "battles" and self.filters.source != "humans":
-                for line in judge_export.battle_lines(self.campaign, self.filters.source, self.filters):
+                for line in battle_sources[0].lines(self.campaign, self.filters.source, self.filters):
                     sink.write(line)
                     stats.rows_written += 1
         finally:

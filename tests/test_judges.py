@@ -261,3 +261,28 @@ def test_the_reaper_hands_out_again_the_pairings_of_a_dead_worker(campaign, sett
     assert running.requeue_stale() == 1
     assert JudgeVerdict.objects.get(pk=stuck.pk).status == "done"
     assert JudgeVerdict.objects.get(pk=fresh.pk).status == "running"
+
+
+def test_a_judge_answering_an_html_page_fails_with_the_error_for_staff(judge_api, settings):
+    settings.ARENA_GENERATION_MAX_RETRIES = 0
+    campaign = make_campaign(slug="garbage", models=("Alpha", "Beta"), prompts=1)
+    judge = api_judge(judge_api, campaign, "judge?garbage=1")
+    run(judge)
+    verdict = JudgeVerdict.objects.get(judge=judge)
+    assert verdict.status == "failed" and verdict.error.startswith("invalid_response") and verdict.outcome == ""
+
+
+def test_an_anthropic_judge_works_the_same(judge_api, monkeypatch):
+    monkeypatch.setenv("JUDGE_TEST_KEY", "sk-judge")
+    campaign = make_campaign(slug="claude", models=("Alpha", "Beta"), prompts=2)
+    entry = ModelEntry.objects.create(
+        name="Claude judge", backend="anthropic",
+        backend_settings={"base_url": judge_api.root_url, "model": "claude?prefer=Answer number 1",
+                          "api_key_env": "JUDGE_TEST_KEY", "max_retries": 0},
+    )  # fmt: skip
+    judge = Judge.objects.create(campaign=campaign, model=entry)
+    run(judge)
+    assert {(v.status, v.outcome, v.consistent) for v in JudgeVerdict.objects.filter(judge=judge)} == {
+        ("done", "hi", True)
+    }
+    assert {r.path for r in judge_api.requests_for("claude?prefer=Answer number 1")} == {"/v1/messages"}

@@ -141,3 +141,24 @@ def test_testing_needs_the_change_permission(client, django_user_model):
     viewer = django_user_model.objects.create_user("viewer", password="pw", is_staff=True)
     client.force_login(viewer)
     assert client.post(reverse("admin:arena_modelentry_test", args=[entry.pk]), {"prompt": "hi"}).status_code == 403
+
+
+@pytest.mark.gpu  # needs torch and transformers; a tiny model trained by the test, on CPU
+def test_testing_a_local_transformers_model_shows_its_answer(staff_client, tmp_path):
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
+    from backends.transformers_local import unload_all
+    from tests.tiny_chat_model import build
+
+    build(tmp_path / "tiny", with_template=True)
+    entry = ModelEntry.objects.create(
+        name="Tiny", backend="transformers", params={"do_sample": False},
+        backend_settings={"model_path": str(tmp_path / "tiny"), "device": "cpu", "dtype": "fp32"},
+    )  # fmt: skip
+    try:
+        page = staff_client.post(
+            reverse("admin:arena_modelentry_test", args=[entry.pk]), {"prompt": "What is two plus two?"}
+        )
+    finally:
+        unload_all()
+    assert '<pre id="model-test-answer">Two plus two is four.</pre>' in page.content.decode()

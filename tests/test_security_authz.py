@@ -52,6 +52,7 @@ EXPECTED: dict[tuple[str, str], tuple] = {
     # Another voter's battle: missing, not forbidden, for everyone (staff use the admin).
     ("b/<str:battle_id>/", "arena:battle"): ("GET", {r: 404 for r in ROLES}),
     ("b/<str:battle_id>/vote", "arena:vote"): ("POST", {r: 404 for r in ROLES}),
+    ("c/<slug:slug>/b/<str:battle_id>/", "arena:battle-page"): ("GET", {r: 404 for r in ROLES}),
     ("staff/c/<slug:slug>/", "arena:dashboard"): ("GET", only_staff(200)),
     ("staff/c/<slug:slug>/status", "arena:set-status"): ("POST", only_staff("redirect")),
     ("staff/c/<slug:slug>/quality.json", "arena:quality"): ("GET", only_staff(200)),

@@ -25,10 +25,12 @@ def _fresh_weight_cache():
     """Model weights are cached per process for a few seconds; tests must not see another test's."""
     from django.core.cache import cache
 
+    from arena.services import quality_state
     from arena.services.profiles import forget_profiles
 
     forget_profiles()
     cache.clear()  # the in-process cache of the test settings; integration tests use their own Redis db
+    quality_state.forget()  # a worker's in-memory voter-quality states (ids are reused after a rollback)
 
 
 @pytest.fixture

@@ -165,7 +165,14 @@ def test_the_dashboard_figures_come_from_the_stored_state(db, django_capture_on_
     assert state is not None and state.full_runs == 1
     data.vote(30)
     quality_figures.compute_and_store(data.campaign.pk)
-    state = cache.get(quality_state.STATE_KEY.format(data.campaign.pk))
-    assert state.full_runs == 1  # the 30 new votes were folded in
+    assert quality_state.current(data.campaign.pk).full_runs == 1  # the 30 new votes were folded in
+    entry = cache.get(quality_figures.FIGURES_KEY.format(data.campaign.pk))
+    assert_same_figures(entry["figures"], original(data.campaign))
+
+    # Another process (or a restarted worker) starts from the stored state and folds what it lacks.
+    quality_state.forget()
+    data.vote(25)
+    quality_figures.compute_and_store(data.campaign.pk)
+    assert quality_state.current(data.campaign.pk).full_runs == 1
     entry = cache.get(quality_figures.FIGURES_KEY.format(data.campaign.pk))
     assert_same_figures(entry["figures"], original(data.campaign))

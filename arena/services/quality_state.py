@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -33,24 +34,27 @@ from datetime import datetime
 from typing import Any
 
 from django.core.cache import cache
+from django.db import connection
 from django.db.models import Max
 
-from arena.models import Campaign, GoldBattle, Vote, Voter
+from arena.models import Battle, Campaign, GoldBattle, Vote, Voter
 from arena.services import abuse
 from arena.services.gold import as_gold_verdict
+from arena.services.hot_sql import columns, sql
 from arena.services.quality import GoldScore, alpha_from_coincidence, summary
 
 STATE_KEY = "arena:quality:state:{}"
 KEEP_SECONDS = 30 * 24 * 3600
 VERSION = 1
+SAVE_SECONDS = 30.0
 RECENT = 1000  # the highest folded ids, remembered so that a vote committed late just below them is still read
 THRESHOLDS = abuse.Thresholds()  # the dashboard's
-_UNIT_COLUMNS = ("id", "voter_id", "prompt_id", "left_model_id", "right_model_id", "winner_id", "verdict", "scores")
 _COLUMNS = (
-    *_UNIT_COLUMNS, "duration_ms", "created_at", "battle__ranking_id", "battle__gold_id", "battle__left_id",
+    "id", "voter_id", "prompt_id", "left_model_id", "right_model_id", "winner_id", "verdict", "scores",
+    "duration_ms", "created_at", "battle__ranking_id", "battle__gold_id", "battle__left_id",
     "battle__gold__first_id", "battle__gold__expected",
 )  # fmt: skip
-_CHUNK = 2000
+_CHUNK = 500  # units per query (three parameters each), voters per query
 
 Parts = Counter  # (m, a, b) -> sum over units of size m of n_a * n_b - [a = b] * n_a
 
@@ -60,10 +64,14 @@ Parts = Counter  # (m, a, b) -> sum over units of size m of n_a * n_b - [a = b] 
 
 def alpha_parts(values: list) -> Counter:
     """One unit's coincidence counts by unit size (nothing below two values: not pairable)."""
-    m = len(values)
+    return counted_parts(Counter(values))
+
+
+def counted_parts(counts: dict) -> Counter:
+    """alpha_parts from the unit's value counts."""
+    m = sum(counts.values())
     if m < 2:
         return Counter()
-    counts = Counter(values)
     return Counter({(m, a, b): na * nb - (na if a == b else 0) for a, na in counts.items() for b, nb in counts.items()})
 
 
@@ -155,9 +163,10 @@ class VoterRecord:
     previous_at: datetime | None = None
     durations: CappedValues = field(default_factory=lambda: CappedValues(2 * THRESHOLDS.min_seconds * 1000))
     gaps: CappedValues = field(default_factory=lambda: CappedValues(2 * THRESHOLDS.min_seconds))
+    own_reasons: list[str] | None = None
 
     def add(self, vote_id: int, verdict: str, duration_ms: int | None, created_at: datetime, ranking: int | None):
-        self.last = (created_at, vote_id)
+        self.last, self.own_reasons = (created_at, vote_id), None
         if ranking is not None and ranking == self.ranking:  # another pair of the same ranking: one task
             if self.run is not None and verdict != self.run[1]:
                 self._replace_last("ranking")
@@ -194,12 +203,17 @@ class VoterRecord:
         return _longer(self.best, self.run)
 
     def reasons(self, median_votes: float, gold: GoldScore | None) -> list[str]:
+        """abuse's reasons, in its order: volume (against the median voter, so checked each time),
+        then the voter's own ones (streak, speed, gold), kept until the voter votes again."""
         t = THRESHOLDS
-        durations = self.durations.median() if len(self.durations) >= t.min_samples else None
-        gaps = self.gaps.median() if len(self.gaps) >= t.min_samples else None
-        return abuse.task_reasons(self.tasks, self.streak(), durations, gaps, median_votes, t) + abuse.gold_reasons(
-            gold, t
-        )
+        if self.own_reasons is None:
+            durations = self.durations.median() if len(self.durations) >= t.min_samples else None
+            gaps = self.gaps.median() if len(self.gaps) >= t.min_samples else None
+            self.own_reasons = abuse.task_reasons(self.tasks, self.streak(), durations, gaps, math.inf, t)
+            self.own_reasons += abuse.gold_reasons(gold, t)
+        if self.tasks < t.min_volume:  # the volume reason needs at least this many (a shortcut)
+            return self.own_reasons
+        return abuse.task_reasons(self.tasks, (0, ""), None, None, median_votes, t) + self.own_reasons
 
 
 # --- the state ------------------------------------------------------------------------------------------
@@ -218,11 +232,14 @@ class QualityState:
     recent: set[int] = field(default_factory=set)  # folded ids above low
     verdicts: Counter = field(default_factory=Counter)
     dimensions: dict[str, Counter] = field(default_factory=dict)
+    scores: dict[tuple, dict] = field(default_factory=dict)  # (key, prompt, model) -> {score: count}
     majority: dict[int, tuple[int, int]] = field(default_factory=dict)
     gold: dict[int, tuple[int, int]] = field(default_factory=dict)
     voters: dict[int, VoterRecord] = field(default_factory=dict)
     public_ids: dict[int, str] = field(default_factory=dict)
     full_runs: int = 0  # how many times it started over (figures for the benchmark and the tests)
+    serial: int = 0  # folds so far: a stored state with a higher serial is newer than this process's
+    saved_at: float = -math.inf  # time.monotonic() of the last save to the cache
 
     def is_folded(self, vote_id: int) -> bool:
         return vote_id <= self.low or vote_id in self.recent
@@ -243,14 +260,40 @@ def _campaign_facts(campaign: Campaign) -> tuple[frozenset[int], tuple]:
     return excluded, gold
 
 
+_LOCAL: dict[int, QualityState] = {}  # this process's latest state per campaign
+
+
 def refresh(campaign: Campaign) -> dict[str, Any]:
-    """The campaign's figures after folding its new votes into the stored state (or all votes when it
-    must start over); the state is stored back."""
+    """The campaign's figures after folding its new votes into the state (or all votes when it must
+    start over).
+
+    The worker keeps its latest state in memory and stores it in the cache (for the other processes
+    and after a restart) when it was rebuilt and at most every SAVE_SECONDS otherwise: any stored
+    state is a valid start, one that is older only has more votes to fold.
+    """
     key = STATE_KEY.format(campaign.pk)
-    state = cache.get(key)
+    state = _LOCAL.get(campaign.pk)
+    stored_serial = cache.get(key + ":serial")
+    if state is None or (stored_serial is not None and stored_serial > state.serial):
+        state = cache.get(key) or state
+    before = None if state is None else state.full_runs
     state = update(campaign, state)
-    cache.set(key, state, timeout=KEEP_SECONDS)
+    state.serial += 1
+    _LOCAL[campaign.pk] = state
+    if state.full_runs != before or time.monotonic() - state.saved_at > SAVE_SECONDS:
+        state.saved_at = time.monotonic()
+        cache.set_many({key: state, key + ":serial": state.serial}, timeout=KEEP_SECONDS)
     return figures(campaign, state)
+
+
+def forget() -> None:
+    """Drop this process's states (tests: a rolled-back database reuses campaign and vote ids)."""
+    _LOCAL.clear()
+
+
+def current(campaign_id: int) -> QualityState | None:
+    """This process's latest state of the campaign (tests, benchmarks)."""
+    return _LOCAL.get(campaign_id)
 
 
 def update(campaign: Campaign, state: QualityState | None) -> QualityState:
@@ -320,8 +363,9 @@ def full(campaign: Campaign, excluded: frozenset[int] | None = None, gold: tuple
     for values in verdict_units.values():
         state.verdicts.update(alpha_parts([value for _, value in values]))
         _add_majority(state.majority, majority_parts(values), 1)
-    for (key, _, _), values in score_units.items():
-        state.dimensions.setdefault(key, Counter()).update(alpha_parts(values))
+    for unit, values in score_units.items():
+        state.scores[unit] = counts = dict(Counter(values))
+        state.dimensions.setdefault(unit[0], Counter()).update(counted_parts(counts))
     _fold_gold(state, gold_rows)
     _note_public_ids(state, state.voters)
     ids.sort()
@@ -356,52 +400,78 @@ def _add_majority(majority: dict[int, tuple[int, int]], parts: dict[int, tuple[i
 
 
 def _fold_units(state: QualityState, campaign: Campaign, rows: list[tuple]) -> None:
-    """Take the touched units' old contributions out and put their new ones in."""
+    """Take the touched units' old contributions out and put their new ones in: a verdict unit's
+    votes are read again (the majority needs who voted what), a score unit's counts are in the state."""
     if not rows:
         return
     new_ids = {row[0] for row in rows}
-    touched_verdicts: set[tuple] = set()
-    touched_scores: set[tuple] = set()
+    touched: set[tuple] = set()
+    added_scores: dict[tuple, list] = defaultdict(list)
     for row in rows:
         _, _, prompt_id, left, right = row[:5]
-        touched_verdicts.add((prompt_id, *sorted((left, right))))
+        touched.add((prompt_id, *sorted((left, right))))
         for key, sides in (row[7] or {}).items():
-            touched_scores.update((key, prompt_id, model) for side, model in (("left", left), ("right", right))
-                                  if side in sides)  # fmt: skip
-    old_verdicts: dict[tuple, list] = defaultdict(list)
-    old_scores: dict[tuple, list] = defaultdict(list)
-    new_verdicts: dict[tuple, list] = defaultdict(list)
-    new_scores: dict[tuple, list] = defaultdict(list)
-    for row in _unit_votes(campaign, sorted({unit[0] for unit in touched_verdicts})):
-        if row[1] in state.excluded:
+            for side, model in (("left", left), ("right", right)):
+                if side in sides:
+                    added_scores[(key, prompt_id, model)].append(sides[side])
+    old_units: dict[tuple, list] = defaultdict(list)
+    new_units: dict[tuple, list] = defaultdict(list)
+    for vote_id, voter_id, prompt_id, left, right, winner, verdict in _unit_votes(campaign, sorted(touched)):
+        if voter_id in state.excluded:
             continue
-        if state.is_folded(row[0]):
-            _add_to_units(row, old_verdicts, old_scores)
-            _add_to_units(row, new_verdicts, new_scores)
-        elif row[0] in new_ids:
-            _add_to_units(row, new_verdicts, new_scores)
+        unit, value = (prompt_id, *sorted((left, right))), (voter_id, winner if winner else verdict)
+        if state.is_folded(vote_id):
+            old_units[unit].append(value)
+            new_units[unit].append(value)
+        elif vote_id in new_ids:
+            new_units[unit].append(value)
         # else: committed since the new votes were read; the next refresh folds it
-    for unit in touched_verdicts:
-        old, new = old_verdicts.get(unit, []), new_verdicts[unit]
+    for unit in touched:
+        old, new = old_units.get(unit, []), new_units[unit]
         state.verdicts.update(alpha_parts([value for _, value in new]))
         state.verdicts.subtract(alpha_parts([value for _, value in old]))
         _add_majority(state.majority, majority_parts(old), -1)
         _add_majority(state.majority, majority_parts(new), 1)
     state.verdicts = +state.verdicts  # drop the zeros: a value no unit holds is no value
-    for unit in touched_scores:
+    for unit, values in added_scores.items():
+        counts = state.scores.setdefault(unit, {})
         parts = state.dimensions.setdefault(unit[0], Counter())
-        parts.update(alpha_parts(new_scores.get(unit, [])))
-        parts.subtract(alpha_parts(old_scores.get(unit, [])))
+        parts.subtract(counted_parts(counts))
+        for value in values:
+            counts[value] = counts.get(value, 0) + 1
+        parts.update(counted_parts(counts))
     # A dimension stays listed (its alpha None) once a score was given, as in quality.campaign_agreement.
     state.dimensions = {key: +parts for key, parts in state.dimensions.items()}
 
 
-def _unit_votes(campaign: Campaign, prompt_ids: list[int]) -> Iterator[tuple]:
-    """The regular battles' votes on these prompts (the touched units are among them)."""
-    for start in range(0, len(prompt_ids), _CHUNK):
-        yield from Vote.objects.filter(
-            campaign=campaign, prompt_id__in=prompt_ids[start : start + _CHUNK], battle__gold__isnull=True
-        ).values_list(*_UNIT_COLUMNS)
+# The votes on regular battles in these units (prompt, lower model id, higher model id).
+_UNIT_VOTES = sql(
+    """
+    WITH units (p, a, b) AS (VALUES {values})
+    SELECT v.{id}, v.{voter}, v.{prompt}, v.{left}, v.{right}, v.{winner}, v.{verdict}
+    FROM units
+    JOIN {vote} v ON v.{prompt} = units.p AND ((v.{left} = units.a AND v.{right} = units.b)
+                                            OR (v.{left} = units.b AND v.{right} = units.a))
+    JOIN {battle} b ON b.{battle_id} = v.{battle_fk}
+    WHERE v.{campaign} = %s AND b.{gold} IS NULL
+    """,
+    Vote,
+    Battle,
+    id=columns(Vote, "id"), voter=columns(Vote, "voter"), prompt=columns(Vote, "prompt"),
+    left=columns(Vote, "left_model"), right=columns(Vote, "right_model"), winner=columns(Vote, "winner"),
+    verdict=columns(Vote, "verdict"), battle_fk=columns(Vote, "battle"), campaign=columns(Vote, "campaign"),
+    battle_id=columns(Battle, "id"), gold=columns(Battle, "gold"),
+)  # fmt: skip
+_UNIT_VALUE = "(CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT))"
+
+
+def _unit_votes(campaign: Campaign, units: list[tuple]) -> Iterator[tuple]:
+    for start in range(0, len(units), _CHUNK):
+        chunk = units[start : start + _CHUNK]
+        statement = _UNIT_VOTES.replace("{values}", ", ".join([_UNIT_VALUE] * len(chunk)))
+        with connection.cursor() as cursor:
+            cursor.execute(statement, [*(n for unit in chunk for n in unit), campaign.pk])
+            yield from cursor.fetchall()
 
 
 def _fold_gold(state: QualityState, rows: Iterable[tuple]) -> None:
@@ -433,7 +503,17 @@ def figures(campaign: Campaign, state: QualityState) -> dict[str, Any]:
     gold_scores = {
         voter: GoldScore(voter, public[voter], agree, n, voter in excluded) for voter, (agree, n) in state.gold.items()
     }
-    gold = {score.public_id: score.as_dict() for score in gold_scores.values()}
+    gold = {
+        score.public_id: {
+            "voter_id": score.voter_id,
+            "public_id": score.public_id,
+            "agree": score.agree,
+            "n": score.n,
+            "excluded": score.excluded,
+            "share": score.share,
+        }
+        for score in gold_scores.values()
+    }  # GoldScore.as_dict, without dataclasses.asdict's deep copies
     gold_battles = GoldBattle.objects.filter(campaign=campaign)
     flags = []
     if state.voters:

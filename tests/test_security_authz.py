@@ -24,9 +24,21 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from arena.exports.models import ExportJob
-from arena.models import Admission, Battle, Campaign, GoldBattle, Invite, Ranking, Vote, Voter
+from arena.models import (
+    Admission,
+    Battle,
+    Campaign,
+    GenerationUsage,
+    GoldBattle,
+    Invite,
+    Ranking,
+    RefusedPrompt,
+    Vote,
+    Voter,
+)  # fmt: skip
 from arena.services import ratelimit
 from tests.factories import make_campaign
 
@@ -184,6 +196,8 @@ def world(db, django_user_model):
     GoldBattle.objects.create(campaign=public, prompt=first.prompt, first=first, second=second, expected="tie")
     Admission.objects.create(campaign=public, voter=Voter.objects.first(), invite=invite)
     job = ExportJob.objects.create(campaign=public, format="battles-jsonl")
+    RefusedPrompt.objects.create(campaign=live, text="Which model are you?", reason="asks", moderator="rules")
+    GenerationUsage.objects.create(campaign=public, model=public.contenders.first(), day=timezone.now().date())
     values = {
         "slug": "pub",
         "battle_id": bob_battle,

@@ -7,6 +7,9 @@ and its own earlier answers. ``Prompt.messages`` keeps the voter's turns (user r
 export calls "the prompt") and each Response row holds its side's answer to the latest turn, so the
 vote, the reveal page and the ratings treat a live battle like any other.
 
+Every prompt, the first and each further turn, passes arena.guardrails first (flood limits, the
+campaign's moderator and budgets: ``gate.admit_prompt``); a refused one starts no generation.
+
 Streaming: the generation task publishes each side's text through the channel layer to the group
 ``battle.<battle id>``, tagged only with the side ("A" = left, "B" = right), never with a model. The
 consumer (arena.consumers) turns those into the browser's frames. The worker also saves the text so

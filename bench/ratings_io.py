@@ -7,8 +7,9 @@
 
 "Old" is the ``ratings`` package as it was at ``--old-ref`` (default: the commit before the columnar
 reader), extracted with ``git archive`` into a temporary folder and run from there; "new" is this
-checkout. Each command runs in its own process: wall time, and peak memory as the process's maximum
-resident set (``wait4``). Both must print the same leaderboard (checked).
+checkout. Each command runs in its own process: wall time, CPU time (user + system, all threads) and peak
+memory as the process's maximum resident set (``wait4``); then the new command's phases in one process.
+Both must print the same leaderboard (checked).
 
 The files are generated once into var/bench-ratings-io/: ratings from N(1000, 120), Davidson ties
 (nu = 0.25, about 10%) and 5% "both bad"; records carry the public arena's fields (question_id,
@@ -101,8 +102,8 @@ def old_package(ref: str, into: Path) -> Path:
     return into
 
 
-def run_fit(cwd: Path, path: Path, extra: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak resident set in MiB, stdout) of one ``python -m ratings fit`` process."""
+def run_fit(cwd: Path, path: Path, extra: list[str]) -> tuple[float, float, str, float]:
+    """(wall seconds, peak resident set in MiB, stdout, CPU seconds) of one ``python -m ratings fit`` process."""
     env = dict(os.environ, PYTHONPATH=str(cwd))
     cmd = [sys.executable, "-m", "ratings", "fit", str(path), "--bootstrap", "1000", "--json", *extra]
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
@@ -115,14 +116,37 @@ def run_fit(cwd: Path, path: Path, extra: list[str]) -> tuple[float, float, str]
         err.seek(0)
         if proc.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)} failed: {err.read().decode()[-2000:]}")
-        return elapsed, usage.ru_maxrss / 1024, out.read().decode()
+        return elapsed, usage.ru_maxrss / 1024, out.read().decode(), usage.ru_utime + usage.ru_stime
 
 
-def best(cwd: Path, path: Path, extra: list[str], repeat: int) -> tuple[float, float, str, list[float]]:
+PHASES = """
+import sys, time
+t0 = time.perf_counter()
+from ratings.io import read_battles
+from ratings.leaderboard import compute_leaderboard
+t1 = time.perf_counter()
+battles = read_battles(sys.argv[1], anony_only=len(sys.argv) > 2)
+t2 = time.perf_counter()
+counts = battles.counts()
+t3 = time.perf_counter()
+compute_leaderboard(counts, bootstrap=1000)
+t4 = time.perf_counter()
+print(f"import {t1 - t0:.2f} s, read {t2 - t1:.2f} s, aggregate {t3 - t2:.2f} s, fit with 1,000 rounds {t4 - t3:.2f} s")
+"""
+
+
+def phases(path: Path, extra: list[str]) -> str:
+    """Where the new command's time goes, measured in one process."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+    cmd = [sys.executable, "-c", PHASES, str(path), *(["anony"] if "--anony-only" in extra else [])]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+
+def best(cwd: Path, path: Path, extra: list[str], repeat: int) -> tuple[float, float, str, float, list[float]]:
+    """The fastest of ``repeat`` runs (wall s, the highest peak MiB, stdout, its CPU s, every wall time)."""
     runs = [run_fit(cwd, path, extra) for _ in range(repeat)]
-    times = [r[0] for r in runs]
     fastest = min(runs, key=lambda r: r[0])
-    return fastest[0], max(r[1] for r in runs), fastest[2], times
+    return fastest[0], max(r[1] for r in runs), fastest[2], fastest[3], [r[0] for r in runs]
 
 
 def main() -> None:
@@ -141,21 +165,26 @@ def main() -> None:
          ["--anony-only"]),
     ]  # fmt: skip
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
-    header = f"{'file':<40} {'MB':>6}  {'old s':>7} {'old MiB':>8}  {'new s':>7} {'new MiB':>8}  {'speed-up':>8}"
+    header = (
+        f"{'file':<40} {'MB':>6}  {'old s':>7} {'CPU s':>6} {'old MiB':>8}  {'new s':>7} {'CPU s':>6} {'new MiB':>8}"
+        f"  {'speed-up':>8}"
+    )
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
         old = None if args.no_old else old_package(args.old_ref, Path(tmp))
         for label, path, extra in cases:
             size = path.stat().st_size / 1e6
-            new_s, new_mib, new_out, times = best(ROOT, path, extra, args.repeat)
+            new_s, new_mib, new_out, new_cpu, times = best(ROOT, path, extra, args.repeat)
+            new = f"{new_s:7.2f} {new_cpu:6.2f} {new_mib:8.0f}"
             if old is not None:
-                old_s, old_mib, old_out, _ = best(old, path, extra, 1)
+                old_s, old_mib, old_out, old_cpu, _ = best(old, path, extra, 1)
                 same = "same board" if json.loads(old_out) == json.loads(new_out) else "BOARDS DIFFER"
-                line = f"{old_s:7.2f} {old_mib:8.0f}  {new_s:7.2f} {new_mib:8.0f}  {old_s / new_s:7.1f}x  {same}"
+                line = f"{old_s:7.2f} {old_cpu:6.2f} {old_mib:8.0f}  {new}  {old_s / new_s:7.1f}x  {same}"
             else:
-                line = f"{'-':>7} {'-':>8}  {new_s:7.2f} {new_mib:8.0f}"
+                line = f"{'-':>7} {'-':>6} {'-':>8}  {new}"
             runs = f"  (runs: {', '.join(f'{t:.2f}' for t in times)})" if len(times) > 1 else ""
             print(f"{label:<40} {size:6.0f}  {line}{runs}", flush=True)
+            print(f"{'':<48}new: {phases(path, extra)}", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f} (2 s target at 1M, 5 s at 1.7M; busy machines run slower)")
 
 

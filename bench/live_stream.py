@@ -202,7 +202,8 @@ def main() -> None:
         stack.flush_redis(args.redis_url)
         env = stack.base_env(
             pg_url, redis_url=args.redis_url, STATIC_ROOT=str(tmp / "static"), LOG_LEVEL="WARNING",
-            ARENA_LIVE_PROMPTS_PER_MINUTE="0", DB_POOL_MAX_SIZE="20",
+            ARENA_LIVE_PROMPTS_PER_MINUTE="0", ARENA_IP_LIVE_PROMPTS_PER_MINUTE="0", ARENA_IP_LIVE_PROMPTS_PER_HOUR="0",
+            ARENA_CAMPAIGN_LIVE_PROMPTS_PER_MINUTE="0", DB_POOL_MAX_SIZE="20",
             ARENA_LIVE_FRAME_INTERVAL=str(args.frame_interval),
         )  # fmt: skip
         if args.layer != "shipped":

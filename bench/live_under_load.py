@@ -108,6 +108,18 @@ async def run(url: str, ws_url: str, args: argparse.Namespace, groups: dict[int,
     }  # fmt: skip
 
 
+# One load generator on one address sends every prompt: the live prompts' flood limits are off.
+NO_LIVE_LIMITS = {
+    name: "0"
+    for name in (
+        "ARENA_LIVE_PROMPTS_PER_MINUTE",
+        "ARENA_IP_LIVE_PROMPTS_PER_MINUTE",
+        "ARENA_IP_LIVE_PROMPTS_PER_HOUR",
+        "ARENA_CAMPAIGN_LIVE_PROMPTS_PER_MINUTE",
+    )
+}
+
+
 def cpu_seconds(groups: dict[int, str], pg_url: str) -> dict[str, float]:
     """CPU time so far of the process groups (id -> name; the processes alive now), of the PostgreSQL
     backends connected to the benchmark's database now, and of this process (the load generator)."""
@@ -183,7 +195,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir, stack.postgres_database() as pg_url:
         tmp = Path(tmpdir)
         stack.flush_redis()
-        env = stack.base_env(pg_url, **load_settings(tmp, ARENA_LIVE_PROMPTS_PER_MINUTE="0"))
+        env = stack.base_env(pg_url, **load_settings(tmp, **NO_LIVE_LIMITS))
         stack.manage(env, "migrate", "--noinput", "-v", "0")
         stack.manage(env, "collectstatic", "--noinput", "-v", "0")
         seed(pg_url, env, args.votes, tmp)

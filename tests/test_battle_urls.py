@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from arena.models import Battle, Campaign, Prompt, Response, Vote
 from arena.rendering import render_markdown
@@ -111,3 +112,21 @@ def test_multi_line_answers_keep_their_line_breaks(alice):
 )
 def test_single_newlines_are_line_breaks_and_nothing_else_changes(text, html):
     assert render_markdown(text) == html
+
+
+def test_answers_stored_before_line_breaks_are_rendered_again_by_a_command(capsys):
+    campaign = make_campaign(slug="old", models=("M1", "M2"), prompts=1)
+    other = make_campaign(slug="other", models=("M1", "M2"), prompts=1)
+    answer = Response.objects.filter(prompt__campaign=campaign).first()
+    Response.objects.filter(prompt__campaign__in=[campaign, other]).update(content=HAIKU, html="<p>stale</p>")
+    call_command("render_answers", "old")
+    assert "2 answers read, 2 rendered again." in capsys.readouterr().out
+    answer.refresh_from_db()
+    assert answer.html == render_markdown(HAIKU) and answer.html.count("<br>") == 2
+    assert Response.objects.filter(prompt__campaign=other, html="<p>stale</p>").count() == 2  # only that campaign
+    call_command("render_answers")
+    assert "4 answers read, 2 rendered again." in capsys.readouterr().out
+    call_command("render_answers")
+    assert "0 rendered again" in capsys.readouterr().out  # idempotent
+    with pytest.raises(CommandError, match="No campaign"):
+        call_command("render_answers", "nope")

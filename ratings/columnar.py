@@ -2,8 +2,8 @@
 
 CSV is parsed by pyarrow into columns; JSON lines and JSON lists by msgspec into small records of the
 three (or four, with ``anony``) fields read, skipping every other field without building it (2.5x
-pyarrow's JSON reader on the same files), and the records are counted by (model_a, model_b, winner).
-Model names and outcomes are then checked and mapped once per *distinct* value, never per row.
+pyarrow's JSON reader on the same files). Model names and outcomes are then checked and mapped once per
+*distinct* value, never per row.
 
 Every function here returns None when the file is anything but regular (a parse error, a missing or
 non-string field, an unknown outcome, a model battling itself, a blank line or two records on one
@@ -14,7 +14,6 @@ line it is. Both paths accept the same files and return the same battles (tests/
 from __future__ import annotations
 
 import re
-from collections import Counter
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
@@ -29,8 +28,7 @@ __all__ = ["Columns", "read_columns", "valid_utf8"]
 _FIELDS = ("model_a", "model_b", "winner")
 _ANONY_FALSE = (False, "false", "False", "0", 0)  # anony values that drop a record (as the row reader)
 
-_Mapped = tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]  # models, a index, b index, outcome
-Columns = tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]  # and each row's count
+Columns = tuple[tuple[str, ...], np.ndarray, np.ndarray, np.ndarray]  # models, a index, b index, outcome
 
 
 class _Battle(msgspec.Struct, gc=False):
@@ -76,21 +74,9 @@ def read_columns(data: memoryview, fmt: str, anony_only: bool) -> Columns | None
                 return None  # a blank line or two records on one line: the row reader decides
     except msgspec.MsgspecError:
         return None
-    # One C-level tuple per record, counted: the checks and the mapping then run per distinct battle.
-    fields = (*_FIELDS, "anony") if anony_only else _FIELDS
-    distinct = Counter(map(attrgetter(*fields), records))
-    del records
     if anony_only:
-        kept: Counter[tuple[str, str, str]] = Counter()
-        for key, n in distinct.items():
-            if key[3] not in _ANONY_FALSE:
-                kept[key[:3]] += n
-        distinct = kept
-    keys = list(distinct)
-    columns = _columns(*([key[i] for key in keys] for i in range(3)))
-    if columns is None:
-        return None
-    return (*columns, np.fromiter(distinct.values(), dtype=np.int64, count=len(keys)))
+        records = [r for r in records if r.anony not in _ANONY_FALSE]
+    return _columns(*(list(map(attrgetter(name), records)) for name in _FIELDS))
 
 
 def _count_lines(data: memoryview, chunk: int = 1 << 24) -> int:
@@ -124,8 +110,7 @@ def _csv_columns(data: memoryview, anony_only: bool) -> Columns | None:
     if "anony" in wanted:
         dropped = pc.is_in(table.column("anony"), value_set=pa.array([v for v in _ANONY_FALSE if isinstance(v, str)]))
         table = table.filter(pc.invert(dropped))
-    columns = _columns(*(_DictionaryColumn(table.column(name)) for name in _FIELDS))
-    return None if columns is None else (*columns, None)
+    return _columns(*(_DictionaryColumn(table.column(name)) for name in _FIELDS))
 
 
 class _DictionaryColumn:
@@ -146,7 +131,7 @@ def _encode(values: Sequence[str] | _DictionaryColumn) -> tuple[np.ndarray, list
     return np.fromiter(map(position.__getitem__, values), dtype=np.int32, count=len(values)), distinct
 
 
-def _columns(model_a: Any, model_b: Any, winner: Any) -> _Mapped | None:
+def _columns(model_a: Any, model_b: Any, winner: Any) -> Columns | None:
     """Check and map the three columns (lists of str, or pyarrow dictionary columns)."""
     codes_a, values_a = _encode(model_a)
     codes_b, values_b = _encode(model_b)

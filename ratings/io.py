@@ -45,20 +45,26 @@ class InputError(ValueError):
 
 @dataclass(frozen=True, eq=False)
 class Battles:
-    """Battles read from a file: ``a[i]`` and ``b[i]`` index ``models``, and the battle occurred
-    ``count[i]`` times (once each when ``count`` is None: then the rows are in file order)."""
+    """Battles read from a file, in file order: ``a[i]`` and ``b[i]`` index ``models``."""
 
     models: tuple[str, ...]
     a: np.ndarray
     b: np.ndarray
     outcome: np.ndarray
-    count: np.ndarray | None = None
 
     def __len__(self) -> int:
-        return len(self.outcome) if self.count is None else int(self.count.sum())
+        return len(self.outcome)
+
+    @property
+    def model_a(self) -> list[str]:
+        return [self.models[i] for i in self.a.tolist()]
+
+    @property
+    def model_b(self) -> list[str]:
+        return [self.models[i] for i in self.b.tolist()]
 
     def counts(self) -> PairCounts:
-        return PairCounts.from_battles(self.a, self.b, self.outcome, weights=self.count, models=self.models)
+        return PairCounts.from_battles(self.a, self.b, self.outcome, models=self.models)
 
     @classmethod
     def from_names(cls, model_a: list[str], model_b: list[str], outcome: np.ndarray) -> Battles:
@@ -89,7 +95,7 @@ def read_battles(path: str | Path, format: str | None = None, *, anony_only: boo
         raise InputError("not UTF-8 text", path=str(path))
     columns = read_columns(data, fmt, anony_only)
     if columns is not None:
-        if not len(columns[3]):  # every record skipped by anony_only
+        if not len(columns[3]):  # every record skipped by --anony-only
             raise InputError("no battles found", path=str(path))
         return Battles(*columns)
     return _read_rows(path, str(data, "utf-8"), fmt, anony_only)

@@ -99,6 +99,8 @@ def test_the_fast_path_reads_regular_files_to_the_row_readers_counts(tmp_path, f
     battles_read = read_battles(path, fmt, anony_only=anony_only)
     assert battles_read.counts() == expected
     assert len(battles_read) == len(kept)
+    assert battles_read.model_a == [r["model_a"].strip() for r in kept]  # in file order
+    assert battles_read.model_b == [r["model_b"].strip() for r in kept]
 
 
 @pytest.mark.parametrize("sep", [*LINE_SEPARATORS, "\r"])

@@ -25,6 +25,7 @@ The rules, as for response generation (arena.services.generation):
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -36,12 +37,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from arena.judges import prompting
 from arena.judges.models import Judge, JudgeVerdict
-from arena.models import Campaign, Dimension
+from arena.models import Campaign, Dimension, ModelEntry, Prompt, Response
 from arena.services import hot_sql
 from arena.services.generation import BACKOFF_MAX, cache_key, queue_for
 from backends.errors import BackendError, redact
@@ -259,15 +260,53 @@ class _Reply:
     calls: int = 0
 
 
-# What a run reads: the columns it uses only (the full rows, answers' HTML and campaigns, doubled the
-# ORM's work per pairing).
-_LOAD = (
-    "attempts", "lo_first_raw", "lo_first_verdict", "hi_first_raw", "hi_first_verdict",
-    "judge__template", "judge__prompt_price", "judge__completion_price",
-    "judge__model__name", "judge__model__backend", "judge__model__backend_settings", "judge__model__params",
-    "judge__campaign__allow_tie", "judge__campaign__allow_both_bad", "judge__campaign__created_at",
-    "prompt__messages", "response_lo__content", "response_hi__content",
+# What a run reads, in one statement: the ORM's select_related query cost more CPU to build than
+# the rest of the run's database work (bench/judges.py).
+_LOAD = hot_sql.sql(
+    "SELECT v.lo_first_raw, v.lo_first_verdict, v.hi_first_raw, v.hi_first_verdict, "
+    "j.id, j.template, j.prompt_price, j.completion_price, "
+    "m.id, m.name, m.backend, m.backend_settings, m.params, "
+    "c.id, c.allow_tie, c.allow_both_bad, c.created_at, p.messages, lo.content, hi.content "
+    "FROM {judgeverdict} v JOIN {judge} j ON j.id = v.judge_id JOIN {modelentry} m ON m.id = j.model_id "
+    "JOIN {campaign} c ON c.id = j.campaign_id JOIN {prompt} p ON p.id = v.prompt_id "
+    "JOIN {response} lo ON lo.id = v.response_lo_id JOIN {response} hi ON hi.id = v.response_hi_id "
+    "WHERE v.id = %s",
+    JudgeVerdict, Judge, ModelEntry, Campaign, Prompt, Response,
 )  # fmt: skip
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as Python data (PostgreSQL's driver decodes jsonb; SQLite gives text)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass
+class _Run:
+    """A claimed pairing, as the run needs it."""
+
+    stored: dict[str, tuple[str, str]]  # order -> (raw, letter) from an earlier run
+    judge: Judge
+    model: ModelEntry
+    campaign: Campaign
+    messages: list[dict[str, Any]]
+    answers: dict[str, str]
+
+
+def load(verdict_id: int) -> _Run:
+    (lo_raw, lo_letter, hi_raw, hi_letter, judge_id, template, prompt_price, completion_price, model_id, name,
+     backend, backend_settings, params, campaign_id, allow_tie, allow_both_bad, created_at, messages, lo,
+     hi) = hot_sql.fetchone(_LOAD, [verdict_id])  # fmt: skip
+    model = ModelEntry(
+        pk=model_id, name=name, backend=backend, backend_settings=_json(backend_settings), params=_json(params)
+    )
+    campaign = Campaign(pk=campaign_id, allow_tie=bool(allow_tie), allow_both_bad=bool(allow_both_bad),
+                        created_at=created_at)  # fmt: skip
+    judge = Judge(pk=judge_id, model=model, campaign=campaign, template=template, prompt_price=prompt_price,
+                  completion_price=completion_price)  # fmt: skip
+    return _Run(
+        {"lo_first": (lo_raw, lo_letter), "hi_first": (hi_raw, hi_letter)}, judge, model, campaign,
+        _json(messages), {"lo": lo, "hi": hi},
+    )  # fmt: skip
 
 
 def judge_pairing_now(verdict_id: int, *, retries_done: int = 0) -> Outcome:
@@ -278,28 +317,22 @@ def judge_pairing_now(verdict_id: int, *, retries_done: int = 0) -> Outcome:
     token = claim(verdict_id)
     if token is None:
         return Outcome("skipped")
-    row = (
-        JudgeVerdict.objects.select_related("judge__model", "judge__campaign", "prompt", "response_lo", "response_hi")
-        .only(*_LOAD)
-        .get(pk=verdict_id)
-    )
-    judge = row.judge
-    model = judge.model
+    run = load(verdict_id)
+    judge, model, campaign = run.judge, run.model, run.campaign
     where = {"judge_id": judge.pk, "queue": queue_for(model.backend)}
     replies: dict[str, _Reply] = {}
     try:
         params = DecodingParams.from_dict(model.params)
-        campaign = judge.campaign
         letters = prompting.allowed_letters(campaign.allow_tie, campaign.allow_both_bad)
         dims = campaign_dimensions(campaign)
-        answers = {"lo": row.response_lo.content, "hi": row.response_hi.content}
+        answers = run.answers
         wanted: dict[str, tuple[list[dict[str, str]], str]] = {}
         for order in ORDERS:
-            if getattr(row, f"{order}_raw"):
+            if run.stored[order][0]:
                 continue  # stored by an earlier run
             first, second = ("lo", "hi") if order == "lo_first" else ("hi", "lo")
             messages = prompting.render(
-                judge.template, row.prompt.messages, answers[first], answers[second], letters=letters, dimensions=dims
+                judge.template, run.messages, answers[first], answers[second], letters=letters, dimensions=dims
             )
             wanted[order] = (messages, cache_key(model, params, messages))
         cached = _cached_replies([key for _, key in wanted.values()]) if params.is_deterministic and wanted else {}
@@ -318,8 +351,8 @@ def judge_pairing_now(verdict_id: int, *, retries_done: int = 0) -> Outcome:
             )  # fmt: skip
         for order in ORDERS:
             if order not in replies:
-                replies[order] = _Reply(getattr(row, f"{order}_raw"), getattr(row, f"{order}_verdict"), "")
-        return Outcome(_finish(row, token, judge, replies, dims), **where)
+                replies[order] = _Reply(*run.stored[order], "")
+        return Outcome(_finish(verdict_id, token, judge, replies, dims), **where)
     except BackendError as error:
         message = _redacted(f"{error.kind}: {error.message}", model.backend_settings)
         log.warning("judging pairing %s failed: %s", verdict_id, message)
@@ -387,27 +420,36 @@ def combine_scores(raw: dict[str, str], dims: list[prompting.DimensionSpec]) -> 
     return out
 
 
-def _finish(row: JudgeVerdict, token: int, judge: Judge, replies: dict[str, _Reply], dims) -> str:
+def _finish(verdict_id: int, token: int, judge: Judge, replies: dict[str, _Reply], dims) -> str:
     """Store the replies with the combined verdict, or as a failure when one cannot be read."""
     for order in ORDERS:
         if not replies[order].letter:
             # Kept with its raw text for staff; a deterministic judge would answer the same, so no retry.
-            won = _store(row.pk, token, judge, replies, status=_S.FAILED, error=unparsed_message(order))
+            won = _store(verdict_id, token, judge, replies, status=_S.FAILED, error=unparsed_message(order))
             return "failed" if won else "lost"
     outcome, consistent = combine(replies["lo_first"].letter, replies["hi_first"].letter)
     raw = {order: replies[order].text for order in ORDERS}
-    won = _store(row.pk, token, judge, replies, status=_S.DONE, outcome=outcome, consistent=consistent,
+    won = _store(verdict_id, token, judge, replies, status=_S.DONE, outcome=outcome, consistent=consistent,
                  scores=combine_scores(raw, dims), error="")  # fmt: skip
     return "done" if won else "lost"
 
 
-def _cached_replies(keys: list[str]) -> dict[str, str]:
-    """Stored replies by cache key, for those of ``keys`` any judge run has (one query)."""
-    hits = JudgeVerdict.objects.filter(Q(lo_first_key__in=keys) | Q(hi_first_key__in=keys)).values_list(
-        "lo_first_key", "lo_first_raw", "hi_first_key", "hi_first_raw"
+# The "<> ''" terms match the partial indexes' condition, so a prepared (generic) plan can use them.
+_CACHED = {
+    n: hot_sql.sql(
+        "SELECT lo_first_key, lo_first_raw, hi_first_key, hi_first_raw FROM {judgeverdict} "
+        f"WHERE (lo_first_key IN ({marks}) AND lo_first_key <> '') "
+        f"OR (hi_first_key IN ({marks}) AND hi_first_key <> '') LIMIT {2 * n}",
+        JudgeVerdict,
     )
+    for n, marks in ((1, "%s"), (2, "%s, %s"))
+}
+
+
+def _cached_replies(keys: list[str]) -> dict[str, str]:
+    """Stored replies by cache key, for those of ``keys`` (one or two) any judge run has; one query."""
     found: dict[str, str] = {}
-    for lo_key, lo_raw, hi_key, hi_raw in hits[: 2 * len(keys)]:
+    for lo_key, lo_raw, hi_key, hi_raw in hot_sql.fetchall(_CACHED[len(keys)], [*keys, *keys]):
         for key, raw in ((lo_key, lo_raw), (hi_key, hi_raw)):
             if key in keys and raw:
                 found.setdefault(key, raw)

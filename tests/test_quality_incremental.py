@@ -176,3 +176,21 @@ def test_the_dashboard_figures_come_from_the_stored_state(db, django_capture_on_
     assert quality_state.current(data.campaign.pk).full_runs == 1
     entry = cache.get(quality_figures.FIGURES_KEY.format(data.campaign.pk))
     assert_same_figures(entry["figures"], original(data.campaign))
+
+
+def test_a_fold_that_fails_half_way_leaves_no_half_folded_state(db, monkeypatch):
+    data = VotedCampaign(13, "q13")
+    data.vote(100)
+    quality_state.refresh(data.campaign)
+    data.vote(40)
+    real = quality_state._fold_gold
+
+    def broken(state, rows):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(quality_state, "_fold_gold", broken)
+    with pytest.raises(RuntimeError):
+        quality_state.refresh(data.campaign)  # the units were folded, the gold votes not
+    monkeypatch.setattr(quality_state, "_fold_gold", real)
+    assert_same_figures(quality_state.refresh(data.campaign), original(data.campaign))
+    assert quality_state.current(data.campaign.pk).full_runs == 1  # from the stored state, not from scratch

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
@@ -239,7 +240,7 @@ class QualityState:
     public_ids: dict[int, str] = field(default_factory=dict)
     full_runs: int = 0  # how many times it started over (figures for the benchmark and the tests)
     serial: int = 0  # folds so far: a stored state with a higher serial is newer than this process's
-    saved_at: float = -math.inf  # time.monotonic() of the last save to the cache
+    saved_at: float = -math.inf  # time.time() of the last save to the cache
 
     def is_folded(self, vote_id: int) -> bool:
         return vote_id <= self.low or vote_id in self.recent
@@ -261,6 +262,7 @@ def _campaign_facts(campaign: Campaign) -> tuple[frozenset[int], tuple]:
 
 
 _LOCAL: dict[int, QualityState] = {}  # this process's latest state per campaign
+_LOCK = threading.Lock()
 
 
 def refresh(campaign: Campaign) -> dict[str, Any]:
@@ -272,18 +274,19 @@ def refresh(campaign: Campaign) -> dict[str, Any]:
     state is a valid start, one that is older only has more votes to fold.
     """
     key = STATE_KEY.format(campaign.pk)
-    state = _LOCAL.get(campaign.pk)
-    stored_serial = cache.get(key + ":serial")
-    if state is None or (stored_serial is not None and stored_serial > state.serial):
-        state = cache.get(key) or state
-    before = None if state is None else state.full_runs
-    state = update(campaign, state)
-    state.serial += 1
-    _LOCAL[campaign.pk] = state
-    if state.full_runs != before or time.monotonic() - state.saved_at > SAVE_SECONDS:
-        state.saved_at = time.monotonic()
-        cache.set_many({key: state, key + ":serial": state.serial}, timeout=KEEP_SECONDS)
-    return figures(campaign, state)
+    with _LOCK:  # one fold at a time per process (the embedded mode runs tasks in request threads)
+        state = _LOCAL.pop(campaign.pk, None)  # folding changes it in place: kept only once it succeeded
+        stored_serial = cache.get(key + ":serial")
+        if state is None or (stored_serial is not None and stored_serial > state.serial):
+            state = cache.get(key) or state
+        before = None if state is None else state.full_runs
+        state = update(campaign, state)
+        state.serial += 1
+        _LOCAL[campaign.pk] = state
+        if state.full_runs != before or abs(time.time() - state.saved_at) > SAVE_SECONDS:
+            state.saved_at = time.time()
+            cache.set_many({key: state, key + ":serial": state.serial}, timeout=KEEP_SECONDS)
+        return figures(campaign, state)
 
 
 def forget() -> None:

@@ -35,10 +35,8 @@ _BOLD_UNDERSCORES = re.compile(r"__[^_\n]+__")
 
 def count_tokens(text: str) -> int:
     """An estimate of the text's length in tokens (see the module docstring)."""
-    total = 0
-    for piece in _TOKEN.findall(text):
-        total += 1 + (len(piece) - 1) // _WORD_PIECE if len(piece) > 1 else 1
-    return total
+    pieces = _TOKEN.findall(text)
+    return len(pieces) + sum((len(piece) - 1) // _WORD_PIECE for piece in pieces if len(piece) > _WORD_PIECE)
 
 
 @dataclass(frozen=True)

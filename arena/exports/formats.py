@@ -215,10 +215,8 @@ def with_token_counts(messages: list[dict[str, str]]) -> list[dict[str, Any]]:
 def conversation_json(prompt: PromptText, answer: ResponseText) -> str:
     """The prompt's messages followed by the answer, as a JSON list (OpenAI-style messages, each with
     FastChat's ``num_tokens``)."""
-    return (
-        f'{prompt.open_json}{{"role":"assistant","content":{answer.content_json},'
-        f'"num_tokens":{answer.style.tokens}}}]'
-    )
+    tokens = answer.style.tokens
+    return f'{prompt.open_json}{{"role":"assistant","content":{answer.content_json},"num_tokens":{tokens}}}]'
 
 
 def battle_metadata_json(answer_a: ResponseText, answer_b: ResponseText) -> str:

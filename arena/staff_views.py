@@ -58,11 +58,13 @@ def campaign_dashboard(request: HttpRequest, slug: str) -> HttpResponse:
 def campaign_set_status(request: HttpRequest, slug: str) -> HttpResponse:
     campaign = get_object_or_404(Campaign, slug=slug)
     try:
-        campaigns.set_status(campaign, request.POST.get("status", ""))
+        changed = campaigns.set_status(campaign, request.POST.get("status", ""))
     except ArenaError as error:
         messages.error(request, error.message)
     except ValueError:
         messages.error(request, "Unknown status.")
+    else:
+        messages.success(request, f"{changed} is now {changed.status}.")
     return redirect("arena:dashboard", slug=slug)
 
 

@@ -145,3 +145,10 @@ def test_the_public_leaderboard_csv_and_the_exported_one_share_one_layout(client
     assert {"both_bad", "dimension", "category", "method", "provisional"} <= set(public[0])
     overall = [row for row in exported[1:] if row[0] == "" and row[1] == "" and row[2] == "davidson"]
     assert public[1:] == overall and len(overall) == 3
+
+
+def test_the_dashboards_status_buttons_confirm_the_change(staff_client):
+    make_campaign(slug="dash-status", status=Campaign.Status.ACTIVE)
+    response = staff_client.post(reverse("arena:set-status", args=["dash-status"]), {"status": "paused"}, follow=True)
+    assert [str(m) for m in response.context["messages"]] == ["Campaign dash-status is now paused."]
+    assert "Campaign dash-status is now paused." in response.content.decode()

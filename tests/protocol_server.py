@@ -251,6 +251,7 @@ class ProtocolServer:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 128  # 32+ clients connecting at once (bench/judges.py) overflowed the default 5
     owner: ProtocolServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:

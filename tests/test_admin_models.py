@@ -162,3 +162,16 @@ def test_testing_a_local_transformers_model_shows_its_answer(staff_client, tmp_p
     finally:
         unload_all()
     assert '<pre id="model-test-answer">Two plus two is four.</pre>' in page.content.decode()
+
+
+def test_the_try_model_command_prints_the_answer_or_fails_with_the_error(capsys):
+    from django.core.management import CommandError, call_command
+
+    ModelEntry.objects.create(name="Echo", backend="static", backend_settings={"text": "Echo: {prompt}"})
+    ModelEntry.objects.create(name="Down", backend="static", backend_settings={"error": "server_error"})
+    call_command("try_model", "Echo", "--prompt", "hi")
+    assert capsys.readouterr().out.strip() == "Echo: hi"
+    with pytest.raises(CommandError, match="Down: server_error: scripted failure"):
+        call_command("try_model", "Down")
+    with pytest.raises(CommandError, match="No model named 'Nobody'"):
+        call_command("try_model", "Nobody")

@@ -6,14 +6,14 @@ pyarrow's JSON reader on the same files). Model names and outcomes are then chec
 *distinct* value, never per row.
 
 Every function here returns None when the file is anything but regular (a parse error, a missing or
-non-string field, an unknown outcome, a model battling itself, a blank line or two records on one
-line): the caller then reads it again row by row, which finds the first bad record and says on which
-line it is. Both paths accept the same files and return the same battles (tests/ratings/test_ratings_io.py).
+non-string field, an unknown outcome, a model battling itself; in JSON lines a blank line, a line not
+starting with ``{`` or two records on one line): the caller then reads it again row by row, which finds
+the first bad record and says on which line it is. Both paths accept the same files and return the same
+battles (tests/ratings/test_ratings_io.py).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
@@ -46,7 +46,6 @@ _DECODERS = {
     for fmt in ("battles-jsonl", "fastchat-json")
     for anony, cls in ((False, _Battle), (True, _AnonyBattle))
 }
-_TWO_ON_A_LINE = re.compile(rb"\}[ \t\r]*\{")  # may also match inside a string: then only slower
 
 
 def valid_utf8(data: memoryview) -> bool:
@@ -70,8 +69,8 @@ def read_columns(data: memoryview, fmt: str, anony_only: bool) -> Columns | None
             records = _DECODERS[fmt, anony_only].decode(data)
         else:
             records = _DECODERS[fmt, anony_only].decode_lines(data)
-            if len(records) != _count_lines(data) or _TWO_ON_A_LINE.search(data):
-                return None  # a blank line or two records on one line: the row reader decides
+            if len(records) != _record_lines(data):
+                return None  # a blank line, a line not starting with "{" or two records on one line
     except msgspec.MsgspecError:
         return None
     if anony_only:
@@ -79,13 +78,20 @@ def read_columns(data: memoryview, fmt: str, anony_only: bool) -> Columns | None
     return _columns(*(list(map(attrgetter(name), records)) for name in _FIELDS))
 
 
-def _count_lines(data: memoryview, chunk: int = 1 << 24) -> int:
-    """Lines of the text (a last line without its newline counts)."""
-    n = sum(
-        int(np.count_nonzero(np.frombuffer(data[i : i + chunk], dtype=np.uint8) == 10))
-        for i in range(0, len(data), chunk)
-    )
-    return n + (len(data) > 0 and data[-1] != 10)
+def _record_lines(data: memoryview, chunk: int = 1 << 24) -> int | None:
+    """How many lines the text has when every line starts with ``{`` (a newline at the very end closes the
+    last line), else None. With as many records as such lines, each line holds exactly one record."""
+    text = np.frombuffer(data, dtype=np.uint8)
+    if not len(text) or text[0] != ord("{"):
+        return None
+    lines = 1
+    for start in range(0, len(text), chunk):
+        after = np.flatnonzero(text[start : start + chunk] == ord("\n")) + (start + 1)
+        after = after[after < len(text)]
+        if not np.all(text[after] == ord("{")):
+            return None
+        lines += len(after)
+    return lines
 
 
 def _csv_columns(data: memoryview, anony_only: bool) -> Columns | None:

@@ -203,6 +203,18 @@ def test_a_bad_csv_row_far_down_is_reported_with_its_line(tmp_path):
         assert str(info.value).startswith(f"{path}:2002: {message}")
 
 
+def test_answers_with_braces_and_code_stay_on_the_fast_path(tmp_path, no_row_reader):
+    """LaTeX (}{), code (} {) and JSON-looking text inside answers are no reason to read row by row."""
+    texts = ["\\frac{a}{b}", "if (x) { y } { z }", '{"model_a": "x"}\n{"model_b": "y"}', "}\n{"]
+    records = [{"model_a": "a", "model_b": "b", "winner": "tie", "answer": t} for t in texts]
+    path = tmp_path / "b.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert read_battles(path).counts().n_votes == len(texts)
+    listed = tmp_path / "b.json"
+    listed.write_text(json.dumps(records, indent=2))
+    assert read_battles(listed).counts().n_votes == len(texts)
+
+
 def test_jsonl_blank_lines_are_skipped_and_two_records_on_a_line_are_an_error(tmp_path):
     good = json.dumps({"model_a": "a", "model_b": "b", "winner": "tie"})
     path = tmp_path / "b.jsonl"

@@ -42,7 +42,7 @@ def test_a_live_battle_streams_and_the_start_request_returns_at_once(embedded_en
 
 def test_the_leaderboard_counts_every_vote_within_seconds_without_further_traffic(embedded_env, load, processes):
     embedded_env["ARENA_RECOMPUTE_DEBOUNCE"] = "2"
-    load(stack.small_campaign_spec("it", models=3, prompts=6))
+    load(stack.small_campaign_spec("it", models=3, prompts=8))  # one blind battle per prompt
     url = processes.web(embedded_env)
     with httpx.Client(base_url=url, timeout=10) as client:
         # A first vote, then six more in the debounce window of the recompute it asked for.

@@ -1,8 +1,9 @@
 """Importing prompts and pre-written responses from files, and whole campaigns from one JSON file.
 
-Every import is all or nothing: the whole file is parsed and validated first, every problem is
-reported with its line number, and only a clean file is written, in one transaction. Re-importing
-the same file is idempotent: prompts are matched by ``external_id``, responses by (prompt, model).
+Every import is all or nothing: every problem of the file is reported with its line number, and only
+a clean file is kept, written in one transaction (Arena's JSONL is written as it is read, and rolled
+back if a problem turns up; the other formats are checked whole first). Re-importing the same file
+is idempotent: prompts are matched by ``external_id``, responses by (prompt, model).
 
 Formats (docs/imports.md): Arena's prompt files in JSONL or CSV (`plain`), TRL preference pairs and
 arena battle records (`preferences`); `files` reads a file in any of them, `writer` stores the rows.
@@ -11,11 +12,15 @@ The admin page, the ``import_prompts`` command and bench/imports.py all go throu
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from arena.models import Campaign
 from arena.services.imports.campaigns import load_campaign
 from arena.services.imports.files import (
     FORMATS,
     ImportOptions,
+    PromptFile,
+    checked_row,
     detect_format,
     open_prompt_file,
     parse_prompt_file,
@@ -40,6 +45,8 @@ def import_file(campaign: Campaign, name: str, data: bytes, options: ImportOptio
     """
     options = options or ImportOptions()
     prompt_file = open_prompt_file(name, data, options)
+    if prompt_file.streams and not options.add_models:
+        return _import_in_one_pass(campaign, prompt_file)
     checked, errors = prompt_file.check()
     models_by_name = dict(campaign.contenders.values_list("name", "id"))
     errors += check_rows(checked, models_by_name, options.add_models)
@@ -47,6 +54,37 @@ def import_file(campaign: Campaign, name: str, data: bytes, options: ImportOptio
         raise ImportFailed(sorted(errors, key=error_line))
     # The file is read again as it is written, batch by batch (JSONL is never held as rows).
     return import_prompts(campaign, prompt_file.rows(), add_models=options.add_models, checked=checked)
+
+
+def _import_in_one_pass(campaign: Campaign, prompt_file: PromptFile) -> ImportSummary:
+    """Read a JSONL file once, writing its rows as they come, in one transaction: the same checks
+    and errors as checking first (a record's own errors, then check_rows on what was read), but a
+    file with an error is rolled back instead of never written. Rows stop going to the writer at the
+    first one that is wrong or cannot be written (an unknown model, answers without an external_id)."""
+    models_by_name = dict(campaign.contenders.values_list("name", "id"))
+    checked: list[PromptRow] = []
+    errors: list[str] = []
+
+    def rows() -> Iterator[PromptRow]:
+        writing = True
+        for item in prompt_file.items():
+            if isinstance(item, str):
+                errors.append(item)
+                writing = False
+                continue
+            checked.append(checked_row(item))
+            if item.responses and (not item.external_id or not models_by_name.keys() >= item.responses.keys()):
+                writing = False  # check_rows names the problem once every row is read
+            if writing:
+                yield item
+
+    def verify() -> list[str]:
+        found = errors + check_rows(checked, models_by_name, add_models=False)
+        if not checked and not found:
+            found.append("the file holds no prompt")
+        return sorted(found, key=error_line)
+
+    return import_prompts(campaign, rows(), verify=verify)
 
 
 def error_line(error: str) -> int:

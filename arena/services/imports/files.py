@@ -103,6 +103,12 @@ def _parse(fmt: str, text: str, options: ImportOptions) -> tuple[list[PromptRow]
 _NO_MESSAGES: list = []  # shared by checked rows, never changed
 
 
+def checked_row(row: PromptRow) -> PromptRow:
+    """What check_rows needs of a row: its line, external_id and model names (not the texts)."""
+    names = dict.fromkeys(map(sys.intern, row.responses), "")
+    return PromptRow(row.line, row.external_id, _NO_MESSAGES, responses=names)
+
+
 @dataclass
 class PromptFile:
     """A decoded file in a known format, read twice: ``check`` for the errors, ``rows`` to write it.
@@ -118,16 +124,24 @@ class PromptFile:
     options: ImportOptions
     _rows: list[PromptRow] | None = None
 
+    @property
+    def streams(self) -> bool:
+        """Whether the file is read one row at a time (Arena's JSONL), rather than parsed whole."""
+        return self.fmt == "jsonl"
+
+    def items(self) -> Iterator[PromptRow | str]:
+        """Each row, or an error as "line N: ...", in file order (a streaming file only)."""
+        return jsonl_rows(self.text)
+
     def check(self) -> tuple[list[PromptRow], list[str]]:
         """Rows for check_rows (only line, external_id and model names where the file streams) and the errors."""
-        if self.fmt == "jsonl":
+        if self.streams:
             rows, errors = [], []
             for item in jsonl_rows(self.text):
                 if isinstance(item, str):
                     errors.append(item)
                 else:
-                    answers = dict.fromkeys(map(sys.intern, item.responses), "")
-                    rows.append(PromptRow(item.line, item.external_id, _NO_MESSAGES, responses=answers))
+                    rows.append(checked_row(item))
         else:
             rows, errors = _parse(self.fmt, self.text, self.options)
             self._rows = rows

@@ -60,22 +60,24 @@ class _Answer:
 
 def import_prompts(
     campaign: Campaign, rows: Iterable[PromptRow], *, add_models: bool = False, use_copy: bool | None = None,
-    checked: Sequence[PromptRow] | None = None,
+    checked: Sequence[PromptRow] | None = None, verify: Callable[[], list[str]] | None = None,
 ) -> ImportSummary:  # fmt: skip
     """Write parsed prompts and responses into a campaign, all or nothing.
 
     ``add_models`` adds the models the rows name to the campaign (creating static-backend entries for
     unknown names); otherwise an unknown model is an error. ``use_copy`` forces (or avoids) the
     PostgreSQL COPY path; by default it is used on PostgreSQL. ``rows`` may be read once, as it is
-    written, when ``checked`` gives the same rows for the checks (``PromptFile.check``: only their
-    lines, ids and model names); otherwise ``rows`` is a list and is checked itself.
+    written: either ``checked`` gives the same rows, checked before anything is written
+    (``PromptFile.check``: only their lines, ids and model names), or ``verify``, called once every
+    row was written, gives the errors found while they were read (then nothing is kept; the rows
+    must stop before one that cannot be written). Otherwise ``rows`` is a list and is checked itself.
     """
     if use_copy is None:
         use_copy = connection.vendor == "postgresql"
-    if checked is None:
+    if checked is None and verify is None:
         checked = rows = list(rows)
     models_by_name = {m.name: m.id for m in campaign.contenders.all()}
-    errors = check_rows(checked, models_by_name, add_models)
+    errors = [] if checked is None else check_rows(checked, models_by_name, add_models)
     if errors:
         raise ImportFailed(errors)
     summary = ImportSummary()
@@ -88,6 +90,8 @@ def import_prompts(
             if add_models:
                 summary.models_added = _add_models(campaign, checked, models_by_name)
             _write(campaign, rows, models_by_name, summary, use_copy)
+            if verify is not None and (errors := verify()):
+                raise ImportFailed(errors)  # rolls back what was written
     except IntegrityError as error:
         # Only when another import (or an edit) wrote the same prompts or answers since they were read.
         raise ImportFailed([CONCURRENT_CHANGE]) from error

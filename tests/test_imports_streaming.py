@@ -131,7 +131,7 @@ def test_batches_written_before_a_bad_line_are_rolled_back(target, small_batches
     with pytest.raises(ImportFailed) as failed:
         _import(target, jsonl(records), use_copy, monkeypatch)
     assert failed.value.errors == [
-        "line 20: \"responses\" must map model names to answer texts",
+        'line 20: "responses" must map model names to answer texts',
         "line 23: external_id 'p3' also on line 4",
     ]
     assert (Prompt.objects.filter(campaign=target).count(), Response.objects.count(), Item.objects.count()) == (0, 0, 0)

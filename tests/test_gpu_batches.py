@@ -157,6 +157,32 @@ def test_a_transient_error_requeues_the_batch_and_the_retry_claims_it_again(
     assert rows == [("done", 2, "")] * 4
 
 
+def test_a_row_taken_over_mid_batch_keeps_the_new_runs_result(
+    model_dir, django_capture_on_commit_callbacks, monkeypatch
+):
+    """The reaper requeued one row of a running batch (its heartbeat was presumed dead) and another worker
+    claimed it: the batch's late write of that row is fenced off; the other rows are stored."""
+    model = local_model(model_dir, max_batch_size=8)
+    campaign = prompt_set("takeover", [model], QUESTIONS[:3])
+    ids = queue(campaign, django_capture_on_commit_callbacks)
+    real = TransformersBackend.generate_many
+    taken: list[int | None] = []
+
+    def reaped_meanwhile(self, conversations, params=None):
+        Response.objects.filter(pk=ids[1]).update(status="queued")  # what requeue_stale does to a silent row
+        taken.append(generation.claim(ids[1]))  # and a second worker's run owns it now
+        return real(self, conversations, params)
+
+    monkeypatch.setattr(TransformersBackend, "generate_many", reaped_meanwhile)
+
+    assert generate_response.delay(ids[0]).get() == "done"
+
+    rows = {r.pk: r for r in Response.objects.filter(pk__in=ids)}
+    assert taken == [2]
+    assert (rows[ids[1]].status, rows[ids[1]].attempts, rows[ids[1]].content) == ("running", 2, "")
+    assert rows[ids[0]].status == rows[ids[2]].status == "done"
+
+
 def test_a_permanent_error_fails_every_row_of_the_batch(tmp_path, django_capture_on_commit_callbacks):
     model = local_model(tmp_path / "missing", max_batch_size=8, local_files_only=True)
     campaign = prompt_set("permanent", [model], QUESTIONS[:3])

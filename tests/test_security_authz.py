@@ -27,6 +27,8 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
 from arena.exports.models import ExportJob
+from arena.judges import actions as judge_actions
+from arena.judges.models import Judge
 from arena.models import (
     Admission,
     Battle,
@@ -34,6 +36,7 @@ from arena.models import (
     GenerationUsage,
     GoldBattle,
     Invite,
+    ModelEntry,
     Ranking,
     RefusedPrompt,
     Vote,
@@ -84,6 +87,10 @@ EXPECTED: dict[tuple[str, str], tuple] = {
     ("api/v1/exports", "api:list_exports"): ("GET", api_staff(200)),
     ("api/v1/exports/<job_id>", "api:get_export"): ("GET", api_staff(200)),
     ("api/v1/exports/<job_id>/download", "api:export_download"): ("GET", api_staff(404)),  # not finished yet
+    ("api/v1/judges/run", "api:judges_run"): ("POST", api_staff(422)),  # staff: an empty body is refused
+    ("api/v1/judges/<slug>/progress", "api:judges_progress"): ("GET", api_staff(200)),
+    ("api/v1/judges/<slug>/agreement", "api:judges_agreement"): ("GET", api_staff(200)),
+    ("api/v1/judges/<slug>/leaderboard", "api:judges_leaderboard"): ("GET", api_staff(200)),
     ("c/<slug:slug>/leaderboard/", "ratings:leaderboard"): ("GET", A),
     ("c/<slug:slug>/leaderboard.json", "ratings:leaderboard-json"): ("GET", A),
     ("c/<slug:slug>/leaderboard.csv", "ratings:leaderboard-csv"): ("GET", A),
@@ -106,7 +113,7 @@ EXPECTED: dict[tuple[str, str], tuple] = {
     ("admin/autocomplete/", "admin:autocomplete"): ("GET", only_staff(403)),  # no field named: refused
     ("admin/jsi18n/", "admin:jsi18n"): ("GET", only_staff(200)),
     ("admin/r/<path:content_type_id>/<path:object_id>/", "admin:view_on_site"): ("GET", only_staff(404)),
-    ("admin/^(?P<app_label>auth|arena|exports)/$", "admin:app_list"): ("GET", only_staff(200)),
+    ("admin/^(?P<app_label>auth|arena|exports|judges)/$", "admin:app_list"): ("GET", only_staff(200)),
     ("admin/(?P<url>.*)$", "admin:"): ("GET", only_staff(404)),
     ("admin/auth/user/<id>/password/", "admin:auth_user_password_change"): ("GET", only_staff(200)),
     ("admin/arena/campaign/<int:campaign_id>/generation/", "admin:arena_campaign_generation"): (
@@ -132,7 +139,7 @@ ADMIN_MODEL_PAGES = {
     "<path:object_id>/": only_staff("redirect"),  # old-style URL, redirects to .../change/
 }
 ADMIN_MODEL_ROUTE = re.compile(r"^admin/(?P<app>\w+)/(?P<model>\w+)/(?P<page>|add/|<path:object_id>/(?:\w+/)?)$")
-STAFF_ONLY_PREFIXES = ("admin/", "staff/", "api/v1/exports")
+STAFF_ONLY_PREFIXES = ("admin/", "staff/", "api/v1/exports", "api/v1/judges")
 
 
 def walk(patterns, prefix: str = "", namespace: str = ""):
@@ -198,6 +205,8 @@ def world(db, django_user_model):
     job = ExportJob.objects.create(campaign=public, format="battles-jsonl")
     RefusedPrompt.objects.create(campaign=live, text="Which model are you?", reason="asks", moderator="rules")
     GenerationUsage.objects.create(campaign=public, model=public.contenders.first(), day=timezone.now().date())
+    referee = ModelEntry.objects.create(name="Referee", backend="static", backend_settings={"text": "[[C]]"})
+    judge_actions.start([Judge.objects.create(campaign=public, model=referee)], limit=1)  # a judge and a verdict
     values = {
         "slug": "pub",
         "battle_id": bob_battle,

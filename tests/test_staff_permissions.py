@@ -26,7 +26,9 @@ from django.urls import get_resolver
 
 from arena.exports import runner
 from arena.exports.models import ExportJob
-from arena.models import Admission, Campaign, GoldBattle, Invite, Ranking, Voter
+from arena.judges import actions as judge_actions
+from arena.judges.models import Judge
+from arena.models import Admission, Campaign, GoldBattle, Invite, ModelEntry, Ranking, Voter
 from arena.services import ratelimit
 from tests.factories import make_campaign
 from tests.test_exports import add_vote
@@ -34,7 +36,7 @@ from tests.test_security_authz import ADMIN_MODEL_ROUTE, fill, outcome, walk
 
 pytestmark = pytest.mark.django_db
 
-STAFF_PREFIXES = ("staff/", "admin/", "api/v1/exports")
+STAFF_PREFIXES = ("staff/", "admin/", "api/v1/exports", "api/v1/judges")
 
 # The admin's own pages, which show no data: what a staff user without any permission gets there.
 ADMIN_OWN = {
@@ -46,7 +48,7 @@ ADMIN_OWN = {
     ("admin/password_change/done/", "admin:password_change_done"): 200,
     ("admin/jsi18n/", "admin:jsi18n"): 200,
     ("admin/r/<path:content_type_id>/<path:object_id>/", "admin:view_on_site"): 404,
-    ("admin/^(?P<app_label>auth|arena|exports)/$", "admin:app_list"): 404,  # an app with nothing they may see
+    ("admin/^(?P<app_label>auth|arena|exports|judges)/$", "admin:app_list"): 404,  # an app with nothing they may see
     ("admin/(?P<url>.*)$", "admin:"): 404,
 }
 
@@ -67,6 +69,10 @@ GUARDED = {
     "admin:exports_campaign_export": (EXPORT, 200),
     "admin:arena_campaign_import": (("arena.change_campaign",), 200),
     "admin:arena_campaign_generation": (("arena.view_campaign", "arena.change_campaign"), 200),
+    "api:judges_run": (("judges.change_judge",), 202),
+    "api:judges_progress": (("judges.view_judge", "judges.change_judge"), 200),
+    "api:judges_agreement": (("judges.view_judge", "judges.change_judge"), 200),
+    "api:judges_leaderboard": (("judges.view_judge", "judges.change_judge"), 200),
 }
 _serial = itertools.count()
 STAFF_PERMISSIONS = sorted({perm for perms, _ in GUARDED.values() for perm in perms} | {"arena.view_voter"})
@@ -99,12 +105,15 @@ def world(db, settings, tmp_path, django_user_model):
     Ranking.objects.create(campaign=campaign, voter=voter, prompt=prompt, shown=[first.pk, second.pk])
     invite = Invite.objects.create(campaign=campaign, label="team")
     Admission.objects.create(campaign=campaign, voter=voter, invite=invite)
+    referee = ModelEntry.objects.create(name="Referee", backend="static", backend_settings={"text": "[[C]]"})
+    judge_actions.start([Judge.objects.create(campaign=campaign, model=referee)], limit=1)  # a judge and a verdict
     job = runner.run_job(ExportJob.objects.create(campaign=campaign, format="battles-jsonl").pk)
     assert job.status == ExportJob.Status.DONE and job.rows_written == 1
     values = {
         "slug": "pub",
         "job_id": job.pk,
         "campaign_id": campaign.pk,
+        "model_id": campaign.contenders.first().pk,
         "app_label": "arena",
         "url": "no-such-admin-page/",
         "content_type_id": ContentType.objects.get_for_model(Campaign).pk,
@@ -135,6 +144,8 @@ def ask(client: Client, name: str, path: str, world: dict):
         return client.post(path, {"status": "paused"})
     if name == "arena:exclude-voter":
         return client.post(path, {"voter": world["voter"].public_id})
+    if name == "api:judges_run":
+        return client.post(path, {"campaign": "pub", "limit": 1}, content_type="application/json")
     if name == "api:start_export":
         body = {"campaign": "pub", "format": "battles-jsonl", "include_excluded": True, "include_flagged": True}
         return client.post(path, body, content_type="application/json")

@@ -80,7 +80,7 @@ class StartedOut(Schema):
 _ERRORS = {400: ErrorOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
-@router.post("/run", response={202: list[StartedOut], **_ERRORS})
+@router.post("/run", response={202: list[StartedOut], **_ERRORS}, url_name="judges_run")
 def run_judges(request: HttpRequest, payload: RunIn):
     """Plan the pairings and hand them to the workers; follow them with ``GET /judges/{slug}/progress``."""
     if not allowed(request.user, CHANGE_JUDGE):
@@ -94,19 +94,19 @@ def run_judges(request: HttpRequest, payload: RunIn):
     ])  # fmt: skip
 
 
-@router.get("/{slug}/progress", response={200: list[dict], **_ERRORS})
+@router.get("/{slug}/progress", response={200: list[dict], **_ERRORS}, url_name="judges_progress")
 def progress(request: HttpRequest, slug: str, judge: str | None = None):
     """Each judge's pairings by status, tokens, calls and estimated cost."""
     return [actions.progress(j).to_dict() for j in actions.judges_of(slug, judge)]
 
 
-@router.get("/{slug}/agreement", response={200: list[dict], **_ERRORS})
+@router.get("/{slug}/agreement", response={200: list[dict], **_ERRORS}, url_name="judges_agreement")
 def agreement(request: HttpRequest, slug: str, judge: str | None = None):
     """Judge-human agreement, consistency, biases, rank correlation, human baseline and win rates."""
     return [boards.report(j) for j in actions.judges_of(slug, judge)]
 
 
-@router.get("/{slug}/leaderboard", response={200: list[dict], **_ERRORS})
+@router.get("/{slug}/leaderboard", response={200: list[dict], **_ERRORS}, url_name="judges_leaderboard")
 def leaderboard(request: HttpRequest, slug: str, judge: str | None = None, dimension: str = ""):
     """Each judge's own leaderboard (Bradley-Terry/Davidson, sandwich 95% intervals), overall or on a dimension."""
     out = []

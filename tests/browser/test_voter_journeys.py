@@ -152,9 +152,10 @@ def test_voter_on_a_phone(browser, live_server):
 def test_the_leaderboard_fits_a_phone_and_explains_itself(browser, live_server):
     names = ("meta-llama/Llama-3.1-70B-Instruct", "mistralai/Mixtral-8x22B-Instruct-v0.1", "Qwen2.5-72B", "gpt-4o")
     campaign = make_campaign(slug="wide", models=names, prompts=4)
-    cast_votes(campaign, 24)
+    cast_votes(campaign, 60)  # every pair compared: every model has an interval
     compute_snapshots(campaign)
     page = browser.new_context(**PHONE).new_page()
+    page.set_default_timeout(10_000)
     errors = watch(page)
     page.goto(f"{live_server.url}/c/{campaign.slug}/leaderboard/")
     no_horizontal_scroll(page)

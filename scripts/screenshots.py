@@ -3,8 +3,9 @@
     make run &                              # the demo campaign on http://127.0.0.1:8000
     .venv/bin/python scripts/screenshots.py # writes docs/screenshot.png and docs/screenshot-phone.png
 
-Each shot opens the demo campaign as a new voter until the battle shows the wanted prompt, so the
-pictures show the same battle every time (the hand-out is random). Emoji in the demo answers need a
+Each shot opens the demo campaign as a new voter until the battle is the wanted one (the hand-out is
+random): the desktop shot's prompt is the mutable-default Python question, the phone shot's first answer
+is short enough for its scores to show above the vote buttons. Emoji in the demo answers need a
 colour emoji font (Debian: fonts-noto-color-emoji). Every shot votes nothing.
 """
 

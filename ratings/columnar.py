@@ -14,6 +14,7 @@ battles (tests/ratings/test_ratings_io.py).
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Sequence
 from operator import attrgetter
 from typing import Any
@@ -99,8 +100,10 @@ def _csv_columns(data: memoryview, anony_only: bool) -> Columns | None:
     import pyarrow.compute as pc
     import pyarrow.csv as pcsv
 
-    header = bytes(data[:65536]).split(b"\n", 1)[0]
-    wanted = [*_FIELDS, "anony"] if anony_only and b"anony" in header else list(_FIELDS)
+    header = next(csv.reader([bytes(data[:65536]).split(b"\n", 1)[0].decode("utf-8", "replace").rstrip("\r")]), [])
+    wanted = [*_FIELDS, "anony"] if anony_only and "anony" in header else list(_FIELDS)
+    if any(header.count(name) > 1 for name in wanted):
+        return None  # a repeated column: the row reader takes its last value, as csv.DictReader does
     try:
         table = pcsv.read_csv(
             pa.BufferReader(pa.py_buffer(data)),

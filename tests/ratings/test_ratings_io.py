@@ -215,6 +215,13 @@ def test_answers_with_braces_and_code_stay_on_the_fast_path(tmp_path, no_row_rea
     assert read_battles(listed).counts().n_votes == len(texts)
 
 
+def test_a_repeated_csv_column_counts_as_the_row_reader_does(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text("model_a,model_b,winner,model_a\nx,y,tie,z\n")
+    assert read_battles(path).counts() == by_rows(path, "csv")
+    assert read_battles(path).counts().models == ("y", "z")  # csv.DictReader keeps the last model_a
+
+
 def test_jsonl_blank_lines_are_skipped_and_two_records_on_a_line_are_an_error(tmp_path):
     good = json.dumps({"model_a": "a", "model_b": "b", "winner": "tie"})
     path = tmp_path / "b.jsonl"

@@ -40,6 +40,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from arena.celery import app as celery_app
 from arena.judges import prompting
 from arena.judges.models import Judge, JudgeVerdict
 from arena.models import Campaign, Dimension, ModelEntry, Prompt, Response
@@ -70,10 +71,11 @@ _inline = threading.local()
 def dispatch(judge_id: int) -> int:
     """Send pending pairings of the judge up to its concurrency limit; returns how many were sent.
 
-    With tasks running in-process (CELERY_TASK_ALWAYS_EAGER) the pending rows are judged here, one
-    after another, and the return value is how many were judged.
+    With tasks run inline (CELERY_TASK_ALWAYS_EAGER, tests and commands without a broker) the pending
+    rows are judged here, one after another, and the return value is how many were judged. The
+    embedded server's in-process worker takes the tasks like any worker.
     """
-    if settings.CELERY_TASK_ALWAYS_EAGER:
+    if celery_app.conf.task_always_eager:  # not the setting: the embedded server turns it off at start
         return _judge_inline(judge_id)
     with transaction.atomic():
         ids, queue = take_slots(judge_id)

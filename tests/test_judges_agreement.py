@@ -157,3 +157,21 @@ def test_run_judges_command_judges_and_reports_usage(db):
     call_command("run_judges", "cmd", "--judge", "Static judge", "--limit", "1", "--wait", stdout=out)
     assert "1 new pairings to judge of 2" in out.getvalue() and "1 done" in out.getvalue()
     assert JudgeVerdict.objects.filter(status="done").count() == 1
+
+
+def test_a_judges_dimension_leaderboard_is_fitted_on_its_scores(db):
+    campaign = make_campaign(slug="dims", models=("Alpha", "Beta"), prompts=3, dimensions=("helpfulness",))
+    entry = ModelEntry.objects.create(name="Scorer", backend="static")
+    judge = Judge.objects.create(campaign=campaign, model=entry)
+    for item in Item.objects.filter(campaign=campaign):
+        JudgeVerdict.objects.create(
+            judge=judge, campaign=campaign, prompt_id=item.prompt_id, response_lo_id=item.response_lo_id,
+            response_hi_id=item.response_hi_id, model_lo_id=item.model_lo_id, model_hi_id=item.model_hi_id,
+            status="done", outcome="tie", consistent=False, lo_first_verdict="A", hi_first_verdict="A",
+            scores={"helpfulness": {"lo": 2.0, "hi": 4.5}},
+        )  # fmt: skip
+    overall = {r.model: r for r in boards.leaderboard(judge).rows}
+    assert overall["Alpha"].ties == 3 and overall["Alpha"].wins == 0
+    helpful = {r.model: r for r in boards.leaderboard(judge, dimension="helpfulness").rows}
+    assert (helpful["Beta"].wins, helpful["Alpha"].losses) == (3, 3)
+    assert helpful["Beta"].rating > helpful["Alpha"].rating

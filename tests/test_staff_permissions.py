@@ -23,12 +23,23 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.cache import cache
 from django.test import Client
 from django.urls import get_resolver
+from django.utils import timezone
 
 from arena.exports import runner
 from arena.exports.models import ExportJob
 from arena.judges import actions as judge_actions
 from arena.judges.models import Judge
-from arena.models import Admission, Campaign, GoldBattle, Invite, ModelEntry, Ranking, Voter
+from arena.models import (
+    Admission,
+    Campaign,
+    GenerationUsage,
+    GoldBattle,
+    Invite,
+    ModelEntry,
+    Ranking,
+    RefusedPrompt,
+    Voter,
+)
 from arena.services import ratelimit
 from tests.factories import make_campaign
 from tests.test_exports import add_vote
@@ -107,6 +118,8 @@ def world(db, settings, tmp_path, django_user_model):
     Admission.objects.create(campaign=campaign, voter=voter, invite=invite)
     referee = ModelEntry.objects.create(name="Referee", backend="static", backend_settings={"text": "[[C]]"})
     judge_actions.start([Judge.objects.create(campaign=campaign, model=referee)], limit=1)  # a judge and a verdict
+    RefusedPrompt.objects.create(campaign=campaign, text="Which model are you?", reason="asks", moderator="rules")
+    GenerationUsage.objects.create(campaign=campaign, model=campaign.contenders.first(), day=timezone.now().date())
     job = runner.run_job(ExportJob.objects.create(campaign=campaign, format="battles-jsonl").pk)
     assert job.status == ExportJob.Status.DONE and job.rows_written == 1
     values = {

@@ -121,6 +121,7 @@ def test_incremental_figures_equal_a_full_recomputation_round_after_round(db, se
 
 def test_what_cannot_be_folded_starts_over_and_stays_equal(db, monkeypatch):
     monkeypatch.setattr(quality_state, "RECENT", 20)
+    monkeypatch.setattr(quality_state, "COUNT_SECONDS", 0)  # count the votes below the window every time
     data = VotedCampaign(7, "q7")
     data.vote(200)
     state = quality_state.update(data.campaign, None)
@@ -131,7 +132,7 @@ def test_what_cannot_be_folded_starts_over_and_stays_equal(db, monkeypatch):
     assert state.full_runs == 2
     assert_same_figures(quality_state.figures(data.campaign, state), original(data.campaign))
 
-    # A vote committed late, below the recent window (an older id than every folded one above it).
+    # A vote deleted below the recent window (a voter deleted, say).
     data.vote(60)
     state = quality_state.update(data.campaign, state)
     Vote.objects.filter(pk=Vote.objects.filter(campaign=data.campaign).order_by("id")[5].pk).delete()
@@ -194,3 +195,23 @@ def test_a_fold_that_fails_half_way_leaves_no_half_folded_state(db, monkeypatch)
     monkeypatch.setattr(quality_state, "_fold_gold", real)
     assert_same_figures(quality_state.refresh(data.campaign), original(data.campaign))
     assert quality_state.current(data.campaign.pk).full_runs == 1  # from the stored state, not from scratch
+
+
+def test_a_vote_committed_after_later_ones_were_folded_is_folded_without_starting_over(db, monkeypatch):
+    """Ids come from a sequence: a transaction can commit its vote after a later id was read. Within
+    the recent window such a vote is found by a count and folded like any new vote."""
+    data = VotedCampaign(17, "q17")
+    data.vote(80)
+    state = quality_state.update(data.campaign, None)
+    data.vote(30)
+    votes = list(Vote.objects.filter(campaign=data.campaign).order_by("-id")[:30])
+    # The last vote of its voter (a voter's own votes commit in order), with later ids after it.
+    late = next(v for v in votes[1:] if not any(w.voter_id == v.voter_id and w.id > v.id for w in votes))
+    late.delete()  # not committed yet when the next refresh reads the votes
+    state = quality_state.update(data.campaign, state)
+    late.save(force_insert=True)  # commits now, with its old id, below votes already folded
+    data.vote(10)
+    state = quality_state.update(data.campaign, state)
+    assert state.full_runs == 1
+    assert late.id in state.recent
+    assert_same_figures(quality_state.figures(data.campaign, state), original(data.campaign))

@@ -48,6 +48,7 @@ STATE_KEY = "arena:quality:state:{}"
 KEEP_SECONDS = 30 * 24 * 3600
 VERSION = 1
 SAVE_SECONDS = 30.0
+COUNT_SECONDS = 60.0  # how often the votes below the recent window are counted (a deletion shows then)
 RECENT = 1000  # the highest folded ids, remembered so that a vote committed late just below them is still read
 THRESHOLDS = abuse.Thresholds()  # the dashboard's
 _COLUMNS = (
@@ -239,6 +240,7 @@ class QualityState:
     voters: dict[int, VoterRecord] = field(default_factory=dict)
     public_ids: dict[int, str] = field(default_factory=dict)
     full_runs: int = 0  # how many times it started over (figures for the benchmark and the tests)
+    counted_at: float = -math.inf  # time.time() when the votes up to low were last counted
     serial: int = 0  # folds so far: a stored state with a higher serial is newer than this process's
     saved_at: float = -math.inf  # time.time() of the last save to the cache
 
@@ -308,14 +310,21 @@ def update(campaign: Campaign, state: QualityState | None) -> QualityState:
         or state.campaign_id != campaign.pk
         or state.excluded != excluded
         or state.gold_battles != gold
-        or Vote.objects.filter(campaign=campaign, id__lte=state.low).count() != state.folded_low
     ):
         return full(campaign, excluded, gold, runs=0 if state is None else state.full_runs)
-    rows = [
-        row
-        for row in Vote.objects.filter(campaign=campaign, id__gt=state.low).order_by("id").values_list(*_COLUMNS)
-        if row[0] not in state.recent
-    ]
+    votes = Vote.objects.filter(campaign=campaign)
+    if abs(time.time() - state.counted_at) > COUNT_SECONDS:  # a count of every vote: not on each refresh
+        if votes.filter(id__lte=state.low).count() != state.folded_low:  # deleted, or committed very late
+            return full(campaign, excluded, gold, runs=state.full_runs)
+        state.counted_at = time.time()
+    top = max(state.recent, default=state.low)
+    rows = list(votes.filter(id__gt=top).order_by("id").values_list(*_COLUMNS))
+    if votes.filter(id__gt=state.low, id__lte=top).count() != len(state.recent):
+        window = set(votes.filter(id__gt=state.low, id__lte=top).values_list("id", flat=True))
+        if not state.recent <= window:
+            return full(campaign, excluded, gold, runs=state.full_runs)  # a folded vote was deleted
+        late = votes.filter(id__in=sorted(window - state.recent)).values_list(*_COLUMNS)
+        rows = sorted([*late, *rows])  # committed after later ones were folded: folded now
     if not rows:
         return state
     by_voter: dict[int, list[tuple]] = defaultdict(list)
@@ -343,7 +352,7 @@ def full(campaign: Campaign, excluded: frozenset[int] | None = None, gold: tuple
     """A new state from every vote of the campaign, in one streamed query (one snapshot)."""
     if excluded is None or gold is None:
         excluded, gold = _campaign_facts(campaign)
-    state = QualityState(campaign.pk, excluded, gold, full_runs=runs + 1)
+    state = QualityState(campaign.pk, excluded, gold, full_runs=runs + 1, counted_at=time.time())
     verdict_units: dict[tuple, list] = defaultdict(list)
     score_units: dict[tuple, list] = defaultdict(list)
     top = Vote.objects.filter(campaign=campaign).aggregate(top=Max("id"))["top"] or 0
@@ -447,14 +456,13 @@ def _fold_units(state: QualityState, campaign: Campaign, rows: list[tuple]) -> N
     state.dimensions = {key: +parts for key, parts in state.dimensions.items()}
 
 
-# The votes on regular battles in these units (prompt, lower model id, higher model id).
+# The votes on regular battles in these units (prompt, model shown left, model shown right).
 _UNIT_VOTES = sql(
     """
-    WITH units (p, a, b) AS (VALUES {values})
+    WITH units (p, l, r) AS (VALUES {values})
     SELECT v.{id}, v.{voter}, v.{prompt}, v.{left}, v.{right}, v.{winner}, v.{verdict}
     FROM units
-    JOIN {vote} v ON v.{prompt} = units.p AND ((v.{left} = units.a AND v.{right} = units.b)
-                                            OR (v.{left} = units.b AND v.{right} = units.a))
+    JOIN {vote} v ON v.{prompt} = units.p AND v.{left} = units.l AND v.{right} = units.r
     JOIN {battle} b ON b.{battle_id} = v.{battle_fk}
     WHERE v.{campaign} = %s AND b.{gold} IS NULL
     """,
@@ -469,6 +477,9 @@ _UNIT_VALUE = "(CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT))"
 
 
 def _unit_votes(campaign: Campaign, units: list[tuple]) -> Iterator[tuple]:
+    """Each unit as (prompt, left, right) both ways round: plain equalities, which an index on the
+    vote's (prompt, left model, right model) would answer without reading the prompt's other votes."""
+    units = [side for p, lo, hi in units for side in ((p, lo, hi), (p, hi, lo))]
     for start in range(0, len(units), _CHUNK):
         chunk = units[start : start + _CHUNK]
         statement = _UNIT_VOTES.replace("{values}", ", ".join([_UNIT_VALUE] * len(chunk)))

@@ -529,7 +529,9 @@ class Vote(models.Model):
     # after a scan, a rare staff action).
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="votes", db_index=False)
     voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="votes", db_index=False)
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="votes")
+    # Indexed with the models shown (vote_unit_idx below): the voter-quality figures read a prompt
+    # and pair's votes (arena.services.quality_state), and every lookup by prompt uses it too.
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="votes", db_index=False)
     left_model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+", db_index=False)
     right_model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+", db_index=False)
     winner = models.ForeignKey(
@@ -548,6 +550,7 @@ class Vote(models.Model):
             models.Index(fields=["campaign", "id"], name="vote_campaign_id_idx"),
             models.Index(fields=["campaign", "created_at"], name="vote_campaign_time_idx"),
             models.Index(fields=["voter", "campaign", "created_at"], name="vote_voter_idx"),
+            models.Index(fields=["prompt", "left_model", "right_model"], name="vote_unit_idx"),
         ]
 
     def __str__(self) -> str:

@@ -14,6 +14,7 @@ from ninja import NinjaAPI, Schema
 from ninja.errors import HttpError
 from ninja.parser import Parser
 
+from arena.api_common import ErrorOut
 from arena.json_body import json_body
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
@@ -30,11 +31,6 @@ class CheckedJsonParser(Parser):
 
 
 api = NinjaAPI(title="Arena API", version="1", urls_namespace="api", parser=CheckedJsonParser())
-
-
-class ErrorOut(Schema):
-    error: str
-    message: str
 
 
 class DimensionOut(Schema):

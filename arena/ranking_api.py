@@ -9,16 +9,12 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema
 
+from arena.api_common import ErrorOut
 from arena.services import access, rankings, ratelimit
 from arena.services.errors import NotFound
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
 
 router = Router(tags=["rankings"])
-
-
-class ErrorOut(Schema):
-    error: str
-    message: str
 
 
 class MessageOut(Schema):

@@ -11,62 +11,31 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from django.conf import settings
 from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Router, Schema
-from ninja.security import APIKeyCookie
 
+from arena.api_common import ErrorOut, StaffSession, Status
 from arena.exports import runner
 from arena.exports.models import ExportJob
 from arena.exports.views import export_file_response
 from arena.models import Campaign
-from arena.permissions import EXPORT_DATA, allowed
-from arena.services.errors import ArenaError, NotAllowed, NotFound
+from arena.permissions import EXPORT_DATA
+from arena.services.errors import NotFound
 
-try:
-    from ninja import Status  # recent django-ninja; returning (status, body) is deprecated there
-except ImportError:  # older django-ninja within the pinned range
-
-    def Status(status_code: int, value: Any) -> Any:
-        return status_code, value
-
-
-class NotAuthenticated(ArenaError):
-    status = 401
-    code = "unauthorized"
-
-
-class StaffSession(APIKeyCookie):
-    """The Django session of a staff user with the export permission; CSRF checked on unsafe methods."""
-
-    param_name = settings.SESSION_COOKIE_NAME
-
-    def __call__(self, request: HttpRequest) -> Any:
-        user = request.user
-        if not user.is_authenticated:
-            raise NotAuthenticated("Log in with a staff account to use exports.")
-        if not (user.is_active and user.is_staff):
-            raise NotAllowed("Exports are for staff only.")
-        if not allowed(user, EXPORT_DATA):
-            raise NotAllowed("Exports need the permission 'Can create and download exports' (exports.export_data).")
-        self._get_key(request)  # raises on a failed CSRF check
-        return user
-
-    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
-        return request.user
-
-
-router = Router(auth=StaffSession(), tags=["exports"])
+router = Router(
+    auth=StaffSession(
+        EXPORT_DATA,
+        feature="exports",
+        not_staff="Exports are for staff only.",
+        missing="Exports need the permission 'Can create and download exports' (exports.export_data).",
+    ),
+    tags=["exports"],
+)
 
 FormatName = Literal[
     "battles-jsonl", "battles-json", "trl-jsonl", "openai-jsonl", "parquet", "leaderboard-csv", "leaderboard-json"
 ]
-
-
-class ErrorOut(Schema):
-    error: str
-    message: str
 
 
 class ExportIn(Schema):

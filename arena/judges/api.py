@@ -7,58 +7,28 @@ change-judge) permission, running needs change-judge; POSTs need the CSRF token.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from django.conf import settings
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
-from ninja.security import APIKeyCookie
 
+from arena.api_common import ErrorOut, StaffSession, Status
 from arena.judges import actions, boards
 from arena.permissions import allowed
-from arena.services.errors import ArenaError, NotAllowed
-
-try:
-    from ninja import Status  # recent django-ninja; returning (status, body) is deprecated there
-except ImportError:  # older django-ninja within the pinned range
-
-    def Status(status_code: int, value: Any) -> Any:
-        return status_code, value
-
+from arena.services.errors import NotAllowed
 
 VIEW_JUDGE = ("judges.view_judge", "judges.change_judge")
 CHANGE_JUDGE = ("judges.change_judge",)
 
 
-class NotAuthenticated(ArenaError):
-    status = 401
-    code = "unauthorized"
-
-
-class JudgeStaff(APIKeyCookie):
-    """A staff session allowed to view judges; CSRF checked on unsafe methods."""
-
-    param_name = settings.SESSION_COOKIE_NAME
-
-    def __call__(self, request: HttpRequest) -> Any:
-        user = request.user
-        if not user.is_authenticated:
-            raise NotAuthenticated("Log in with a staff account to use judges.")
-        if not allowed(user, VIEW_JUDGE):
-            raise NotAllowed("Judges need the permission to view judges (judges.view_judge).")
-        self._get_key(request)  # raises on a failed CSRF check
-        return user
-
-    def authenticate(self, request: HttpRequest, key: str | None) -> Any:
-        return request.user
-
-
-router = Router(auth=JudgeStaff(), tags=["judges"])
-
-
-class ErrorOut(Schema):
-    error: str
-    message: str
+router = Router(
+    auth=StaffSession(
+        VIEW_JUDGE,
+        feature="judges",
+        missing="Judges need the permission to view judges (judges.view_judge).",
+    ),
+    tags=["judges"],
+)
 
 
 class RunIn(Schema):

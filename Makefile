@@ -62,6 +62,7 @@ test: $(VENV)/.test-installed services
 
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: $(VENV)/.test-installed services
 	$(PY) bench/ratings.py

@@ -151,8 +151,12 @@ class PromptImportForm(forms.Form):
 
     def options(self) -> ImportOptions:
         data = self.cleaned_data
-        return ImportOptions(format=data["format"], chosen_model=data["chosen_model"],
-                             rejected_model=data["rejected_model"], add_models=data["add_models"])  # fmt: skip
+        return ImportOptions(
+            format=data["format"],
+            chosen_model=data["chosen_model"],
+            rejected_model=data["rejected_model"],
+            add_models=data["add_models"],
+        )
 
 
 def _set_status(status: str):
@@ -371,8 +375,9 @@ def make_gold(modeladmin, request, queryset):
     if not request.user.has_perm("arena.add_goldbattle"):
         modeladmin.message_user(request, "You may not add gold battles.", messages.ERROR)
         return
-    result = gold_from_votes(queryset.select_related("battle__campaign", "battle__prompt", "battle__left",
-                                                     "battle__right"))  # fmt: skip
+    result = gold_from_votes(
+        queryset.select_related("battle__campaign", "battle__prompt", "battle__left", "battle__right")
+    )
     if result.created:
         modeladmin.message_user(request, f"{len(result.created)} gold battle(s) created.", messages.SUCCESS)
     for reason in result.skipped:

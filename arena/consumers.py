@@ -184,6 +184,10 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
             self.length[side] += len(missing)
             await self.send_json({"type": "delta", "side": side, "text": missing})
         if self.length[side] < offset:
-            log.warning("live battle %s side %s: %d characters could not be recovered", self.battle_id, side,
-                     offset - self.length[side])  # fmt: skip
+            log.warning(
+                "live battle %s side %s: %d characters could not be recovered",
+                self.battle_id,
+                side,
+                offset - self.length[side],
+            )
             self.length[side] = offset  # the "done" frame's html carries the whole text anyway

@@ -56,8 +56,11 @@ def start(loop: asyncio.AbstractEventLoop | None = None) -> bool:
         scheduler = beat.EmbeddedService(app, thread=True, schedule_filename=settings.CELERY_BEAT_SCHEDULE_FILENAME)
         scheduler.start()
         _state.update(pid=os.getpid(), loop=loop, beat=scheduler)
-    log.info("embedded mode: worker (%d threads) and beat started in process %d",
-             settings.ARENA_IN_PROCESS_CONCURRENCY, os.getpid())  # fmt: skip
+    log.info(
+        "embedded mode: worker (%d threads) and beat started in process %d",
+        settings.ARENA_IN_PROCESS_CONCURRENCY,
+        os.getpid(),
+    )
     return True
 
 

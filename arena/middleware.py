@@ -131,8 +131,7 @@ class DatabaseCircuit:
             if database_answers():
                 _check_pools()
                 return
-            log.error("the database does not answer: the outage page for everyone, probed every %s s",
-                      _retry_after())  # fmt: skip
+            log.error("the database does not answer: the outage page for everyone, probed every %s s", _retry_after())
             self.open = True
             self.retry_at = time.monotonic() + _retry_after()
             _close_pools()

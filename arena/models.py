@@ -153,10 +153,11 @@ class Campaign(models.Model):
         max_length=32, default="rules", help_text="Moderator of voters' prompts: rules, openai, transformers or none."
     )
     moderator_settings = models.JSONField(
-        default=dict, blank=True,
+        default=dict,
+        blank=True,
         help_text='Moderator settings, e.g. rules: {"words": [...], "patterns": [...]}; '
         'openai: {"base_url": ..., "model": ..., "api_key_env": ...}.',
-    )  # fmt: skip
+    )
     moderation_fail_open = models.BooleanField(
         default=False, help_text="When the moderator fails, let prompts through (default: refuse them)."
     )
@@ -167,9 +168,10 @@ class Campaign(models.Model):
         default=0, help_text="Tokens (prompt and generated) per UTC day of live generation; 0 = no limit."
     )
     live_cost_per_day = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0.0)],
+        default=0.0,
+        validators=[MinValueValidator(0.0)],
         help_text="Estimated cost (USD, from the models' prices) per UTC day of live generation; 0 = no limit.",
-    )  # fmt: skip
+    )
     created_at = models.DateTimeField(default=timezone.now)
     closed_at = models.DateTimeField(null=True, blank=True)
 
@@ -486,13 +488,23 @@ class Battle(models.Model):
     # gold and ranking are empty on most battles: partial indexes (below) hold only the battles that
     # have one, so an ordinary battle writes no entry for them.
     gold = models.ForeignKey(
-        "GoldBattle", null=True, blank=True, on_delete=models.PROTECT, related_name="battles", db_index=False,
+        "GoldBattle",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="battles",
+        db_index=False,
         help_text="Set when this battle is a gold check: its vote scores the voter, not the models.",
-    )  # fmt: skip
+    )
     ranking = models.ForeignKey(
-        "Ranking", null=True, blank=True, on_delete=models.CASCADE, related_name="pairs", db_index=False,
+        "Ranking",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="pairs",
+        db_index=False,
         help_text="Set on the pairwise battles a submitted ranking expands to.",
-    )  # fmt: skip
+    )
     # Live battles: the voter's turns and each side's answers, {"user": [...], "left": [...], "right": [...]}.
     conversation = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)

@@ -49,11 +49,7 @@ def shows_arena_errors(view):
 
 @require_GET
 def home(request: HttpRequest) -> HttpResponse:
-    campaigns = (
-        access.listed_campaigns(request)
-        .annotate(n_votes=Count("votes"))
-        .order_by("status", "-created_at")
-    )
+    campaigns = access.listed_campaigns(request).annotate(n_votes=Count("votes")).order_by("status", "-created_at")
     return render(request, "arena/home.html", {"campaigns": campaigns})
 
 
@@ -126,8 +122,9 @@ def battle_page(request: HttpRequest, slug: str, battle_id: str) -> HttpResponse
     if battle.status != Battle.Status.OPEN:
         raise NotFound("This battle was withdrawn. Please start the next one.")
     profile = access.visible_profile(request, slug)
-    page = pages.battle_page(profile, pages.battle_view(battle), staff=request.user.is_staff,
-                             csrf_token=get_token(request))  # fmt: skip
+    page = pages.battle_page(
+        profile, pages.battle_view(battle), staff=request.user.is_staff, csrf_token=get_token(request)
+    )
     return HttpResponse(page)
 
 

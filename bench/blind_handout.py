@@ -40,11 +40,15 @@ def main() -> None:
         stack.manage(env, "migrate", "--noinput", "-v", "0")
         names = [f"m{i:03d}" for i in range(args.models)]
         spec = {
-            "slug": "bench", "title": "Bench", "status": "active",
+            "slug": "bench",
+            "title": "Bench",
+            "status": "active",
             "models": [{"name": n, "backend": "static"} for n in names],
-            "prompts": [{"external_id": f"p{p}", "prompt": f"Q {p}", "responses": {n: f"A {n} {p}" for n in names}}
-                        for p in range(args.prompts)],
-        }  # fmt: skip
+            "prompts": [
+                {"external_id": f"p{p}", "prompt": f"Q {p}", "responses": {n: f"A {n} {p}" for n in names}}
+                for p in range(args.prompts)
+            ],
+        }
         Path(tmpdir, "c.json").write_text(json.dumps(spec))
         stack.manage(env, "load_campaign", str(Path(tmpdir, "c.json")), timeout=600)
         os.environ.update(env)
@@ -89,8 +93,10 @@ def run(args: argparse.Namespace) -> None:
                 revealed |= {battle.left_id, battle.right_id}
                 record_vote(view.id, voter, "tie")
             times.sort()
-            print(f"  {history:>13,} | {statistics.median(times):6.2f} {times[int(len(times) * 0.9)]:6.2f}"
-                  f"                 | {leaks} of {history + args.timed}")  # fmt: skip
+            print(
+                f"  {history:>13,} | {statistics.median(times):6.2f} {times[int(len(times) * 0.9)]:6.2f}"
+                f"                 | {leaks} of {history + args.timed}"
+            )
         print()
 
 

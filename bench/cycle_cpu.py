@@ -39,11 +39,19 @@ class Browser:
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
         environ = {
-            "REQUEST_METHOD": method, "PATH_INFO": path, "QUERY_STRING": "", "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8000", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
-            "HTTP_HOST": "127.0.0.1:8000", "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
-            "wsgi.errors": sys.stderr, "CONTENT_LENGTH": str(len(body)),
-        }  # fmt: skip
+            "REQUEST_METHOD": method,
+            "PATH_INFO": path,
+            "QUERY_STRING": "",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8000",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1:8000",
+            "wsgi.url_scheme": "http",
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr,
+            "CONTENT_LENGTH": str(len(body)),
+        }
         if body:
             environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
         if self.cookies:
@@ -99,10 +107,15 @@ def main() -> None:
 
     from tests import stack
 
-    limits = {name: "100000000" for name in (
-        "ARENA_VOTE_RATE_PER_MINUTE", "ARENA_BATTLE_RATE_PER_MINUTE",
-        "ARENA_IP_VOTE_RATE_PER_MINUTE", "ARENA_IP_BATTLE_RATE_PER_MINUTE",
-    )}  # fmt: skip
+    limits = {
+        name: "100000000"
+        for name in (
+            "ARENA_VOTE_RATE_PER_MINUTE",
+            "ARENA_BATTLE_RATE_PER_MINUTE",
+            "ARENA_IP_VOTE_RATE_PER_MINUTE",
+            "ARENA_IP_BATTLE_RATE_PER_MINUTE",
+        )
+    }
     static = tempfile.mkdtemp(prefix="arena-static-")
     env = stack.base_env(
         args.database, args.redis, STATIC_ROOT=static, ARENA_RECOMPUTE_DEBOUNCE="5", LOG_LEVEL="WARNING", **limits

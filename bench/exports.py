@@ -87,12 +87,16 @@ def campaign_spec(models: int, prompts: int) -> dict:
         "dimensions": [{"key": "helpfulness", "label": "Helpfulness"}],
         "models": [{"name": n, "backend": "static"} for n in names],
         "prompts": [
-            {"external_id": f"p{p}", "prompt": f"Benchmark question {p}: explain something.",
-             "category": ("coding", "facts", "writing")[p % 3], "language": "en",
-             "responses": {n: f"{body}\n\nAnswer {i}/{p}." for i, n in enumerate(names)}}
+            {
+                "external_id": f"p{p}",
+                "prompt": f"Benchmark question {p}: explain something.",
+                "category": ("coding", "facts", "writing")[p % 3],
+                "language": "en",
+                "responses": {n: f"{body}\n\nAnswer {i}/{p}." for i, n in enumerate(names)},
+            }
             for p in range(prompts)
         ],
-    }  # fmt: skip
+    }
 
 
 def peak_rss_mb() -> float:
@@ -114,8 +118,14 @@ def child_export(fmt: str, filters: dict, output: str) -> dict:
     started = time.perf_counter()
     stats = write_export(campaign, fmt, ExportFilters.parse(filters), output)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak_rss_mb(), "rows_read": stats.rows_done,
-            "records": stats.rows_written, "bytes": os.path.getsize(output)}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak_rss_mb(),
+        "rows_read": stats.rows_done,
+        "records": stats.rows_written,
+        "bytes": os.path.getsize(output),
+    }
 
 
 def child_import(prompts: int, responses: int) -> dict:
@@ -130,9 +140,13 @@ def child_import(prompts: int, responses: int) -> dict:
     campaign.contenders.set([ModelEntry.objects.get_or_create(name=n)[0] for n in names])
     lines = []
     for i in range(prompts):
-        record = {"external_id": f"q{i}", "prompt": f"Imported question {i}: what is {i} squared?",
-                  "category": ("coding", "facts", "writing")[i % 3], "language": "en",
-                  "responses": {n: f"The answer is **{i * i}** ({n})." for n in names}}  # fmt: skip
+        record = {
+            "external_id": f"q{i}",
+            "prompt": f"Imported question {i}: what is {i} squared?",
+            "category": ("coding", "facts", "writing")[i % 3],
+            "language": "en",
+            "responses": {n: f"The answer is **{i * i}** ({n})." for n in names},
+        }
         lines.append(json.dumps(record))
     data = "\n".join(lines).encode()
     before = peak_rss_mb()
@@ -141,13 +155,20 @@ def child_import(prompts: int, responses: int) -> dict:
     parsed = time.perf_counter() - started
     summary = import_prompts(campaign, rows)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "parse_seconds": parsed, "rss_before_mb": before, "peak_rss_mb": peak_rss_mb(),
-            "summary": str(summary), "bytes": len(data)}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "parse_seconds": parsed,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak_rss_mb(),
+        "summary": str(summary),
+        "bytes": len(data),
+    }
 
 
 def run_child(env: dict, *args: str) -> dict:
-    result = subprocess.run([sys.executable, __file__, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                            timeout=1800)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, __file__, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -184,8 +205,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--votes", type=int, default=1_000_000)
     parser.add_argument("--prompts", type=int, default=100_000)
-    parser.add_argument("--import-responses", type=int, default=2,
-                        help="models answering each imported prompt in the second import run (0: skip it)")  # fmt: skip
+    parser.add_argument(
+        "--import-responses",
+        type=int,
+        default=2,
+        help="models answering each imported prompt in the second import run (0: skip it)",
+    )
     parser.add_argument("--keep-files", type=Path, help="copy the export files into this folder")
     parser.add_argument("--child-export", nargs=3, metavar=("FORMAT", "FILTERS", "OUTPUT"), help=argparse.SUPPRESS)
     parser.add_argument("--child-import", nargs=2, type=int, metavar=("PROMPTS", "RESPONSES"), help=argparse.SUPPRESS)
@@ -208,9 +233,11 @@ def main() -> None:
             output = tmp / f"bench-{fmt}.{fmt.rsplit('-', 1)[-1]}"
             result = run_child(env, "--child-export", fmt, json.dumps(filters), str(output))
             label = fmt + (" " + " ".join(f"{k}={v}" for k, v in filters.items()) if filters else "")
-            print(f"  {label:<44} {result['seconds']:6.1f} s  peak RSS {result['peak_rss_mb']:6.0f} MB "
-                  f"(Django loaded: {result['rss_before_mb']:.0f} MB)  {result['records']:>9,} records  "
-                  f"{result['bytes'] / 1e6:7.0f} MB file")  # fmt: skip
+            print(
+                f"  {label:<44} {result['seconds']:6.1f} s  peak RSS {result['peak_rss_mb']:6.0f} MB "
+                f"(Django loaded: {result['rss_before_mb']:.0f} MB)  {result['records']:>9,} records  "
+                f"{result['bytes'] / 1e6:7.0f} MB file"
+            )
             if args.keep_files:
                 args.keep_files.mkdir(parents=True, exist_ok=True)
                 os.replace(output, args.keep_files / output.name)
@@ -219,9 +246,11 @@ def main() -> None:
         print(f"\nimport of {args.prompts:,} prompts through arena.services.imports (target: < 30 s)")
         for responses in sorted({0, args.import_responses}):
             result = run_child(env, "--child-import", str(args.prompts), str(responses))
-            print(f"  {responses} responses per prompt: {result['seconds']:6.1f} s "
-                  f"(parsing {result['parse_seconds']:.1f} s)  peak RSS {result['peak_rss_mb']:.0f} MB  "
-                  f"file {result['bytes'] / 1e6:.0f} MB  -> {result['summary']}")  # fmt: skip
+            print(
+                f"  {responses} responses per prompt: {result['seconds']:6.1f} s "
+                f"(parsing {result['parse_seconds']:.1f} s)  peak RSS {result['peak_rss_mb']:.0f} MB  "
+                f"file {result['bytes'] / 1e6:.0f} MB  -> {result['summary']}"
+            )
 
 
 if __name__ == "__main__":

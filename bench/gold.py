@@ -93,9 +93,11 @@ def measure(handouts: int, tmp: Path, explain: bool = False) -> None:
 
     seconds, agreement = timed(campaign_agreement, campaign)
     summary = agreement["summary"]
-    print(f"  campaign_agreement (alpha, majority, gold)  {seconds:6.1f} s   gold share "
-          f"{summary['gold']['share'] or 0:.3f} over {summary['gold']['n']:,} votes, majority share "
-          f"{summary['majority']['share'] or 0:.3f} over {summary['majority']['n']:,} votes")  # fmt: skip
+    print(
+        f"  campaign_agreement (alpha, majority, gold)  {seconds:6.1f} s   gold share "
+        f"{summary['gold']['share'] or 0:.3f} over {summary['gold']['n']:,} votes, majority share "
+        f"{summary['majority']['share'] or 0:.3f} over {summary['majority']['n']:,} votes"
+    )
     seconds, flags = timed(suspicious_voters, campaign)
     print(f"  suspicious_voters (gold included)           {seconds:6.1f} s   {len(flags):,} flagged")
     for filters in ({}, {"include_gold": True}):

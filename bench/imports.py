@@ -83,27 +83,47 @@ def write_file(path: Path, fmt: str, prompts: int, models: list[str], kind: str)
             category = ("coding", "facts", "writing")[i % 3]
             answers = {m: answer(i, m, kind) for m in models}
             if fmt == "jsonl":
-                record = {"external_id": f"q{i}", "prompt": question, "category": category, "language": "en",
-                          "responses": answers}  # fmt: skip
+                record = {
+                    "external_id": f"q{i}",
+                    "prompt": question,
+                    "category": category,
+                    "language": "en",
+                    "responses": answers,
+                }
                 out.write(json.dumps(record) + "\n")
             elif fmt == "csv":
                 for model in models or [""]:
                     writer.writerow([f"q{i}", question, category, "en", model, answers.get(model, "")])
             elif fmt == "trl":
                 chosen, rejected = models  # one record per prompt: two answers
-                record = {"prompt": [{"role": "user", "content": question}],
-                          "chosen": [{"role": "assistant", "content": answers[chosen]}],
-                          "rejected": [{"role": "assistant", "content": answers[rejected]}],
-                          "question_id": f"q{i}", "chosen_model": chosen, "rejected_model": rejected,
-                          "category": category, "language": "en"}  # fmt: skip
+                record = {
+                    "prompt": [{"role": "user", "content": question}],
+                    "chosen": [{"role": "assistant", "content": answers[chosen]}],
+                    "rejected": [{"role": "assistant", "content": answers[rejected]}],
+                    "question_id": f"q{i}",
+                    "chosen_model": chosen,
+                    "rejected_model": rejected,
+                    "category": category,
+                    "language": "en",
+                }
                 out.write(json.dumps(record) + "\n")
             else:  # battles
                 a, b = models
                 prompt = [{"role": "user", "content": question}]
-                record = {"question_id": f"q{i}", "model_a": a, "model_b": b, "winner": "model_a", "judge": "bench",
-                          "turn": 1, "anony": True, "language": "en", "tstamp": 1.7e9 + i, "category": category,
-                          "conversation_a": [*prompt, {"role": "assistant", "content": answers[a]}],
-                          "conversation_b": [*prompt, {"role": "assistant", "content": answers[b]}]}  # fmt: skip
+                record = {
+                    "question_id": f"q{i}",
+                    "model_a": a,
+                    "model_b": b,
+                    "winner": "model_a",
+                    "judge": "bench",
+                    "turn": 1,
+                    "anony": True,
+                    "language": "en",
+                    "tstamp": 1.7e9 + i,
+                    "category": category,
+                    "conversation_a": [*prompt, {"role": "assistant", "content": answers[a]}],
+                    "conversation_b": [*prompt, {"role": "assistant", "content": answers[b]}],
+                }
                 out.write(json.dumps(record) + "\n")
 
 
@@ -148,17 +168,23 @@ def child(slug: str, path: str, fmt: str) -> dict:
     call_command("import_prompts", slug, path, format=fmt, stdout=out)
     seconds = time.perf_counter() - started
     server_after = backend_cpu_seconds(backend)
-    return {"seconds": seconds, "rss_before_mb": before, "peak_rss_mb": peak_rss_mb(),
-            "cpu_seconds": cpu_seconds() - cpu,
-            "server_cpu_seconds": None if server is None or server_after is None else server_after - server,
-            "load": os.getloadavg()[0], "output": out.getvalue().strip()}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "rss_before_mb": before,
+        "peak_rss_mb": peak_rss_mb(),
+        "cpu_seconds": cpu_seconds() - cpu,
+        "server_cpu_seconds": None if server is None or server_after is None else server_after - server,
+        "load": os.getloadavg()[0],
+        "output": out.getvalue().strip(),
+    }
 
 
 def run_child(env: dict, code: Path, *args: str) -> dict:
     """An import in a process of its own, running the code of the tree at ``code``."""
     env = {**env, "BENCH_CODE": str(code), "PYTHONPATH": str(code)}
-    result = subprocess.run([sys.executable, __file__, "--child", *args], cwd=code, env=env, capture_output=True,
-                            text=True, timeout=1800)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", *args], cwd=code, env=env, capture_output=True, text=True, timeout=1800
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -199,9 +225,11 @@ def old_tree(ref: str, tmp: Path) -> Path:
 def line(label: str, result: dict) -> str:
     server = result["server_cpu_seconds"]
     server_cpu = "" if server is None else f" + database {server:.1f} s"
-    return (f"    {label:<28} {result['seconds']:6.1f} s  peak RSS {result['peak_rss_mb']:4.0f} MB  "
-            f"(CPU: import {result['cpu_seconds']:.1f} s{server_cpu}; load {result['load']:.1f}; "
-            f"Django alone {result['rss_before_mb']:.0f} MB)\n      -> {result['output']}")  # fmt: skip
+    return (
+        f"    {label:<28} {result['seconds']:6.1f} s  peak RSS {result['peak_rss_mb']:4.0f} MB  "
+        f"(CPU: import {result['cpu_seconds']:.1f} s{server_cpu}; load {result['load']:.1f}; "
+        f"Django alone {result['rss_before_mb']:.0f} MB)\n      -> {result['output']}"
+    )
 
 
 def main() -> None:
@@ -230,8 +258,10 @@ def main() -> None:
         path = tmp / f"prompts.{'csv' if args.format == 'csv' else 'jsonl'}"
         write_file(path, args.format, args.prompts, models, args.answer)
         size = path.stat().st_size / 1e6
-        print(f"import of {args.prompts:,} prompts x {args.responses} answers, {args.format} ({args.answer} answers, "
-              f"file {size:.0f} MB); target < 30 s and < 300 MB peak RSS")  # fmt: skip
+        print(
+            f"import of {args.prompts:,} prompts x {args.responses} answers, {args.format} ({args.answer} answers, "
+            f"file {size:.0f} MB); target < 30 s and < 300 MB peak RSS"
+        )
         for kind in kinds:
             print(f"  {kind}:")
             for version, code in codes.items():

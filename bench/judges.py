@@ -69,9 +69,11 @@ def seed(battles: int, base_url: str, model: str, concurrency: int):
         for p in prompts
     )
     entry = ModelEntry.objects.create(
-        name="Bench judge", backend="openai", params={"do_sample": False},
+        name="Bench judge",
+        backend="openai",
+        params={"do_sample": False},
         backend_settings={"base_url": base_url, "model": model, "max_retries": 0, "trust_env": False},
-    )  # fmt: skip
+    )
     return Judge.objects.create(campaign=campaign, model=entry, max_concurrency=concurrency)
 
 
@@ -149,8 +151,10 @@ def measure(battles: int, concurrency: int, latency: float) -> None:
     rate = done / wall
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{battles:,} battles, concurrency {concurrency}, server latency {latency * 1000:.0f} ms: {statuses}")
-    print(f"  {rate:7.1f} battles/s  ({100 * rate / allowed:.0f}% of the {allowed:.0f}/s the server allows)"
-          f"  wall {wall:.1f} s")  # fmt: skip
+    print(
+        f"  {rate:7.1f} battles/s  ({100 * rate / allowed:.0f}% of the {allowed:.0f}/s the server allows)"
+        f"  wall {wall:.1f} s"
+    )
     print(f"  platform CPU {1000 * cpu / max(done, 1):.2f} ms per verdict (2 calls), peak RSS {peak_mb:.0f} MB")
 
 

@@ -98,8 +98,18 @@ async def battle(base: str, slug: str, prompt: str) -> dict:
 
 def new_result(battle_id: str, started: float, posted: float) -> dict:
     """What :func:`follow` fills in for one battle: texts, times (time.monotonic) per side, errors."""
-    return {"battle": battle_id, "started": started, "posted": posted, "text": {"A": "", "B": ""},
-            "first": {}, "visible": {}, "done": {}, "errors": [], "frames": 0, "snapshot_text": {}}  # fmt: skip
+    return {
+        "battle": battle_id,
+        "started": started,
+        "posted": posted,
+        "text": {"A": "", "B": ""},
+        "first": {},
+        "visible": {},
+        "done": {},
+        "errors": [],
+        "frames": 0,
+        "snapshot_text": {},
+    }
 
 
 async def follow(ws_url: str, cookie: str, origin: str, result: dict, timeout: float = 120) -> dict:
@@ -189,9 +199,11 @@ def main() -> None:
     parser.add_argument("--chunk-delay", type=float, default=0.01, help="seconds between tokens, concurrent run")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/13", help="its own Redis database (flushed)")
     parser.add_argument(
-        "--layer", choices=["fixed", "shipped", "pubsub"], default="fixed",
+        "--layer",
+        choices=["fixed", "shipped", "pubsub"],
+        default="fixed",
         help="channel layer: as shipped, with the socket-timeout fix (default), or channels_redis' pub/sub layer",
-    )  # fmt: skip
+    )
     parser.add_argument("--web-workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--frame-interval", type=float, default=0.05, help="ARENA_LIVE_FRAME_INTERVAL")
     args = parser.parse_args()
@@ -201,19 +213,28 @@ def main() -> None:
         tmp = Path(tmpdir)
         stack.flush_redis(args.redis_url)
         env = stack.base_env(
-            pg_url, redis_url=args.redis_url, STATIC_ROOT=str(tmp / "static"), LOG_LEVEL="WARNING",
-            ARENA_LIVE_PROMPTS_PER_MINUTE="0", ARENA_IP_LIVE_PROMPTS_PER_MINUTE="0", ARENA_IP_LIVE_PROMPTS_PER_HOUR="0",
-            ARENA_CAMPAIGN_LIVE_PROMPTS_PER_MINUTE="0", DB_POOL_MAX_SIZE="20",
+            pg_url,
+            redis_url=args.redis_url,
+            STATIC_ROOT=str(tmp / "static"),
+            LOG_LEVEL="WARNING",
+            ARENA_LIVE_PROMPTS_PER_MINUTE="0",
+            ARENA_IP_LIVE_PROMPTS_PER_MINUTE="0",
+            ARENA_IP_LIVE_PROMPTS_PER_HOUR="0",
+            ARENA_CAMPAIGN_LIVE_PROMPTS_PER_MINUTE="0",
+            DB_POOL_MAX_SIZE="20",
             ARENA_LIVE_FRAME_INTERVAL=str(args.frame_interval),
-        )  # fmt: skip
+        )
         if args.layer != "shipped":
             backend = "channels_redis.pubsub.RedisPubSubChannelLayer" if args.layer == "pubsub" else None
             (tmp / "bench_settings.py").write_text(
                 "from arena.settings import *  # noqa\n"
                 "CHANNEL_LAYERS['default']['CONFIG']['hosts'] = [{'address': REDIS_URL, 'socket_timeout': 30}]\n"
-                + (f"CHANNEL_LAYERS['default'] = {{'BACKEND': {backend!r}, 'CONFIG': {{'hosts': [REDIS_URL]}}}}\n"
-                   if backend else "")
-            )  # fmt: skip
+                + (
+                    f"CHANNEL_LAYERS['default'] = {{'BACKEND': {backend!r}, 'CONFIG': {{'hosts': [REDIS_URL]}}}}\n"
+                    if backend
+                    else ""
+                )
+            )
             env.update(PYTHONPATH=str(tmp), DJANGO_SETTINGS_MODULE="bench_settings")
         stack.manage(env, "migrate", "--noinput", "-v", "0")
         stack.manage(env, "collectstatic", "--noinput", "-v", "0")
@@ -229,17 +250,47 @@ def main() -> None:
         port = stack.free_port()
         web = stack.Process(
             "web",
-            [sys.executable, "-m", "uvicorn", "arena.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--workers", str(args.web_workers)],
-            env, tmp,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "arena.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+                "--workers",
+                str(args.web_workers),
+            ],
+            env,
+            tmp,
+        )
         worker = stack.Process(
             "worker",
-            [sys.executable, "-m", "celery", "-A", "arena", "worker", "-Q", "generate_api,default", "--pool",
-             "threads", "-c", str(max(2 * args.battles, 8)), "-n", "bench@%h", "--without-gossip",
-             "--without-mingle", "-l", "WARNING"],
-            env, tmp,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "arena",
+                "worker",
+                "-Q",
+                "generate_api,default",
+                "--pool",
+                "threads",
+                "-c",
+                str(max(2 * args.battles, 8)),
+                "-n",
+                "bench@%h",
+                "--without-gossip",
+                "--without-mingle",
+                "-l",
+                "WARNING",
+            ],
+            env,
+            tmp,
+        )
         base = f"http://127.0.0.1:{port}"
         try:
             stack.wait_until(lambda: _healthy(base), timeout=60, message="web")
@@ -283,25 +334,41 @@ def main() -> None:
             statuses = dict(conn.execute("SELECT status, count(*) FROM arena_response GROUP BY status").fetchall())
         requests = len(server.requests)
 
-    layer = {"shipped": "as shipped", "fixed": "with socket_timeout=30 (see the docstring)",
-             "pubsub": "channels_redis pub/sub"}[args.layer]  # fmt: skip
-    print(f"\nlive battles: uvicorn ({args.web_workers} processes) + Celery worker (threads pool) + Redis + "
-          f"PostgreSQL on 2 cores; channel layer {layer}; frame interval {args.frame_interval} s")  # fmt: skip
-    print(f"1. first token added by the platform (model server's first byte -> websocket delta frame), "
-          f"{len(ttft)} samples ({late} skipped):")  # fmt: skip
-    print(f"   p50 {pct(ttft, 50):6.1f} ms   p90 {pct(ttft, 90):6.1f} ms   max {max(ttft):6.1f} ms"
-          "   (target p50 < 20 ms)")  # fmt: skip
+    layer = {
+        "shipped": "as shipped",
+        "fixed": "with socket_timeout=30 (see the docstring)",
+        "pubsub": "channels_redis pub/sub",
+    }[args.layer]
+    print(
+        f"\nlive battles: uvicorn ({args.web_workers} processes) + Celery worker (threads pool) + Redis + "
+        f"PostgreSQL on 2 cores; channel layer {layer}; frame interval {args.frame_interval} s"
+    )
+    print(
+        f"1. first token added by the platform (model server's first byte -> websocket delta frame), "
+        f"{len(ttft)} samples ({late} skipped):"
+    )
+    print(
+        f"   p50 {pct(ttft, 50):6.1f} ms   p90 {pct(ttft, 90):6.1f} ms   max {max(ttft):6.1f} ms   (target p50 < 20 ms)"
+    )
     print(f"2. tokens per second delivered per battle ({args.tokens} tokens per side, both sides at once):")
     print(f"   {' / '.join(f'{r:,.0f}' for r in rates)} tokens/s (target >= 2,000); texts exact: {tput_ok}")
-    print(f"   for scale: the model server read directly by the backend in this process (same CPU as the server), "
-          f"two streams at once: {baseline:,.0f} tokens/s")  # fmt: skip
-    print(f"3. {args.battles} concurrent live battles ({2 * args.battles} generations, {args.concurrent_tokens} tokens "
-          f"each, {args.chunk_delay * 1000:.0f} ms between tokens):")  # fmt: skip
-    print(f"   wall {wall:.1f} s; client errors {len(errors)} {[repr(e)[:120] for e in errors[:3]]}; "
-          f"failed sides {side_errors}")  # fmt: skip
+    print(
+        f"   for scale: the model server read directly by the backend in this process (same CPU as the server), "
+        f"two streams at once: {baseline:,.0f} tokens/s"
+    )
+    print(
+        f"3. {args.battles} concurrent live battles ({2 * args.battles} generations, {args.concurrent_tokens} tokens "
+        f"each, {args.chunk_delay * 1000:.0f} ms between tokens):"
+    )
+    print(
+        f"   wall {wall:.1f} s; client errors {len(errors)} {[repr(e)[:120] for e in errors[:3]]}; "
+        f"failed sides {side_errors}"
+    )
     print(f"   sides whose received text equals the server's output: {exact} of {2 * args.battles}")
-    print(f"   the POST that opens a battle: p50 {pct(conc_post, 50):.0f} ms, p99 {pct(conc_post, 99):.0f} ms; "
-          f"then the first delta: p50 {pct(conc_ttft, 50):.0f} ms, p99 {pct(conc_ttft, 99):.0f} ms")  # fmt: skip
+    print(
+        f"   the POST that opens a battle: p50 {pct(conc_post, 50):.0f} ms, p99 {pct(conc_post, 99):.0f} ms; "
+        f"then the first delta: p50 {pct(conc_ttft, 50):.0f} ms, p99 {pct(conc_ttft, 99):.0f} ms"
+    )
     print(f"   responses by status: {statuses}; model requests: {requests}")
 
 

@@ -102,10 +102,14 @@ async def run(url: str, ws_url: str, args: argparse.Namespace, groups: dict[int,
     live_done.set()
     await asyncio.gather(*voters)
     return {
-        "tally": tally, "results": results, "began": began, "live_from": live_from, "live_to": live_to,
+        "tally": tally,
+        "results": results,
+        "began": began,
+        "live_from": live_from,
+        "live_to": live_to,
         "cores_baseline": cores_used(cpu_began, cpu_live_from, live_from - began),
         "cores_live": cores_used(cpu_live_from, cpu_live_to, live_to - live_from),
-    }  # fmt: skip
+    }
 
 
 # One load generator on one address sends every prompt: the live prompts' flood limits are off.
@@ -209,19 +213,48 @@ def main() -> None:
         # Database pools sized to the threads that use them (a shared PostgreSQL allows 100 connections).
         processes = [
             stack.Process("models", model_server, env, tmp),
-            stack.Process("web", web_server_argv("granian", web_port, args.web_workers, args.threads),
-                          {**env, "DB_POOL_MAX_SIZE": str(args.threads)}, tmp),
-            stack.Process("ws", [*stack.uvicorn_argv(ws_port, workers=args.ws_workers), "--no-access-log"],
-                          {**env, "DB_POOL_MAX_SIZE": "5"}, tmp),
-        ]  # fmt: skip
+            stack.Process(
+                "web",
+                web_server_argv("granian", web_port, args.web_workers, args.threads),
+                {**env, "DB_POOL_MAX_SIZE": str(args.threads)},
+                tmp,
+            ),
+            stack.Process(
+                "ws",
+                [*stack.uvicorn_argv(ws_port, workers=args.ws_workers), "--no-access-log"],
+                {**env, "DB_POOL_MAX_SIZE": "5"},
+                tmp,
+            ),
+        ]
         gen_threads = -(-2 * args.battles // args.generation_workers) + 8  # every generation at once
         generation = [
-            stack.Process(f"generation{i}", [sys.executable, "-m", "celery", "-A", "arena", "worker", "-Q",
-                                             "generate_api", "--pool", "threads", "-c", str(gen_threads), "-n",
-                                             f"live{i}@%h", "--without-gossip", "--without-mingle", "-l", "INFO"],
-                          {**env, "DB_POOL_MAX_SIZE": str(args.generation_pool)}, tmp)
+            stack.Process(
+                f"generation{i}",
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "arena",
+                    "worker",
+                    "-Q",
+                    "generate_api",
+                    "--pool",
+                    "threads",
+                    "-c",
+                    str(gen_threads),
+                    "-n",
+                    f"live{i}@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "-l",
+                    "INFO",
+                ],
+                {**env, "DB_POOL_MAX_SIZE": str(args.generation_pool)},
+                tmp,
+            )
             for i in range(args.generation_workers)
-        ]  # fmt: skip
+        ]
         processes += generation
         url, ws_url = f"http://127.0.0.1:{web_port}", f"ws://127.0.0.1:{ws_port}"
         try:
@@ -248,10 +281,12 @@ def main() -> None:
             model_requests = httpx.get(f"{model_url}/_control/requests", timeout=30).json()
             platform = platform_first_token(live, model_requests, pg_url)
             with psycopg.connect(pg_url) as conn:
-                statuses = dict(conn.execute(
-                    "SELECT r.status, count(*) FROM arena_response r JOIN arena_prompt p ON p.id = r.prompt_id "
-                    "JOIN arena_campaign c ON c.id = p.campaign_id WHERE c.slug = 'live' GROUP BY r.status"
-                ).fetchall())  # fmt: skip
+                statuses = dict(
+                    conn.execute(
+                        "SELECT r.status, count(*) FROM arena_response r JOIN arena_prompt p ON p.id = r.prompt_id "
+                        "JOIN arena_campaign c ON c.id = p.campaign_id WHERE c.slug = 'live' GROUP BY r.status"
+                    ).fetchall()
+                )
             snapshots = {}
             for slug in ("bench", "live"):
                 total = campaign_votes(pg_url, slug)
@@ -311,34 +346,50 @@ def main() -> None:
         },
         "snapshots_cover_every_vote": covered,
     }
-    print(f"\nlive battles under load: {args.voters} voters throughout, {args.battles} live battles after "
-          f"{args.baseline:.0f} s; {figures['stack']}; load average {figures['load_average_1_5_15']}")  # fmt: skip
+    print(
+        f"\nlive battles under load: {args.voters} voters throughout, {args.battles} live battles after "
+        f"{args.baseline:.0f} s; {figures['stack']}; load average {figures['load_average_1_5_15']}"
+    )
     print(f"voters alone ({baseline['seconds']:.0f} s, after {args.ramp:.0f} s of ramp-up):")
     print_run(baseline)
     print(f"voters while the live battles ran ({during['seconds']:.0f} s):")
     print_run(during)
     print(f"CPU cores used, voters alone:        {outcome['cores_baseline']}")
     print(f"CPU cores used, during live battles: {outcome['cores_live']}")
-    print(f"live battles ({figures['live_answer']} per side, {figures['live_seconds']:.0f} s from the first POST "
-          f"to the last vote):")  # fmt: skip
-    print(f"  completed and voted     {len(live_acked)} of {args.battles}; client errors {len(failures)} "
-          f"{figures['live_client_errors'][:3] or ''}; failed sides {side_errors}; votes refused "
-          f"{len(vote_failures)} {vote_failures[:3] or ''}")  # fmt: skip
+    print(
+        f"live battles ({figures['live_answer']} per side, {figures['live_seconds']:.0f} s from the first POST "
+        f"to the last vote):"
+    )
+    print(
+        f"  completed and voted     {len(live_acked)} of {args.battles}; client errors {len(failures)} "
+        f"{figures['live_client_errors'][:3] or ''}; failed sides {side_errors}; votes refused "
+        f"{len(vote_failures)} {vote_failures[:3] or ''}"
+    )
     print(f"  streaming at once       peak {figures['live_peak_streaming_at_once']} battles")
     print(f"  opening POST p50/p99    {pct(opening, 50):6.0f} / {pct(opening, 99):6.0f} ms")
-    print(f"  first token  p50/p99    {pct(ttft, 50):6.0f} / {pct(ttft, 99):6.0f} ms (POST sent -> first words on the "
-          f"websocket, {len(ttft)} sides)")  # fmt: skip
-    print(f"  of which the platform   {pct(platform, 50):6.0f} / {pct(platform, 99):6.0f} ms (model server got the "
-          f"request -> first delta, {len(platform)} sides)")  # fmt: skip
-    print(f"  streaming    p50/p99    {pct(streaming, 50) / 1000:6.1f} / {pct(streaming, 99) / 1000:6.1f} s per battle "
-          f"(the model server alone: {args.tokens * args.chunk_delay:.1f} s)")  # fmt: skip
-    print(f"  sides whose text equals the model server's output: {exact} of {2 * args.battles}; "
-          f"responses by status {statuses}")  # fmt: skip
+    print(
+        f"  first token  p50/p99    {pct(ttft, 50):6.0f} / {pct(ttft, 99):6.0f} ms (POST sent -> first words on the "
+        f"websocket, {len(ttft)} sides)"
+    )
+    print(
+        f"  of which the platform   {pct(platform, 50):6.0f} / {pct(platform, 99):6.0f} ms (model server got the "
+        f"request -> first delta, {len(platform)} sides)"
+    )
+    print(
+        f"  streaming    p50/p99    {pct(streaming, 50) / 1000:6.1f} / {pct(streaming, 99) / 1000:6.1f} s per battle "
+        f"(the model server alone: {args.tokens * args.chunk_delay:.1f} s)"
+    )
+    print(
+        f"  sides whose text equals the model server's output: {exact} of {2 * args.battles}; "
+        f"responses by status {statuses}"
+    )
     print(f"voter errors over the whole run: {len(tally.errors)} of {len(tally.cycles) + len(tally.errors)} cycles")
     print(f"acknowledged votes stored exactly once: {stored_once} ({figures['acked_votes']})")
     for slug, (total, ok, waited, swept) in snapshots.items():
-        print(f"leaderboard snapshot of {slug!r} covers all {total:,} votes: {ok} (after {waited:.1f} s"
-              f"{', one sweep' if swept else ''})")  # fmt: skip
+        print(
+            f"leaderboard snapshot of {slug!r} covers all {total:,} votes: {ok} (after {waited:.1f} s"
+            f"{', one sweep' if swept else ''})"
+        )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     if not (stored_once and covered and exact == 2 * args.battles and len(live_acked) == args.battles):

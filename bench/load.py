@@ -119,9 +119,13 @@ async def voter(n: int, url: str, keep_going: Callable[[], bool], tally: Tally, 
                 answer = await client.post(
                     f"/b/{battle_id}/vote",
                     data={"verdict": VERDICTS[n % 3]},
-                    headers={**sent, "X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json",
-                             "Referer": url + "/"},
-                )  # fmt: skip
+                    headers={
+                        **sent,
+                        "X-CSRFToken": client.cookies["csrftoken"],
+                        "Accept": "application/json",
+                        "Referer": url + "/",
+                    },
+                )
                 t2 = time.monotonic()
             except HTTPError as error:
                 tally.errors.append((t0, type(error.__cause__).__name__))
@@ -173,9 +177,20 @@ def snapshot_catches_up(url: str, env: dict[str, str], slug: str, total: int) ->
     swept = False
     if not covered:  # no vote-triggered recompute covered the end: one beat-style sweep
         swept = True
-        subprocess.run([sys.executable, "manage.py", "shell", "-c",
-                        "from ratings.tasks import recompute_active_campaigns as t; t.delay()"],
-                       cwd=ROOT, env=env, check=True, capture_output=True, timeout=120)  # fmt: skip
+        subprocess.run(
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                "from ratings.tasks import recompute_active_campaigns as t; t.delay()",
+            ],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
         covered = _wait_for_snapshot(url, slug, total, 120)
     return covered, time.monotonic() - waited, swept
 
@@ -232,13 +247,19 @@ def main() -> None:
         "snapshot_catch_up_s": round(catch_up, 1),
         "needed_a_sweep": swept,
     }
-    print(f"\nload: {args.voters} concurrent voters for {elapsed:.0f} s, {figures['web_server']}, "
-          f"{args.votes:,} votes seeded")  # fmt: skip
+    print(
+        f"\nload: {args.voters} concurrent voters for {elapsed:.0f} s, {figures['web_server']}, "
+        f"{args.votes:,} votes seeded"
+    )
     print_run(run)
-    print(f"  acknowledged votes stored exactly once: {stored_once} ({len(tally.acked):,} acknowledged; "
-          f"table {before:,} -> {total:,})")  # fmt: skip
-    print(f"  leaderboard snapshot covers all {total:,} votes: {covered} (after {catch_up:.1f} s"
-          f"{', one sweep' if swept else ''})")  # fmt: skip
+    print(
+        f"  acknowledged votes stored exactly once: {stored_once} ({len(tally.acked):,} acknowledged; "
+        f"table {before:,} -> {total:,})"
+    )
+    print(
+        f"  leaderboard snapshot covers all {total:,} votes: {covered} (after {catch_up:.1f} s"
+        f"{', one sweep' if swept else ''})"
+    )
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     if not (stored_once and covered):
@@ -265,8 +286,10 @@ def print_run(run: dict, indent: str = "  ") -> None:
     print(f"{indent}cycle p50/p99   {run['cycle_p50_ms']:6.1f} / {run['cycle_p99_ms']:6.1f} ms")
     print(f"{indent}page  p50/p99   {run['page_p50_ms']:6.1f} / {run['page_p99_ms']:6.1f} ms")
     print(f"{indent}vote  p50/p99   {run['vote_p50_ms']:6.1f} / {run['vote_p99_ms']:6.1f} ms")
-    print(f"{indent}errors          {n_errors} of {run['cycles'] + n_errors} cycles "
-          f"({100 * run['error_rate']:.2f} %) {run['errors'] or ''}")  # fmt: skip
+    print(
+        f"{indent}errors          {n_errors} of {run['cycles'] + n_errors} cycles "
+        f"({100 * run['error_rate']:.2f} %) {run['errors'] or ''}"
+    )
 
 
 def _wait_for_snapshot(url: str, slug: str, total: int, timeout: float) -> bool:

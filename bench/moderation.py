@@ -105,8 +105,10 @@ def main() -> None:
     print(f"moderate(): {args.prompts} distinct passing prompts x {args.rounds} rounds")
     print("ms per call: median wall / p99 wall / mean CPU")
     for name, campaign in configurations.items():
-        cells = [f"{label}: {m:.3f} / {p99:.3f} / {c:.3f}" for label, (m, p99, c) in
-                 ((label, run(campaign, texts, args.rounds)) for label, texts in corpora.items())]  # fmt: skip
+        cells = [
+            f"{label}: {m:.3f} / {p99:.3f} / {c:.3f}"
+            for label, (m, p99, c) in ((label, run(campaign, texts, args.rounds)) for label, texts in corpora.items())
+        ]
         print(f"  {name:<32} " + "   ".join(cells))
 
 

@@ -96,8 +96,10 @@ def main() -> None:
         figures[mode] = tokens / best
         print(f"{mode:<8} {best:7.2f} s  {tokens:6d} tokens  {figures[mode]:8.1f} tokens/s", flush=True)
     same = texts["old"] == texts["batch 1"] == texts["batch 8"]
-    print(f"\nbatch 8 / batch 1: {figures['batch 8'] / figures['batch 1']:.1f}x; "
-          f"batch 8 / old: {figures['batch 8'] / figures['old']:.1f}x; same texts: {same}")  # fmt: skip
+    print(
+        f"\nbatch 8 / batch 1: {figures['batch 8'] / figures['batch 1']:.1f}x; "
+        f"batch 8 / old: {figures['batch 8'] / figures['old']:.1f}x; same texts: {same}"
+    )
     if not same:
         raise SystemExit("the batched texts differ from one at a time")
 

@@ -73,8 +73,9 @@ def _insert(model, columns: list[str], rows: list[tuple]) -> None:
                     copy.write_row((*row, *defaults))
         else:
             marks = ", ".join(["%s"] * len(names))
-            cursor.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})",
-                               [(*row, *defaults) for row in rows])  # fmt: skip
+            cursor.executemany(
+                f"INSERT INTO {table} ({', '.join(names)}) VALUES ({marks})", [(*row, *defaults) for row in rows]
+            )
 
 
 def make_campaign() -> None:
@@ -84,11 +85,20 @@ def make_campaign() -> None:
     entries = [ModelEntry.objects.create(name=f"quality-model-{i}", backend="static") for i in range(MODELS)]
     campaign.contenders.set(entries)
     prompts = Prompt.objects.bulk_create(
-        [Prompt(campaign=campaign, external_id=f"q{i}", messages=[{"role": "user", "content": f"Q{i}?"}])
-         for i in range(PROMPTS)], batch_size=2000)  # fmt: skip
+        [
+            Prompt(campaign=campaign, external_id=f"q{i}", messages=[{"role": "user", "content": f"Q{i}?"}])
+            for i in range(PROMPTS)
+        ],
+        batch_size=2000,
+    )
     Response.objects.bulk_create(
-        [Response(prompt=p, model=m, content="answer", html="<p>answer</p>", status="done", source="imported")
-         for p in prompts for m in entries], batch_size=5000)  # fmt: skip
+        [
+            Response(prompt=p, model=m, content="answer", html="<p>answer</p>", status="done", source="imported")
+            for p in prompts
+            for m in entries
+        ],
+        batch_size=5000,
+    )
     Voter.objects.bulk_create([Voter() for _ in range(VOTERS)], batch_size=5000)
     first = {}
     for prompt_id, model_id, response_id in Response.objects.filter(prompt__campaign=campaign).values_list(
@@ -97,8 +107,13 @@ def make_campaign() -> None:
         first[(prompt_id, model_id)] = response_id
     rng = random.Random(0)
     for prompt in rng.sample(prompts, GOLD):
-        GoldBattle.objects.create(campaign=campaign, prompt=prompt, first_id=first[(prompt.id, entries[0].id)],
-                                  second_id=first[(prompt.id, entries[-1].id)], expected="first")  # fmt: skip
+        GoldBattle.objects.create(
+            campaign=campaign,
+            prompt=prompt,
+            first_id=first[(prompt.id, entries[0].id)],
+            second_id=first[(prompt.id, entries[-1].id)],
+            expected="first",
+        )
 
 
 def add_votes(count: int, offset: int, seed: int) -> None:
@@ -113,9 +128,9 @@ def add_votes(count: int, offset: int, seed: int) -> None:
     prompt_ids = list(campaign.prompts.order_by("id").values_list("id", flat=True))
     voter_ids = list(Voter.objects.order_by("id").values_list("id", flat=True))
     responses = dict(
-        ((p, m), r) for p, m, r in Response.objects.filter(prompt__campaign=campaign).values_list(
-            "prompt_id", "model_id", "id")
-    )  # fmt: skip
+        ((p, m), r)
+        for p, m, r in Response.objects.filter(prompt__campaign=campaign).values_list("prompt_id", "model_id", "id")
+    )
     gold = list(GoldBattle.objects.filter(campaign=campaign).values_list("id", "prompt_id", "first_id", "second_id"))
     response_model = {r: m for (_, m), r in responses.items()}
     rng = np.random.default_rng(seed)
@@ -146,19 +161,63 @@ def add_votes(count: int, offset: int, seed: int) -> None:
         winner = {"left": left_model, "right": right_model}.get(verdict)
         scores = {}
         if gold_id is None and i % 2:
-            scores = {"helpfulness": {"left": int(np.clip(3 + round(margin), 1, 5)),
-                                      "right": int(np.clip(3 - round(margin), 1, 5))}}  # fmt: skip
+            scores = {
+                "helpfulness": {
+                    "left": int(np.clip(3 + round(margin), 1, 5)),
+                    "right": int(np.clip(3 - round(margin), 1, 5)),
+                }
+            }
         battle_id = new_battle_id()
         battles.append((battle_id, campaign.id, voter, prompt, left, right, "voted", gold_id, at))
-        votes.append((battle_id, campaign.id, voter, prompt, left_model, right_model, winner, verdict,
-                      json.dumps(scores), int(rng.integers(800, 40_000)), at))  # fmt: skip
+        votes.append(
+            (
+                battle_id,
+                campaign.id,
+                voter,
+                prompt,
+                left_model,
+                right_model,
+                winner,
+                verdict,
+                json.dumps(scores),
+                int(rng.integers(800, 40_000)),
+                at,
+            )
+        )
     with transaction.atomic():
         for start in range(0, count, 50_000):
-            _insert(Battle, ["id", "campaign_id", "voter_id", "prompt_id", "left_id", "right_id", "status", "gold_id",
-                             "created_at"], battles[start : start + 50_000])  # fmt: skip
-            _insert(Vote, ["battle_id", "campaign_id", "voter_id", "prompt_id", "left_model_id", "right_model_id",
-                           "winner_id", "verdict", "scores", "duration_ms", "created_at"],
-                    votes[start : start + 50_000])  # fmt: skip
+            _insert(
+                Battle,
+                [
+                    "id",
+                    "campaign_id",
+                    "voter_id",
+                    "prompt_id",
+                    "left_id",
+                    "right_id",
+                    "status",
+                    "gold_id",
+                    "created_at",
+                ],
+                battles[start : start + 50_000],
+            )
+            _insert(
+                Vote,
+                [
+                    "battle_id",
+                    "campaign_id",
+                    "voter_id",
+                    "prompt_id",
+                    "left_model_id",
+                    "right_model_id",
+                    "winner_id",
+                    "verdict",
+                    "scores",
+                    "duration_ms",
+                    "created_at",
+                ],
+                votes[start : start + 50_000],
+            )
 
 
 # --- the measurements (children) -------------------------------------------------------------------------
@@ -195,9 +254,17 @@ def child_new(votes: int, rounds: int) -> dict:
     quality_state.forget()
     add_votes(1000, votes + rounds * 1000, 99)
     _, cold, cold_cpu = timed(quality_state.refresh, campaign)
-    return {"first": first, "first_cpu": first_cpu, "rounds": rounds_out, "full_runs": full_runs,
-            "cold": cold, "cold_cpu": cold_cpu, "state_mb": len(pickle.dumps(state)) / 1e6,
-            "flags": len(figures["flags"]), "alpha": figures["verdict_alpha"]}  # fmt: skip
+    return {
+        "first": first,
+        "first_cpu": first_cpu,
+        "rounds": rounds_out,
+        "full_runs": full_runs,
+        "cold": cold,
+        "cold_cpu": cold_cpu,
+        "state_mb": len(pickle.dumps(state)) / 1e6,
+        "flags": len(figures["flags"]),
+        "alpha": figures["verdict_alpha"],
+    }
 
 
 def child_old() -> dict:
@@ -206,8 +273,13 @@ def child_old() -> dict:
 
     campaign = Campaign.objects.get(slug=SLUG)
     figures, seconds, cpu = timed(dashboard.voter_quality, campaign)
-    return {"seconds": seconds, "cpu": cpu, "votes": Vote.objects.filter(campaign=campaign).count(),
-            "flags": len(figures["flags"]), "alpha": figures["verdict_alpha"]}  # fmt: skip
+    return {
+        "seconds": seconds,
+        "cpu": cpu,
+        "votes": Vote.objects.filter(campaign=campaign).count(),
+        "flags": len(figures["flags"]),
+        "alpha": figures["verdict_alpha"],
+    }
 
 
 def child(what: str, *args: str) -> dict:
@@ -226,8 +298,9 @@ def child(what: str, *args: str) -> dict:
 
 def run_child(env: dict, code: Path, *args: str) -> dict:
     env = {**env, "BENCH_CODE": str(code), "PYTHONPATH": str(code)}
-    result = subprocess.run([sys.executable, __file__, "--child", *args], cwd=code, env=env, capture_output=True,
-                            text=True, timeout=3600)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", *args], cwd=code, env=env, capture_output=True, text=True, timeout=3600
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr[-4000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -263,21 +336,32 @@ def main() -> None:
                 fill = run_child(env, ROOT, "fill", str(args.votes))
                 print(f"  {kind} (filled in {fill['seconds']:.0f} s; load {os.getloadavg()[0]:.1f}):", flush=True)
                 new = run_child(env, ROOT, "new", str(args.votes), str(args.rounds))
-                print(f"    new, first refresh (no state: every vote)      {new['first']:6.2f} s "
-                      f"(CPU {new['first_cpu']:.2f} s)")  # fmt: skip
+                print(
+                    f"    new, first refresh (no state: every vote)      {new['first']:6.2f} s "
+                    f"(CPU {new['first_cpu']:.2f} s)"
+                )
                 for r, result in enumerate(new["rounds"], start=1):
-                    print(f"    new, after 1,000 new votes (round {r})           {result['seconds']:6.2f} s "
-                          f"(CPU {result['cpu']:.2f} s); equal to a full recomputation: "
-                          f"{'yes' if result['equal'] else 'NO'}")  # fmt: skip
-                print(f"    new, another process: the stored state ({new['state_mb']:.1f} MB pickled) and every vote "
-                      f"since it was stored {new['cold']:6.2f} s (CPU {new['cold_cpu']:.2f} s)")  # fmt: skip
-                print(f"      ({new['flags']} voters flagged, verdict alpha {new['alpha']:.4f}; "
-                      f"started over {new['full_runs'] - 1} times after the first)")  # fmt: skip
+                    print(
+                        f"    new, after 1,000 new votes (round {r})           {result['seconds']:6.2f} s "
+                        f"(CPU {result['cpu']:.2f} s); equal to a full recomputation: "
+                        f"{'yes' if result['equal'] else 'NO'}"
+                    )
+                print(
+                    f"    new, another process: the stored state ({new['state_mb']:.1f} MB pickled) and every vote "
+                    f"since it was stored {new['cold']:6.2f} s (CPU {new['cold_cpu']:.2f} s)"
+                )
+                print(
+                    f"      ({new['flags']} voters flagged, verdict alpha {new['alpha']:.4f}; "
+                    f"started over {new['full_runs'] - 1} times after the first)"
+                )
                 if old is not None:
                     result = run_child(env, old, "old")
-                    print(f"    old, every refresh (every vote, {result['votes']:,})       {result['seconds']:6.2f} s "
-                          f"(CPU {result['cpu']:.2f} s; {result['flags']} flagged, alpha {result['alpha']:.4f}; "
-                          f"load {os.getloadavg()[0]:.1f})", flush=True)  # fmt: skip
+                    print(
+                        f"    old, every refresh (every vote, {result['votes']:,})       {result['seconds']:6.2f} s "
+                        f"(CPU {result['cpu']:.2f} s; {result['flags']} flagged, alpha {result['alpha']:.4f}; "
+                        f"load {os.getloadavg()[0]:.1f})",
+                        flush=True,
+                    )
 
 
 if __name__ == "__main__":

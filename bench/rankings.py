@@ -34,14 +34,21 @@ def seed(n_models: int, n_prompts: int, size: int) -> None:
     models = ModelEntry.objects.bulk_create([ModelEntry(name=f"m{i:02d}") for i in range(n_models)])
     campaign.contenders.set(models)
     prompts = Prompt.objects.bulk_create(
-        [Prompt(campaign=campaign, external_id=f"p{p}", messages=[{"role": "user", "content": f"Q{p}"}])
-         for p in range(n_prompts)], batch_size=5000,
-    )  # fmt: skip
+        [
+            Prompt(campaign=campaign, external_id=f"p{p}", messages=[{"role": "user", "content": f"Q{p}"}])
+            for p in range(n_prompts)
+        ],
+        batch_size=5000,
+    )
     html = render_markdown("An answer of a few words.")
     Response.objects.bulk_create(
-        [Response(prompt=p, model=m, content="An answer of a few words.", html=html, status="done")
-         for p in prompts for m in models], batch_size=5000,
-    )  # fmt: skip
+        [
+            Response(prompt=p, model=m, content="An answer of a few words.", html=html, status="done")
+            for p in prompts
+            for m in models
+        ],
+        batch_size=5000,
+    )
     create_items(campaign, [p.pk for p in prompts])
 
 
@@ -92,9 +99,20 @@ def main() -> None:
     if len(args.prompts) > 1:  # one process per database: Django keeps its settings for the process
         for n_prompts in args.prompts:
             subprocess.run(
-                [sys.executable, __file__, "--models", str(args.models), "--prompts", str(n_prompts),
-                 "--size", str(args.size), "--tasks", str(args.tasks)], check=True,
-            )  # fmt: skip
+                [
+                    sys.executable,
+                    __file__,
+                    "--models",
+                    str(args.models),
+                    "--prompts",
+                    str(n_prompts),
+                    "--size",
+                    str(args.size),
+                    "--tasks",
+                    str(args.tasks),
+                ],
+                check=True,
+            )
         return
     from tests import stack
 

@@ -161,9 +161,12 @@ def main() -> None:
         ("CSV, 1M", write(DATA / "battles-1m.csv", "csv", 1_000_000, 1), []),
         ("battles JSONL, 1M", write(DATA / "battles-1m.jsonl", "jsonl", 1_000_000, 1), []),
         ("FastChat JSON list, 1M", write(DATA / "battles-1m.json", "json", 1_000_000, 1), []),
-        ("FastChat JSON list, 1.7M, --anony-only", write(DATA / "clean_battle-1.7m.json", "json", 1_700_000, 2),
-         ["--anony-only"]),
-    ]  # fmt: skip
+        (
+            "FastChat JSON list, 1.7M, --anony-only",
+            write(DATA / "clean_battle-1.7m.json", "json", 1_700_000, 2),
+            ["--anony-only"],
+        ),
+    ]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     header = (
         f"{'file':<40} {'MB':>6}  {'old s':>7} {'CPU s':>6} {'old MiB':>8}  {'new s':>7} {'CPU s':>6} {'new MiB':>8}"

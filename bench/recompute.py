@@ -67,11 +67,15 @@ def seed(pg_url: str, env: dict, tmpdir: str, votes: int, models: int) -> None:
     stack.manage(env, "migrate", "--noinput", "-v", "0")
     names = [f"m{i:03d}" for i in range(models)]
     spec = {
-        "slug": "bench", "title": "Bench", "status": "active",
+        "slug": "bench",
+        "title": "Bench",
+        "status": "active",
         "models": [{"name": n, "backend": "static"} for n in names],
-        "prompts": [{"external_id": f"p{p}", "prompt": f"Question {p}", "responses": {n: f"A {n}" for n in names}}
-                    for p in range(3)],
-    }  # fmt: skip
+        "prompts": [
+            {"external_id": f"p{p}", "prompt": f"Question {p}", "responses": {n: f"A {n}" for n in names}}
+            for p in range(3)
+        ],
+    }
     Path(tmpdir, "c.json").write_text(json.dumps(spec))
     stack.manage(env, "load_campaign", str(Path(tmpdir, "c.json")))
     started = time.perf_counter()

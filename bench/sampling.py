@@ -183,11 +183,15 @@ def handout(n_models: int, n_prompts: int = 500, n_battles: int = 300) -> None:
         stack.manage(env, "migrate", "--noinput", "-v", "0")
         names = [f"m{i:03d}" for i in range(n_models)]
         spec = {
-            "slug": "bench", "title": "Bench", "status": "active",
+            "slug": "bench",
+            "title": "Bench",
+            "status": "active",
             "models": [{"name": n, "backend": "static"} for n in names],
-            "prompts": [{"external_id": f"p{p}", "prompt": f"Question {p}", "responses": {n: f"A {n}" for n in names}}
-                        for p in range(n_prompts)],
-        }  # fmt: skip
+            "prompts": [
+                {"external_id": f"p{p}", "prompt": f"Question {p}", "responses": {n: f"A {n}" for n in names}}
+                for p in range(n_prompts)
+            ],
+        }
         Path(tmpdir, "c.json").write_text(json.dumps(spec))
         stack.manage(env, "load_campaign", str(Path(tmpdir, "c.json")), timeout=600)
         os.environ.update(env)

@@ -84,11 +84,14 @@ def campaign_spec(models: int, prompts: int) -> dict:
         "status": "active",
         "models": [{"name": n, "backend": "static"} for n in names],
         "prompts": [
-            {"external_id": f"p{p}", "prompt": f"Benchmark question {p}: explain something.",
-             "responses": {n: f"{body}\n\nAnswer {i}/{p}." for i, n in enumerate(names)}}
+            {
+                "external_id": f"p{p}",
+                "prompt": f"Benchmark question {p}: explain something.",
+                "responses": {n: f"{body}\n\nAnswer {i}/{p}." for i, n in enumerate(names)},
+            }
             for p in range(prompts)
         ],
-    }  # fmt: skip
+    }
 
 
 def seed(pg_url: str, env: dict, votes: int, tmp: Path, rebuild: bool = True) -> None:
@@ -139,9 +142,12 @@ async def voter(client: LeanClient, stop_at: float, cycles: list, pages: list, p
             response = await client.post(
                 f"/b/{battle_id}/vote",
                 data={"verdict": "left"},
-                headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json",
-                         "Referer": client.base_url + "/"},
-            )  # fmt: skip
+                headers={
+                    "X-CSRFToken": client.cookies["csrftoken"],
+                    "Accept": "application/json",
+                    "Referer": client.base_url + "/",
+                },
+            )
             t2 = time.perf_counter()
             if response.status != 200:
                 errors.append(response.status)
@@ -173,14 +179,23 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="voters, each one cycle after another")
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8, help="Granian blocking threads per worker")
-    parser.add_argument("--server", choices=["granian", "uvicorn"], default="granian",
-                        help="granian: WSGI, as deployed for the pages; uvicorn: ASGI, as in `make run`")  # fmt: skip
+    parser.add_argument(
+        "--server",
+        choices=["granian", "uvicorn"],
+        default="granian",
+        help="granian: WSGI, as deployed for the pages; uvicorn: ASGI, as in `make run`",
+    )
     parser.add_argument("--skip-rebuild", action="store_true", help="leave the seeded votes out of the ratings")
-    parser.add_argument("--postgres", choices=["deployment", "local"], default="deployment",
-                        help="deployment: a private server with docker-compose.yml's settings; "
-                        "local: the server at ARENA_TEST_PG_ADMIN_URL as it is")  # fmt: skip
-    parser.add_argument("--keep-database", metavar="NAME", help="with --postgres local: seed a database of this "
-                        "name once and reuse it")  # fmt: skip
+    parser.add_argument(
+        "--postgres",
+        choices=["deployment", "local"],
+        default="deployment",
+        help="deployment: a private server with docker-compose.yml's settings; "
+        "local: the server at ARENA_TEST_PG_ADMIN_URL as it is",
+    )
+    parser.add_argument(
+        "--keep-database", metavar="NAME", help="with --postgres local: seed a database of this name once and reuse it"
+    )
     args = parser.parse_args()
     if args.keep_database and args.postgres != "local":
         parser.error("--keep-database needs --postgres local")
@@ -205,10 +220,15 @@ def run(args: argparse.Namespace, admin_url: str) -> None:
         stack.flush_redis()
         # Every simulated voter comes from 127.0.0.1 and votes far faster than a person: the rate
         # limits (which would answer 429) are lifted for the benchmark; bench/load.py keeps per-IP ones.
-        limits = {name: "100000000" for name in (
-            "ARENA_VOTE_RATE_PER_MINUTE", "ARENA_BATTLE_RATE_PER_MINUTE",
-            "ARENA_IP_VOTE_RATE_PER_MINUTE", "ARENA_IP_BATTLE_RATE_PER_MINUTE",
-        )}  # fmt: skip
+        limits = {
+            name: "100000000"
+            for name in (
+                "ARENA_VOTE_RATE_PER_MINUTE",
+                "ARENA_BATTLE_RATE_PER_MINUTE",
+                "ARENA_IP_VOTE_RATE_PER_MINUTE",
+                "ARENA_IP_BATTLE_RATE_PER_MINUTE",
+            )
+        }
         env = stack.base_env(
             pg_url, STATIC_ROOT=str(tmp / "static"), ARENA_RECOMPUTE_DEBOUNCE="5", LOG_LEVEL="WARNING", **limits
         )
@@ -251,8 +271,10 @@ def run(args: argparse.Namespace, admin_url: str) -> None:
         print("  CPU per cycle  " + ", ".join(f"{name} {ms:.2f}" for name, ms in spent.items()) + " ms")
     print(f"  machine speed  {speed:.2f} s for the fixed loop of bench/vote_cycle.cpu_speed (lower is faster)")
     print(f"  errors         {len(errors)} ({sorted(set(map(str, errors)))})")
-    print(f"  acknowledged votes stored exactly once: {stored == len(set(ids)) == len(ids)} "
-          f"({stored:,} of {len(ids):,}; table now {total:,})")  # fmt: skip
+    print(
+        f"  acknowledged votes stored exactly once: {stored == len(set(ids)) == len(ids)} "
+        f"({stored:,} of {len(ids):,}; table now {total:,})"
+    )
 
 
 def web_server_argv(server: str, port: int, workers: int, threads: int = 8) -> list[str]:

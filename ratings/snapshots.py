@@ -157,8 +157,13 @@ def write_boards(campaign: Campaign, boards: list[Board]) -> None:
     }
     with transaction.atomic():
         for board in boards:
-            fields = {"data": board.data, "n_votes": board.n_votes, "computed_at": now, "intervals": board.intervals,
-                      "matrices": board.matrices}  # fmt: skip
+            fields = {
+                "data": board.data,
+                "n_votes": board.n_votes,
+                "computed_at": now,
+                "intervals": board.intervals,
+                "matrices": board.matrices,
+            }
             pk = existing.get((board.dimension, board.category, board.method))
             if pk is None or not LeaderboardSnapshot.objects.filter(pk=pk).update(**fields):
                 _store(campaign, board.dimension, board.category, board.method, fields)

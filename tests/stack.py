@@ -63,8 +63,14 @@ def embedded_env(var_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "CELERY_", "PYTEST", "ARENA_"))}
     for name in ("DATABASE_URL", "REDIS_URL", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
         env.pop(name, None)
-    env.update(DEBUG="true", DJANGO_SETTINGS_MODULE="arena.settings", ARENA_VAR_DIR=str(var_dir),
-               PYTHONUNBUFFERED="1", LOG_LEVEL="INFO", **extra)  # fmt: skip
+    env.update(
+        DEBUG="true",
+        DJANGO_SETTINGS_MODULE="arena.settings",
+        ARENA_VAR_DIR=str(var_dir),
+        PYTHONUNBUFFERED="1",
+        LOG_LEVEL="INFO",
+        **extra,
+    )
     return env
 
 
@@ -163,9 +169,22 @@ def granian_argv(port: int, *, host: str = "127.0.0.1", workers: int = 1, thread
     """Granian serving the WSGI application, as deployed for the pages and the API (docs/deploy.md):
     ``threads`` blocking threads per worker process, no websockets (uvicorn serves /ws/)."""
     return [
-        sys.executable, "-m", "granian", "--interface", "wsgi", "arena.wsgi:application", "--host", host,
-        "--port", str(port), "--workers", str(workers), "--blocking-threads", str(threads), "--no-ws",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "wsgi",
+        "arena.wsgi:application",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--blocking-threads",
+        str(threads),
+        "--no-ws",
+    ]
 
 
 def start_server(name: str, argv: list[str], port: int, env: dict[str, str], log_dir: Path) -> tuple[Process, str]:
@@ -213,9 +232,23 @@ def start_worker(
     concurrency: int = 2,
 ) -> Process:
     argv = [
-        sys.executable, "-m", "celery", "-A", "arena", "worker", "-Q", queues, "-c", str(concurrency),
-        "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "-l", "INFO",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "arena",
+        "worker",
+        "-Q",
+        queues,
+        "-c",
+        str(concurrency),
+        "-n",
+        f"{name}@%h",
+        "--without-gossip",
+        "--without-mingle",
+        "-l",
+        "INFO",
+    ]
     process = Process(name, argv, env, log_dir)
     process.wait_for_log("ready.", timeout=90)
     return process
@@ -223,8 +256,18 @@ def start_worker(
 
 def start_beat(env: dict[str, str], log_dir: Path, name: str = "beat") -> Process:
     """Celery beat, as the `beat` service runs it (its schedule file in ``log_dir``)."""
-    argv = [sys.executable, "-m", "celery", "-A", "arena", "beat", "-l", "INFO",
-            "-s", str(log_dir / f"{name}-schedule")]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "arena",
+        "beat",
+        "-l",
+        "INFO",
+        "-s",
+        str(log_dir / f"{name}-schedule"),
+    ]
     process = Process(name, argv, env, log_dir)
     process.wait_for_log("beat: Starting", timeout=60)
     return process

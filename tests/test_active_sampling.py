@@ -87,9 +87,13 @@ def test_active_sampling_gives_narrower_intervals_than_uniform_for_the_same_vote
 def vote_on(item: Item, voter: Voter, verdict: str) -> None:
     """A battle on this very item, voted through the real vote path (lo model shown left)."""
     battle = Battle.objects.create(
-        campaign_id=item.campaign_id, voter=voter, prompt_id=item.prompt_id, item=item,
-        left_id=item.response_lo_id, right_id=item.response_hi_id,
-    )  # fmt: skip
+        campaign_id=item.campaign_id,
+        voter=voter,
+        prompt_id=item.prompt_id,
+        item=item,
+        left_id=item.response_lo_id,
+        right_id=item.response_hi_id,
+    )
     record_vote(battle.id, voter, verdict)
 
 

@@ -92,9 +92,10 @@ def test_testing_an_api_model_sends_one_prompt_and_shows_the_answer(staff_client
     monkeypatch.setenv(KEY_ENV, KEY)
     with ProtocolServer(api_key=KEY) as server:
         entry = ModelEntry.objects.create(
-            name="Served", backend="openai",
+            name="Served",
+            backend="openai",
             backend_settings={"base_url": server.base_url, "model": "echo", "api_key_env": KEY_ENV, "trust_env": False},
-        )  # fmt: skip
+        )
         page = staff_client.post(reverse("admin:arena_modelentry_test", args=[entry.pk]), {"prompt": "hi there"})
         assert "Echo: hi there" in page.content.decode()
         (request,) = server.requests
@@ -105,10 +106,15 @@ def test_a_failing_api_model_shows_the_error_without_the_key(staff_client, monke
     monkeypatch.setenv(KEY_ENV, KEY)
     with ProtocolServer(api_key=KEY) as server:
         entry = ModelEntry.objects.create(
-            name="Broken", backend="openai",
-            backend_settings={"base_url": server.base_url, "model": "m?status=401&leak_key=1", "api_key_env": KEY_ENV,
-                              "trust_env": False},
-        )  # fmt: skip
+            name="Broken",
+            backend="openai",
+            backend_settings={
+                "base_url": server.base_url,
+                "model": "m?status=401&leak_key=1",
+                "api_key_env": KEY_ENV,
+                "trust_env": False,
+            },
+        )
         page = staff_client.post(reverse("admin:arena_modelentry_test", args=[entry.pk]), {"prompt": "hi"})
     text = page.content.decode()
     assert 'id="model-test-error"' in text and "authentication" in text
@@ -117,9 +123,10 @@ def test_a_failing_api_model_shows_the_error_without_the_key(staff_client, monke
 
 def test_an_unreachable_server_is_an_error_within_the_deadline(staff_client):
     entry = ModelEntry.objects.create(
-        name="Nowhere", backend="openai",
+        name="Nowhere",
+        backend="openai",
         backend_settings={"base_url": "http://127.0.0.1:9/v1", "model": "m", "trust_env": False},
-    )  # fmt: skip
+    )
     text = staff_client.post(reverse("admin:arena_modelentry_test", args=[entry.pk]), {"prompt": "hi"}).content.decode()
     assert 'id="model-test-error"' in text and "connection" in text
 
@@ -152,9 +159,11 @@ def test_testing_a_local_transformers_model_shows_its_answer(staff_client, tmp_p
 
     build(tmp_path / "tiny", with_template=True)
     entry = ModelEntry.objects.create(
-        name="Tiny", backend="transformers", params={"do_sample": False},
+        name="Tiny",
+        backend="transformers",
+        params={"do_sample": False},
         backend_settings={"model_path": str(tmp_path / "tiny"), "device": "cpu", "dtype": "fp32"},
-    )  # fmt: skip
+    )
     try:
         page = staff_client.post(
             reverse("admin:arena_modelentry_test", args=[entry.pk]), {"prompt": "What is two plus two?"}

@@ -88,8 +88,35 @@ class _Elements(HTMLParser):
         self.elements.append((tag, attrs))
 
 
-SAFE_TAGS = {"a", "p", "pre", "code", "span", "em", "strong", "ul", "ol", "li", "br", "blockquote", "h1", "h2",
-             "h3", "h4", "h5", "h6", "hr", "table", "thead", "tbody", "tr", "td", "th", "del", "s"}  # fmt: skip
+SAFE_TAGS = {
+    "a",
+    "p",
+    "pre",
+    "code",
+    "span",
+    "em",
+    "strong",
+    "ul",
+    "ol",
+    "li",
+    "br",
+    "blockquote",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "hr",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "td",
+    "th",
+    "del",
+    "s",
+}
 
 
 @pytest.mark.parametrize("payload", PAYLOADS)

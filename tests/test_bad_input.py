@@ -164,9 +164,22 @@ def helpfulness(db) -> list[Dimension]:
 @pytest.mark.parametrize(
     "value",
     [3.9, "3.9", 4.5, "\u0663", "\uff13", "\u00b3", "3\u200b", True, float("inf"), float("nan"), [3], {"n": 3}, "1e0"],
-    ids=["float", "float-text", "half", "arabic-indic", "fullwidth", "superscript", "zero-width", "bool", "inf",
-         "nan", "list", "object", "exponent"],
-)  # fmt: skip
+    ids=[
+        "float",
+        "float-text",
+        "half",
+        "arabic-indic",
+        "fullwidth",
+        "superscript",
+        "zero-width",
+        "bool",
+        "inf",
+        "nan",
+        "list",
+        "object",
+        "exponent",
+    ],
+)
 def test_a_score_that_is_not_a_plain_whole_number_is_refused(helpfulness, value):
     """Before: int() truncated 3.9 to 3, read "\u0663" (ARABIC-INDIC DIGIT THREE) as 3, True as 1."""
     with pytest.raises(ArenaError, match=r"Helpfulness: .* is not a whole number"):
@@ -217,8 +230,15 @@ def test_usual_scales_are_fine(campaign, low, high):
 
 
 def test_the_admin_refuses_a_wide_scale(staff_client, campaign):
-    form = {"campaign": campaign.pk, "key": "wide", "label": "Wide", "help_text": "", "scale_min": 1,
-            "scale_max": 30000, "order": 0}  # fmt: skip
+    form = {
+        "campaign": campaign.pk,
+        "key": "wide",
+        "label": "Wide",
+        "help_text": "",
+        "scale_min": 1,
+        "scale_max": 30000,
+        "order": 0,
+    }
     response = staff_client.post("/admin/arena/dimension/add/", form)
     assert response.status_code == 200  # the form again, with the error
     assert f"at most {MAX_SCALE_POINTS} points" in response.content.decode()
@@ -399,8 +419,16 @@ def test_a_name_differing_from_an_existing_one_only_invisibly_is_refused(db):
 
 def test_the_admin_form_refuses_an_invisible_twin(staff_client):
     ModelEntry.objects.create(name="Alpha")
-    form = {"name": "Alpha\u200b", "backend": "static", "backend_settings": "{}", "params": "{}", "weight": "1.0",
-            "is_active": "on", "created_at_0": "2025-01-01", "created_at_1": "00:00:00"}  # fmt: skip
+    form = {
+        "name": "Alpha\u200b",
+        "backend": "static",
+        "backend_settings": "{}",
+        "params": "{}",
+        "weight": "1.0",
+        "is_active": "on",
+        "created_at_0": "2025-01-01",
+        "created_at_1": "00:00:00",
+    }
     response = staff_client.post("/admin/arena/modelentry/add/", form)
     assert response.status_code == 200
     assert "invisible" in response.content.decode()

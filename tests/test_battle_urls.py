@@ -85,8 +85,9 @@ def test_the_short_battle_url_leads_to_the_open_battle_and_shows_the_reveal(alic
 
 def test_multi_line_answers_keep_their_line_breaks(alice):
     campaign = make_campaign(slug="poems", models=("Poet-1", "Poet-2"), prompts=0)
-    prompt = Prompt.objects.create(campaign=campaign, external_id="haiku",
-                                   messages=[{"role": "user", "content": "Write a haiku.\nAbout a frog."}])  # fmt: skip
+    prompt = Prompt.objects.create(
+        campaign=campaign, external_id="haiku", messages=[{"role": "user", "content": "Write a haiku.\nAbout a frog."}]
+    )
     for model in campaign.contenders.all():
         Response.objects.create(prompt=prompt, model=model, content=HAIKU, status=Response.Status.DONE)
     create_items(campaign, [prompt.id])

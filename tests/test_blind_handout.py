@@ -153,11 +153,15 @@ def test_a_campaign_file_can_ask_for_one_battle_per_prompt():
     from arena.services.imports.campaigns import load_campaign
 
     spec = {
-        "slug": "strict-file", "title": "Strict", "status": "active", "one_battle_per_prompt": True,
+        "slug": "strict-file",
+        "title": "Strict",
+        "status": "active",
+        "one_battle_per_prompt": True,
         "models": [{"name": "Alpha"}, {"name": "Beta"}, {"name": "Gamma"}, {"name": "Delta"}],
-        "prompts": [{"id": f"p{n}", "prompt": f"Why {n}?", "responses": {m: f"{m} says {n}." for m in MODELS}}
-                    for n in range(3)],
-    }  # fmt: skip
+        "prompts": [
+            {"id": f"p{n}", "prompt": f"Why {n}?", "responses": {m: f"{m} says {n}." for m in MODELS}} for n in range(3)
+        ],
+    }
     campaign, _ = load_campaign(spec)
     assert campaign.one_battle_per_prompt
     assert len(vote_until_done(campaign, Voter.objects.create())) == 3

@@ -234,9 +234,12 @@ def test_caddy_accepts_the_caddyfile_and_routes_it_as_intended(tmp_path):
         pytest.skip("caddy is not installed; the text check above covers the Caddyfile")
     result = subprocess.run(
         ["caddy", "adapt", "--config", str(ROOT / "deploy" / "Caddyfile"), "--adapter", "caddyfile"],
-        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
         env={**os.environ, "ARENA_SITE_ADDRESS": "arena.example.org"},
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr
     # The /ws/* route and the catch-all are exclusive (one "handle" group): a socket never reaches web.
     assert caddy_routes(json.loads(result.stdout)) == {"/ws/*": "ws:8000", "*": "web:8000"}
@@ -536,9 +539,10 @@ def test_the_systemd_units_split_the_web_tier_like_compose():
     web, ws = exec_start("arena-web.service"), exec_start("arena-ws.service")
     # The same command as compose, on loopback ports of their own (the local proxy splits /ws/).
     assert web == "/opt/arena/.venv/bin/" + (
-        WEB_COMMAND.replace("0.0.0.0", "127.0.0.1").replace("${WEB_WORKERS:-4}", "${WEB_WORKERS}")
+        WEB_COMMAND.replace("0.0.0.0", "127.0.0.1")
+        .replace("${WEB_WORKERS:-4}", "${WEB_WORKERS}")
         .replace("${WEB_THREADS:-8}", "${WEB_THREADS}")
-    )  # fmt: skip
+    )
     assert ws == "/opt/arena/.venv/bin/" + (
         WS_COMMAND.replace("0.0.0.0", "127.0.0.1").replace("8000", "8001").replace("${WS_WORKERS:-2}", "${WS_WORKERS}")
     )

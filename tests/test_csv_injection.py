@@ -15,8 +15,14 @@ from tests.test_ratings_site import cast_votes
 
 pytestmark = pytest.mark.django_db
 
-HOSTILE = ('=HYPERLINK("https://evil.example","click")', "+1+cmd|' /C calc'!A0", "-2+3", "@SUM(A1:A9)",
-           "\tTabbed", "\rReturned")  # fmt: skip
+HOSTILE = (
+    '=HYPERLINK("https://evil.example","click")',
+    "+1+cmd|' /C calc'!A0",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\tTabbed",
+    "\rReturned",
+)
 
 
 def is_number(cell: str) -> bool:

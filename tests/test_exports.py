@@ -17,10 +17,33 @@ from arena.models import Battle, Prompt, Response, Vote, Voter
 from arena.services.errors import ArenaError
 from tests.factories import make_campaign
 
-FASTCHAT_FIELDS = {"question_id", "model_a", "model_b", "winner", "judge", "conversation_a", "conversation_b", "turn",
-                   "anony", "language", "tstamp", "conv_metadata"}  # fmt: skip
-OUR_FIELDS = {"campaign", "battle_id", "position_a", "verdict", "dimension", "scores", "duration_ms", "category",
-              "voter_id", "flagged", "language_code"}  # fmt: skip
+FASTCHAT_FIELDS = {
+    "question_id",
+    "model_a",
+    "model_b",
+    "winner",
+    "judge",
+    "conversation_a",
+    "conversation_b",
+    "turn",
+    "anony",
+    "language",
+    "tstamp",
+    "conv_metadata",
+}
+OUR_FIELDS = {
+    "campaign",
+    "battle_id",
+    "position_a",
+    "verdict",
+    "dimension",
+    "scores",
+    "duration_ms",
+    "category",
+    "voter_id",
+    "flagged",
+    "language_code",
+}
 
 
 @pytest.fixture(autouse=True)
@@ -33,14 +56,29 @@ def add_vote(campaign, voter, prompt, left, right, verdict, *, scores=None, flag
     """A voted battle written directly: ``left`` and ``right`` are model names."""
     responses = {r.model.name: r for r in Response.objects.filter(prompt=prompt).select_related("model")}
     left_r, right_r = responses[left], responses[right]
-    battle = Battle.objects.create(campaign=campaign, voter=voter, prompt=prompt, left=left_r, right=right_r,
-                                   status=Battle.Status.VOTED, flagged=flagged)  # fmt: skip
+    battle = Battle.objects.create(
+        campaign=campaign,
+        voter=voter,
+        prompt=prompt,
+        left=left_r,
+        right=right_r,
+        status=Battle.Status.VOTED,
+        flagged=flagged,
+    )
     winner = {"left": left_r.model, "right": right_r.model}.get(verdict)
     return Vote.objects.create(
-        battle=battle, campaign=campaign, voter=voter, prompt=prompt, left_model=left_r.model,
-        right_model=right_r.model, winner=winner, verdict=verdict, scores=scores or {}, duration_ms=ms,
+        battle=battle,
+        campaign=campaign,
+        voter=voter,
+        prompt=prompt,
+        left_model=left_r.model,
+        right_model=right_r.model,
+        winner=winner,
+        verdict=verdict,
+        scores=scores or {},
+        duration_ms=ms,
         created_at=when or datetime(2025, 3, 10, 12, tzinfo=UTC),
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -199,8 +237,11 @@ def test_agreement_margins_and_minimum_votes_per_item(db, tmp_path):
     pairs = read_jsonl(export(campaign, "trl-jsonl", tmp_path, margin="agreement")[0])
     # (2 votes for Alpha - 1 for Beta) / 4 votes on the item; 1 / 1 on the item with a single vote.
     assert [(p["chosen_model"], p["margin"]) for p in pairs] == [
-        ("Alpha", 0.25), ("Alpha", 0.25), ("Beta", -0.25), ("Alpha", 1.0)
-    ]  # fmt: skip
+        ("Alpha", 0.25),
+        ("Alpha", 0.25),
+        ("Beta", -0.25),
+        ("Alpha", 1.0),
+    ]
     path, stats = export(campaign, "trl-jsonl", tmp_path, min_votes=2)
     assert stats.rows_total == 4 and len(read_jsonl(path)) == 3
     battles = read_jsonl(export(campaign, "battles-jsonl", tmp_path, min_votes=5)[0])
@@ -240,8 +281,13 @@ def test_filters_select_dates_categories_flagged_battles_and_excluded_voters(db,
 
 def test_a_ranking_of_n_responses_expands_to_n_choose_2_pairs():
     assert list(ranking_pairs([["a"], ["b"], ["c"], ["d"]])) == [
-        ("a", "b", 1), ("a", "c", 2), ("a", "d", 3), ("b", "c", 1), ("b", "d", 2), ("c", "d", 1)
-    ]  # fmt: skip
+        ("a", "b", 1),
+        ("a", "c", 2),
+        ("a", "d", 3),
+        ("b", "c", 1),
+        ("b", "d", 2),
+        ("c", "d", 1),
+    ]
     ranking = [[i] for i in range(7)]
     assert len(list(ranking_pairs(ranking))) == 21
     # Equal ranks form no pair with one another; a tie of two gives nothing.
@@ -277,8 +323,10 @@ def test_leaderboards_come_from_the_stored_snapshots_never_recomputed(db, tmp_pa
     first = next(r for r in rows if r["dimension"] == "" and r["category"] == "")
     expected = overall.data["rows"][0]
     assert (first["model"], float(first["rating"]), float(first["win_rate"])) == (
-        expected["model"], expected["rating"], expected["win_rate"]
-    )  # fmt: skip
+        expected["model"],
+        expected["rating"],
+        expected["win_rate"],
+    )
     assert {r["dimension"] for r in rows} == {"", "helpfulness"}
 
     document = json.loads(export(campaign, "leaderboard-json", tmp_path, dimension="helpfulness")[0].read_text())
@@ -313,12 +361,31 @@ def test_exports_stream_in_constant_memory(db, tmp_path, django_assert_max_num_q
     for i in range(3000):
         left, right = responses[i % 3], responses[(i + 1) % 3]
         voter = voters[i % 50]
-        battle = Battle(id=f"b{i}", campaign=campaign, voter=voter, prompt_id=left.prompt_id, left=left, right=right,
-                        status=Battle.Status.VOTED)  # fmt: skip
+        battle = Battle(
+            id=f"b{i}",
+            campaign=campaign,
+            voter=voter,
+            prompt_id=left.prompt_id,
+            left=left,
+            right=right,
+            status=Battle.Status.VOTED,
+        )
         battles.append(battle)
-        votes.append(Vote(battle=battle, campaign=campaign, voter=voter, prompt_id=left.prompt_id,
-                          left_model_id=left.model_id, right_model_id=right.model_id, winner_id=left.model_id,
-                          verdict="left", scores={}, duration_ms=i, created_at=when))  # fmt: skip
+        votes.append(
+            Vote(
+                battle=battle,
+                campaign=campaign,
+                voter=voter,
+                prompt_id=left.prompt_id,
+                left_model_id=left.model_id,
+                right_model_id=right.model_id,
+                winner_id=left.model_id,
+                verdict="left",
+                scores={},
+                duration_ms=i,
+                created_at=when,
+            )
+        )
     Battle.objects.bulk_create(battles, batch_size=1000)
     Vote.objects.bulk_create(votes, batch_size=1000)
 

@@ -107,8 +107,12 @@ def test_the_api_rejects_bad_requests_with_clear_json(campaign, staff_client, dj
     assert post(format="battles-jsonl", since="soon").status_code == 400
     assert post(format="leaderboard-csv", min_votes=3).status_code == 400
     assert post(format="xml").status_code == 422
-    assert staff_client.post("/api/v1/exports", {"campaign": "none", "format": "parquet"},
-                             content_type="application/json").status_code == 404  # fmt: skip
+    assert (
+        staff_client.post(
+            "/api/v1/exports", {"campaign": "none", "format": "parquet"}, content_type="application/json"
+        ).status_code
+        == 404
+    )
     job = ExportJob.objects.create(campaign=campaign, format="parquet")
     assert staff_client.get(f"/api/v1/exports/{job.pk}/download").status_code == 404  # not finished
     strict = Client(enforce_csrf_checks=True)
@@ -128,8 +132,15 @@ def test_the_admin_export_page_starts_jobs_and_lists_them_with_progress(
     assert staff_client.get("/admin/exports/exportjob/new/").status_code == 200
     assert b"/admin/exports/exportjob/new/" in staff_client.get("/admin/exports/exportjob/").content
 
-    form = {"format": "openai-jsonl", "since": "", "until": "", "dimension": "", "category": "facts",
-            "min_votes": "0", "margin": "none"}  # fmt: skip
+    form = {
+        "format": "openai-jsonl",
+        "since": "",
+        "until": "",
+        "dimension": "",
+        "category": "facts",
+        "min_votes": "0",
+        "margin": "none",
+    }
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(url, form)
     assert response.status_code == 302
@@ -139,8 +150,9 @@ def test_the_admin_export_page_starts_jobs_and_lists_them_with_progress(
     assert f"/staff/exports/{job.pk}/download" in page and "category=facts" in page
     assert 'http-equiv="refresh"' not in page  # nothing running
 
-    running = ExportJob.objects.create(campaign=campaign, format="parquet", status="running", rows_total=10,
-                                       rows_done=4)  # fmt: skip
+    running = ExportJob.objects.create(
+        campaign=campaign, format="parquet", status="running", rows_total=10, rows_done=4
+    )
     page = staff_client.get(url).content.decode()
     assert 'http-equiv="refresh"' in page and "40% (4 of 10)" in page
     assert f"/staff/exports/{running.pk}/download" not in page
@@ -165,10 +177,12 @@ def test_a_finished_job_is_not_run_again_and_a_failure_is_recorded(campaign, exp
 
 def test_a_job_whose_worker_went_silent_is_taken_over(campaign):
     stale = timezone.now() - runner.STALE_AFTER - timedelta(seconds=1)
-    job = ExportJob.objects.create(campaign=campaign, format="battles-jsonl", status="running", attempt=1,
-                                   heartbeat_at=stale)  # fmt: skip
-    fresh = ExportJob.objects.create(campaign=campaign, format="battles-jsonl", status="running", attempt=1,
-                                     heartbeat_at=timezone.now())  # fmt: skip
+    job = ExportJob.objects.create(
+        campaign=campaign, format="battles-jsonl", status="running", attempt=1, heartbeat_at=stale
+    )
+    fresh = ExportJob.objects.create(
+        campaign=campaign, format="battles-jsonl", status="running", attempt=1, heartbeat_at=timezone.now()
+    )
     assert runner.run_job(fresh.pk) is None
     done = runner.run_job(job.pk)
     assert done.status == "done" and done.attempt == 2 and done.file_name.endswith("-2.jsonl")
@@ -184,8 +198,9 @@ def test_a_broker_outage_marks_the_job_failed_instead_of_breaking_the_request(
 
     monkeypatch.setattr(tasks.run_export_job, "apply_async", unreachable)
     with django_capture_on_commit_callbacks(execute=True):
-        response = staff_client.post("/api/v1/exports", {"campaign": "web", "format": "battles-jsonl"},
-                                     content_type="application/json")  # fmt: skip
+        response = staff_client.post(
+            "/api/v1/exports", {"campaign": "web", "format": "battles-jsonl"}, content_type="application/json"
+        )
     assert response.status_code == 202
     job = ExportJob.objects.get()
     assert job.status == "failed" and "task queue" in job.error
@@ -194,15 +209,37 @@ def test_a_broker_outage_marks_the_job_failed_instead_of_breaking_the_request(
 def test_the_management_command_writes_the_same_export(campaign, tmp_path):
     output = tmp_path / "pairs.jsonl"
     out, err = StringIO(), StringIO()
-    call_command("export_data", "web", "--format", "trl-jsonl", "--output", str(output), "--min-votes", "1",
-                 stdout=out, stderr=err)  # fmt: skip
+    call_command(
+        "export_data",
+        "web",
+        "--format",
+        "trl-jsonl",
+        "--output",
+        str(output),
+        "--min-votes",
+        "1",
+        stdout=out,
+        stderr=err,
+    )
     assert "Wrote 2 records from 3 rows" in out.getvalue() and "1 tie, both bad or unscored" in out.getvalue()
     assert "trl-jsonl: 3 of 3 read (100%), 2 written" in err.getvalue()
     job = finished_job(campaign, "trl-jsonl")
     assert output.read_bytes() == job.path.read_bytes()
 
-    call_command("export_data", "web", "--format", "battles-jsonl", "--output", str(output), "--include-flagged",
-                 "--since", "2025-01-01", "--quiet", stdout=StringIO(), stderr=StringIO())  # fmt: skip
+    call_command(
+        "export_data",
+        "web",
+        "--format",
+        "battles-jsonl",
+        "--output",
+        str(output),
+        "--include-flagged",
+        "--since",
+        "2025-01-01",
+        "--quiet",
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
     assert len(read_jsonl(output)) == 3
     with pytest.raises(CommandError, match="No campaign"):
         call_command("export_data", "nope", "--format", "parquet", stdout=StringIO())

@@ -152,5 +152,10 @@ def test_the_counting_rules():
     assert sum(counts.headers.values()) == 0 and counts.lists == {"ordered": 1, "unordered": 1}
     assert counts.bold == {"**": 0, "__": 0}
     assert [language_name(x) for x in ("en", "en-GB", "english", "pt_BR", "", "xx")] == [
-        "English", "English", "English", "Portuguese", "unknown", "xx"
-    ]  # fmt: skip
+        "English",
+        "English",
+        "English",
+        "Portuguese",
+        "unknown",
+        "xx",
+    ]

@@ -196,11 +196,13 @@ def test_the_reaper_requeues_a_response_whose_worker_died(model_api, django_capt
     fresh = queued_response(make_model(model_api, "Beta"), "Fresh?")
     long_ago = timezone.now() - timedelta(hours=2)
     silent = timezone.now() - timedelta(seconds=7)  # its worker's last heartbeat
-    Response.objects.filter(pk=stale.pk).update(status="running", started_at=timezone.now(), updated_at=silent,
-                                                attempts=1)  # fmt: skip
+    Response.objects.filter(pk=stale.pk).update(
+        status="running", started_at=timezone.now(), updated_at=silent, attempts=1
+    )
     # Running for two hours, but its worker beats: a slow generation, not a dead one.
-    Response.objects.filter(pk=fresh.pk).update(status="running", started_at=long_ago, updated_at=timezone.now(),
-                                                attempts=1)  # fmt: skip
+    Response.objects.filter(pk=fresh.pk).update(
+        status="running", started_at=long_ago, updated_at=timezone.now(), attempts=1
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         requeued = generation.requeue_stale()
@@ -266,8 +268,9 @@ def test_the_command_generates_and_shows_progress(model_api, capsys):
     assert "Alpha" in out and "Beta" in out
 
 
-def test_staff_see_progress_and_retry_failed_responses(model_api, staff_client, alice,
-                                                       django_capture_on_commit_callbacks):  # fmt: skip
+def test_staff_see_progress_and_retry_failed_responses(
+    model_api, staff_client, alice, django_capture_on_commit_callbacks
+):
     good, bad = make_model(model_api, "Good"), make_model(model_api, "Bad", model="echo?status=400&times=1")
     campaign = make_prompt_set("adm", [good, bad], ["Q?"])
     with django_capture_on_commit_callbacks(execute=True):

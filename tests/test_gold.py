@@ -172,8 +172,16 @@ def test_gold_votes_are_left_out_of_exports_unless_asked_for(db, tmp_path):
     assert len(exported("trl-jsonl", include_gold="true")) == 12
     with pytest.raises(ArenaError, match="Leaderboard exports"):
         ExportFilters.parse({"include_gold": True}).check(campaign, FORMATS["leaderboard-json"])
-    call_command("export_data", "exp", "--format", "battles-jsonl", "--output", str(tmp_path / "c.jsonl"),
-                 "--include-gold", "--quiet")  # fmt: skip
+    call_command(
+        "export_data",
+        "exp",
+        "--format",
+        "battles-jsonl",
+        "--output",
+        str(tmp_path / "c.jsonl"),
+        "--include-gold",
+        "--quiet",
+    )
     assert len((tmp_path / "c.jsonl").read_text().splitlines()) == 12
 
 
@@ -262,9 +270,13 @@ def test_the_dashboard_shows_gold_agreement_and_flags_and_excludes(judged, staff
     assert "0.33 of 6" in html  # the careless voter's row in the voters table
     data = staff_client.get(f"{url}quality.json").json()
     assert data["gold_agreement"][voters["careful"].public_id] == {
-        "voter_id": voters["careful"].pk, "public_id": voters["careful"].public_id, "agree": 6, "n": 6,
-        "excluded": False, "share": 1.0,
-    }  # fmt: skip
+        "voter_id": voters["careful"].pk,
+        "public_id": voters["careful"].public_id,
+        "agree": 6,
+        "n": 6,
+        "excluded": False,
+        "share": 1.0,
+    }
     assert data["summary"]["gold"]["agree"] == 8 and data["summary"]["gold"]["n"] == 15
     assert [f["voter"] for f in data["flags"]] == [voters["careless"].public_id]
     assert alice.get(f"{url}quality.json").status_code == 302  # to the login page

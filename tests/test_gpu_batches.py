@@ -49,8 +49,9 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def local_model(model_dir: Path, name: str = "Tiny", **settings) -> ModelEntry:
     backend_settings = {"model_path": str(model_dir), "device": "cpu", "batch_wait_ms": 0, **settings}
-    return ModelEntry.objects.create(name=name, backend="transformers", backend_settings=backend_settings,
-                                     params=PARAMS)  # fmt: skip
+    return ModelEntry.objects.create(
+        name=name, backend="transformers", backend_settings=backend_settings, params=PARAMS
+    )
 
 
 def prompt_set(slug: str, models: list[ModelEntry], texts: list[str]) -> Campaign:

@@ -161,9 +161,13 @@ def _live_battle() -> tuple[Battle, ModelEntry, ModelEntry]:
     left = Response.objects.create(prompt=prompt, model=own, status=Response.Status.RUNNING)
     right = Response.objects.create(prompt=prompt, model=other, status=Response.Status.RUNNING)
     battle = Battle.objects.create(
-        campaign=campaign, voter=Voter.objects.create(), prompt=prompt, left=left, right=right,
+        campaign=campaign,
+        voter=Voter.objects.create(),
+        prompt=prompt,
+        left=left,
+        right=right,
         conversation={"user": ["Who are you?"], "left": [], "right": []},
-    )  # fmt: skip
+    )
     return battle, own, other
 
 

@@ -58,18 +58,37 @@ def target(db):
 
 def test_trl_pairs_become_prompts_with_the_named_models_answers(target):
     data = jsonl(
-        {"prompt": [SYSTEM, user("Capital of Australia?")], "chosen": [assistant("Canberra.")],
-         "rejected": [assistant("Sydney.")], "question_id": "geo-1", "chosen_model": "Beta",
-         "rejected_model": "Alpha", "category": "facts", "language": "en", "margin": 0.5},
-        {"prompt": [SYSTEM, user("Capital of Australia?")], "chosen": [assistant("Canberra.")],
-         "rejected": [assistant("Perth, probably.")], "question_id": "geo-1", "chosen_model": "Beta",
-         "rejected_model": "Gamma", "category": "facts", "language": "en"},
-    )  # fmt: skip
+        {
+            "prompt": [SYSTEM, user("Capital of Australia?")],
+            "chosen": [assistant("Canberra.")],
+            "rejected": [assistant("Sydney.")],
+            "question_id": "geo-1",
+            "chosen_model": "Beta",
+            "rejected_model": "Alpha",
+            "category": "facts",
+            "language": "en",
+            "margin": 0.5,
+        },
+        {
+            "prompt": [SYSTEM, user("Capital of Australia?")],
+            "chosen": [assistant("Canberra.")],
+            "rejected": [assistant("Perth, probably.")],
+            "question_id": "geo-1",
+            "chosen_model": "Beta",
+            "rejected_model": "Gamma",
+            "category": "facts",
+            "language": "en",
+        },
+    )
     summary = import_file(target, "pairs.jsonl", data)
     assert stored(target) == {
-        "geo-1": ([SYSTEM, user("Capital of Australia?")], "facts", "en",
-                  {"Alpha": "Sydney.", "Beta": "Canberra.", "Gamma": "Perth, probably."}),
-    }  # fmt: skip
+        "geo-1": (
+            [SYSTEM, user("Capital of Australia?")],
+            "facts",
+            "en",
+            {"Alpha": "Sydney.", "Beta": "Canberra.", "Gamma": "Perth, probably."},
+        ),
+    }
     assert (summary.prompts_created, summary.responses_written) == (1, 3)
     assert Item.objects.filter(campaign=target).count() == 3  # every pair of the three answers can be handed out
     response = Response.objects.get(prompt__campaign=target, model__name="Alpha")
@@ -99,8 +118,14 @@ def test_trl_records_without_model_names_take_the_options_and_can_add_the_models
 
 def test_trl_implicit_prompts_are_the_shared_start_of_both_conversations(target):
     conversation = [SYSTEM, user("2+2?"), assistant("4"), user("And 3+3?")]
-    data = jsonl({"chosen": [*conversation, assistant("6")], "rejected": [*conversation, assistant("7")],
-                  "chosen_model": "Alpha", "rejected_model": "Beta"})  # fmt: skip
+    data = jsonl(
+        {
+            "chosen": [*conversation, assistant("6")],
+            "rejected": [*conversation, assistant("7")],
+            "chosen_model": "Alpha",
+            "rejected_model": "Beta",
+        }
+    )
     import_file(target, "pairs.jsonl", data)
     [(messages, _, _, answers)] = stored(target).values()
     assert messages == conversation and answers == {"Alpha": "6", "Beta": "7"}
@@ -112,8 +137,13 @@ def test_trl_implicit_prompts_are_the_shared_start_of_both_conversations(target)
 
 
 def test_trl_prompts_without_ids_get_stable_ids_so_reimports_match(target):
-    first = {"prompt": "Same question", "chosen": "A", "rejected": "B", "chosen_model": "Alpha",
-             "rejected_model": "Beta"}  # fmt: skip
+    first = {
+        "prompt": "Same question",
+        "chosen": "A",
+        "rejected": "B",
+        "chosen_model": "Alpha",
+        "rejected_model": "Beta",
+    }
     second = {**first, "chosen": "A2", "rejected": "B2"}  # the same prompt again, other answers
     data = jsonl(first, {"prompt": "Other", "chosen": "C", "rejected": "D"} | first | {"prompt": "Other"}, second)
     import_file(target, "pairs.jsonl", data)
@@ -129,10 +159,20 @@ def test_trl_prompts_without_ids_get_stable_ids_so_reimports_match(target):
 
 def battle(qid, a, b, answer_a, answer_b, prompt=None, **extra):
     prompt = prompt or [user(f"Question {qid}?")]
-    return {"question_id": qid, "model_a": a, "model_b": b, "winner": "model_a", "judge": "x", "turn": 1,
-            "anony": True, "language": "English", "tstamp": 1.7e9,
-            "conversation_a": [*prompt, assistant(answer_a)], "conversation_b": [*prompt, assistant(answer_b)],
-            **extra}  # fmt: skip
+    return {
+        "question_id": qid,
+        "model_a": a,
+        "model_b": b,
+        "winner": "model_a",
+        "judge": "x",
+        "turn": 1,
+        "anony": True,
+        "language": "English",
+        "tstamp": 1.7e9,
+        "conversation_a": [*prompt, assistant(answer_a)],
+        "conversation_b": [*prompt, assistant(answer_b)],
+        **extra,
+    }
 
 
 def test_battles_become_prompts_with_each_models_last_answer(target):
@@ -185,8 +225,16 @@ def test_line_numbers_count_newlines_only_so_unicode_line_separators_inside_text
 
 
 def test_the_format_is_detected_from_the_first_record_or_given(target):
-    trl = jsonl({"prompt": "p", "chosen": "a", "rejected": "b", "question_id": "t1", "chosen_model": "Alpha",
-                 "rejected_model": "Beta"})  # fmt: skip
+    trl = jsonl(
+        {
+            "prompt": "p",
+            "chosen": "a",
+            "rejected": "b",
+            "question_id": "t1",
+            "chosen_model": "Alpha",
+            "rejected_model": "Beta",
+        }
+    )
     battles = jsonl(battle("b1", "Alpha", "Beta", "a", "b"))
     plain = jsonl({"external_id": "j1", "prompt": "p", "responses": {"Alpha": "a"}})
     for name, data in (("x.jsonl", trl), ("x.ndjson", battles), ("x.json", plain)):
@@ -210,12 +258,28 @@ def test_the_format_is_detected_from_the_first_record_or_given(target):
 
 def _vote(campaign, voter, prompt, left, right, verdict, minute):
     responses = {r.model.name: r for r in prompt.responses.select_related("model")}
-    battle = Battle.objects.create(campaign=campaign, voter=voter, prompt=prompt, left=responses[left],
-                                   right=responses[right], status=Battle.Status.VOTED)  # fmt: skip
+    battle = Battle.objects.create(
+        campaign=campaign,
+        voter=voter,
+        prompt=prompt,
+        left=responses[left],
+        right=responses[right],
+        status=Battle.Status.VOTED,
+    )
     winner = {"left": responses[left].model, "right": responses[right].model}.get(verdict)
-    Vote.objects.create(battle=battle, campaign=campaign, voter=voter, prompt=prompt, left_model=responses[left].model,
-                        right_model=responses[right].model, winner=winner, verdict=verdict, scores={},
-                        duration_ms=1000, created_at=datetime(2025, 3, 10, 12, minute, tzinfo=UTC))  # fmt: skip
+    Vote.objects.create(
+        battle=battle,
+        campaign=campaign,
+        voter=voter,
+        prompt=prompt,
+        left_model=responses[left].model,
+        right_model=responses[right].model,
+        winner=winner,
+        verdict=verdict,
+        scores={},
+        duration_ms=1000,
+        created_at=datetime(2025, 3, 10, 12, minute, tzinfo=UTC),
+    )
 
 
 @pytest.fixture
@@ -250,8 +314,10 @@ def _same_content(source: Campaign, target: Campaign) -> None:
     for prompt in source.prompts.filter(external_id=""):  # exported with its id as question_id
         expected[str(prompt.pk)] = expected.pop("")
     assert stored(target) == expected
-    pairs = {(r.prompt.external_id or str(r.prompt.pk), r.model.name): r.html for r in
-             Response.objects.filter(prompt__campaign=source).select_related("prompt", "model")}  # fmt: skip
+    pairs = {
+        (r.prompt.external_id or str(r.prompt.pk), r.model.name): r.html
+        for r in Response.objects.filter(prompt__campaign=source).select_related("prompt", "model")
+    }
     for response in Response.objects.filter(prompt__campaign=target).select_related("prompt", "model"):
         assert response.html == pairs[(response.prompt.external_id, response.model.name)]
     assert Item.objects.filter(campaign=target).count() == Item.objects.filter(campaign=source).count()
@@ -307,8 +373,9 @@ def test_the_admin_page_imports_each_format_and_lists_errors(target, staff_clien
     assert b"Battles, JSON lines" in page.content and b'name="chosen_model"' in page.content
 
     upload = SimpleUploadedFile("pairs.txt", jsonl({"prompt": "Hi", "chosen": "Yo", "rejected": "Bye"}))
-    response = staff_client.post(url, {"file": upload, "format": "trl", "chosen_model": "Beta",
-                                       "rejected_model": "Gamma"})  # fmt: skip
+    response = staff_client.post(
+        url, {"file": upload, "format": "trl", "chosen_model": "Beta", "rejected_model": "Gamma"}
+    )
     assert response.status_code == 302
     [(_, _, _, answers)] = stored(target).values()
     assert answers == {"Beta": "Yo", "Gamma": "Bye"}
@@ -336,8 +403,13 @@ def test_reimports_write_only_what_changed_and_replace_unfinished_responses(targ
     import_prompts(target, parse_prompt_file("f.jsonl", first), use_copy=use_copy)
     untouched = Response.objects.get(prompt__external_id="a", model__name="Alpha")
     b = Prompt.objects.get(campaign=target, external_id="b")
-    Response.objects.create(prompt=b, model=ModelEntry.objects.get(name="Gamma"), status=Response.Status.FAILED,
-                            error="timeout", cache_key="k" * 64)  # fmt: skip
+    Response.objects.create(
+        prompt=b,
+        model=ModelEntry.objects.get(name="Gamma"),
+        status=Response.Status.FAILED,
+        error="timeout",
+        cache_key="k" * 64,
+    )
     second = jsonl(
         {"external_id": "a", "prompt": "A?", "responses": {"Alpha": "a1", "Beta": "b1 fixed"}},
         {"external_id": "b", "prompt": "B, reworded?", "category": "x", "responses": {"Alpha": "a2", "Gamma": "g"}},
@@ -352,8 +424,9 @@ def test_reimports_write_only_what_changed_and_replace_unfinished_responses(targ
     assert (gamma.content, gamma.html) == ("g", render_markdown("g"))
     assert Prompt.objects.get(pk=b.pk).messages == [user("B, reworded?")]
     assert target.prompts.count() == 4
-    pairs = set(Item.objects.filter(campaign=target).values_list("prompt__external_id", "model_lo__name",
-                                                                 "model_hi__name"))  # fmt: skip
+    pairs = set(
+        Item.objects.filter(campaign=target).values_list("prompt__external_id", "model_lo__name", "model_hi__name")
+    )
     assert pairs == {("a", "Alpha", "Beta"), ("b", "Alpha", "Gamma")}
 
 
@@ -381,8 +454,12 @@ def test_answers_rendered_in_batches_on_a_thread_land_on_their_prompts(target, m
     from arena.services.imports import writer
 
     monkeypatch.setattr(writer, "BATCH", 2)
-    data = jsonl(*({"external_id": f"p{i}", "prompt": f"Q{i}?", "responses": {"Alpha": f"a{i}", "Gamma": f"*g{i}*"}}
-                   for i in range(7)))  # fmt: skip
+    data = jsonl(
+        *(
+            {"external_id": f"p{i}", "prompt": f"Q{i}?", "responses": {"Alpha": f"a{i}", "Gamma": f"*g{i}*"}}
+            for i in range(7)
+        )
+    )
     summary = import_prompts(target, parse_prompt_file("f.jsonl", data), use_copy=True)
     assert summary.responses_written == 14
     for ext, (_, _, _, answers) in stored(target).items():
@@ -401,8 +478,12 @@ def test_a_failure_while_rendering_writes_nothing_and_leaves_foreign_keys_deferr
 
     monkeypatch.setattr(writer, "BATCH", 1)
     monkeypatch.setattr(writer, "render_markdown", render)
-    data = jsonl(*({"external_id": f"p{i}", "prompt": "Q?", "responses": {"Alpha": "boom" if i == 3 else "ok"}}
-                   for i in range(5)))  # fmt: skip
+    data = jsonl(
+        *(
+            {"external_id": f"p{i}", "prompt": "Q?", "responses": {"Alpha": "boom" if i == 3 else "ok"}}
+            for i in range(5)
+        )
+    )
     with pytest.raises(RuntimeError, match="renderer failed"):
         import_prompts(target, parse_prompt_file("f.jsonl", data), use_copy=True)
     assert (Prompt.objects.filter(campaign=target).count(), Item.objects.filter(campaign=target).count()) == (0, 0)

@@ -97,10 +97,16 @@ def battle_records(draw, valid: bool = False) -> dict:
         prompt = draw(prompt_messages)
         other = draw(st.sampled_from([prompt, prompt]) | prompt_messages)  # mostly the same prompt on both sides
     return {
-        "question_id": qid, "model_a": model_a, "model_b": model_b, "winner": "model_a", "turn": 1, "anony": True,
+        "question_id": qid,
+        "model_a": model_a,
+        "model_b": model_b,
+        "winner": "model_a",
+        "turn": 1,
+        "anony": True,
         "language": draw(st.sampled_from(["en", "unknown", "English"]) | (st.just(None) if valid else text)),
-        "conversation_a": [*prompt, *_assistant(answer_a)], "conversation_b": [*other, *_assistant(answer_b)],
-    }  # fmt: skip
+        "conversation_a": [*prompt, *_assistant(answer_a)],
+        "conversation_b": [*other, *_assistant(answer_b)],
+    }
 
 
 def damaged(records):

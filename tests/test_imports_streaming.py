@@ -23,8 +23,13 @@ def jsonl(records) -> bytes:
 
 
 def record(i: int, answer: str = "a", prompt: str = "Q") -> dict:
-    return {"external_id": f"p{i}", "prompt": f"{prompt}{i}?", "category": "c", "language": "en",
-            "responses": {"Alpha": f"*{answer}{i}*", "Beta": f"b{i}"}}  # fmt: skip
+    return {
+        "external_id": f"p{i}",
+        "prompt": f"{prompt}{i}?",
+        "category": "c",
+        "language": "en",
+        "responses": {"Alpha": f"*{answer}{i}*", "Beta": f"b{i}"},
+    }
 
 
 def stored(campaign) -> dict:
@@ -47,8 +52,9 @@ def small_batches(monkeypatch):
 
 def _import(campaign, data: bytes, use_copy: bool, monkeypatch):
     real = writer.import_prompts
-    monkeypatch.setattr("arena.services.imports.import_prompts",
-                        lambda *args, **kw: real(*args, **kw, use_copy=use_copy))  # fmt: skip
+    monkeypatch.setattr(
+        "arena.services.imports.import_prompts", lambda *args, **kw: real(*args, **kw, use_copy=use_copy)
+    )
     return import_file(campaign, "f.jsonl", data)
 
 
@@ -86,8 +92,11 @@ def test_changes_spread_over_batches_are_written_and_counted(target, small_batch
 
 @PATHS
 def test_an_error_on_the_last_line_writes_nothing_from_earlier_batches(target, small_batches, monkeypatch, use_copy):
-    records = [*(record(i) for i in range(8)), {"external_id": "p8", "prompt": ""},
-               {"external_id": "p9", "prompt": "Q9?", "responses": {"Zeta": "z"}}]  # fmt: skip
+    records = [
+        *(record(i) for i in range(8)),
+        {"external_id": "p8", "prompt": ""},
+        {"external_id": "p9", "prompt": "Q9?", "responses": {"Zeta": "z"}},
+    ]
     with pytest.raises(ImportFailed) as failed:
         _import(target, jsonl(records), use_copy, monkeypatch)
     assert failed.value.errors[0] == "line 9: the prompt is empty"

@@ -276,10 +276,15 @@ def test_an_anthropic_judge_works_the_same(judge_api, monkeypatch):
     monkeypatch.setenv("JUDGE_TEST_KEY", "sk-judge")
     campaign = make_campaign(slug="claude", models=("Alpha", "Beta"), prompts=2)
     entry = ModelEntry.objects.create(
-        name="Claude judge", backend="anthropic",
-        backend_settings={"base_url": judge_api.root_url, "model": "claude?prefer=Answer number 1",
-                          "api_key_env": "JUDGE_TEST_KEY", "max_retries": 0},
-    )  # fmt: skip
+        name="Claude judge",
+        backend="anthropic",
+        backend_settings={
+            "base_url": judge_api.root_url,
+            "model": "claude?prefer=Answer number 1",
+            "api_key_env": "JUDGE_TEST_KEY",
+            "max_retries": 0,
+        },
+    )
     judge = Judge.objects.create(campaign=campaign, model=entry)
     run(judge)
     assert {(v.status, v.outcome, v.consistent) for v in JudgeVerdict.objects.filter(judge=judge)} == {

@@ -105,9 +105,10 @@ def judged(db, settings):
     vote_on(items[3], "tie")
     with ProtocolServer() as server:
         entry = ModelEntry.objects.create(
-            name="Referee", backend="openai",
+            name="Referee",
+            backend="openai",
             backend_settings={"base_url": server.base_url, "model": "j?prefer=Answer number 0", "max_retries": 0},
-        )  # fmt: skip
+        )
         judge = Judge.objects.create(
             campaign=campaign, model=entry, reference_model=ModelEntry.objects.get(name="Beta")
         )
@@ -165,11 +166,20 @@ def test_a_judges_dimension_leaderboard_is_fitted_on_its_scores(db):
     judge = Judge.objects.create(campaign=campaign, model=entry)
     for item in Item.objects.filter(campaign=campaign):
         JudgeVerdict.objects.create(
-            judge=judge, campaign=campaign, prompt_id=item.prompt_id, response_lo_id=item.response_lo_id,
-            response_hi_id=item.response_hi_id, model_lo_id=item.model_lo_id, model_hi_id=item.model_hi_id,
-            status="done", outcome="tie", consistent=False, lo_first_verdict="A", hi_first_verdict="A",
+            judge=judge,
+            campaign=campaign,
+            prompt_id=item.prompt_id,
+            response_lo_id=item.response_lo_id,
+            response_hi_id=item.response_hi_id,
+            model_lo_id=item.model_lo_id,
+            model_hi_id=item.model_hi_id,
+            status="done",
+            outcome="tie",
+            consistent=False,
+            lo_first_verdict="A",
+            hi_first_verdict="A",
             scores={"helpfulness": {"lo": 2.0, "hi": 4.5}},
-        )  # fmt: skip
+        )
     overall = {r.model: r for r in boards.leaderboard(judge).rows}
     assert overall["Alpha"].ties == 3 and overall["Alpha"].wins == 0
     helpful = {r.model: r for r in boards.leaderboard(judge, dimension="helpfulness").rows}

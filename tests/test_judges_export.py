@@ -23,9 +23,13 @@ def campaign_with_judge():
     item = Item.objects.filter(campaign=campaign).first()
     voter = Voter.objects.create()
     battle = Battle.objects.create(
-        campaign=campaign, voter=voter, prompt_id=item.prompt_id, item=item,
-        left_id=item.response_lo_id, right_id=item.response_hi_id,
-    )  # fmt: skip
+        campaign=campaign,
+        voter=voter,
+        prompt_id=item.prompt_id,
+        item=item,
+        left_id=item.response_lo_id,
+        right_id=item.response_hi_id,
+    )
     record_vote(battle.id, voter, "left")
     entry = ModelEntry.objects.create(
         name='Judge "J"', backend="static", backend_settings={"text": "helpfulness: A=5, B=2\nSo: [[A]]"}

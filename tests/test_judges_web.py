@@ -66,10 +66,16 @@ def test_the_dashboard_shows_judges_and_their_failures_escaped(staff_client, jud
 def test_the_admin_refuses_a_template_without_the_answers_and_runs_judges(staff_client, judge):
     page = staff_client.post(
         "/admin/judges/judge/add/",
-        {"campaign": judge.campaign.pk, "model": ModelEntry.objects.get(name="Alpha").pk,
-         "template": "Judge {conversation} and {answer_a}", "max_concurrency": 4, "prompt_price": 0,
-         "completion_price": 0, "is_active": "on"},
-    )  # fmt: skip
+        {
+            "campaign": judge.campaign.pk,
+            "model": ModelEntry.objects.get(name="Alpha").pk,
+            "template": "Judge {conversation} and {answer_a}",
+            "max_concurrency": 4,
+            "prompt_price": 0,
+            "completion_price": 0,
+            "is_active": "on",
+        },
+    )
     assert page.status_code == 200 and "{answer_b}" in page.content.decode()
     assert Judge.objects.count() == 1
     done = staff_client.post(

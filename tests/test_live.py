@@ -103,8 +103,10 @@ def test_the_json_answer_gives_the_battle_and_its_socket(alice, models_api):
     battle = Battle.objects.get()
     assert response.status_code == 201
     assert response.json() == {
-        "battle": battle.pk, "url": f"/b/{battle.pk}/live/", "websocket": f"/ws/battles/{battle.pk}/"
-    }  # fmt: skip
+        "battle": battle.pk,
+        "url": f"/b/{battle.pk}/live/",
+        "websocket": f"/ws/battles/{battle.pk}/",
+    }
 
 
 def test_a_prompt_that_is_too_long_is_refused_with_the_limit(alice, models_api, settings):
@@ -136,8 +138,9 @@ def test_a_voter_who_sends_prompts_too_fast_is_asked_to_wait(alice, bob, models_
     assert start(bob, campaign, HTTP_ACCEPT="application/json").status_code == 201  # per voter
 
 
-def test_the_conversation_goes_on_and_each_model_sees_its_own_answers(alice, models_api, settings,
-                                                                      django_capture_on_commit_callbacks):  # fmt: skip
+def test_the_conversation_goes_on_and_each_model_sees_its_own_answers(
+    alice, models_api, settings, django_capture_on_commit_callbacks
+):
     settings.ARENA_LIVE_MAX_TURNS = 2
     campaign = make_live_campaign(models_api)
     start(alice, campaign, prompt="First question", capture=django_capture_on_commit_callbacks)
@@ -149,8 +152,11 @@ def test_the_conversation_goes_on_and_each_model_sees_its_own_answers(alice, mod
     assert response.status_code == 302 and response["Location"] == f"/b/{battle.pk}/live/"
     battle.refresh_from_db()
     first, second = expected_reply("First question"), expected_reply("Second question")
-    assert battle.conversation == {"user": ["First question", "Second question"], "left": [first, second],
-                                   "right": [first, second]}  # fmt: skip
+    assert battle.conversation == {
+        "user": ["First question", "Second question"],
+        "left": [first, second],
+        "right": [first, second],
+    }
     assert battle.prompt.messages == [{"role": "user", "content": t} for t in ("First question", "Second question")]
     for pk in IDS:
         later = models_api.requests_for(f"echo-{pk}")[-1].body["messages"]
@@ -195,8 +201,9 @@ def test_a_failed_side_voids_the_battle_which_then_takes_no_vote(alice, models_a
     assert vote.status_code == 409 and Vote.objects.count() == 0
 
 
-def test_the_vote_on_a_live_battle_is_recorded_and_reveals_the_names(alice, models_api,
-                                                                     django_capture_on_commit_callbacks):  # fmt: skip
+def test_the_vote_on_a_live_battle_is_recorded_and_reveals_the_names(
+    alice, models_api, django_capture_on_commit_callbacks
+):
     campaign = make_live_campaign(models_api)
     start(alice, campaign, capture=django_capture_on_commit_callbacks)
     battle = Battle.objects.select_related("left", "right").get()
@@ -255,8 +262,14 @@ def test_live_campaign_pages_lead_to_the_live_form_and_votes_wait_for_both_answe
     prompt = campaign.prompts.get()
     left, right = prompt.responses.order_by("model__name")
     Response.objects.filter(pk=right.pk).update(status=Response.Status.RUNNING)
-    battle = Battle.objects.create(campaign=campaign, voter=voter, prompt=prompt, left=left, right=right,
-                                   conversation={"user": ["hi"], "left": [], "right": []})  # fmt: skip
+    battle = Battle.objects.create(
+        campaign=campaign,
+        voter=voter,
+        prompt=prompt,
+        left=left,
+        right=right,
+        conversation={"user": ["hi"], "left": [], "right": []},
+    )
     with pytest.raises(Conflict, match="both answers"):
         record_vote(battle.pk, voter, "left")
     Response.objects.filter(pk=right.pk).update(status=Response.Status.DONE)

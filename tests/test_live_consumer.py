@@ -58,11 +58,13 @@ def battle(server) -> Battle:
     campaign = Campaign.objects.create(slug="ws", title="WS", status="active", mode="live")
     models = [
         ModelEntry.objects.create(
-            id=pk, name=name, backend="openai",
+            id=pk,
+            name=name,
+            backend="openai",
             backend_settings={"base_url": server.base_url, "model": f"m{pk}?chunk_delay=0.002", "max_retries": 0},
         )
         for pk, name in zip(IDS, NAMES, strict=True)
-    ]  # fmt: skip
+    ]
     campaign.contenders.set(models)
     prompt = Prompt.objects.create(campaign=campaign, messages=[{"role": "user", "content": PROMPT}])
     left, right = (Response.objects.create(prompt=prompt, model=m, status="queued") for m in models)

@@ -96,8 +96,13 @@ def test_a_public_campaign_cannot_be_private():
     campaign.private = True
     with pytest.raises(ValidationError, match="needs access by invitation or login"):
         campaign.full_clean()
-    spec = {"slug": "file-eval", "title": "From a file", "access": "public", "private": True,
-            "models": [{"name": "Alpha"}]}  # fmt: skip
+    spec = {
+        "slug": "file-eval",
+        "title": "From a file",
+        "access": "public",
+        "private": True,
+        "models": [{"name": "Alpha"}],
+    }
     with pytest.raises(ImportFailed, match="needs access by invitation or login"):
         load_campaign(spec)
     assert not Campaign.objects.filter(slug="file-eval").exists()

@@ -11,9 +11,19 @@ def test_alpha_matches_the_published_nominal_example():
     # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", the nominal example with
     # 4 coders and 12 units (missing values left out): alpha = 0.743.
     data = {
-        1: [1, 1, 1], 2: [2, 2, 3, 2], 3: [3, 3, 3, 3], 4: [3, 3, 3, 3], 5: [2, 2, 2, 2], 6: [1, 2, 3, 4],
-        7: [4, 4, 4, 4], 8: [1, 1, 2, 1], 9: [2, 2, 2, 2], 10: [5, 5, 5], 11: [1, 1], 12: [3],
-    }  # fmt: skip
+        1: [1, 1, 1],
+        2: [2, 2, 3, 2],
+        3: [3, 3, 3, 3],
+        4: [3, 3, 3, 3],
+        5: [2, 2, 2, 2],
+        6: [1, 2, 3, 4],
+        7: [4, 4, 4, 4],
+        8: [1, 1, 2, 1],
+        9: [2, 2, 2, 2],
+        10: [5, 5, 5],
+        11: [1, 1],
+        12: [3],
+    }
     assert krippendorff_alpha(data) == pytest.approx(0.743, abs=0.001)
 
 
@@ -57,9 +67,19 @@ def test_campaign_agreement_from_real_votes(staff_client):
 def test_alpha_matches_the_published_interval_example():
     # The same data at the interval level: alpha = 0.849 (Krippendorff 2011).
     data = {
-        1: [1, 1, 1], 2: [2, 2, 3, 2], 3: [3, 3, 3, 3], 4: [3, 3, 3, 3], 5: [2, 2, 2, 2], 6: [1, 2, 3, 4],
-        7: [4, 4, 4, 4], 8: [1, 1, 2, 1], 9: [2, 2, 2, 2], 10: [5, 5, 5], 11: [1, 1], 12: [3],
-    }  # fmt: skip
+        1: [1, 1, 1],
+        2: [2, 2, 3, 2],
+        3: [3, 3, 3, 3],
+        4: [3, 3, 3, 3],
+        5: [2, 2, 2, 2],
+        6: [1, 2, 3, 4],
+        7: [4, 4, 4, 4],
+        8: [1, 1, 2, 1],
+        9: [2, 2, 2, 2],
+        10: [5, 5, 5],
+        11: [1, 1],
+        12: [3],
+    }
     assert krippendorff_alpha(data, "interval") == pytest.approx(0.849, abs=0.001)
 
 
@@ -68,12 +88,27 @@ def _cast(voter, prompt, left: str, right: str, verdict: str, gold=None, scores=
     from arena.models import Battle, Vote
 
     responses = {r.model.name: r for r in prompt.responses.select_related("model")}
-    battle = Battle.objects.create(campaign=prompt.campaign, voter=voter, prompt=prompt, left=responses[left],
-                                   right=responses[right], status="voted", gold=gold)  # fmt: skip
+    battle = Battle.objects.create(
+        campaign=prompt.campaign,
+        voter=voter,
+        prompt=prompt,
+        left=responses[left],
+        right=responses[right],
+        status="voted",
+        gold=gold,
+    )
     winner = {"left": responses[left].model, "right": responses[right].model}.get(verdict)
-    Vote.objects.create(battle=battle, campaign=prompt.campaign, voter=voter, prompt=prompt,
-                        left_model=responses[left].model, right_model=responses[right].model, winner=winner,
-                        verdict=verdict, scores=scores or {})  # fmt: skip
+    Vote.objects.create(
+        battle=battle,
+        campaign=prompt.campaign,
+        voter=voter,
+        prompt=prompt,
+        left_model=responses[left].model,
+        right_model=responses[right].model,
+        winner=winner,
+        verdict=verdict,
+        scores=scores or {},
+    )
 
 
 @pytest.mark.django_db
@@ -103,12 +138,15 @@ def test_agreement_with_the_majority_and_with_gold_on_a_hand_built_example():
     _cast(v5, p3, "C", "B", "left")
     # Gold: g1 expects the first (A), g2 a tie, g3 the second (C).
     response = {(r.prompt_id, r.model.name): r for r in Response.objects.filter(prompt__campaign=campaign)}
-    g1 = GoldBattle.objects.create(campaign=campaign, prompt=p0, first=response[p0.pk, "A"],
-                                   second=response[p0.pk, "B"], expected="first")  # fmt: skip
-    g2 = GoldBattle.objects.create(campaign=campaign, prompt=p1, first=response[p1.pk, "B"],
-                                   second=response[p1.pk, "C"], expected="tie")  # fmt: skip
-    g3 = GoldBattle.objects.create(campaign=campaign, prompt=p2, first=response[p2.pk, "A"],
-                                   second=response[p2.pk, "C"], expected="second")  # fmt: skip
+    g1 = GoldBattle.objects.create(
+        campaign=campaign, prompt=p0, first=response[p0.pk, "A"], second=response[p0.pk, "B"], expected="first"
+    )
+    g2 = GoldBattle.objects.create(
+        campaign=campaign, prompt=p1, first=response[p1.pk, "B"], second=response[p1.pk, "C"], expected="tie"
+    )
+    g3 = GoldBattle.objects.create(
+        campaign=campaign, prompt=p2, first=response[p2.pk, "A"], second=response[p2.pk, "C"], expected="second"
+    )
     _cast(v1, p0, "A", "B", "left", gold=g1)  # first: as expected
     _cast(v1, p1, "B", "C", "tie", gold=g2)  # as expected
     _cast(v1, p2, "A", "C", "left", gold=g3)  # said first, expected second
@@ -117,8 +155,13 @@ def test_agreement_with_the_majority_and_with_gold_on_a_hand_built_example():
 
     result = campaign_agreement(campaign)
     majority = {voter: (a["agree"], a["n"]) for voter, a in result["majority_agreement"].items()}
-    assert majority == {v1.public_id: (2, 2), v2.public_id: (2, 2), v3.public_id: (2, 2), v4.public_id: (0, 1),
-                        v5.public_id: (0, 1)}  # fmt: skip
+    assert majority == {
+        v1.public_id: (2, 2),
+        v2.public_id: (2, 2),
+        v3.public_id: (2, 2),
+        v4.public_id: (0, 1),
+        v5.public_id: (0, 1),
+    }
     assert result["summary"]["majority"] == {"agree": 6, "n": 8, "voters": 5, "share": 0.75}
     gold = {voter: (g["agree"], g["n"]) for voter, g in result["gold_agreement"].items()}
     assert gold == {v1.public_id: (2, 3), v4.public_id: (1, 2)}

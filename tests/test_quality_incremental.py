@@ -26,16 +26,20 @@ class VotedCampaign:
 
     def __init__(self, seed: int, slug: str) -> None:
         self.rng = random.Random(seed)
-        self.campaign = make_campaign(slug=slug, models=("Alpha", "Beta", "Gamma", "Delta"), prompts=6,
-                                      dimensions=("helpfulness", "accuracy"))  # fmt: skip
+        self.campaign = make_campaign(
+            slug=slug, models=("Alpha", "Beta", "Gamma", "Delta"), prompts=6, dimensions=("helpfulness", "accuracy")
+        )
         self.prompts = [list(p.responses.all()) for p in self.campaign.prompts.order_by("id")]
         self.voters = [Voter.objects.create() for _ in range(12)]
         self.clock = {v.id: START + timedelta(minutes=i) for i, v in enumerate(self.voters)}
         self.gold = []
         for responses in self.prompts[:2]:
             first, second = responses[0], responses[1]
-            self.gold.append(GoldBattle.objects.create(campaign=self.campaign, prompt=first.prompt, first=first,
-                                                       second=second, expected="first"))  # fmt: skip
+            self.gold.append(
+                GoldBattle.objects.create(
+                    campaign=self.campaign, prompt=first.prompt, first=first, second=second, expected="first"
+                )
+            )
 
     def vote(self, n: int) -> None:
         rng = self.rng
@@ -59,8 +63,13 @@ class VotedCampaign:
                 pairs = [(a, b) for i, a in enumerate(shown) for b in shown[i + 1 :]]
                 ranking = None
                 if size > 2:
-                    ranking = Ranking.objects.create(campaign=self.campaign, voter=voter, prompt=shown[0].prompt,
-                                                     shown=[r.id for r in shown], status="submitted")  # fmt: skip
+                    ranking = Ranking.objects.create(
+                        campaign=self.campaign,
+                        voter=voter,
+                        prompt=shown[0].prompt,
+                        shown=[r.id for r in shown],
+                        status="submitted",
+                    )
             duration = rng.randint(300, 1800) if fast else rng.randint(1500, 60_000)
             for left, right in pairs:
                 verdict = "left" if streaky else rng.choice(["left", "left", "right", "right", "tie", "both_bad"])
@@ -70,21 +79,43 @@ class VotedCampaign:
                     scores["helpfulness"] = {"left": rng.randint(1, 5), "right": rng.randint(1, 5)}
                     if rng.random() < 0.5:
                         scores["accuracy"] = {"left": rng.randint(1, 3)}
-                battle = Battle(campaign=self.campaign, voter=voter, prompt=left.prompt, left=left, right=right,
-                                status="voted", gold=gold, ranking=ranking, created_at=at)  # fmt: skip
+                battle = Battle(
+                    campaign=self.campaign,
+                    voter=voter,
+                    prompt=left.prompt,
+                    left=left,
+                    right=right,
+                    status="voted",
+                    gold=gold,
+                    ranking=ranking,
+                    created_at=at,
+                )
                 battles.append(battle)
-                votes.append(Vote(battle=battle, campaign=self.campaign, voter=voter, prompt=left.prompt,
-                                  left_model_id=left.model_id, right_model_id=right.model_id, winner_id=winner,
-                                  verdict=verdict, scores=scores, duration_ms=duration if rng.random() < 0.9 else None,
-                                  created_at=at))  # fmt: skip
+                votes.append(
+                    Vote(
+                        battle=battle,
+                        campaign=self.campaign,
+                        voter=voter,
+                        prompt=left.prompt,
+                        left_model_id=left.model_id,
+                        right_model_id=right.model_id,
+                        winner_id=winner,
+                        verdict=verdict,
+                        scores=scores,
+                        duration_ms=duration if rng.random() < 0.9 else None,
+                        created_at=at,
+                    )
+                )
         Battle.objects.bulk_create(battles)
         Vote.objects.bulk_create(votes)
 
 
 def original(campaign) -> dict:
     """The figures as the full computation has always made them (dashboard.voter_quality)."""
-    flags = [{"voter": f.public_id, "votes": f.votes, "reasons": f.reasons, "excluded": f.excluded}
-             for f in abuse.suspicious_voters(campaign)]  # fmt: skip
+    flags = [
+        {"voter": f.public_id, "votes": f.votes, "reasons": f.reasons, "excluded": f.excluded}
+        for f in abuse.suspicious_voters(campaign)
+    ]
     return {**quality.campaign_agreement(campaign), "flags": flags}
 
 

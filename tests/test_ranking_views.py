@@ -149,8 +149,11 @@ def test_the_api_keeps_pairwise_and_ranking_tasks_apart(ranking, alice):
     battles = alice.post("/api/v1/campaigns/rk/battles")
     assert battles.status_code == 409 and "/api/v1/campaigns/rk/rankings" in battles.json()["message"]
     paths = alice.get("/api/v1/openapi.json").json()["paths"]
-    assert {"/api/v1/campaigns/{slug}/rankings", "/api/v1/rankings/{ranking_id}",
-            "/api/v1/rankings/{ranking_id}/submit"} <= set(paths)  # fmt: skip
+    assert {
+        "/api/v1/campaigns/{slug}/rankings",
+        "/api/v1/rankings/{ranking_id}",
+        "/api/v1/rankings/{ranking_id}/submit",
+    } <= set(paths)
 
 
 def test_access_rules_and_limits_apply_as_for_battles(db, alice, settings):

@@ -27,8 +27,9 @@ MODELS = ("Alpha", "Beta", "Gamma", "Delta", "Epsilon")
 
 
 def ranking_campaign(slug="rank", models=MODELS, prompts=3, size=4, **fields) -> Campaign:
-    return make_campaign(slug=slug, models=models, prompts=prompts, task=Campaign.Task.RANKING, ranking_size=size,
-                         **fields)  # fmt: skip
+    return make_campaign(
+        slug=slug, models=models, prompts=prompts, task=Campaign.Task.RANKING, ranking_size=size, **fields
+    )
 
 
 def open_for(campaign: Campaign, voter: Voter) -> rankings.RankingView:

@@ -89,8 +89,14 @@ def test_snapshots_cover_methods_dimensions_and_categories(db):
     cast_votes(campaign, 30, scored=True)
     compute_snapshots(campaign)
     keys = set(LeaderboardSnapshot.objects.filter(campaign=campaign).values_list("dimension", "category", "method"))
-    assert {("", "", "davidson"), ("", "", "half"), ("", "", "elo"), ("helpfulness", "", "davidson"),
-            ("", "coding", "davidson"), ("", "facts", "davidson")} <= keys  # fmt: skip
+    assert {
+        ("", "", "davidson"),
+        ("", "", "half"),
+        ("", "", "elo"),
+        ("helpfulness", "", "davidson"),
+        ("", "coding", "davidson"),
+        ("", "facts", "davidson"),
+    } <= keys
     overall = LeaderboardSnapshot.objects.get(campaign=campaign, dimension="", category="", method="davidson")
     assert overall.n_votes == 30
     assert {row["model"] for row in overall.data["rows"]} == {"A", "B", "C"}
@@ -170,9 +176,14 @@ def direct_vote(campaign, voter, prompt, verdict: str, *, gold=None, reverse: bo
         campaign=campaign, voter=voter, prompt=prompt, left=left, right=right, status="voted", gold=gold
     )
     return Vote.objects.create(
-        battle=battle, campaign=campaign, voter=voter, prompt=prompt, left_model=left.model,
-        right_model=right.model, verdict=verdict,
-    )  # fmt: skip
+        battle=battle,
+        campaign=campaign,
+        voter=voter,
+        prompt=prompt,
+        left_model=left.model,
+        right_model=right.model,
+        verdict=verdict,
+    )
 
 
 def test_votes_on_gold_battles_never_enter_the_ratings(db):
@@ -215,9 +226,16 @@ def reference_state(campaign) -> tuple[dict, dict, dict]:
     votes = (
         Vote.objects.filter(campaign=campaign, voter__excluded=False, battle__flagged=False, battle__gold__isnull=True)
         .order_by("id")
-        .values_list("left_model__name", "right_model__name", "verdict", "scores", "prompt__category",
-                     "battle__left__content", "battle__right__content")
-    )  # fmt: skip
+        .values_list(
+            "left_model__name",
+            "right_model__name",
+            "verdict",
+            "scores",
+            "prompt__category",
+            "battle__left__content",
+            "battle__right__content",
+        )
+    )
     groups: dict = defaultdict(lambda: ([], [], []))
     ordered, tallies = [], defaultdict(int)
     for a, b, verdict, scores, category, left_text, right_text in votes:

@@ -32,9 +32,10 @@ MODELS = ("Alpha", "Beta", "Gamma")
 
 fast = settings(max_examples=EXAMPLES * 4, deadline=None, suppress_health_check=list(HealthCheck))
 with_db = settings(
-    max_examples=EXAMPLES, deadline=None,
+    max_examples=EXAMPLES,
+    deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
-)  # fmt: skip
+)
 
 # --- strategies -----------------------------------------------------------------------------------
 
@@ -89,8 +90,12 @@ CSV_COLUMNS = ["external_id", "prompt", "messages", "category", "language", "mod
 @st.composite
 def csv_files(draw) -> bytes:
     header = draw(st.lists(st.sampled_from(CSV_COLUMNS) | text, max_size=6))
-    rows = draw(st.lists(st.lists(text | st.sampled_from([*MODELS, '[{"role":"user","content":"hi"}]', "[]"]),
-                                  max_size=8), max_size=6))  # fmt: skip
+    rows = draw(
+        st.lists(
+            st.lists(text | st.sampled_from([*MODELS, '[{"role":"user","content":"hi"}]', "[]"]), max_size=8),
+            max_size=6,
+        )
+    )
     buffer = io.StringIO()
     writer = csv.writer(buffer, quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, csv.QUOTE_NONNUMERIC])))
     writer.writerow(header)

@@ -64,8 +64,13 @@ def test_hit_fails_open_and_quickly_when_the_cache_is_down(settings):
 def test_hit_counts_in_redis_with_one_round_trip(settings):
     from tests.stack import REDIS_URL
 
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                                   "KEY_PREFIX": f"rl-test-{time.time_ns()}"}}  # fmt: skip
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"rl-test-{time.time_ns()}",
+        }
+    }
     try:
         cache.get("probe")
     except Exception:

@@ -41,7 +41,7 @@ from arena.models import (
     RefusedPrompt,
     Vote,
     Voter,
-)  # fmt: skip
+)
 from arena.services import ratelimit
 from tests.factories import make_campaign
 

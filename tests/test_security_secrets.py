@@ -35,8 +35,15 @@ class _HostileProvider(BaseHTTPRequestHandler):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         auth = self.headers.get("authorization", "")
         type(self).seen_keys.append(auth)
-        body = json.dumps({"error": {"message": f"Incorrect API key provided: {auth} (key {auth[7:]})",
-                                     "type": "invalid_request_error", "code": "invalid_api_key"}}).encode()  # fmt: skip
+        body = json.dumps(
+            {
+                "error": {
+                    "message": f"Incorrect API key provided: {auth} (key {auth[7:]})",
+                    "type": "invalid_request_error",
+                    "code": "invalid_api_key",
+                }
+            }
+        ).encode()
         self.send_response(type(self).status)
         self.send_header("content-type", "application/json")
         self.send_header("x-echo-key", auth)

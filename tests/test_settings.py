@@ -66,8 +66,14 @@ def test_the_embedded_mode_makes_its_own_secrets_on_first_run_and_keeps_them(tmp
         dropped = {"SECRET_KEY", "ARENA_IP_SALT", "DJANGO_SETTINGS_MODULE"}
         env = {k: v for k, v in os.environ.items() if k not in dropped}
         env.update(DEBUG="true", DJANGO_SETTINGS_MODULE="arena.settings", ARENA_VAR_DIR=str(var_dir))
-        done = subprocess.run([sys.executable, "manage.py", "shell", "-v", "0", "-c", SECRETS_PROBE], cwd=ROOT,
-                              env=env, capture_output=True, text=True, check=True)  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-v", "0", "-c", SECRETS_PROBE],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         return done.stdout.split()
 
     first, again, other = secrets_of(tmp_path / "a"), secrets_of(tmp_path / "a"), secrets_of(tmp_path / "b")

@@ -230,8 +230,13 @@ def test_every_admin_list_opens_with_its_view_permission(world, django_user_mode
 
 def test_the_admin_export_page_starts_no_export_without_the_export_permission(world, django_user_model):
     url = f"/admin/exports/exportjob/campaign/{world['campaign'].pk}/"
-    form = {"format": "battles-jsonl", "include_excluded": "on", "include_flagged": "on", "min_votes": "0",
-            "margin": "none"}  # fmt: skip
+    form = {
+        "format": "battles-jsonl",
+        "include_excluded": "on",
+        "include_flagged": "on",
+        "min_votes": "0",
+        "margin": "none",
+    }
     for perms in ((), ("arena.change_campaign", "exports.view_exportjob")):
         assert staff_with(django_user_model, *perms).post(url, form).status_code == 403
     assert ExportJob.objects.count() == 1

@@ -70,8 +70,17 @@ def _progress(job: ExportJob) -> str:
 
 @admin.register(ExportJob)
 class ExportJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "campaign", "format", "status", "progress_text", "size", "created_by", "created_at",
-                    "download"]  # fmt: skip
+    list_display = [
+        "id",
+        "campaign",
+        "format",
+        "status",
+        "progress_text",
+        "size",
+        "created_by",
+        "created_at",
+        "download",
+    ]
     list_filter = ["status", "format", "campaign"]
     list_select_related = ["campaign", "created_by"]
     readonly_fields = [f.name for f in ExportJob._meta.fields]
@@ -116,8 +125,11 @@ class ExportJobAdmin(admin.ModelAdmin):
     def choose_view(self, request: HttpRequest) -> HttpResponse:
         check(request.user, EXPORT_DATA)
         campaigns = Campaign.objects.annotate(n_votes=Count("votes")).order_by("-created_at")
-        return render(request, "admin/exports/choose_campaign.html",
-                      self._context(request, "Export a campaign", campaigns=campaigns))  # fmt: skip
+        return render(
+            request,
+            "admin/exports/choose_campaign.html",
+            self._context(request, "Export a campaign", campaigns=campaigns),
+        )
 
     def campaign_view(self, request: HttpRequest, campaign_id: int) -> HttpResponse:
         """The Export page of one campaign: the form, then its jobs (refreshing while one runs)."""

@@ -37,20 +37,41 @@ class Format:
 FORMATS: dict[str, Format] = {
     f.name: f
     for f in (
-        Format("battles-jsonl", "battles", "jsonl", "application/x-ndjson; charset=utf-8",
-               "Battles, JSON lines (Chatbot Arena battle fields)"),
-        Format("battles-json", "battles", "json", "application/json; charset=utf-8",
-               "Battles, one JSON list (FastChat elo_analysis.py --clean-battle-file)"),
-        Format("trl-jsonl", "pairs", "jsonl", "application/x-ndjson; charset=utf-8",
-               "Preference pairs, TRL conversational JSON lines"),
-        Format("openai-jsonl", "pairs", "jsonl", "application/x-ndjson; charset=utf-8",
-               "Preference pairs, OpenAI preference fine-tuning JSON lines"),
-        Format("parquet", "pairs", "parquet", "application/vnd.apache.parquet",
-               "Preference pairs, TRL columns in Parquet"),
+        Format(
+            "battles-jsonl",
+            "battles",
+            "jsonl",
+            "application/x-ndjson; charset=utf-8",
+            "Battles, JSON lines (Chatbot Arena battle fields)",
+        ),
+        Format(
+            "battles-json",
+            "battles",
+            "json",
+            "application/json; charset=utf-8",
+            "Battles, one JSON list (FastChat elo_analysis.py --clean-battle-file)",
+        ),
+        Format(
+            "trl-jsonl",
+            "pairs",
+            "jsonl",
+            "application/x-ndjson; charset=utf-8",
+            "Preference pairs, TRL conversational JSON lines",
+        ),
+        Format(
+            "openai-jsonl",
+            "pairs",
+            "jsonl",
+            "application/x-ndjson; charset=utf-8",
+            "Preference pairs, OpenAI preference fine-tuning JSON lines",
+        ),
+        Format(
+            "parquet", "pairs", "parquet", "application/vnd.apache.parquet", "Preference pairs, TRL columns in Parquet"
+        ),
         Format("leaderboard-csv", "leaderboard", "csv", "text/csv; charset=utf-8", "Leaderboard, CSV"),
         Format("leaderboard-json", "leaderboard", "json", "application/json; charset=utf-8", "Leaderboard, JSON"),
     )
-}  # fmt: skip
+}
 
 MARGINS = ("none", "scores", "agreement")
 
@@ -235,8 +256,9 @@ def conversation_style(messages: list[dict[str, Any]]) -> StyleCounts:
 
 def metadata_from_conversations(conversation_a: str, conversation_b: str) -> str:
     """conv_metadata computed from two encoded conversations (for callers without ResponseText pieces)."""
-    return dumps(conv_metadata(conversation_style(json.loads(conversation_a)),
-                               conversation_style(json.loads(conversation_b))))  # fmt: skip
+    return dumps(
+        conv_metadata(conversation_style(json.loads(conversation_a)), conversation_style(json.loads(conversation_b)))
+    )
 
 
 def _assistant_json(answer: ResponseText) -> str:
@@ -257,11 +279,25 @@ def _number(value: Any) -> str:
 
 
 def battle_line(
-    *, prompt: PromptText, model_a_json: str, model_b_json: str, winner: str, voter: str, turn: int, tstamp: float,
-    battle_id: str, campaign_json: str, verdict: str, dimension_json: str, scores_json: str,
-    duration_ms: int | None, flagged: bool, conversation_a: str, conversation_b: str,
+    *,
+    prompt: PromptText,
+    model_a_json: str,
+    model_b_json: str,
+    winner: str,
+    voter: str,
+    turn: int,
+    tstamp: float,
+    battle_id: str,
+    campaign_json: str,
+    verdict: str,
+    dimension_json: str,
+    scores_json: str,
+    duration_ms: int | None,
+    flagged: bool,
+    conversation_a: str,
+    conversation_b: str,
     conv_metadata_json: str | None = None,
-) -> str:  # fmt: skip
+) -> str:
     """One battle record (no newline): the public arena's fields (FastChat's analysis reads them all,
     ``conv_metadata`` and ``language`` as a name included), ours, then both conversations.
 
@@ -289,9 +325,14 @@ def battle_scores_json(scores: dict) -> str:
 
 
 def pair_metadata_json(
-    *, battle_id: str, prompt: PromptText, chosen_model_json: str, rejected_model_json: str, voter: str,
+    *,
+    battle_id: str,
+    prompt: PromptText,
+    chosen_model_json: str,
+    rejected_model_json: str,
+    voter: str,
     margin: Any = NO_MARGIN,
-) -> str:  # fmt: skip
+) -> str:
     """The fields after prompt / chosen / rejected in a TRL record, from the comma to the closing brace."""
     head = "" if margin is NO_MARGIN else f',"margin":{_number(margin)}'
     return (
@@ -337,6 +378,21 @@ def parquet_schema(with_margin: bool):
 # --- leaderboards -----------------------------------------------------------------------------------
 
 LEADERBOARD_COLUMNS = [
-    "dimension", "category", "method", "rank", "model", "rating", "ci_low", "ci_high", "votes", "wins",
-    "losses", "ties", "both_bad", "win_rate", "provisional", "n_votes", "computed_at",
-]  # fmt: skip
+    "dimension",
+    "category",
+    "method",
+    "rank",
+    "model",
+    "rating",
+    "ci_low",
+    "ci_high",
+    "votes",
+    "wins",
+    "losses",
+    "ties",
+    "both_bad",
+    "win_rate",
+    "provisional",
+    "n_votes",
+    "computed_at",
+]

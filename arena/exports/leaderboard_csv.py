@@ -20,8 +20,13 @@ def write_leaderboard_csv(out: IO[str] | Any, snapshots: Iterable[Any]) -> int:
     writer.writeheader()
     written = 0
     for snapshot in snapshots:
-        board = {"dimension": snapshot.dimension, "category": snapshot.category, "method": snapshot.method,
-                 "n_votes": snapshot.n_votes, "computed_at": snapshot.computed_at.isoformat()}  # fmt: skip
+        board = {
+            "dimension": snapshot.dimension,
+            "category": snapshot.category,
+            "method": snapshot.method,
+            "n_votes": snapshot.n_votes,
+            "computed_at": snapshot.computed_at.isoformat(),
+        }
         for row in snapshot.data.get("rows", []):
             writer.writerow({**row, **board})
             written += 1

@@ -367,9 +367,20 @@ class Epoch(Func):
 
 # The vote rows _VoteExport reads, in this order (JSON columns as text: most are "{}").
 _FIELDS = (
-    "battle_id", "_time", "verdict", "_scores", "duration_ms", "voter_id", "left_model_id", "right_model_id",
-    "prompt_id", "battle__left_id", "battle__right_id", "battle__flagged", "_conversation",
-)  # fmt: skip
+    "battle_id",
+    "_time",
+    "verdict",
+    "_scores",
+    "duration_ms",
+    "voter_id",
+    "left_model_id",
+    "right_model_id",
+    "prompt_id",
+    "battle__left_id",
+    "battle__right_id",
+    "battle__flagged",
+    "_conversation",
+)
 _PROMPT, _LEFT, _RIGHT, _ITEM = 8, 9, 10, 13
 
 
@@ -480,8 +491,21 @@ class _VoteExport:
         return hashed
 
     def battle(self, row: tuple, stats: Progress) -> str | None:
-        (battle_id, when, verdict, scores_text, duration_ms, voter_id, left_model, right_model, prompt_id, left_id,
-         right_id, flagged, conversation_text) = row[:13]  # fmt: skip
+        (
+            battle_id,
+            when,
+            verdict,
+            scores_text,
+            duration_ms,
+            voter_id,
+            left_model,
+            right_model,
+            prompt_id,
+            left_id,
+            right_id,
+            flagged,
+            conversation_text,
+        ) = row[:13]
         scores, scores_json = self.scores(scores_text)
         dimension = self.filters.dimension
         if dimension:
@@ -544,8 +568,21 @@ class _VoteExport:
 
     def pairs(self, row: tuple, stats: Progress) -> Iterator[_Pair]:
         """The preference pairs of one vote: its ranking of the two sides, expanded to pairs."""
-        (_, _, verdict, scores_text, _, _, left_model, right_model, prompt_id, left_id, right_id, _,
-         conversation_text) = row[:13]  # fmt: skip
+        (
+            _,
+            _,
+            verdict,
+            scores_text,
+            _,
+            _,
+            left_model,
+            right_model,
+            prompt_id,
+            left_id,
+            right_id,
+            _,
+            conversation_text,
+        ) = row[:13]
         scores = self.scores(scores_text)[0]
         if self.filters.dimension:
             sides = scores.get(self.filters.dimension) or {}
@@ -569,8 +606,14 @@ class _VoteExport:
                     answers[side] = ResponseText.build(formats.message_content((conversation.get(side) or [""])[0]))
         models = {"left": left_model, "right": right_model}
         for better, worse, _distance in formats.ranking_pairs(tiers):
-            yield _Pair(prompt, answers[better], answers[worse], models[better], models[worse],
-                        self._margin(row, scores, better, worse))  # fmt: skip
+            yield _Pair(
+                prompt,
+                answers[better],
+                answers[worse],
+                models[better],
+                models[worse],
+                self._margin(row, scores, better, worse),
+            )
 
     # -- the pass --
 
@@ -643,8 +686,9 @@ _VERDICT_TIERS = {"left": [["left"], ["right"]], "right": [["right"], ["left"]]}
 _loads = json.loads
 
 
-def _write_leaderboard(campaign: Campaign, spec: Format, filters: ExportFilters, path: Path,
-                       progress: ProgressCallback) -> Progress:  # fmt: skip
+def _write_leaderboard(
+    campaign: Campaign, spec: Format, filters: ExportFilters, path: Path, progress: ProgressCallback
+) -> Progress:
     """Every stored snapshot of the default method (overall, per dimension, per category)."""
     from ratings.models import LeaderboardSnapshot
     from ratings.snapshots import DEFAULT_METHOD
@@ -695,8 +739,9 @@ def export_dir() -> Path:
     return Path(settings.ARENA_EXPORT_DIR)
 
 
-def start_export(campaign: Campaign, fmt: str, filters: ExportFilters | Mapping[str, Any] | None = None,
-                 user=None) -> ExportJob:  # fmt: skip
+def start_export(
+    campaign: Campaign, fmt: str, filters: ExportFilters | Mapping[str, Any] | None = None, user=None
+) -> ExportJob:
     """Record an export job and hand it to a worker once the job row is committed."""
     spec = get_format(fmt)
     if not isinstance(filters, ExportFilters):
@@ -757,8 +802,12 @@ def run_job(job_id: int) -> ExportJob | None:
         now = time.monotonic()
         if now - last >= PROGRESS_INTERVAL:
             last = now
-            mine.update(rows_total=stats.rows_total, rows_done=stats.rows_done, rows_written=stats.rows_written,
-                        heartbeat_at=timezone.now())  # fmt: skip
+            mine.update(
+                rows_total=stats.rows_total,
+                rows_done=stats.rows_done,
+                rows_written=stats.rows_written,
+                heartbeat_at=timezone.now(),
+            )
 
     try:
         stats = write_export(job.campaign, job.format, ExportFilters.parse(job.filters), path, report)

@@ -27,16 +27,30 @@ def flagged_battles(campaign: Campaign) -> dict[str, Any]:
     reason (a battle counts once per reason) and the latest ones with their reasons per side."""
     counts = _flagged(campaign).aggregate(
         total=Count("id"),
-        identity=Count("id", filter=Q(flagged=True) | Q(left__checks__contains="identity")
-                       | Q(right__checks__contains="identity")),
-        **{key: Count("id", filter=Q(left__checks__contains=key) | Q(right__checks__contains=key))
-           for key in REASONS if key != "identity"},
-    )  # fmt: skip
+        identity=Count(
+            "id", filter=Q(flagged=True) | Q(left__checks__contains="identity") | Q(right__checks__contains="identity")
+        ),
+        **{
+            key: Count("id", filter=Q(left__checks__contains=key) | Q(right__checks__contains=key))
+            for key in REASONS
+            if key != "identity"
+        },
+    )
     rows = []
-    latest = _flagged(campaign).order_by("-created_at").values(
-        "id", "created_at", "status", "flagged", "left__checks", "right__checks", "left__model__name",
-        "right__model__name",
-    )[:FLAGGED_SHOWN]  # fmt: skip
+    latest = (
+        _flagged(campaign)
+        .order_by("-created_at")
+        .values(
+            "id",
+            "created_at",
+            "status",
+            "flagged",
+            "left__checks",
+            "right__checks",
+            "left__model__name",
+            "right__model__name",
+        )[:FLAGGED_SHOWN]
+    )
     for battle in latest:
         reasons = [f"A ({battle['left__model__name']}): {r}" for r in describe(battle["left__checks"])]
         reasons += [f"B ({battle['right__model__name']}): {r}" for r in describe(battle["right__checks"])]
@@ -61,19 +75,24 @@ def usage_per_day(campaign: Campaign) -> dict[str, Any]:
         .values("day", "model__name", "generations", "prompt_tokens", "completion_tokens", "cost")
     )
     totals = GenerationUsage.objects.filter(campaign=campaign, day__gte=since).aggregate(
-        generations=Sum("generations"), prompt_tokens=Sum("prompt_tokens"),
-        completion_tokens=Sum("completion_tokens"), cost=Sum("cost"),
-    )  # fmt: skip
+        generations=Sum("generations"),
+        prompt_tokens=Sum("prompt_tokens"),
+        completion_tokens=Sum("completion_tokens"),
+        cost=Sum("cost"),
+    )
     return {"rows": rows, "totals": totals, "days": USAGE_DAYS}
 
 
 def budget_today(campaign: Campaign) -> dict[str, Any]:
     spent = budgets.day_usage(campaign)
     return {
-        "tokens": spent.tokens, "cost": spent.cost, "tokens_limit": campaign.live_tokens_per_day,
-        "cost_limit": campaign.live_cost_per_day, "battles_per_hour": campaign.live_battles_per_hour,
+        "tokens": spent.tokens,
+        "cost": spent.cost,
+        "tokens_limit": campaign.live_tokens_per_day,
+        "cost_limit": campaign.live_cost_per_day,
+        "battles_per_hour": campaign.live_battles_per_hour,
         "paused": budgets.daily_budget_message(campaign),
-    }  # fmt: skip
+    }
 
 
 def figures(campaign: Campaign) -> dict[str, Any]:

@@ -30,23 +30,48 @@ from arena.services.ratelimit import Rule, enforce, ip_key
 def check_request(request: HttpRequest) -> None:
     """Per-IP limits on one live prompt (a new battle or a further turn)."""
     ip = ip_key(request)
-    enforce([
-        Rule(f"live:ip:{ip}", settings.ARENA_IP_LIVE_PROMPTS_PER_MINUTE, 60,
-             "Too many prompts from your network in the last minute. Please wait a minute and try again."),
-        Rule(f"live:ip:{ip}", settings.ARENA_IP_LIVE_PROMPTS_PER_HOUR, 3600,
-             "Too many prompts from your network in the last hour. Please come back later."),
-    ])  # fmt: skip
+    enforce(
+        [
+            Rule(
+                f"live:ip:{ip}",
+                settings.ARENA_IP_LIVE_PROMPTS_PER_MINUTE,
+                60,
+                "Too many prompts from your network in the last minute. Please wait a minute and try again.",
+            ),
+            Rule(
+                f"live:ip:{ip}",
+                settings.ARENA_IP_LIVE_PROMPTS_PER_HOUR,
+                3600,
+                "Too many prompts from your network in the last hour. Please come back later.",
+            ),
+        ]
+    )
 
 
 def check_voter(voter: Voter) -> None:
     """The voter's own limit (ARENA_LIVE_PROMPTS_PER_MINUTE); their first prompt counts too."""
     limit = settings.ARENA_LIVE_PROMPTS_PER_MINUTE
-    enforce([Rule(f"live:voter:{voter.public_id}", limit, 60,
-                  f"You are sending prompts too quickly (at most {limit} a minute). Please wait a moment and try "
-                  "again.")])  # fmt: skip
+    enforce(
+        [
+            Rule(
+                f"live:voter:{voter.public_id}",
+                limit,
+                60,
+                f"You are sending prompts too quickly (at most {limit} a minute). Please wait a moment and try again.",
+            )
+        ]
+    )
 
 
 def check_campaign(campaign: Campaign) -> None:
     """The campaign's limit on live prompts per minute, from every voter together."""
-    enforce([Rule(f"live:campaign:{campaign.pk}", settings.ARENA_CAMPAIGN_LIVE_PROMPTS_PER_MINUTE, 60,
-                  "This campaign is receiving too many prompts right now. Please try again in a minute.")])  # fmt: skip
+    enforce(
+        [
+            Rule(
+                f"live:campaign:{campaign.pk}",
+                settings.ARENA_CAMPAIGN_LIVE_PROMPTS_PER_MINUTE,
+                60,
+                "This campaign is receiving too many prompts right now. Please try again in a minute.",
+            )
+        ]
+    )

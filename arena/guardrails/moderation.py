@@ -87,9 +87,12 @@ def moderate(campaign: Campaign, voter: Voter | None, text: str) -> None:
 
 def _record(campaign: Campaign, voter: Voter | None, text: str, reason: str, kind: str) -> None:
     RefusedPrompt.objects.create(
-        campaign=campaign, voter=voter if voter is not None and voter.pk else None, text=text[:STORED_CHARS],
-        reason=reason[:300], moderator=kind[:32],
-    )  # fmt: skip
+        campaign=campaign,
+        voter=voter if voter is not None and voter.pk else None,
+        text=text[:STORED_CHARS],
+        reason=reason[:300],
+        moderator=kind[:32],
+    )
 
 
 def reset() -> None:

@@ -28,8 +28,9 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def tokens_of(messages: Sequence[dict[str, Any]], answer: str, prompt_tokens: int | None,
-              completion_tokens: int | None) -> tuple[int, int]:  # fmt: skip
+def tokens_of(
+    messages: Sequence[dict[str, Any]], answer: str, prompt_tokens: int | None, completion_tokens: int | None
+) -> tuple[int, int]:
     """Prompt and completion tokens: as reported, else estimated."""
     if prompt_tokens is None:
         prompt_tokens = estimate_tokens("".join(str(m.get("content", "")) for m in messages))
@@ -60,8 +61,14 @@ def record(campaign_id: int, model: ModelEntry, prompt_tokens: int, completion_t
         return
     try:
         with transaction.atomic():
-            GenerationUsage.objects.create(campaign_id=campaign_id, day=day, model_id=model.pk, generations=1,
-                                           prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                                           cost=cost)  # fmt: skip
+            GenerationUsage.objects.create(
+                campaign_id=campaign_id,
+                day=day,
+                model_id=model.pk,
+                generations=1,
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost=cost,
+            )
     except IntegrityError:  # another worker created it first
         row.update(**increments)

@@ -38,8 +38,14 @@ class Started:
     dispatched: int
 
 
-def start(judges: list[Judge], *, scope: str = "items", limit: int | None = None, retry_failed: bool = False,
-          seed: int | None = None) -> list[Started]:  # fmt: skip
+def start(
+    judges: list[Judge],
+    *,
+    scope: str = "items",
+    limit: int | None = None,
+    retry_failed: bool = False,
+    seed: int | None = None,
+) -> list[Started]:
     """Plan each judge's pairings and hand them to the workers (in place in the embedded mode)."""
     started = []
     for judge in judges:

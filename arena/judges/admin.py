@@ -22,8 +22,9 @@ def _run(scope: str, label: str, *, retry_failed: bool = False):
         if not request.user.has_perm("judges.change_judge"):
             raise PermissionDenied
         try:
-            started = actions.start(list(queryset.select_related("model", "campaign")), scope=scope,
-                                    retry_failed=retry_failed)  # fmt: skip
+            started = actions.start(
+                list(queryset.select_related("model", "campaign")), scope=scope, retry_failed=retry_failed
+            )
         except ArenaError as error:
             modeladmin.message_user(request, str(error), messages.ERROR)
             return

@@ -57,11 +57,19 @@ def run_judges(request: HttpRequest, payload: RunIn):
         raise NotAllowed("Running judges needs the permission to change judges (judges.change_judge).")
     judges = actions.judges_of(payload.campaign, payload.judge)
     started = actions.start(judges, scope=payload.scope, limit=payload.limit, retry_failed=payload.retry_failed)
-    return Status(202, [
-        {"judge": s.judge, "candidates": s.plan.candidates, "created": s.plan.created,
-         "left_out_self": s.plan.left_out_self, "dispatched": s.dispatched}
-        for s in started
-    ])  # fmt: skip
+    return Status(
+        202,
+        [
+            {
+                "judge": s.judge,
+                "candidates": s.plan.candidates,
+                "created": s.plan.created,
+                "left_out_self": s.plan.left_out_self,
+                "dispatched": s.dispatched,
+            }
+            for s in started
+        ],
+    )
 
 
 @router.get("/{slug}/progress", response={200: list[dict], **_ERRORS}, url_name="judges_progress")

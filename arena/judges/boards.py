@@ -141,8 +141,11 @@ def report(judge: Judge) -> dict[str, Any]:
     data = load_verdicts(judge)
     humans = load_human_votes(judge)
     judged = dict(zip(data.pairing, data.outcome, strict=True))
-    pairs = [(h, _CODE[judged[p]], c) for p, h, c in zip(humans.pairing, humans.outcome, humans.category, strict=True)
-             if p in judged]  # fmt: skip
+    pairs = [
+        (h, _CODE[judged[p]], c)
+        for p, h, c in zip(humans.pairing, humans.outcome, humans.category, strict=True)
+        if p in judged
+    ]
     human_codes = [h for h, _, _ in pairs]
     judge_codes = [j for _, j, _ in pairs]
     by_pairing: dict[tuple[int, int], list[int]] = defaultdict(list)

@@ -21,9 +21,11 @@ from arena.models import Campaign, ModelEntry, Prompt, Response
 class Judge(models.Model):
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="judges")
     model = models.ForeignKey(
-        ModelEntry, on_delete=models.PROTECT, related_name="judge_roles",
+        ModelEntry,
+        on_delete=models.PROTECT,
+        related_name="judge_roles",
         help_text="The model entry that judges (any backend kind); use deterministic decoding to reuse verdicts.",
-    )  # fmt: skip
+    )
     template = models.TextField(
         default=DEFAULT_TEMPLATE,
         help_text="Needs {conversation}, {answer_a} and {answer_b}; may use {verdict_options} and {rubric}.",
@@ -33,13 +35,18 @@ class Judge(models.Model):
         help_text="Let the judge judge battles where its own model is one of the two (self-preference bias).",
     )
     max_concurrency = models.PositiveSmallIntegerField(
-        default=8, validators=[MinValueValidator(1), MaxValueValidator(256)],
+        default=8,
+        validators=[MinValueValidator(1), MaxValueValidator(256)],
         help_text="Pairings of this judge being judged at once, across all workers.",
-    )  # fmt: skip
+    )
     reference_model = models.ForeignKey(
-        ModelEntry, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        ModelEntry,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="AlpacaEval-style win rates: every model's win rate against this one, by this judge.",
-    )  # fmt: skip
+    )
     prompt_price = models.FloatField(
         default=0.0, validators=[MinValueValidator(0.0)], help_text="Cost per million prompt tokens."
     )

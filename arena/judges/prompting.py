@@ -77,15 +77,19 @@ def validate_template(template: str) -> None:
     missing = [name for name in REQUIRED if name not in present]
     if missing:
         raise TemplateError(
-            "The template must contain " + ", ".join("{" + name + "}" for name in missing)
+            "The template must contain "
+            + ", ".join("{" + name + "}" for name in missing)
             + ": the judge has to see the conversation and both answers."
-        )  # fmt: skip
+        )
     unknown = sorted(present - set(PLACEHOLDERS))
     if unknown:
         raise TemplateError(
-            "Unknown placeholder(s) " + ", ".join("{" + name + "}" for name in unknown)
-            + "; known: " + ", ".join("{" + name + "}" for name in PLACEHOLDERS) + "."
-        )  # fmt: skip
+            "Unknown placeholder(s) "
+            + ", ".join("{" + name + "}" for name in unknown)
+            + "; known: "
+            + ", ".join("{" + name + "}" for name in PLACEHOLDERS)
+            + "."
+        )
 
 
 @dataclass(frozen=True)

@@ -273,8 +273,13 @@ _LOAD = hot_sql.sql(
     "JOIN {campaign} c ON c.id = j.campaign_id JOIN {prompt} p ON p.id = v.prompt_id "
     "JOIN {response} lo ON lo.id = v.response_lo_id JOIN {response} hi ON hi.id = v.response_hi_id "
     "WHERE v.id = %s",
-    JudgeVerdict, Judge, ModelEntry, Campaign, Prompt, Response,
-)  # fmt: skip
+    JudgeVerdict,
+    Judge,
+    ModelEntry,
+    Campaign,
+    Prompt,
+    Response,
+)
 
 
 def _json(value: Any) -> Any:
@@ -295,20 +300,50 @@ class _Run:
 
 
 def load(verdict_id: int) -> _Run:
-    (lo_raw, lo_letter, hi_raw, hi_letter, judge_id, template, prompt_price, completion_price, model_id, name,
-     backend, backend_settings, params, campaign_id, allow_tie, allow_both_bad, created_at, messages, lo,
-     hi) = hot_sql.fetchone(_LOAD, [verdict_id])  # fmt: skip
+    (
+        lo_raw,
+        lo_letter,
+        hi_raw,
+        hi_letter,
+        judge_id,
+        template,
+        prompt_price,
+        completion_price,
+        model_id,
+        name,
+        backend,
+        backend_settings,
+        params,
+        campaign_id,
+        allow_tie,
+        allow_both_bad,
+        created_at,
+        messages,
+        lo,
+        hi,
+    ) = hot_sql.fetchone(_LOAD, [verdict_id])
     model = ModelEntry(
         pk=model_id, name=name, backend=backend, backend_settings=_json(backend_settings), params=_json(params)
     )
-    campaign = Campaign(pk=campaign_id, allow_tie=bool(allow_tie), allow_both_bad=bool(allow_both_bad),
-                        created_at=created_at)  # fmt: skip
-    judge = Judge(pk=judge_id, model=model, campaign=campaign, template=template, prompt_price=prompt_price,
-                  completion_price=completion_price)  # fmt: skip
+    campaign = Campaign(
+        pk=campaign_id, allow_tie=bool(allow_tie), allow_both_bad=bool(allow_both_bad), created_at=created_at
+    )
+    judge = Judge(
+        pk=judge_id,
+        model=model,
+        campaign=campaign,
+        template=template,
+        prompt_price=prompt_price,
+        completion_price=completion_price,
+    )
     return _Run(
-        {"lo_first": (lo_raw, lo_letter), "hi_first": (hi_raw, hi_letter)}, judge, model, campaign,
-        _json(messages), {"lo": lo, "hi": hi},
-    )  # fmt: skip
+        {"lo_first": (lo_raw, lo_letter), "hi_first": (hi_raw, hi_letter)},
+        judge,
+        model,
+        campaign,
+        _json(messages),
+        {"lo": lo, "hi": hi},
+    )
 
 
 def judge_pairing_now(verdict_id: int, *, retries_done: int = 0) -> Outcome:
@@ -348,9 +383,13 @@ def judge_pairing_now(verdict_id: int, *, retries_done: int = 0) -> Outcome:
             _release_connection()
             result = backend.generate(messages, params)
             replies[order] = _Reply(
-                result.text, prompting.parse_verdict(result.text, letters) or "", key,
-                result.prompt_tokens or 0, result.completion_tokens or 0, 1,
-            )  # fmt: skip
+                result.text,
+                prompting.parse_verdict(result.text, letters) or "",
+                key,
+                result.prompt_tokens or 0,
+                result.completion_tokens or 0,
+                1,
+            )
         for order in ORDERS:
             if order not in replies:
                 replies[order] = _Reply(*run.stored[order], "")
@@ -370,8 +409,14 @@ def judge_pairing_now(verdict_id: int, *, retries_done: int = 0) -> Outcome:
 
         kind = "timeout: over the task's time limit" if isinstance(error, SoftTimeLimitExceeded) else None
         try:
-            _store(verdict_id, token, judge, replies, status=_S.FAILED,
-                   error=kind or "internal: unexpected worker error (see its log)")  # fmt: skip
+            _store(
+                verdict_id,
+                token,
+                judge,
+                replies,
+                status=_S.FAILED,
+                error=kind or "internal: unexpected worker error (see its log)",
+            )
         except Exception:
             log.exception("could not mark judge verdict %s failed", verdict_id)
         if kind:
@@ -431,8 +476,17 @@ def _finish(verdict_id: int, token: int, judge: Judge, replies: dict[str, _Reply
             return "failed" if won else "lost"
     outcome, consistent = combine(replies["lo_first"].letter, replies["hi_first"].letter)
     raw = {order: replies[order].text for order in ORDERS}
-    won = _store(verdict_id, token, judge, replies, status=_S.DONE, outcome=outcome, consistent=consistent,
-                 scores=combine_scores(raw, dims), error="")  # fmt: skip
+    won = _store(
+        verdict_id,
+        token,
+        judge,
+        replies,
+        status=_S.DONE,
+        outcome=outcome,
+        consistent=consistent,
+        scores=combine_scores(raw, dims),
+        error="",
+    )
     return "done" if won else "lost"
 
 

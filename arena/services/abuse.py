@@ -96,9 +96,13 @@ def reasons_for(votes: _VoterVotes, median_votes: float, t: Thresholds) -> list[
 
 
 def task_reasons(
-    n: int, streak: tuple[int, str], median_duration_ms: float | None, median_gap_s: float | None,
-    median_votes: float, t: Thresholds,
-) -> list[str]:  # fmt: skip
+    n: int,
+    streak: tuple[int, str],
+    median_duration_ms: float | None,
+    median_gap_s: float | None,
+    median_votes: float,
+    t: Thresholds,
+) -> list[str]:
     """The reasons from a voter's figures: task count, longest run of one verdict (length, verdict), the
     medians of the reported durations and of the gaps between votes (None: too few samples). Shared
     with the incremental figures (arena.services.quality_state)."""

@@ -64,8 +64,6 @@ class BattleView:
     right_html: str
 
 
-
-
 def still_blind(prompt: str, first: str, second: str, *, same: str, strict: bool) -> str:
     """SQL true while a pair of answers is still blind for the voter (the next ``%s``): the voter has no
     battle of this campaign showing the same pair (``same``, a condition on the voter's battle ``b``),
@@ -80,9 +78,11 @@ def still_blind(prompt: str, first: str, second: str, *, same: str, strict: bool
     battles, and more with every vote.
     """
     answers = f"({first}, {second})"
-    seen = "" if strict else (
-        f" AND ({same} OR (b.status = 'voted' AND (b.left_id IN {answers} OR b.right_id IN {answers})))"
-    )  # fmt: skip
+    seen = (
+        ""
+        if strict
+        else (f" AND ({same} OR (b.status = 'voted' AND (b.left_id IN {answers} OR b.right_id IN {answers})))")
+    )
     return sql(
         f"NOT EXISTS (SELECT 1 FROM {{battle}} b WHERE b.voter_id = %s AND b.prompt_id = {prompt}{seen} "
         "LIMIT 1 OFFSET 0)",
@@ -110,6 +110,7 @@ _BLIND_ITEM = {
 
 def _candidates_sql(campaign: Campaign, extra: str, order: str) -> str:
     return _CANDIDATES_SQL.format(extra=extra, order=order, blind=_BLIND_ITEM[campaign.one_battle_per_prompt])
+
 
 # Slots an item has given out: votes, and open battles young enough to still become votes.
 _TAKEN_SQL = sql(
@@ -436,8 +437,9 @@ def store_battle(
     params = {"prompt": prompt_id, "left": left_id, "right": right_id}
     messages, left_html, right_html = hot_sql.fetchone(_PAGE_SQL, params)
     flagged = reveals_identity((left_html, right_html), profile.names.values())
-    params = _battle_params(profile.campaign.pk, voter_id, prompt_id, left_id, right_id, item_id=item_id,
-                            gold_id=gold_id, flagged=flagged)  # fmt: skip
+    params = _battle_params(
+        profile.campaign.pk, voter_id, prompt_id, left_id, right_id, item_id=item_id, gold_id=gold_id, flagged=flagged
+    )
     hot_sql.execute(_INSERT_BATTLE_SQL, params)
     return BattleView(params["id"], _messages(messages), left_html, right_html)
 
@@ -454,9 +456,18 @@ def _battle_params(
     flagged: bool = False,
 ) -> dict[str, Any]:
     """The parameters of _INSERT_BATTLE_SQL (and of the page read), a new battle id included."""
-    return {"id": Battle._meta.get_field("id").default(), "campaign": campaign_id, "voter": voter_id,
-            "prompt": prompt_id, "item": item_id, "gold": gold_id, "left": left_id, "right": right_id,
-            "flagged": flagged, "now": timezone.now()}  # fmt: skip
+    return {
+        "id": Battle._meta.get_field("id").default(),
+        "campaign": campaign_id,
+        "voter": voter_id,
+        "prompt": prompt_id,
+        "item": item_id,
+        "gold": gold_id,
+        "left": left_id,
+        "right": right_id,
+        "flagged": flagged,
+        "now": timezone.now(),
+    }
 
 
 def voter_battle(battle_id: str, voter: Voter | None) -> Battle:

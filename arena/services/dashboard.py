@@ -37,9 +37,12 @@ def votes_over_time(campaign: Campaign, now: datetime | None = None) -> dict[str
     trunc, step = (TruncHour, timedelta(hours=1)) if hourly else (TruncDay, timedelta(days=1))
     counts = {
         r["bucket"]: r["n"]
-        for r in Vote.objects.filter(campaign=campaign).annotate(bucket=trunc("created_at")).values("bucket")
-        .annotate(n=Count("id")).order_by("bucket")
-    }  # fmt: skip
+        for r in Vote.objects.filter(campaign=campaign)
+        .annotate(bucket=trunc("created_at"))
+        .values("bucket")
+        .annotate(n=Count("id"))
+        .order_by("bucket")
+    }
     buckets, moment, last = [], min(counts), max(max(counts), _truncate(now, hourly))
     while moment <= last:
         buckets.append((moment, counts.get(moment, 0)))
@@ -49,8 +52,11 @@ def votes_over_time(campaign: Campaign, now: datetime | None = None) -> dict[str
 
 def _truncate(moment: datetime, hourly: bool) -> datetime:
     local = timezone.localtime(moment)
-    return local.replace(minute=0, second=0, microsecond=0) if hourly else local.replace(hour=0, minute=0, second=0,
-                                                                                         microsecond=0)  # fmt: skip
+    return (
+        local.replace(minute=0, second=0, microsecond=0)
+        if hourly
+        else local.replace(hour=0, minute=0, second=0, microsecond=0)
+    )
 
 
 def _timeline(buckets: list[tuple[datetime, int]], hourly: bool) -> dict[str, Any]:
@@ -128,9 +134,12 @@ def coverage(campaign: Campaign) -> dict[str, Any]:
             grid[i][j] = grid[j][i] = row["n"] or 0
     values = [v for line in grid for v in line if v is not None]
     spread = (min(values), max(values)) if values else (0, 0)
-    return {"models": [name for _, name in models], "rows": [
-        {"model": name, "cells": grid[i]} for i, (_, name) in enumerate(models)
-    ], "min": spread[0], "max": spread[1]}  # fmt: skip
+    return {
+        "models": [name for _, name in models],
+        "rows": [{"model": name, "cells": grid[i]} for i, (_, name) in enumerate(models)],
+        "min": spread[0],
+        "max": spread[1],
+    }
 
 
 # Per voter who has voted, the items no longer blind for them (battles.still_blind), prompt by prompt:
@@ -172,8 +181,10 @@ def blind_remaining(campaign: Campaign) -> dict[str, Any]:
     total = Item.objects.filter(campaign=campaign).count() if not active else None
     with connection.cursor() as cursor:
         if total is None:
-            cursor.execute(f"SELECT count(*) FROM {Item._meta.db_table} i WHERE i.campaign_id = %s {active}",
-                           [campaign.pk, *active_params])  # fmt: skip
+            cursor.execute(
+                f"SELECT count(*) FROM {Item._meta.db_table} i WHERE i.campaign_id = %s {active}",
+                [campaign.pk, *active_params],
+            )
             total = cursor.fetchone()[0]
         params = [campaign.pk, *active_params, campaign.pk, campaign.pk, campaign.one_battle_per_prompt, total]
         cursor.execute(_BLOCKED_SQL.format(active=active), params)

@@ -233,8 +233,10 @@ def requeue_stale(stale_after: float | None = None, *, response_ids: Iterable[in
     sides). Returns the ids sent again."""
     stale_after = settings.ARENA_GENERATION_STALE_AFTER if stale_after is None else stale_after
     now = timezone.now()
-    silent = Q(status=Response.Status.RUNNING, updated_at__lt=now - timedelta(
-        seconds=settings.ARENA_GENERATION_HEARTBEAT_TIMEOUT))  # fmt: skip
+    silent = Q(
+        status=Response.Status.RUNNING,
+        updated_at__lt=now - timedelta(seconds=settings.ARENA_GENERATION_HEARTBEAT_TIMEOUT),
+    )
     lost = Q(status=Response.Status.QUEUED, updated_at__lt=now - timedelta(seconds=stale_after))
     rows = Response.objects.all() if response_ids is None else Response.objects.filter(pk__in=list(response_ids))
     with transaction.atomic():

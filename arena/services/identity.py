@@ -154,11 +154,42 @@ _FAMILIES = re.compile(rf"(?<!\w)(?:{_ALTERNATIVES})(?!\w)")
 # answers hold none, and a regular expression that starts with a look-behind costs about 40 ns a
 # character even where nothing matches.
 _FAMILY_WORDS = (
-    "chatgpt", "codellama", "gpt", "claude", "llama", "mistral", "mixtral", "gemini", "gemma", "palm", "phi",
-    "falcon", "vicuna", "grok", "command", "qwen", "deepseek", "bard", "copilot", "ernie", "openassistant",
-    "openai", "anthropic", "google", "deepmind", "meta", "facebook", "microsoft", "alibaba", "cohere", "xai",
-    "x.ai", "baidu", "lmsys", "hugging",
-)  # fmt: skip
+    "chatgpt",
+    "codellama",
+    "gpt",
+    "claude",
+    "llama",
+    "mistral",
+    "mixtral",
+    "gemini",
+    "gemma",
+    "palm",
+    "phi",
+    "falcon",
+    "vicuna",
+    "grok",
+    "command",
+    "qwen",
+    "deepseek",
+    "bard",
+    "copilot",
+    "ernie",
+    "openassistant",
+    "openai",
+    "anthropic",
+    "google",
+    "deepmind",
+    "meta",
+    "facebook",
+    "microsoft",
+    "alibaba",
+    "cohere",
+    "xai",
+    "x.ai",
+    "baidu",
+    "lmsys",
+    "hugging",
+)
 
 
 def word_trie(words: Iterable[str]) -> str:

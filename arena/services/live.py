@@ -319,8 +319,9 @@ class SidePublisher:
 
     def _put(self, kind: str, **fields: Any) -> None:
         if self._outbox is not None:
-            self._outbox.put({"type": "battle.frame", "side": self.side.side, "turn": self.side.turn, "kind": kind,
-                              **fields})  # fmt: skip
+            self._outbox.put(
+                {"type": "battle.frame", "side": self.side.side, "turn": self.side.turn, "kind": kind, **fields}
+            )
 
     def delta(self, text: str, offset: int) -> None:
         self._put("delta", text=text, offset=offset)

@@ -52,10 +52,22 @@ COUNT_SECONDS = 60.0  # how often the votes below the recent window are counted 
 RECENT = 1000  # the highest folded ids, remembered so that a vote committed late just below them is still read
 THRESHOLDS = abuse.Thresholds()  # the dashboard's
 _COLUMNS = (
-    "id", "voter_id", "prompt_id", "left_model_id", "right_model_id", "winner_id", "verdict", "scores",
-    "duration_ms", "created_at", "battle__ranking_id", "battle__gold_id", "battle__left_id",
-    "battle__gold__first_id", "battle__gold__expected",
-)  # fmt: skip
+    "id",
+    "voter_id",
+    "prompt_id",
+    "left_model_id",
+    "right_model_id",
+    "winner_id",
+    "verdict",
+    "scores",
+    "duration_ms",
+    "created_at",
+    "battle__ranking_id",
+    "battle__gold_id",
+    "battle__left_id",
+    "battle__gold__first_id",
+    "battle__gold__expected",
+)
 _CHUNK = 500  # units per query (three parameters each), voters per query
 
 Parts = Counter  # (m, a, b) -> sum over units of size m of n_a * n_b - [a = b] * n_a
@@ -468,11 +480,18 @@ _UNIT_VOTES = sql(
     """,
     Vote,
     Battle,
-    id=columns(Vote, "id"), voter=columns(Vote, "voter"), prompt=columns(Vote, "prompt"),
-    left=columns(Vote, "left_model"), right=columns(Vote, "right_model"), winner=columns(Vote, "winner"),
-    verdict=columns(Vote, "verdict"), battle_fk=columns(Vote, "battle"), campaign=columns(Vote, "campaign"),
-    battle_id=columns(Battle, "id"), gold=columns(Battle, "gold"),
-)  # fmt: skip
+    id=columns(Vote, "id"),
+    voter=columns(Vote, "voter"),
+    prompt=columns(Vote, "prompt"),
+    left=columns(Vote, "left_model"),
+    right=columns(Vote, "right_model"),
+    winner=columns(Vote, "winner"),
+    verdict=columns(Vote, "verdict"),
+    battle_fk=columns(Vote, "battle"),
+    campaign=columns(Vote, "campaign"),
+    battle_id=columns(Battle, "id"),
+    gold=columns(Battle, "gold"),
+)
 _UNIT_VALUE = "(CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT))"
 
 

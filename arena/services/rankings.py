@@ -383,16 +383,29 @@ def _expand(
         left, right = responses[left_id], responses[right_id]
         left_wins = rank[left_id] < rank[right_id]
         battle = Battle(
-            campaign=campaign, voter=voter, prompt_id=ranking.prompt_id, left=left, right=right,
-            status=Battle.Status.VOTED, flagged=leaks[left_id] or leaks[right_id], ranking=ranking, created_at=now,
-        )  # fmt: skip
+            campaign=campaign,
+            voter=voter,
+            prompt_id=ranking.prompt_id,
+            left=left,
+            right=right,
+            status=Battle.Status.VOTED,
+            flagged=leaks[left_id] or leaks[right_id],
+            ranking=ranking,
+            created_at=now,
+        )
         vote = Vote(
-            battle=battle, campaign=campaign, voter=voter, prompt_id=ranking.prompt_id,
-            left_model_id=left.model_id, right_model_id=right.model_id,
+            battle=battle,
+            campaign=campaign,
+            voter=voter,
+            prompt_id=ranking.prompt_id,
+            left_model_id=left.model_id,
+            right_model_id=right.model_id,
             winner_id=left.model_id if left_wins else right.model_id,
             verdict=Vote.Verdict.LEFT if left_wins else Vote.Verdict.RIGHT,
-            scores={}, duration_ms=duration_ms, created_at=now,
-        )  # fmt: skip
+            scores={},
+            duration_ms=duration_ms,
+            created_at=now,
+        )
         battles.append(battle)
         votes.append(vote)
     Battle.objects.bulk_create(battles)

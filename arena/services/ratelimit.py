@@ -183,11 +183,19 @@ def _rules(request: HttpRequest, action: str, per_voter: int, per_ip: int, what:
 
 def check_vote(request: HttpRequest) -> None:
     """Per-voter and per-IP limits on votes (ARENA_VOTE_RATE_PER_MINUTE, ARENA_IP_VOTE_RATE_PER_MINUTE)."""
-    enforce(_rules(request, "vote", settings.ARENA_VOTE_RATE_PER_MINUTE, settings.ARENA_IP_VOTE_RATE_PER_MINUTE,
-                   "votes"))  # fmt: skip
+    enforce(
+        _rules(request, "vote", settings.ARENA_VOTE_RATE_PER_MINUTE, settings.ARENA_IP_VOTE_RATE_PER_MINUTE, "votes")
+    )
 
 
 def check_battle(request: HttpRequest) -> None:
     """Per-voter and per-IP limits on battle requests (ARENA_BATTLE_RATE_PER_MINUTE, ..._IP_...)."""
-    enforce(_rules(request, "battle", settings.ARENA_BATTLE_RATE_PER_MINUTE,
-                   settings.ARENA_IP_BATTLE_RATE_PER_MINUTE, "battle requests"))  # fmt: skip
+    enforce(
+        _rules(
+            request,
+            "battle",
+            settings.ARENA_BATTLE_RATE_PER_MINUTE,
+            settings.ARENA_IP_BATTLE_RATE_PER_MINUTE,
+            "battle requests",
+        )
+    )

@@ -260,15 +260,28 @@ def record_vote(
     if duration_ms is not None:
         duration_ms = max(0, min(int(duration_ms), MAX_DURATION_MS))
     now = timezone.now()
-    params.update(verdict=verdict, scores=json.dumps(cleaned_scores), duration=duration_ms, now=now,
-                  shuffle=random.randrange(2**31))  # fmt: skip
+    params.update(
+        verdict=verdict,
+        scores=json.dumps(cleaned_scores),
+        duration=duration_ms,
+        now=now,
+        shuffle=random.randrange(2**31),
+    )
     state = _store(params, state)
     transaction.on_commit(lambda: _after_vote(state.campaign_id))
     vote = Vote(
-        battle_id=battle_id, campaign_id=state.campaign_id, voter_id=voter.pk, prompt_id=state.prompt_id,
-        left_model_id=state.left_model, right_model_id=state.right_model, winner_id=state.winner(verdict),
-        verdict=verdict, scores=cleaned_scores, duration_ms=duration_ms, created_at=now,
-    )  # fmt: skip
+        battle_id=battle_id,
+        campaign_id=state.campaign_id,
+        voter_id=voter.pk,
+        prompt_id=state.prompt_id,
+        left_model_id=state.left_model,
+        right_model_id=state.right_model,
+        winner_id=state.winner(verdict),
+        verdict=verdict,
+        scores=cleaned_scores,
+        duration_ms=duration_ms,
+        created_at=now,
+    )
     profile = campaign_profile(state.slug)
     names = profile.names if profile else {}
     return RecordedVote(
@@ -296,9 +309,14 @@ def _check_may_store(state: _BattleState, verdict: str) -> None:
     if state.battle_status != Battle.Status.OPEN:
         raise Conflict(ALREADY_VOTED)
     campaign = Campaign(
-        pk=state.campaign_id, slug=state.slug, status=state.campaign_status, allow_tie=state.allow_tie,
-        allow_both_bad=state.allow_both_bad, vote_limit=state.vote_limit, daily_vote_limit=state.daily_vote_limit,
-    )  # fmt: skip
+        pk=state.campaign_id,
+        slug=state.slug,
+        status=state.campaign_status,
+        allow_tie=state.allow_tie,
+        allow_both_bad=state.allow_both_bad,
+        vote_limit=state.vote_limit,
+        daily_vote_limit=state.daily_vote_limit,
+    )
     check_open(campaign)
     if not state.admitted:  # the voter's invitation was revoked since the battle was handed out
         raise NotAllowed(NOT_ADMITTED)
@@ -327,8 +345,14 @@ def _store(params: dict[str, Any], state: _BattleState | None) -> _BattleState:
     with transaction.atomic(), connection.cursor() as cursor:
         state = state or _read_state(params)
         _check_may_store(state, params["verdict"])
-        params.update(campaign=state.campaign_id, prompt=state.prompt_id, left=state.left_model,
-                      right=state.right_model, item=state.item_id, winner=state.winner(params["verdict"]))  # fmt: skip
+        params.update(
+            campaign=state.campaign_id,
+            prompt=state.prompt_id,
+            left=state.left_model,
+            right=state.right_model,
+            item=state.item_id,
+            winner=state.winner(params["verdict"]),
+        )
         cursor.execute(_CLAIM_SQL, params)
         if cursor.rowcount != 1:
             raise Conflict(ALREADY_VOTED)

@@ -127,8 +127,9 @@ def test_no_xss_payload_runs_on_the_ranking_pages(page, live_server):
 
     everything = "\n\n".join(PAYLOADS)
     short = [p for p in PAYLOADS if len(p) <= 90]
-    campaign = Campaign.objects.create(slug="xss-rank", title=short[0], status="active", task="ranking",
-                                       ranking_size=3, instructions=everything)  # fmt: skip
+    campaign = Campaign.objects.create(
+        slug="xss-rank", title=short[0], status="active", task="ranking", ranking_size=3, instructions=everything
+    )
     models = [ModelEntry.objects.create(name=name) for name in short[1:4]]
     campaign.contenders.set(models)
     prompt = Prompt.objects.create(campaign=campaign, messages=[{"role": "user", "content": everything}])

@@ -29,8 +29,9 @@ def poem_campaign():
     campaign = make_campaign(slug="poems", models=MODELS, prompts=0, dimensions=("helpfulness", "accuracy"))
     prompts = []
     for p in range(3):
-        prompt = Prompt.objects.create(campaign=campaign, external_id=f"haiku-{p}",
-                                       messages=[{"role": "user", "content": f"Write haiku {p}."}])  # fmt: skip
+        prompt = Prompt.objects.create(
+            campaign=campaign, external_id=f"haiku-{p}", messages=[{"role": "user", "content": f"Write haiku {p}."}]
+        )
         for model in campaign.contenders.all():
             Response.objects.create(prompt=prompt, model=model, content="\n".join(LINES), status="done")
         prompts.append(prompt.id)

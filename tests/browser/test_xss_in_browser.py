@@ -19,10 +19,15 @@ def test_no_payload_executes_on_any_voter_page(page, live_server):
         Dimension.objects.create(campaign=campaign, key=f"d{i}", label=label, help_text=label)
     models = [ModelEntry.objects.create(name=SHORT[1]), ModelEntry.objects.create(name=SHORT[2])]
     campaign.contenders.set(models)
-    prompt = Prompt.objects.create(campaign=campaign, messages=[
-        {"role": "user", "content": everything}, {"role": "assistant", "content": everything},
-        {"role": "user", "content": everything},
-    ], external_id="x")  # fmt: skip
+    prompt = Prompt.objects.create(
+        campaign=campaign,
+        messages=[
+            {"role": "user", "content": everything},
+            {"role": "assistant", "content": everything},
+            {"role": "user", "content": everything},
+        ],
+        external_id="x",
+    )
     for model in models:
         Response.objects.create(prompt=prompt, model=model, content=everything, status="done")
     create_items(campaign, [prompt.id])

@@ -72,8 +72,12 @@ STATUS = "from arena.models import Response; print(Response.objects.get(pk={pk})
 
 
 def test_beat_runs_in_the_server_bootstrap_intervals_and_the_reaper(embedded_env, load, processes):
-    embedded_env.update(ARENA_RECOMPUTE_INTERVAL="1", ARENA_GENERATION_REAP_INTERVAL="1",
-                        ARENA_GENERATION_STALE_AFTER="5", ARENA_BOOTSTRAP_ROUNDS="50")  # fmt: skip
+    embedded_env.update(
+        ARENA_RECOMPUTE_INTERVAL="1",
+        ARENA_GENERATION_REAP_INTERVAL="1",
+        ARENA_GENERATION_STALE_AFTER="5",
+        ARENA_BOOTSTRAP_ROUNDS="50",
+    )
     load(stack.small_campaign_spec("it", models=3, prompts=4))
     url = processes.web(embedded_env)
     with httpx.Client(base_url=url, timeout=10) as client:

@@ -36,11 +36,12 @@ def live_campaign(server, *, slug: str = "live", models: tuple[str, str] = ("ech
     campaign = Campaign.objects.create(slug=slug, title="Live arena", mode="live", **fields)
     entries = [
         ModelEntry.objects.create(
-            name=f"Contender {slug}-{i}", backend="openai",
+            name=f"Contender {slug}-{i}",
+            backend="openai",
             backend_settings={"base_url": server.base_url, "model": model, "max_retries": 0},
         )
         for i, model in enumerate(models)
-    ]  # fmt: skip
+    ]
     campaign.contenders.set(entries)
     return campaign
 

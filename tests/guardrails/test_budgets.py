@@ -89,8 +89,12 @@ def test_missing_token_counts_are_estimated_and_priced(models_api):
 
 def test_an_answer_reused_from_the_cache_costs_nothing(models_api, django_capture_on_commit_callbacks):
     campaign = Campaign.objects.create(slug="set", title="Set", status="active")
-    entry = ModelEntry.objects.create(name="Greedy", backend="openai", params={"do_sample": False},
-                                      backend_settings={"base_url": models_api.base_url, "model": "echo"})  # fmt: skip
+    entry = ModelEntry.objects.create(
+        name="Greedy",
+        backend="openai",
+        params={"do_sample": False},
+        backend_settings={"base_url": models_api.base_url, "model": "echo"},
+    )
     campaign.contenders.set([entry])
     for key in ("p1", "p2"):  # the same messages twice: the second answer comes from the cache
         Prompt.objects.create(campaign=campaign, external_id=key, messages=[{"role": "user", "content": "Same"}])
@@ -102,8 +106,9 @@ def test_an_answer_reused_from_the_cache_costs_nothing(models_api, django_captur
     assert GenerationUsage.objects.get().generations == 1
 
 
-def test_staff_see_usage_and_cost_per_model_and_day(alice, staff_client, models_api,
-                                                    django_capture_on_commit_callbacks):  # fmt: skip
+def test_staff_see_usage_and_cost_per_model_and_day(
+    alice, staff_client, models_api, django_capture_on_commit_callbacks
+):
     campaign = live_campaign(models_api, live_tokens_per_day=1000)
     campaign.contenders.update(input_price=10.0, output_price=30.0)
     send(alice, campaign, capture=django_capture_on_commit_callbacks)
@@ -118,8 +123,14 @@ def test_staff_see_usage_and_cost_per_model_and_day(alice, staff_client, models_
 
 def test_the_prompt_page_says_live_battles_are_paused_before_the_voter_writes(alice, models_api):
     campaign = live_campaign(models_api, live_tokens_per_day=10)
-    GenerationUsage.objects.create(campaign=campaign, model=campaign.contenders.first(), day=usage.today(),
-                                   generations=1, prompt_tokens=4, completion_tokens=6)  # fmt: skip
+    GenerationUsage.objects.create(
+        campaign=campaign,
+        model=campaign.contenders.first(),
+        day=usage.today(),
+        generations=1,
+        prompt_tokens=4,
+        completion_tokens=6,
+    )
 
     page = alice.get(f"/c/{campaign.slug}/live/").content.decode()
 

@@ -46,8 +46,10 @@ def test_the_default_moderator_refuses_a_prompt_that_asks_the_models_who_they_ar
     assert Battle.objects.count() == Prompt.objects.count() == Response.objects.count() == 0
     refused = RefusedPrompt.objects.get()
     assert (refused.campaign, refused.moderator, refused.text) == (
-        campaign, "rules", "Before you answer: which model are you?"
-    )  # fmt: skip
+        campaign,
+        "rules",
+        "Before you answer: which model are you?",
+    )
     assert refused.reason == "asks the models who they are: 'which model are you'"
     assert refused.voter is not None
 
@@ -65,8 +67,9 @@ def test_staff_word_lists_and_patterns_refuse_and_ordinary_prompts_pass(
     assert pattern.status_code == 422
     assert fine.status_code == 201 and len(chat_requests(models_api)) == 2
     assert list(RefusedPrompt.objects.order_by("id").values_list("reason", flat=True)) == [
-        "word list: 'zorblax'", "pattern: '\\\\bcredit card\\\\b'",
-    ]  # fmt: skip
+        "word list: 'zorblax'",
+        "pattern: '\\\\bcredit card\\\\b'",
+    ]
 
 
 def test_the_rules_moderator_leaves_ordinary_prose_alone():
@@ -119,8 +122,9 @@ def openai_settings(server, model="omni-moderation-latest", **extra):
     return {"base_url": server.base_url, "model": model, "api_key_env": "ARENA_TEST_MODERATION_KEY", **extra}
 
 
-def test_the_moderation_endpoint_refuses_what_it_flags(alice, models_api, monkeypatch,
-                                                       django_capture_on_commit_callbacks):  # fmt: skip
+def test_the_moderation_endpoint_refuses_what_it_flags(
+    alice, models_api, monkeypatch, django_capture_on_commit_callbacks
+):
     monkeypatch.setenv("ARENA_TEST_MODERATION_KEY", "sk-moderation-secret")
     campaign = live_campaign(models_api, moderator="openai", moderator_settings=openai_settings(models_api))
 
@@ -217,14 +221,25 @@ def test_a_campaign_file_sets_the_guardrails_and_is_refused_with_a_broken_patter
     from arena.services.imports.campaigns import load_campaign
     from arena.services.imports.rows import ImportFailed
 
-    spec = {"slug": "guarded", "title": "Guarded", "mode": "live", "moderator": "rules",
-            "moderator_settings": {"words": ["zorblax"]}, "moderation_fail_open": True, "live_battles_per_hour": 30,
-            "live_tokens_per_day": 100000, "live_cost_per_day": 2.5,
-            "models": [{"name": "Priced", "backend": "static", "input_price": 0.5, "output_price": 1.5}]}  # fmt: skip
+    spec = {
+        "slug": "guarded",
+        "title": "Guarded",
+        "mode": "live",
+        "moderator": "rules",
+        "moderator_settings": {"words": ["zorblax"]},
+        "moderation_fail_open": True,
+        "live_battles_per_hour": 30,
+        "live_tokens_per_day": 100000,
+        "live_cost_per_day": 2.5,
+        "models": [{"name": "Priced", "backend": "static", "input_price": 0.5, "output_price": 1.5}],
+    }
     campaign, _ = load_campaign(spec)
 
     assert (campaign.moderator_settings, campaign.live_battles_per_hour, campaign.live_cost_per_day) == (
-        {"words": ["zorblax"]}, 30, 2.5)  # fmt: skip
+        {"words": ["zorblax"]},
+        30,
+        2.5,
+    )
     assert campaign.contenders.get().output_price == 1.5
     with pytest.raises(ImportFailed) as error:
         load_campaign({**spec, "slug": "broken", "moderator_settings": {"patterns": ["(unclosed"]}})

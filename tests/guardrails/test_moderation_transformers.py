@@ -19,10 +19,22 @@ from arena.guardrails.moderators.transformers_classifier import unload_all  # no
 from arena.models import Battle, RefusedPrompt  # noqa: E402
 from tests.guardrails.conftest import live_campaign  # noqa: E402
 
-UNSAFE = ["how to make poison at home", "build a weapon now", "poison the water", "weapon plans please",
-          "where to buy poison", "a weapon for harm"]  # fmt: skip
-SAFE = ["what is the capital of france", "write a poem about spring", "explain photosynthesis",
-        "how do i bake bread", "recommend a good book", "translate hello into german"]  # fmt: skip
+UNSAFE = [
+    "how to make poison at home",
+    "build a weapon now",
+    "poison the water",
+    "weapon plans please",
+    "where to buy poison",
+    "a weapon for harm",
+]
+SAFE = [
+    "what is the capital of france",
+    "write a poem about spring",
+    "explain photosynthesis",
+    "how do i bake bread",
+    "recommend a good book",
+    "translate hello into german",
+]
 
 
 def _build(directory: Path) -> None:
@@ -33,12 +45,26 @@ def _build(directory: Path) -> None:
     words.pre_tokenizer = pre_tokenizers.Whitespace()
     trainer = trainers.WordLevelTrainer(special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]"], show_progress=False)
     words.train_from_iterator(UNSAFE + SAFE, trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=words, unk_token="[UNK]", pad_token="[PAD]",
-                                        cls_token="[CLS]", sep_token="[SEP]", model_max_length=32)  # fmt: skip
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=words,
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        model_max_length=32,
+    )
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=32, max_position_embeddings=32, num_labels=2,
-                        id2label={0: "safe", 1: "unsafe"}, label2id={"safe": 0, "unsafe": 1})  # fmt: skip
+    config = BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+        num_labels=2,
+        id2label={0: "safe", 1: "unsafe"},
+        label2id={"safe": 0, "unsafe": 1},
+    )
     model = BertForSequenceClassification(config)
     batch = tokenizer(UNSAFE + SAFE, return_tensors="pt", padding=True)
     labels = torch.tensor([1] * len(UNSAFE) + [0] * len(SAFE))

@@ -26,24 +26,34 @@ def scripted(reply: str) -> str:
 # -- the checks themselves ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", [
-    REFUSAL, "Sorry, I cannot assist with this request.", "As an AI language model, I cannot provide that.",
-    "I must decline.", "I am unable to answer that question.", "**I'm sorry**, but I cannot comply.",
-    "I\u2019m afraid I can\u2019t do that.",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "text",
+    [
+        REFUSAL,
+        "Sorry, I cannot assist with this request.",
+        "As an AI language model, I cannot provide that.",
+        "I must decline.",
+        "I am unable to answer that question.",
+        "**I'm sorry**, but I cannot comply.",
+        "I\u2019m afraid I can\u2019t do that.",
+    ],
+)
 def test_refusals_are_recognised(text):
     assert is_refusal(text)
 
 
 def test_ordinary_answers_are_not_refusals():
     prose = [
-        "I cannot stress enough how important sleep is.", "Sorry to hear that! Here are some tips.",
+        "I cannot stress enough how important sleep is.",
+        "Sorry to hear that! Here are some tips.",
         "Unfortunately, the train is late. I can help you plan another route.",
-        "I won't lie: this is hard. Here is how to do it.", "I can help with that! First, preheat the oven.",
-        "Paris is the capital of France.", "The function cannot return None; it raises instead.",
+        "I won't lie: this is hard. Here is how to do it.",
+        "I can help with that! First, preheat the oven.",
+        "Paris is the capital of France.",
+        "The function cannot return None; it raises instead.",
         "Here is a story.\n\nThe robot said: I'm sorry, but I can't help with that. Then it laughed.",
         "# Steps\n\n1. I can't think of a better first step than reading the manual.",
-    ]  # fmt: skip
+    ]
     assert [text for text in prose if is_refusal(text)] == []
 
 
@@ -65,20 +75,30 @@ def test_each_reason_is_found_and_kept_in_order():
 def prompt_set(server, models: dict[str, tuple[str, dict]], slug: str = "set") -> Campaign:
     campaign = Campaign.objects.create(slug=slug, title="Set", status="active")
     entries = [
-        ModelEntry.objects.create(name=name, backend="openai", params=params,
-                                  backend_settings={"base_url": server.base_url, "model": model, "max_retries": 0})
+        ModelEntry.objects.create(
+            name=name,
+            backend="openai",
+            params=params,
+            backend_settings={"base_url": server.base_url, "model": model, "max_retries": 0},
+        )
         for name, (model, params) in models.items()
-    ]  # fmt: skip
+    ]
     campaign.contenders.set(entries)
     Prompt.objects.create(campaign=campaign, external_id="p1", messages=[{"role": "user", "content": "Tell me"}])
     return campaign
 
 
 def test_pre_generated_answers_are_checked_when_they_are_stored(models_api, django_capture_on_commit_callbacks):
-    campaign = prompt_set(models_api, {
-        "Plain": ("echo", {}), "Refuser": (scripted(REFUSAL), {}), "Cutter": ("echo", {"max_new_tokens": 1}),
-        "Blank": (scripted(" \u200b "), {}), "Namer": (scripted("As ChatGPT, I would say yes."), {}),
-    })  # fmt: skip
+    campaign = prompt_set(
+        models_api,
+        {
+            "Plain": ("echo", {}),
+            "Refuser": (scripted(REFUSAL), {}),
+            "Cutter": ("echo", {"max_new_tokens": 1}),
+            "Blank": (scripted(" \u200b "), {}),
+            "Namer": (scripted("As ChatGPT, I would say yes."), {}),
+        },
+    )
 
     with django_capture_on_commit_callbacks(execute=True):
         generation.queue_missing_responses(campaign)
@@ -119,8 +139,9 @@ def test_live_answers_are_checked_and_their_battle_is_shown_to_staff(
 
     battle = Battle.objects.select_related("left__model", "right__model").get()
     assert {battle.left.model.name: battle.left.checks, battle.right.model.name: battle.right.checks} == {
-        "Contender live-0": "refusal", "Contender live-1": "cut",
-    }  # fmt: skip
+        "Contender live-0": "refusal",
+        "Contender live-1": "cut",
+    }
     page = staff_client.get(f"/staff/c/{campaign.slug}/").content.decode()
     assert "Flagged battles (1)" in page
     assert "(Contender live-0): refused to answer" in page and "(Contender live-1): cut at max_new_tokens" in page

@@ -62,11 +62,15 @@ def test_the_compose_services_run_together_on_this_machine(pg_url, static_root, 
     values = {"POSTGRES_PASSWORD": "unused-here", "WEB_WORKERS": "1", "WS_WORKERS": "1", "API_WORKER_CONCURRENCY": "2"}
     env = {
         name: service_env(services[name], values, pg_url)
-        | {"STATIC_ROOT": str(static_root), "ARENA_RECOMPUTE_INTERVAL": "2", "ARENA_VAR_DIR": str(tmp_path),
-           # Votes alone would recompute after an hour: a snapshot can only come from beat.
-           "ARENA_RECOMPUTE_DEBOUNCE": "3600"}
+        | {
+            "STATIC_ROOT": str(static_root),
+            "ARENA_RECOMPUTE_INTERVAL": "2",
+            "ARENA_VAR_DIR": str(tmp_path),
+            # Votes alone would recompute after an hour: a snapshot can only come from beat.
+            "ARENA_RECOMPUTE_DEBOUNCE": "3600",
+        }
         for name in ("migrate", "web", "ws", "worker-api", "beat")
-    }  # fmt: skip
+    }
     stack.flush_redis()
     started: list[stack.Process] = []
     server = ProtocolServer()
@@ -78,9 +82,12 @@ def test_the_compose_services_run_together_on_this_machine(pg_url, static_root, 
 
         spec = stack.small_campaign_spec("smoke", models=2, prompts=3)
         spec["models"].append(
-            {"name": "Model-Live", "backend": "openai",
-             "backend_settings": {"base_url": server.base_url, "model": "smoke-model", "trust_env": False}}
-        )  # fmt: skip
+            {
+                "name": "Model-Live",
+                "backend": "openai",
+                "backend_settings": {"base_url": server.base_url, "model": "smoke-model", "trust_env": False},
+            }
+        )
         (tmp_path / "smoke.json").write_text(json.dumps(spec))
         stack.manage(env["migrate"], "load_campaign", str(tmp_path / "smoke.json"))
 

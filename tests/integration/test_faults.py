@@ -34,8 +34,18 @@ PG_CLUSTER = ["15", "main"]
 
 
 def _pg(action: str) -> None:
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", *PG_CLUSTER, action, *(
-        ["-m", "fast"] if action == "stop" else [])], check=True, capture_output=True, timeout=60)  # fmt: skip
+    subprocess.run(
+        [
+            "pg_ctlcluster",
+            "--skip-systemctl-redirect",
+            *PG_CLUSTER,
+            action,
+            *(["-m", "fast"] if action == "stop" else []),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
 
 
 def _wait_for_postgres(timeout: float = 60) -> None:
@@ -76,9 +86,11 @@ def test_a_postgres_restart_gives_a_clear_503_and_the_site_recovers_by_itself(pg
         home = client.get("/")
         assert home.status_code == 503 and "try again" in home.text
         assert time.monotonic() - started < 1.5  # at once: no second wait for the pool's timeout
-        vote = client.post(f"/b/{battle}/vote", data={"verdict": "left"},
-                           headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json",
-                                    "Referer": url})  # fmt: skip
+        vote = client.post(
+            f"/b/{battle}/vote",
+            data={"verdict": "left"},
+            headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json", "Referer": url},
+        )
         assert vote.status_code == 503 and vote.json()["error"] == "unavailable"
         api = client.get("/api/v1/campaigns")
         assert api.status_code == 503 and api.json()["error"] == "unavailable"
@@ -89,14 +101,19 @@ def test_a_postgres_restart_gives_a_clear_503_and_the_site_recovers_by_itself(pg
         _wait_for_postgres()
 
     # The same server process, no restart: within a few seconds every request works again.
-    stack.wait_until(lambda: httpx.get(f"{url}/healthz", timeout=10).status_code == 200, timeout=20,
-                     message="/healthz to be 200 again")  # fmt: skip
+    stack.wait_until(
+        lambda: httpx.get(f"{url}/healthz", timeout=10).status_code == 200,
+        timeout=20,
+        message="/healthz to be 200 again",
+    )
     for _ in range(5):
         assert client.get("/").status_code == 200
     assert client.get("/c/it/vote/").status_code == 200
-    ok = client.post(f"/b/{battle}/vote", data={"verdict": "left"},
-                     headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json",
-                              "Referer": url})  # fmt: skip
+    ok = client.post(
+        f"/b/{battle}/vote",
+        data={"verdict": "left"},
+        headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json", "Referer": url},
+    )
     assert ok.status_code == 200  # the vote refused during the outage can be cast now
     stack.vote_once(client, "it")
     with psycopg.connect(pg_url) as conn:
@@ -149,11 +166,19 @@ def test_votes_are_stored_while_redis_is_down_and_ratings_catch_up(pg_url, stati
         after = stack.vote_once(client, "it")
         # Beat's sweep, run the way beat would trigger it (here in-process in a subprocess).
         sweep = subprocess.run(
-            [sys.executable, "manage.py", "shell", "-c",
-             "from ratings.tasks import recompute_active_campaigns; print(recompute_active_campaigns())"],
-            cwd=stack.ROOT, env={**env, "CELERY_TASK_ALWAYS_EAGER": "true"}, capture_output=True, text=True,
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "-c",
+                "from ratings.tasks import recompute_active_campaigns; print(recompute_active_campaigns())",
+            ],
+            cwd=stack.ROOT,
+            env={**env, "CELERY_TASK_ALWAYS_EAGER": "true"},
+            capture_output=True,
+            text=True,
             timeout=120,
-        )  # fmt: skip
+        )
         assert sweep.returncode == 0, sweep.stderr[-3000:]
         board = client.get("/c/it/leaderboard.json")
         assert board.status_code == 200
@@ -175,19 +200,27 @@ def _statuses(pg_url: str) -> dict[str, str]:
 
 def _queue_generation(env: dict, slug: str) -> None:
     """Create and send the campaign's generation tasks from another process, as the web tier would."""
-    stack.manage(env, "shell", "-c", (
-        "from arena.models import Campaign\n"
-        "from arena.services import generation\n"
-        f"generation.queue_missing_responses(Campaign.objects.get(slug={slug!r}))\n"
-    ))  # fmt: skip
+    stack.manage(
+        env,
+        "shell",
+        "-c",
+        (
+            "from arena.models import Campaign\n"
+            "from arena.services import generation\n"
+            f"generation.queue_missing_responses(Campaign.objects.get(slug={slug!r}))\n"
+        ),
+    )
 
 
 def _generation_campaign(slug: str, models: dict[str, dict]) -> dict:
     return {
-        "slug": slug, "title": slug, "status": "active", "mode": "prompt_set",
+        "slug": slug,
+        "title": slug,
+        "status": "active",
+        "mode": "prompt_set",
         "models": [{"name": name, "backend": "static", "backend_settings": s} for name, s in models.items()],
         "prompts": [{"external_id": "p0", "prompt": "Question?"}],
-    }  # fmt: skip
+    }
 
 
 # As in the incident: Redis down for 20 s, then back empty (ARENA_TEST_REDIS_OUTAGE_SECONDS to try others).
@@ -213,8 +246,11 @@ def test_a_worker_holding_an_unacknowledged_task_survives_a_redis_restart(pg_url
         words = int((REDIS_OUTAGE_SECONDS + 10) * 10)
         slow = {"text": " ".join(f"w{i}" for i in range(words)), "chunk_delay": 0.1}
         quick = {"text": "a quick answer"}
-        campaigns = {"before": {"Slow": slow, "Quick": quick}, "after": {"After-1": quick, "After-2": quick},
-                     "last": {"Last-1": quick, "Last-2": quick}}  # fmt: skip
+        campaigns = {
+            "before": {"Slow": slow, "Quick": quick},
+            "after": {"After-1": quick, "After-2": quick},
+            "last": {"Last-1": quick, "Last-2": quick},
+        }
         for slug, models in campaigns.items():
             path = tmp_path / f"{slug}.json"
             path.write_text(json.dumps(_generation_campaign(slug, models)))
@@ -228,8 +264,11 @@ def test_a_worker_holding_an_unacknowledged_task_survives_a_redis_restart(pg_url
             return all(statuses.get(m) == "done" for m in models)
 
         _queue_generation(env, "before")
-        stack.wait_until(lambda: _statuses(pg_url) == {"Slow": "running", "Quick": "done"}, timeout=30,
-                         message="the slow generation to be running")  # fmt: skip
+        stack.wait_until(
+            lambda: _statuses(pg_url) == {"Slow": "running", "Quick": "done"},
+            timeout=30,
+            message="the slow generation to be running",
+        )
 
         redis.kill()  # SIGKILL: no goodbye to the worker, which holds Slow's unacknowledged message
         redis.stop()
@@ -237,8 +276,12 @@ def test_a_worker_holding_an_unacknowledged_task_survives_a_redis_restart(pg_url
         redis = _start_redis(port, tmp_path)  # back, empty, on the same port
         back = time.monotonic()
         _queue_generation(env, "after")
-        stack.wait_until(lambda: generated("After-1", "After-2"), timeout=30, interval=0.1,
-                         message="the worker to generate the responses sent after the restart")  # fmt: skip
+        stack.wait_until(
+            lambda: generated("After-1", "After-2"),
+            timeout=30,
+            interval=0.1,
+            message="the worker to generate the responses sent after the restart",
+        )
         took = time.monotonic() - back
         print(f"new tasks done {took:.1f} s after Redis was back")
         assert took < 10, f"the worker took {took:.1f} s to consume again after Redis was back"
@@ -248,8 +291,12 @@ def test_a_worker_holding_an_unacknowledged_task_survives_a_redis_restart(pg_url
         stack.wait_until(lambda: generated("Slow"), timeout=60, message="the slow generation to finish")
         stack.wait_until(lambda: "Couldn't ack" in worker.log(), timeout=10, message="the failed late ack")
         _queue_generation(env, "last")
-        stack.wait_until(lambda: generated("Last-1", "Last-2"), timeout=10, interval=0.1,
-                         message="the worker to consume after the late ack")  # fmt: skip
+        stack.wait_until(
+            lambda: generated("Last-1", "Last-2"),
+            timeout=10,
+            interval=0.1,
+            message="the worker to consume after the late ack",
+        )
         assert worker.popen.poll() is None
         assert "Unrecoverable error" not in worker.log()
     finally:
@@ -300,14 +347,22 @@ class _PrivatePostgres:
 
     def stop(self) -> None:
         """As a crash would: no shutdown checkpoint, every connection cut."""
-        subprocess.run(self._as_postgres([*self._ctl, "-m", "immediate", "-w", "stop"]), check=True,
-                       capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            self._as_postgres([*self._ctl, "-m", "immediate", "-w", "stop"]),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
     def start(self) -> None:
         """Start again and return once it accepts connections (pg_ctl -w)."""
         options = f"-p {self.port} -k {self.sockets} -c listen_addresses=127.0.0.1"
-        subprocess.run(self._as_postgres([*self._ctl, "-o", options, "-l", str(self.data.parent / "server.log"),
-                                          "-w", "start"]), check=True, capture_output=True, timeout=60)  # fmt: skip
+        subprocess.run(
+            self._as_postgres([*self._ctl, "-o", options, "-l", str(self.data.parent / "server.log"), "-w", "start"]),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
 
 
 class _Traffic:
@@ -343,11 +398,15 @@ class _Traffic:
             response = None
         answered = time.monotonic()
         status = response.status_code if response is not None else 0
-        outage_page = response is not None and status == 503 and (
-            "Arena is temporarily unavailable" in response.text
-            if response.headers.get("content-type", "").startswith("text/html")
-            else response.json().get("error" if kind != "healthz" else "database") == "unavailable"
-        )  # fmt: skip
+        outage_page = (
+            response is not None
+            and status == 503
+            and (
+                "Arena is temporarily unavailable" in response.text
+                if response.headers.get("content-type", "").startswith("text/html")
+                else response.json().get("error" if kind != "healthz" else "database") == "unavailable"
+            )
+        )
         with self._lock:
             self.samples.append((kind, sent, answered, status, outage_page))
         return response
@@ -369,9 +428,9 @@ class _Traffic:
                 headers["Accept"] = "application/json"
             with self._lock:
                 self.sent.add(battle)
-            answer = self._timed("vote", lambda b=battle, h=headers: client.post(f"/b/{b}/vote",
-                                                                                   data={"verdict": "left"},
-                                                                                   headers=h))  # fmt: skip
+            answer = self._timed(
+                "vote", lambda b=battle, h=headers: client.post(f"/b/{b}/vote", data={"verdict": "left"}, headers=h)
+            )
             status = answer.status_code if answer is not None else 0
             if status in (200, 302):
                 with self._lock:
@@ -399,8 +458,10 @@ def _p99(seconds: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
-@pytest.mark.skipif(shutil.which("pg_config") is None and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")),
-                    reason="needs PostgreSQL's initdb and pg_ctl for a server of the test's own")  # fmt: skip
+@pytest.mark.skipif(
+    shutil.which("pg_config") is None and not list(Path("/usr/lib/postgresql").glob("*/bin/initdb")),
+    reason="needs PostgreSQL's initdb and pg_ctl for a server of the test's own",
+)
 @pytest.mark.parametrize("server", ["granian", "uvicorn"])
 def test_a_postgres_outage_under_voting_fails_fast_and_loses_no_vote(server, static_root, processes, tmp_path):
     """A private PostgreSQL stopped (-m immediate) for 10 s under 4 voters and a health probe, served
@@ -414,9 +475,14 @@ def test_a_postgres_outage_under_voting_fails_fast_and_loses_no_vote(server, sta
     with pg_cluster.private_server(port, {"max_connections": "100"}) as admin_url:
         pg = _PrivatePostgres(admin_url, port)
         stack.flush_redis()
-        env = stack.base_env(pg.url, STATIC_ROOT=str(static_root), ARENA_VOTE_RATE_PER_MINUTE="0",
-                             ARENA_BATTLE_RATE_PER_MINUTE="0", ARENA_IP_VOTE_RATE_PER_MINUTE="0",
-                             ARENA_IP_BATTLE_RATE_PER_MINUTE="0")  # fmt: skip
+        env = stack.base_env(
+            pg.url,
+            STATIC_ROOT=str(static_root),
+            ARENA_VOTE_RATE_PER_MINUTE="0",
+            ARENA_BATTLE_RATE_PER_MINUTE="0",
+            ARENA_IP_VOTE_RATE_PER_MINUTE="0",
+            ARENA_IP_BATTLE_RATE_PER_MINUTE="0",
+        )
         stack.manage(env, "migrate", "--noinput", "-v", "0")
         spec = tmp_path / "campaign.json"
         spec.write_text(json.dumps(stack.small_campaign_spec("outage", models=3, prompts=40)))
@@ -441,8 +507,11 @@ def test_a_postgres_outage_under_voting_fails_fast_and_loses_no_vote(server, sta
                 return min(ok) - back if ok else None
 
             stack.wait_until(first_success, timeout=20, interval=0.1, message="a 200 after PostgreSQL is back")
-            stack.wait_until(lambda: len(traffic.between(back, float("inf"), "vote")) >= 20, timeout=30,
-                             message="votes after the outage")  # fmt: skip
+            stack.wait_until(
+                lambda: len(traffic.between(back, float("inf"), "vote")) >= 20,
+                timeout=30,
+                message="votes after the outage",
+            )
         finally:
             traffic.stop()
 

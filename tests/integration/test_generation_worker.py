@@ -61,22 +61,26 @@ def test_a_worker_generates_the_missing_responses_and_the_command_waits(stack_en
             assert conn.execute("SELECT count(*) FROM arena_item").fetchone()[0] == 4  # one pair per prompt
 
 
-def test_two_workers_competing_for_duplicate_tasks_generate_each_response_once(stack_env, pg_url, processes,
-                                                                                tmp_path):  # fmt: skip
+def test_two_workers_competing_for_duplicate_tasks_generate_each_response_once(stack_env, pg_url, processes, tmp_path):
     with ProtocolServer() as server:
         models = {"Alpha": "alpha?chunk_delay=0.01", "Beta": "beta?chunk_delay=0.01"}
         load(stack_env, tmp_path, campaign_spec("race", server, models, prompts=10))
         workers = [processes.worker(stack_env, name=f"w{i}", queues="generate_api", concurrency=2) for i in (1, 2)]
 
         # Every task is delivered three times while the two workers are consuming.
-        stack.manage(stack_env, "shell", "-c", (
-            "from arena.models import Campaign, Response\n"
-            "from arena.services import generation\n"
-            "generation.queue_missing_responses(Campaign.objects.get(slug='race'))\n"
-            "ids = list(Response.objects.values_list('id', flat=True))\n"
-            "generation.send_tasks(ids)\n"
-            "generation.send_tasks(ids)\n"
-        ))  # fmt: skip
+        stack.manage(
+            stack_env,
+            "shell",
+            "-c",
+            (
+                "from arena.models import Campaign, Response\n"
+                "from arena.services import generation\n"
+                "generation.queue_missing_responses(Campaign.objects.get(slug='race'))\n"
+                "ids = list(Response.objects.values_list('id', flat=True))\n"
+                "generation.send_tasks(ids)\n"
+                "generation.send_tasks(ids)\n"
+            ),
+        )
 
         def finished():
             logs = "".join(w.log() for w in workers)

@@ -12,15 +12,20 @@ from tests.protocol_server import ProtocolServer
 def test_workers_judge_every_pairing_within_the_judges_concurrency_limit(stack_env, pg_url, processes):
     with ProtocolServer() as server:
         model = "judge?prefer=Answer number 0&delay=0.15"
-        stack.manage(stack_env, "shell", "-c", (
-            "from tests.factories import make_campaign\n"
-            "from arena.models import ModelEntry\n"
-            "from arena.judges.models import Judge\n"
-            "c = make_campaign(slug='jw', models=('Alpha', 'Beta', 'Gamma', 'Delta'), prompts=4)\n"
-            f"e = ModelEntry.objects.create(name='Referee', backend='openai', backend_settings="
-            f"{{'base_url': '{server.base_url}', 'model': '{model}', 'max_retries': 0}})\n"
-            "Judge.objects.create(campaign=c, model=e, max_concurrency=3)\n"
-        ))  # fmt: skip
+        stack.manage(
+            stack_env,
+            "shell",
+            "-c",
+            (
+                "from tests.factories import make_campaign\n"
+                "from arena.models import ModelEntry\n"
+                "from arena.judges.models import Judge\n"
+                "c = make_campaign(slug='jw', models=('Alpha', 'Beta', 'Gamma', 'Delta'), prompts=4)\n"
+                f"e = ModelEntry.objects.create(name='Referee', backend='openai', backend_settings="
+                f"{{'base_url': '{server.base_url}', 'model': '{model}', 'max_retries': 0}})\n"
+                "Judge.objects.create(campaign=c, model=e, max_concurrency=3)\n"
+            ),
+        )
         processes.worker(stack_env, queues="generate_api,default", concurrency=8)
 
         out = stack.manage(stack_env, "run_judges", "jw", "--wait", "--timeout", "90")

@@ -29,9 +29,10 @@ def live_spec(server: ProtocolServer) -> dict:
 def write_prompt(client: httpx.Client, slug: str, prompt: str) -> str:
     client.get(f"/c/{slug}/live/").raise_for_status()
     response = client.post(
-        f"/c/{slug}/live/", data={"prompt": prompt},
+        f"/c/{slug}/live/",
+        data={"prompt": prompt},
         headers={"X-CSRFToken": client.cookies["csrftoken"], "Referer": str(client.base_url)},
-    )  # fmt: skip
+    )
     assert response.status_code == 302, response.text
     return re.fullmatch(r"/b/([\w-]+)/live/", response.headers["location"]).group(1)
 
@@ -77,10 +78,10 @@ def test_a_voter_writes_a_prompt_watches_both_answers_stream_and_votes(stack_env
             page = client.get(f"/b/{battle_id}/live/")
             assert page.status_code == 200 and not any(name in page.text for name in NAMES)
             vote = client.post(
-                f"/b/{battle_id}/vote", json={"verdict": "left"},
-                headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json",
-                         "Referer": web1},
-            )  # fmt: skip
+                f"/b/{battle_id}/vote",
+                json={"verdict": "left"},
+                headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json", "Referer": web1},
+            )
             assert vote.status_code == 200, vote.text
             assert {vote.json()["left"]["model"], vote.json()["right"]["model"]} == set(NAMES)
 
@@ -102,8 +103,9 @@ def test_a_stranger_cannot_listen_to_someone_elses_battle(stack_env, processes, 
         web = processes.web(stack_env)
         with httpx.Client(base_url=web, timeout=10) as owner:
             battle_id = write_prompt(owner, "live", PROMPT)
-        with connect(f"ws://{web.removeprefix('http://')}/ws/battles/{battle_id}/",
-                     additional_headers={"Origin": web}) as ws:  # fmt: skip
+        with connect(
+            f"ws://{web.removeprefix('http://')}/ws/battles/{battle_id}/", additional_headers={"Origin": web}
+        ) as ws:
             try:
                 ws.recv(timeout=5)
                 raise AssertionError("a stranger received a frame")

@@ -40,13 +40,18 @@ def test_150_cookieless_prompts_over_two_web_processes_are_held_to_one_limit(sta
     for i in range(150):
         web = webs[i % 2]
         answer = httpx.post(
-            f"{web}/c/live/live/", data={"prompt": f"Prompt number {i}"}, cookies={"csrftoken": csrf},
-            headers={"X-CSRFToken": csrf, "Referer": f"{web}/", "Accept": "application/json"}, timeout=10,
-        )  # fmt: skip
+            f"{web}/c/live/live/",
+            data={"prompt": f"Prompt number {i}"},
+            cookies={"csrftoken": csrf},
+            headers={"X-CSRFToken": csrf, "Referer": f"{web}/", "Accept": "application/json"},
+            timeout=10,
+        )
         codes.append(answer.status_code)
         if answer.status_code == 429:
-            assert answer.json()["message"] == "Too many prompts from your network in the last hour. " \
-                "Please come back later."  # fmt: skip
+            assert (
+                answer.json()["message"] == "Too many prompts from your network in the last hour. "
+                "Please come back later."
+            )
             assert int(answer.headers["Retry-After"]) > 0
 
     assert codes.count(201) == LIMIT and codes.count(429) == 150 - LIMIT

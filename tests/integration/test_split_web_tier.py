@@ -67,9 +67,10 @@ def test_votes_through_granian_are_stored_once_and_https_comes_from_the_proxy(pr
         battle_ids = [stack.vote_once(client, "it", verdict) for verdict in ("left", "right", "tie")]
         # CSRF compared the Origin with https://<host>: the vote was accepted as an HTTPS request.
         again = client.post(
-            f"/b/{battle_ids[0]}/vote", data={"verdict": "right"},
+            f"/b/{battle_ids[0]}/vote",
+            data={"verdict": "right"},
             headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json"},
-        )  # fmt: skip
+        )
         assert again.status_code == 409, again.text
 
     with psycopg.connect(pg_url) as conn:
@@ -113,9 +114,10 @@ def test_a_live_battle_opened_over_granian_streams_through_uvicorn(proxied_env, 
             assert not any(name in json.dumps(frames) for name in NAMES)
 
             vote = client.post(
-                f"/b/{battle_id}/vote", json={"verdict": "right"},
+                f"/b/{battle_id}/vote",
+                json={"verdict": "right"},
                 headers={"X-CSRFToken": client.cookies["csrftoken"], "Accept": "application/json"},
-            )  # fmt: skip
+            )
             assert vote.status_code == 200, vote.text
             assert {vote.json()["left"]["model"], vote.json()["right"]["model"]} == set(NAMES)
 

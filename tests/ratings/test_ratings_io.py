@@ -193,9 +193,13 @@ def test_a_bad_record_far_down_is_reported_with_its_line(tmp_path, fmt, bad, mes
 
 def test_a_bad_csv_row_far_down_is_reported_with_its_line(tmp_path):
     rows = ["model_a,model_b,winner"] + ["a,b,tie"] * 2000
-    for bad, message in (("a,b,model_c", "invalid winner 'model_c'"), ("a,b", "missing or empty 'winner'"),
-                         ("a,b,tie,extra", "more fields than the header"), ("a,,tie", "missing or empty 'model_b'"),
-                         ("b,b,tie", "model 'b' battles itself")):  # fmt: skip
+    for bad, message in (
+        ("a,b,model_c", "invalid winner 'model_c'"),
+        ("a,b", "missing or empty 'winner'"),
+        ("a,b,tie,extra", "more fields than the header"),
+        ("a,,tie", "missing or empty 'model_b'"),
+        ("b,b,tie", "model 'b' battles itself"),
+    ):
         path = tmp_path / "bad.csv"
         path.write_text("\n".join([*rows, bad, "a,b,tie"]) + "\n")
         with pytest.raises(InputError) as info:

@@ -55,8 +55,9 @@ class TransformersModerator(Moderator):
             scores = classify(text, top_k=None, truncation=True)
         except Exception as error:  # a missing model, a broken file, out of memory: no verdict
             raise ModeratorError(f"classifier failed: {type(error).__name__}") from None
-        hits = sorted((s["label"], s["score"]) for s in scores if s["label"] in self.flag_labels and
-                      s["score"] >= self.threshold)  # fmt: skip
+        hits = sorted(
+            (s["label"], s["score"]) for s in scores if s["label"] in self.flag_labels and s["score"] >= self.threshold
+        )
         if not hits:
             return Verdict.allow()
         named = ", ".join(f"{label} {score:.2f}" for label, score in hits)

@@ -41,8 +41,12 @@ class Command(BaseCommand):
             default=defaults.min_seconds,
             help="flag a median time per vote below this (default %(default)s s)",
         )
-        parser.add_argument("--min-samples", type=int, default=defaults.min_samples,
-                            help="votes needed before speed is judged (default %(default)s)")  # fmt: skip
+        parser.add_argument(
+            "--min-samples",
+            type=int,
+            default=defaults.min_samples,
+            help="votes needed before speed is judged (default %(default)s)",
+        )
         parser.add_argument(
             "--gold-min-share",
             type=float,

@@ -19,23 +19,28 @@ class Command(BaseCommand):
         parser.add_argument("campaign", help="campaign slug")
         parser.add_argument("file", type=Path)
         parser.add_argument(
-            "--format", choices=list(FORMATS), default="auto",
+            "--format",
+            choices=list(FORMATS),
+            default="auto",
             help="file format (default: auto, from the extension and the first record's fields)",
-        )  # fmt: skip
+        )
         parser.add_argument(
-            "--chosen-model", default=DEFAULT_CHOSEN_MODEL,
+            "--chosen-model",
+            default=DEFAULT_CHOSEN_MODEL,
             help=f"TRL: model of the chosen answers of records without chosen_model (default: {DEFAULT_CHOSEN_MODEL})",
-        )  # fmt: skip
+        )
         parser.add_argument(
-            "--rejected-model", default=DEFAULT_REJECTED_MODEL,
+            "--rejected-model",
+            default=DEFAULT_REJECTED_MODEL,
             help=f"TRL: model of the rejected answers of records without rejected_model "
             f"(default: {DEFAULT_REJECTED_MODEL})",
-        )  # fmt: skip
+        )
         parser.add_argument(
-            "--add-models", action="store_true",
+            "--add-models",
+            action="store_true",
             help="add the models the file names to the campaign (new names get a static backend); "
             "without it an unknown model is an error",
-        )  # fmt: skip
+        )
 
     def handle(self, *args, campaign: str, file: Path, **options):
         target = Campaign.objects.filter(slug=campaign).first()

@@ -31,10 +31,21 @@ from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, 
 from arena.services.imports.writer import check_rows, import_prompts
 
 __all__ = [
-    "DEFAULT_CHOSEN_MODEL", "DEFAULT_REJECTED_MODEL", "FORMATS", "ImportFailed", "ImportOptions", "ImportSummary",
-    "PromptRow", "clean_messages", "detect_format", "import_file", "import_prompts", "load_campaign",
-    "parse_prompt_file", "read_prompt_file",
-]  # fmt: skip
+    "DEFAULT_CHOSEN_MODEL",
+    "DEFAULT_REJECTED_MODEL",
+    "FORMATS",
+    "ImportFailed",
+    "ImportOptions",
+    "ImportSummary",
+    "PromptRow",
+    "clean_messages",
+    "detect_format",
+    "import_file",
+    "import_prompts",
+    "load_campaign",
+    "parse_prompt_file",
+    "read_prompt_file",
+]
 
 
 def import_file(campaign: Campaign, name: str, data: bytes, options: ImportOptions | None = None) -> ImportSummary:

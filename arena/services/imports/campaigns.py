@@ -20,11 +20,29 @@ from arena.services.imports.writer import import_prompts
 from arena.services.model_entries import name_key
 
 CAMPAIGN_FIELDS = {
-    "title", "instructions", "status", "mode", "access", "allow_tie", "allow_both_bad", "sampling",
-    "vote_limit", "daily_vote_limit", "votes_per_item", "task", "ranking_size", "gold_rate", "one_battle_per_prompt",
-    "private", "moderator", "moderator_settings", "moderation_fail_open", "live_battles_per_hour",
-    "live_tokens_per_day", "live_cost_per_day",
-}  # fmt: skip
+    "title",
+    "instructions",
+    "status",
+    "mode",
+    "access",
+    "allow_tie",
+    "allow_both_bad",
+    "sampling",
+    "vote_limit",
+    "daily_vote_limit",
+    "votes_per_item",
+    "task",
+    "ranking_size",
+    "gold_rate",
+    "one_battle_per_prompt",
+    "private",
+    "moderator",
+    "moderator_settings",
+    "moderation_fail_open",
+    "live_battles_per_hour",
+    "live_tokens_per_day",
+    "live_cost_per_day",
+}
 MODEL_FIELDS = {"backend", "backend_settings", "params", "is_active", "weight", "input_price", "output_price"}
 DIMENSION_FIELDS = {"key", "label", "help_text", "scale_min", "scale_max"}
 

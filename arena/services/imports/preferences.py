@@ -55,8 +55,9 @@ class PromptMerger:
         self.answer_lines: dict[tuple[str, str], int] = {}
 
     def add(self, line: int, record: Record) -> None:
-        candidate = PromptRow(line, record.external_id, record.messages, record.category, record.language,
-                              dict(record.answers))  # fmt: skip
+        candidate = PromptRow(
+            line, record.external_id, record.messages, record.category, record.language, dict(record.answers)
+        )
         check_storable(candidate)
         row = self.rows.get(record.external_id)
         if row is not None:

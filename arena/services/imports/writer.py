@@ -59,9 +59,14 @@ class _Answer:
 
 
 def import_prompts(
-    campaign: Campaign, rows: Iterable[PromptRow], *, add_models: bool = False, use_copy: bool | None = None,
-    checked: Sequence[PromptRow] | None = None, verify: Callable[[], list[str]] | None = None,
-) -> ImportSummary:  # fmt: skip
+    campaign: Campaign,
+    rows: Iterable[PromptRow],
+    *,
+    add_models: bool = False,
+    use_copy: bool | None = None,
+    checked: Sequence[PromptRow] | None = None,
+    verify: Callable[[], list[str]] | None = None,
+) -> ImportSummary:
     """Write parsed prompts and responses into a campaign, all or nothing.
 
     ``add_models`` adds the models the rows name to the campaign (creating static-backend entries for
@@ -107,9 +112,12 @@ def _set_constraints(mode: str) -> None:
 
 
 def _write(
-    campaign: Campaign, rows: Iterable[PromptRow], models_by_name: dict[str, int], summary: ImportSummary,
+    campaign: Campaign,
+    rows: Iterable[PromptRow],
+    models_by_name: dict[str, int],
+    summary: ImportSummary,
     use_copy: bool,
-) -> None:  # fmt: skip
+) -> None:
     """Batch by batch, as a pipeline: while the database writes one batch's prompts (and the previous
     batch's answers and items), a thread renders the answers of the batch before. Memory holds about
     two batches, whatever the size of the file."""
@@ -232,11 +240,14 @@ def _upsert_prompts_sql(campaign: Campaign, new: list[PromptRow], changed: list[
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
         if new:
-            cursor.executemany(_PROMPT_INSERT, [(campaign.id, r.external_id, json.dumps(r.messages), r.category,
-                                                 r.language, now) for r in new])  # fmt: skip
+            cursor.executemany(
+                _PROMPT_INSERT,
+                [(campaign.id, r.external_id, json.dumps(r.messages), r.category, r.language, now) for r in new],
+            )
         if changed:
-            cursor.executemany(_PROMPT_UPDATE, [(json.dumps(r.messages), r.category, r.language, ids[r.external_id])
-                                                for r in changed])  # fmt: skip
+            cursor.executemany(
+                _PROMPT_UPDATE, [(json.dumps(r.messages), r.category, r.language, ids[r.external_id]) for r in changed]
+            )
     keys = [r.external_id for r in new if r.external_id]
     written: dict[str, int] = {}
     for chunk in _chunks(keys):
@@ -295,9 +306,12 @@ class _Answers:
 
 
 def _write_prompts(
-    campaign: Campaign, batch: list[PromptRow], models_by_name: dict[str, int], summary: ImportSummary,
+    campaign: Campaign,
+    batch: list[PromptRow],
+    models_by_name: dict[str, int],
+    summary: ImportSummary,
     use_copy: bool,
-) -> _Answers:  # fmt: skip
+) -> _Answers:
     """Write the batch's new and changed prompts; the answers that are new or differ from the stored ones."""
     stored = _stored_prompts(campaign, batch)
     new = [row for row in batch if not row.external_id or row.external_id not in stored]
@@ -375,8 +389,13 @@ def _upsert_responses_sql(answers: list[_Answer]) -> None:
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     done, imported = str(Response.Status.DONE), str(Response.Source.IMPORTED)
     with connection.cursor() as cursor:
-        cursor.executemany(_RESPONSE_UPSERT, [(a.prompt_id, a.model_id, a.content, a.html, done, imported, "", "{}",
-                                               "", 0, "", now, now) for a in answers])  # fmt: skip
+        cursor.executemany(
+            _RESPONSE_UPSERT,
+            [
+                (a.prompt_id, a.model_id, a.content, a.html, done, imported, "", "{}", "", 0, "", now, now)
+                for a in answers
+            ],
+        )
 
 
 def _copy_responses(answers: Iterable[_Answer], table: str) -> None:
@@ -390,8 +409,7 @@ def _copy_responses(answers: Iterable[_Answer], table: str) -> None:
         cursor.copy(f"COPY {table} ({_RESPONSE_COLUMNS}) FROM STDIN") as copy,
     ):
         for a in answers:
-            copy.write_row((a.prompt_id, a.model_id, a.content, a.html, done, imported, "", "{}", "", 0, "", now,
-                            now))  # fmt: skip
+            copy.write_row((a.prompt_id, a.model_id, a.content, a.html, done, imported, "", "{}", "", 0, "", now, now))
 
 
 def _upsert_responses_copy(answers: list[_Answer]) -> None:

@@ -44,8 +44,13 @@ class Command(BaseCommand):
         parser.add_argument("--include-flagged", action="store_true", help="keep flagged battles")
         parser.add_argument("--include-excluded", action="store_true", help="keep votes of excluded voters")
         parser.add_argument("--include-gold", action="store_true", help="keep votes on gold battles")
-        parser.add_argument("--min-votes", type=int, default=0, metavar="N",
-                            help="only items (prompt x model pair) with at least N selected votes")  # fmt: skip
+        parser.add_argument(
+            "--min-votes",
+            type=int,
+            default=0,
+            metavar="N",
+            help="only items (prompt x model pair) with at least N selected votes",
+        )
         parser.add_argument("--margin", choices=MARGINS, default="none", help="margin of preference pairs")
         parser.add_argument("--source", default="humans", help="battles: humans, all, or judge:NAME (LLM judges)")
         parser.add_argument("--quiet", action="store_true", help="no progress line")

@@ -24,8 +24,19 @@ class Command(BaseCommand):
         parser.add_argument("--wait", action="store_true", help="wait until every pairing is done or failed")
         parser.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most (with --wait)")
 
-    def handle(self, *args, campaign: str, judge: str | None, limit: int | None, voted: bool, retry_failed: bool,
-               seed: int | None, wait: bool, timeout: float, **options):  # fmt: skip
+    def handle(
+        self,
+        *args,
+        campaign: str,
+        judge: str | None,
+        limit: int | None,
+        voted: bool,
+        retry_failed: bool,
+        seed: int | None,
+        wait: bool,
+        timeout: float,
+        **options,
+    ):
         try:
             judges = actions.judges_of(campaign, judge)
             started = actions.start(

@@ -1,4 +1,4 @@
-"""The Celery application; tasks live in arena.tasks and ratings.tasks."""
+"""The Celery application; tasks live in arena.tasks and arena.leaderboards.tasks."""
 
 from __future__ import annotations
 

@@ -553,7 +553,7 @@ class Vote(models.Model):
     scores = models.JSONField(default=dict, blank=True, help_text='{"helpfulness": {"left": 4, "right": 2}}')
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
-    # Set once the rating aggregates include this vote (see ratings.aggregation).
+    # Set once the rating aggregates include this vote (see arena.leaderboards.aggregation).
     folded = models.BooleanField(default=False, editable=False)
 
     class Meta:

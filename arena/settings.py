@@ -82,7 +82,7 @@ INSTALLED_APPS = [
     "arena",
     "arena.exports.apps.ExportsConfig",
     "arena.judges.apps.JudgesConfig",
-    "ratings.apps.RatingsConfig",
+    "arena.leaderboards.apps.LeaderboardsConfig",
 ]
 
 MIDDLEWARE = [
@@ -193,7 +193,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
-    "ratings.tasks.*": {"queue": "ratings"},
+    "arena.leaderboards.tasks.*": {"queue": "ratings"},
     # Generation is sent explicitly to generate_api or generate_gpu by the model's backend
     # (arena.services.generation.queue_for); this route is the fallback.
     "arena.tasks.generate_response": {"queue": "generate_api"},
@@ -228,7 +228,7 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_BEAT_SCHEDULE_FILENAME = env_str("CELERY_BEAT_SCHEDULE_FILENAME", str(VAR_DIR / "celerybeat-schedule"))
 CELERY_BEAT_SCHEDULE = {
     "recompute-active-campaigns": {
-        "task": "ratings.tasks.recompute_active_campaigns",
+        "task": "arena.leaderboards.tasks.recompute_active_campaigns",
         "schedule": env_float("ARENA_RECOMPUTE_INTERVAL", 60.0),
     },
     "reap-stale-responses": {

@@ -10,11 +10,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from arena.guardrails import dashboard as guardrails_dashboard
 from arena.judges import dashboard as judges_dashboard
+from arena.leaderboards.models import OVERALL, LeaderboardSnapshot
 from arena.models import Campaign
 from arena.permissions import CHANGE_CAMPAIGN, CHANGE_VOTER, VIEW_CAMPAIGN, allowed, staff_permission_required
 from arena.services import abuse, campaigns, dashboard, quality_figures
 from arena.services.errors import ArenaError
-from ratings.models import OVERALL, LeaderboardSnapshot
 
 
 @staff_permission_required(VIEW_CAMPAIGN)

@@ -26,7 +26,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", site_assets.favicon, name="favicon"),
     path("api/v1/", api.urls),
-    path("", include("ratings.urls")),
+    path("", include("arena.leaderboards.urls")),
     path("", include("arena.live_urls")),
     path("", include("arena.ranking_urls")),
     path("", include("arena.exports.urls")),

@@ -183,7 +183,7 @@ def snapshot_catches_up(url: str, env: dict[str, str], slug: str, total: int) ->
                 "manage.py",
                 "shell",
                 "-c",
-                "from ratings.tasks import recompute_active_campaigns as t; t.delay()",
+                "from arena.leaderboards.tasks import recompute_active_campaigns as t; t.delay()",
             ],
             cwd=ROOT,
             env=env,

@@ -9,7 +9,7 @@ bench/vote_cycle.py). Then, timed:
 3. the incremental recompute after 1,000 new votes, stage by stage (fold, refit of the boards
    whose counts changed with sandwich intervals: overall Davidson and half-win, and Elo; snapshot
    writes) and end to end (the Celery task
-   ``ratings.tasks.recompute_campaign`` called in-process: lock, fold, refit, write), ``--rounds``
+   ``arena.leaderboards.tasks.recompute_campaign`` called in-process: lock, fold, refit, write), ``--rounds``
    times each on fresh votes (median, min and max),
 4. what beat's sweep then does: the same boards with 1,000 bootstrap rounds.
 
@@ -131,10 +131,10 @@ def main() -> None:
         django.setup()
         from django.db import connection
 
+        from arena.leaderboards.aggregation import fold_new_votes, rebuild_aggregates
+        from arena.leaderboards.snapshots import compute_snapshots, fit_boards, write_boards
+        from arena.leaderboards.tasks import recompute_campaign
         from arena.models import Campaign
-        from ratings.aggregation import fold_new_votes, rebuild_aggregates
-        from ratings.snapshots import compute_snapshots, fit_boards, write_boards
-        from ratings.tasks import recompute_campaign
 
         campaign = Campaign.objects.get(slug="bench")
         with psycopg.connect(pg_url, autocommit=True) as conn:

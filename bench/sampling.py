@@ -200,12 +200,12 @@ def handout(n_models: int, n_prompts: int = 500, n_battles: int = 300) -> None:
         django.setup()
         from django.db import connection
 
+        from arena.leaderboards.snapshots import compute_snapshots
         from arena.models import Campaign, Item, Voter
         from arena.services.active_sampling import forget_pair_states, read_pair_state
         from arena.services.battles import open_battle
         from arena.services.profiles import campaign_profile, forget_profiles
         from arena.services.votes import record_vote
-        from ratings.snapshots import compute_snapshots
 
         with connection.cursor() as cursor:  # what autovacuum does shortly after a bulk import
             cursor.execute("ANALYZE")

@@ -9,6 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Battle, Campaign, Item, ModelEntry, Prompt, Response, Voter
 from arena.services.active_sampling import (
     VARIANCE_FLOOR,
@@ -26,7 +27,6 @@ from arena.services.profiles import campaign_profile, forget_profiles
 from arena.services.votes import record_vote
 from bench.sampling import expected_total_variance, simulate_sampling
 from ratings import compute_leaderboard
-from ratings.snapshots import compute_snapshots
 from tests.factories import make_campaign
 
 

@@ -131,7 +131,7 @@ def test_the_public_leaderboard_csv_and_the_exported_one_share_one_layout(client
     import csv
 
     from arena.exports.runner import ExportFilters, write_export
-    from ratings.snapshots import compute_snapshots
+    from arena.leaderboards.snapshots import compute_snapshots
     from tests.test_ratings_site import cast_votes
 
     campaign = make_campaign(slug="one-layout", prompts=4)

@@ -9,11 +9,11 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from arena.leaderboards.presentation import interval_chart
+from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Vote
 from arena.services.dashboard import votes_over_time
 from ratings.axes import nice_ticks, tick_label
-from ratings.presentation import interval_chart
-from ratings.snapshots import compute_snapshots
 from tests.factories import make_campaign
 from tests.test_ratings_site import cast_votes
 

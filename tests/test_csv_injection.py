@@ -9,7 +9,7 @@ import pytest
 
 from arena.exports.csv_cells import FORMULA_TRIGGERS, neutralise
 from arena.exports.runner import ExportFilters, write_export
-from ratings.snapshots import compute_snapshots
+from arena.leaderboards.snapshots import compute_snapshots
 from tests.factories import make_campaign
 from tests.test_ratings_site import cast_votes
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from django.core.management import call_command
 
+from arena.leaderboards import scheduling
+from arena.leaderboards.models import LeaderboardSnapshot
+from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Campaign, Vote, Voter
-from ratings import scheduling
-from ratings.models import LeaderboardSnapshot
-from ratings.snapshots import compute_snapshots
 from tests.test_ratings_site import cast_votes
 
 pytestmark = pytest.mark.django_db

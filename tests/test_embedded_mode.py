@@ -13,7 +13,7 @@ import re, django
 django.setup()
 from django.test import Client
 from arena.models import Vote
-from ratings.models import LeaderboardSnapshot
+from arena.leaderboards.models import LeaderboardSnapshot
 client = Client()
 for verdict in ("left", "right", "tie"):
     page = client.get("/c/demo/vote/")

@@ -297,9 +297,9 @@ def test_a_ranking_of_n_responses_expands_to_n_choose_2_pairs():
 
 
 def test_leaderboards_come_from_the_stored_snapshots_never_recomputed(db, tmp_path, monkeypatch):
+    from arena.leaderboards.models import LeaderboardSnapshot
+    from arena.leaderboards.snapshots import compute_snapshots
     from ratings import leaderboard
-    from ratings.models import LeaderboardSnapshot
-    from ratings.snapshots import compute_snapshots
     from tests.test_ratings_site import cast_votes
 
     campaign = make_campaign(slug="lb", dimensions=("helpfulness",), prompts=4)

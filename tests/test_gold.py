@@ -186,9 +186,9 @@ def test_gold_votes_are_left_out_of_exports_unless_asked_for(db, tmp_path):
 
 
 def test_gold_votes_are_left_out_of_the_ratings_input(db):
-    from ratings.aggregation import fold_new_votes
+    from arena.leaderboards.aggregation import fold_new_votes
+    from arena.leaderboards.models import PairAggregate
     from ratings.counts import PairCounts
-    from ratings.models import PairAggregate
 
     campaign = make_campaign(slug="rat", models=("Alpha", "Beta"), prompts=4)
     add_gold(campaign, 2)

@@ -15,10 +15,10 @@ from django.core.management import call_command
 
 from arena.judges import actions, agreement, boards, winrates
 from arena.judges.models import Judge, JudgeVerdict
+from arena.leaderboards.models import LeaderboardSnapshot
+from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Battle, Item, ModelEntry, Vote, Voter
 from arena.services.votes import record_vote
-from ratings.models import LeaderboardSnapshot
-from ratings.snapshots import compute_snapshots
 from tests.factories import make_campaign
 from tests.protocol_server import ProtocolServer
 

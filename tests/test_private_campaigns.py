@@ -8,11 +8,11 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.test import Client
 
+from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Campaign, Invite
 from arena.services.imports.campaigns import load_campaign
 from arena.services.imports.rows import ImportFailed
 from arena.services.profiles import forget_profiles
-from ratings.snapshots import compute_snapshots
 from tests.factories import make_campaign
 from tests.test_ratings_site import cast_votes
 

@@ -12,13 +12,13 @@ import pytest
 from django.db import connection
 
 from arena.exports.runner import ExportFilters, write_export
+from arena.leaderboards.aggregation import fold_new_votes
+from arena.leaderboards.models import PairAggregate
 from arena.models import Battle, Campaign, ModelEntry, Ranking, Response, Vote, Voter
 from arena.services import rankings
 from arena.services.errors import ArenaError, Conflict, LimitReached, NotAllowed, NotFound, NothingToVoteOn
 from arena.services.profiles import campaign_profile, forget_profiles
-from ratings.aggregation import fold_new_votes
 from ratings.counts import PairCounts
-from ratings.models import PairAggregate
 from tests.factories import make_campaign
 
 pytestmark = pytest.mark.django_db

@@ -7,11 +7,11 @@ import random
 import pytest
 from django.core.management import call_command
 
+from arena.leaderboards.aggregation import fold_new_votes
+from arena.leaderboards.models import LeaderboardSnapshot, PairAggregate
+from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Battle, Vote, Voter
-from ratings.aggregation import fold_new_votes
 from ratings.counts import PairCounts
-from ratings.models import LeaderboardSnapshot, PairAggregate
-from ratings.snapshots import compute_snapshots
 from tests.factories import make_campaign
 
 pytestmark = pytest.mark.django_db
@@ -149,8 +149,8 @@ def test_bias_statistics_come_from_the_folded_tallies(db):
 
 
 def test_the_style_board_separates_length_from_quality(alice, db):
+    from arena.leaderboards.snapshots import compute_style_snapshot
     from arena.models import Response
-    from ratings.snapshots import compute_style_snapshot
 
     campaign = make_campaign(slug="style", models=("Short", "Long"), prompts=60)
     Response.objects.filter(model__name="Long").update(content="word " * 300)
@@ -187,8 +187,8 @@ def direct_vote(campaign, voter, prompt, verdict: str, *, gold=None, reverse: bo
 
 
 def test_votes_on_gold_battles_never_enter_the_ratings(db):
+    from arena.leaderboards.models import EloState
     from arena.models import GoldBattle
-    from ratings.models import EloState
 
     campaign = make_campaign(slug="goldfold", models=("A", "B"), prompts=2)
     prompt = campaign.prompts.order_by("id").first()
@@ -256,7 +256,7 @@ def reference_state(campaign) -> tuple[dict, dict, dict]:
 
 
 def stored_state(campaign) -> tuple[dict, dict, dict]:
-    from ratings.models import EloState
+    from arena.leaderboards.models import EloState
 
     state = EloState.objects.get(campaign=campaign)
     counts = {(a.dimension, a.category): a.pair_counts() for a in campaign.pair_aggregates.all()}
@@ -264,8 +264,8 @@ def stored_state(campaign) -> tuple[dict, dict, dict]:
 
 
 def test_folding_in_batches_gives_the_vote_by_vote_numbers_and_a_rebuild_gives_them_again(db):
+    from arena.leaderboards.aggregation import rebuild_aggregates
     from arena.models import Response
-    from ratings.aggregation import rebuild_aggregates
 
     campaign = make_campaign(slug="ref", models=("A", "B", "C", "D"), prompts=6, dimensions=("helpfulness",))
     Response.objects.filter(model__name="C").update(content="a much longer answer " * 20)
@@ -285,7 +285,7 @@ def test_folding_in_batches_gives_the_vote_by_vote_numbers_and_a_rebuild_gives_t
 
 
 def test_a_rebuild_drops_keys_that_lost_all_their_votes_and_folds_unfolded_votes(db):
-    from ratings.aggregation import rebuild_aggregates
+    from arena.leaderboards.aggregation import rebuild_aggregates
 
     campaign = make_campaign(slug="drop", models=("A", "B"), prompts=2)
     voter, other = Voter.objects.create(), Voter.objects.create()
@@ -321,7 +321,7 @@ def test_two_folds_at_once_count_each_vote_exactly_once():
 
     from django.db import connection
 
-    from ratings.models import EloState
+    from arena.leaderboards.models import EloState
 
     campaign = make_campaign(slug="race", prompts=4)
     cast_votes(campaign, 40, seed=8)  # committed, so their recomputes ran: start the folding again
@@ -354,7 +354,7 @@ def test_two_folds_at_once_count_each_vote_exactly_once():
 
 
 def test_after_vote_boards_carry_sandwich_intervals_until_beat_replaces_them(alice, db, settings):
-    from ratings.tasks import recompute_active_campaigns, recompute_campaign
+    from arena.leaderboards.tasks import recompute_active_campaigns, recompute_campaign
 
     campaign = make_campaign(slug="iv", models=("A", "B", "C"), prompts=4)
     cast_votes(campaign, 30)
@@ -386,7 +386,7 @@ def test_after_vote_boards_carry_sandwich_intervals_until_beat_replaces_them(ali
 
 
 def test_bootstrap_rounds_of_zero_keep_sandwich_boards_without_asking_beat_to_refine(db, settings):
-    from ratings.tasks import recompute_active_campaigns
+    from arena.leaderboards.tasks import recompute_active_campaigns
 
     settings.ARENA_BOOTSTRAP_ROUNDS = 0
     campaign = make_campaign(slug="nob", models=("A", "B", "C"), prompts=4)

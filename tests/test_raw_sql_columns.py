@@ -19,9 +19,9 @@ from django.apps import apps
 from django.db.models import NOT_PROVIDED, Model
 from django.db.models.fields import AutoFieldMixin
 
+from arena.leaderboards import aggregation
 from arena.services import battles, gold, items, rankings, votes
 from arena.services.imports import writer
-from ratings import aggregation
 
 ROOT = Path(__file__).resolve().parent.parent
 

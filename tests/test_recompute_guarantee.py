@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from arena.leaderboards import snapshots
+from arena.leaderboards.models import LeaderboardSnapshot
 from arena.models import Voter
 from arena.services.battles import open_battle
 from arena.services.profiles import campaign_profile
 from arena.services.votes import record_vote
-from ratings import snapshots
-from ratings.models import LeaderboardSnapshot
 from tests.factories import make_campaign
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -243,7 +243,7 @@ def test_the_command_lists_then_excludes_and_ratings_leave_them_out(stuffed_camp
     assert Voter.objects.get(pk=bot.pk).excluded
     assert Voter.objects.filter(excluded=True).count() == 1
     call_command("rebuild_ratings", "stuffed")
-    from ratings.models import LeaderboardSnapshot
+    from arena.leaderboards.models import LeaderboardSnapshot
 
     board = LeaderboardSnapshot.objects.get(campaign=campaign, dimension="", category="", method="davidson")
     assert board.n_votes == 50  # the bot's 60 votes are left out

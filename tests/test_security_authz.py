@@ -195,7 +195,7 @@ def world(db, django_user_model):
     other = Client()  # a voted battle of a third voter, so the admin has a Vote to show
     voted = other.post("/api/v1/campaigns/pub/battles").json()["id"]
     assert other.post(f"/b/{voted}/vote", {"verdict": "left"}).status_code == 302
-    from ratings.snapshots import compute_snapshots
+    from arena.leaderboards.snapshots import compute_snapshots
 
     compute_snapshots(public)
     invite = Invite.objects.create(campaign=public, label="x")

@@ -690,8 +690,8 @@ def _write_leaderboard(
     campaign: Campaign, spec: Format, filters: ExportFilters, path: Path, progress: ProgressCallback
 ) -> Progress:
     """Every stored snapshot of the default method (overall, per dimension, per category)."""
-    from ratings.models import LeaderboardSnapshot
-    from ratings.snapshots import DEFAULT_METHOD
+    from arena.leaderboards.models import LeaderboardSnapshot
+    from arena.leaderboards.snapshots import DEFAULT_METHOD
 
     snapshots = LeaderboardSnapshot.objects.filter(campaign=campaign, method=DEFAULT_METHOD)
     if filters.dimension:

@@ -113,9 +113,9 @@ class PairState:
 
 def read_pair_state(profile: CampaignProfile) -> PairState:
     """Counted votes per pair (stored aggregate) and Sigma_a (latest Davidson snapshot): two reads."""
+    from arena.leaderboards.models import OVERALL, LeaderboardSnapshot, PairAggregate
+    from arena.leaderboards.snapshots import DEFAULT_METHOD
     from ratings.counts import PairCounts
-    from ratings.models import OVERALL, LeaderboardSnapshot, PairAggregate
-    from ratings.snapshots import DEFAULT_METHOD
 
     campaign = profile.campaign
     ids = sorted(profile.weights)

@@ -116,7 +116,7 @@ def _moment_label(moment: datetime, hourly: bool, *, first: bool) -> str:
 def vote_tally(campaign: Campaign, counted: int) -> dict[str, int]:
     """The campaign's votes as the leaderboard sees them: ``counted`` on it (the snapshot's count),
     ``awaiting`` the next recompute (not folded yet), and ``left_out``, the rest: votes that never
-    count (gold battles, answers that named their model, excluded voters; ratings.aggregation)."""
+    count (gold battles, answers that named their model, excluded voters; arena.leaderboards.aggregation)."""
     votes = Vote.objects.filter(campaign=campaign)
     total, awaiting = votes.count(), votes.filter(folded=False).count()
     return {"total": total, "counted": counted, "awaiting": awaiting, "left_out": max(total - counted - awaiting, 0)}

@@ -430,7 +430,7 @@ def submitted_ranking(ranking: Ranking) -> SubmittedRanking:
 
 def _after_submit(campaign_id: int) -> None:
     """Ask for a leaderboard recompute; never fails the submission (beat recomputes anyway)."""
-    from ratings.scheduling import request_recompute
+    from arena.leaderboards.scheduling import request_recompute
 
     try:
         request_recompute(campaign_id)

@@ -371,7 +371,7 @@ def _model_name(model_id: int) -> str:
 
 def _after_vote(campaign_id: int) -> None:
     """Ask for a leaderboard recompute. Never fails the vote: beat recomputes on a schedule anyway."""
-    from ratings.scheduling import request_recompute
+    from arena.leaderboards.scheduling import request_recompute
 
     try:
         request_recompute(campaign_id)

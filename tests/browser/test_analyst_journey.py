@@ -67,7 +67,7 @@ def test_an_analyst_exports_battles_and_the_leaderboard_then_reads_the_api_docs(
 ):
     import json
 
-    from ratings.snapshots import compute_snapshots
+    from arena.leaderboards.snapshots import compute_snapshots
     from tests.factories import make_campaign
     from tests.test_ratings_site import cast_votes
 

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
+from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Battle, Prompt, Response, Vote
 from arena.services.items import create_items
-from ratings.snapshots import compute_snapshots
 from tests.factories import make_campaign
 from tests.test_ratings_site import cast_votes
 

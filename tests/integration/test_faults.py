@@ -6,7 +6,7 @@
   restart.
 - Redis: a private redis-server on a free port (the shared one on 6379 is never touched) is killed
   mid-voting. Votes are still accepted and stored, quickly; /healthz says Redis is unavailable;
-  once Redis is back, one beat sweep (ratings.tasks.recompute_active_campaigns, in a subprocess)
+  once Redis is back, one beat sweep (arena.leaderboards.tasks.recompute_active_campaigns, in a subprocess)
   brings the leaderboard up to every vote.
 - Redis restarted under a busy worker: a private redis-server is killed while a Celery worker runs a
   long acks_late generation and restarted empty 20 s later; the same worker process consumes new
@@ -171,7 +171,7 @@ def test_votes_are_stored_while_redis_is_down_and_ratings_catch_up(pg_url, stati
                 "manage.py",
                 "shell",
                 "-c",
-                "from ratings.tasks import recompute_active_campaigns; print(recompute_active_campaigns())",
+                "from arena.leaderboards.tasks import recompute_active_campaigns; print(recompute_active_campaigns())",
             ],
             cwd=stack.ROOT,
             env={**env, "CELERY_TASK_ALWAYS_EAGER": "true"},

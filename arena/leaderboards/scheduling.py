@@ -38,7 +38,7 @@ def request_recompute(campaign_id: int, *, follow_up: bool = False) -> bool:
     read by that run, so until then this process skips the cache (one Redis round trip per process
     and window, not per vote). ``follow_up``: asked by a run that found votes it did not fold.
     """
-    from ratings.tasks import recompute_campaign
+    from arena.leaderboards.tasks import recompute_campaign
 
     delay = settings.ARENA_RECOMPUTE_DEBOUNCE
     eager = recompute_campaign.app.conf.task_always_eager

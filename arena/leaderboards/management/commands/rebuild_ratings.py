@@ -2,9 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from arena.leaderboards.aggregation import rebuild_aggregates
+from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Campaign
-from ratings.aggregation import rebuild_aggregates
-from ratings.snapshots import compute_snapshots
 
 
 class Command(BaseCommand):

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from arena.leaderboards.models import LeaderboardSnapshot
 from ratings.axes import nice_ticks, tick_label
-from ratings.models import LeaderboardSnapshot
 
 AXIS_TICKS = 5
 
@@ -78,7 +78,7 @@ def interval_note(snapshot: LeaderboardSnapshot) -> str:
 
 
 def leaderboard_context(campaign, snapshot: LeaderboardSnapshot | None, selection: dict[str, str]) -> dict[str, Any]:
-    from ratings.models import LeaderboardSnapshot as Snapshot
+    from arena.leaderboards.models import LeaderboardSnapshot as Snapshot
 
     tabs = (
         Snapshot.objects.filter(campaign=campaign)

@@ -10,10 +10,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from arena.leaderboards.aggregation import fold_new_votes
+from arena.leaderboards.models import OVERALL, EloState, LeaderboardSnapshot, PairAggregate
 from arena.models import Campaign
-from ratings.aggregation import fold_new_votes
 from ratings.counts import PairCounts
-from ratings.models import OVERALL, EloState, LeaderboardSnapshot, PairAggregate
 
 # Methods stored for the overall verdict; dimensions and categories get the default method only.
 DEFAULT_METHOD = "davidson"
@@ -183,12 +183,12 @@ def compute_style_snapshot(campaign: Campaign) -> bool:
     """Style-controlled leaderboard (method "style"): raw and controlled ratings and coefficients.
 
     Style control is a per-battle regression, so unlike the other boards it reads every counted
-    vote; it therefore runs on beat's schedule (ratings.tasks), not after every vote, and only when
+    vote; it therefore runs on beat's schedule (arena.leaderboards.tasks), not after every vote, and only when
     the number of votes changed. Features are computed once per response, not per vote.
     """
+    from arena.leaderboards.aggregation import _VERDICT_OUTCOME
     from arena.models import Response, Vote
     from ratings import fit_style_control, style_features
-    from ratings.aggregation import _VERDICT_OUTCOME
 
     votes = Vote.objects.filter(campaign=campaign, voter__excluded=False, battle__flagged=False)
     n_votes = votes.count()

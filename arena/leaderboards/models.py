@@ -1,6 +1,6 @@
 """Stored rating state: pairwise count aggregates folded in incrementally, and leaderboard snapshots.
 
-Pages read snapshots only; the recompute task (ratings.tasks) is the only writer.
+Pages read snapshots only; the recompute task (arena.leaderboards.tasks) is the only writer.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ class LeaderboardSnapshot(models.Model):
     method = models.CharField(max_length=32)
     data = models.JSONField()
     # "bootstrap" or "sandwich" for Bradley-Terry boards ("" otherwise): the after-vote recompute
-    # refits with sandwich intervals, beat's sweep replaces them with bootstrap ones (ratings.tasks).
+    # refits with sandwich intervals, beat's sweep replaces them with bootstrap ones (arena.leaderboards.tasks).
     intervals = models.CharField(max_length=16, blank=True, default="")
     n_votes = models.PositiveIntegerField()
     computed_at = models.DateTimeField(default=timezone.now)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from ratings import views
+from arena.leaderboards import views
 
 app_name = "ratings"
 

@@ -9,9 +9,9 @@ from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 
+from arena.leaderboards.models import LeaderboardSnapshot
+from arena.leaderboards.scheduling import queued_key, request_recompute
 from arena.models import Campaign, Vote
-from ratings.models import LeaderboardSnapshot
-from ratings.scheduling import queued_key, request_recompute
 
 log = logging.getLogger(__name__)
 LOCK_TIMEOUT = 600
@@ -23,13 +23,13 @@ def recompute_campaign(self, campaign_id: int, intervals: str = "sandwich") -> i
 
     After votes (the default) boards are refitted with sandwich intervals, which keeps a run within
     a few hundred milliseconds; beat's sweep asks for ``"bootstrap"`` and replaces them with
-    bootstrap intervals (see `ratings.snapshots.compute_snapshots`). A lock in the cache keeps two
+    bootstrap intervals (see `arena.leaderboards.snapshots.compute_snapshots`). A lock in the cache keeps two
     recomputes of one campaign from running at once. A run that finds it taken retries shortly after
     (executed eagerly, it returns at once: the running one follows up). A run that ends with
-    unfolded votes queues the next one (see `ratings.scheduling`), so the newest votes are always
+    unfolded votes queues the next one (see `arena.leaderboards.scheduling`), so the newest votes are always
     covered, with or without beat.
     """
-    from ratings.snapshots import compute_snapshots
+    from arena.leaderboards.snapshots import compute_snapshots
 
     lock_key, token = f"ratings:lock:{campaign_id}", uuid.uuid4().hex
     if not cache.add(lock_key, token, timeout=LOCK_TIMEOUT):
@@ -78,7 +78,7 @@ def recompute_active_campaigns() -> list[int]:
 @shared_task(acks_late=True, soft_time_limit=600, time_limit=660)
 def recompute_style(campaign_id: int) -> bool:
     """Beat: refresh the style-controlled board when the campaign has new votes."""
-    from ratings.snapshots import compute_style_snapshot
+    from arena.leaderboards.snapshots import compute_style_snapshot
 
     lock_key = f"ratings:style-lock:{campaign_id}"
     if not cache.add(lock_key, 1, timeout=LOCK_TIMEOUT):

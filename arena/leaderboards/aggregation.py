@@ -24,11 +24,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.db import connection, transaction
 
+from arena.leaderboards.models import OVERALL, EloState, PairAggregate
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Vote, Voter
 from arena.services import hot_sql
 from ratings.counts import Outcome, PairCounts
 from ratings.elo import update_elo_indexed
-from ratings.models import OVERALL, EloState, PairAggregate
 
 FOLD_BATCH = 100_000
 

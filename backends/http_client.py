@@ -6,13 +6,13 @@ Policy (the same for every HTTP provider):
   the backoff sleeps and the streaming of the body. While a body streams, a watchdog shuts the socket
   at the deadline, so a stream that stalls or drips forever still ends on time. ``connect_timeout``
   and ``read_timeout`` (the longest silence between two reads) bound each attempt as well.
-- Retries (at most ``max_retries`` after the first attempt) on 408/429/5xx/529, dropped or refused
-  connections and read timeouts, with exponential backoff and jitter (``backoff_base * 2**n``, capped
-  at ``backoff_max``, randomised to between half and all of it). A ``Retry-After`` (seconds, HTTP
-  date, or OpenAI's ``retry-after-ms``) replaces the computed delay; if it asks for more than
-  ``max_retry_after`` seconds the error is raised at once with ``retry_after`` set, so a task queue
-  can schedule the retry instead of a worker sleeping. Never retried: 400/401/403/404/422 and other
-  4xx, malformed responses, and anything after the first text delta of a stream was yielded.
+- Retries follow :class:`backends.retry.RetryPolicy` with ``backoff_base``, ``backoff_max``,
+  ``max_retries`` and ``max_retry_after`` (exponential backoff with jitter, never less than a
+  ``Retry-After`` given as seconds, an HTTP date or OpenAI's ``retry-after-ms``; a longer
+  ``Retry-After`` than allowed is raised at once with ``retry_after`` set; no wait past the deadline).
+  Retryable: 408/429/5xx/529, dropped or refused connections and read timeouts. Never retried:
+  400/401/403/404/422 and other 4xx, malformed responses, and anything after the first text delta of
+  a stream was yielded.
 - ``max_concurrency`` caps the requests in flight per ``concurrency_key`` (default: base URL + model)
   across all backend instances of the process (one ``threading.BoundedSemaphore`` per key).
 - ``max_response_chars`` bounds the reply: a stream is cut there and closed (finish_reason
@@ -29,7 +29,6 @@ import contextlib
 import email.utils
 import json
 import os
-import random
 import re
 import socket
 import threading
@@ -43,8 +42,7 @@ import httpx
 from backends.base import Backend, GenerationResult, Message, SettingsReader, StopFilter
 from backends.errors import BackendError, ErrorKind, InvalidRequest, redact
 from backends.params import DecodingParams
-
-_jitter = random.Random()
+from backends.retry import RetryPolicy
 
 
 @dataclass(frozen=True)
@@ -367,6 +365,8 @@ class HttpBackend(Backend):
         )
         self._read_provider_settings(reader)
         reader.finish()
+        s = self.http
+        self.retry = RetryPolicy(s.backoff_base, s.backoff_max, s.max_retries, s.max_retry_after)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} model={self.http.model!r} base_url={self.http.base_url!r}>"
@@ -479,22 +479,6 @@ class HttpBackend(Backend):
         limit = self.http.total_timeout
         return BackendError("timeout", f"{self.provider} call exceeded the total timeout of {limit:g}s")
 
-    def _retry_wait(self, err: BackendError, attempt: int, deadline: float) -> float | None:
-        """Seconds to sleep before the next attempt, or None when ``err`` must be raised."""
-        s = self.http
-        if not err.retryable or attempt > s.max_retries:
-            return None
-        if err.retry_after is not None:
-            if err.retry_after > s.max_retry_after:
-                return None
-            delay = err.retry_after
-        else:
-            ceiling = min(s.backoff_max, s.backoff_base * 2 ** (attempt - 1))
-            delay = ceiling / 2 + _jitter.uniform(0, ceiling / 2)
-        if time.monotonic() + delay >= deadline:
-            return None
-        return delay
-
     # -- Backend API ----------------------------------------------------------------------------------
 
     def _generate(self, messages: list[Message], params: DecodingParams) -> GenerationResult:
@@ -502,27 +486,18 @@ class HttpBackend(Backend):
         deadline = start + self.http.total_timeout
         body = self._body(messages, params, stream=False)
         limit = self.http.max_response_chars * 8 + 256 * 1024
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                with self._open(body, deadline) as (response, _):
-                    raw = _read_limited(response, limit + 1)
-                    if len(raw) > limit:
-                        raise invalid(self.provider, f"response body larger than {limit} bytes")
-                    try:
-                        data = json.loads(raw)
-                    except ValueError:
-                        raise invalid(self.provider, f"body is not JSON: {raw[:200]!r}") from None
-                    if not isinstance(data, dict):
-                        raise invalid(self.provider, "body is not a JSON object")
-                    parsed = self._parse_response(data)
-                break
-            except BackendError as err:
-                delay = self._retry_wait(err, attempt, deadline)
-                if delay is None:
-                    raise
-                time.sleep(delay)
+        for attempt in self.retry.attempts(deadline):
+            with attempt, self._open(body, deadline) as (response, _):
+                raw = _read_limited(response, limit + 1)
+                if len(raw) > limit:
+                    raise invalid(self.provider, f"response body larger than {limit} bytes")
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    raise invalid(self.provider, f"body is not JSON: {raw[:200]!r}") from None
+                if not isinstance(data, dict):
+                    raise invalid(self.provider, "body is not a JSON object")
+                parsed = self._parse_response(data)
         text, finish = parsed.text, parsed.finish_reason
         if len(text) > self.http.max_response_chars:
             text, finish = text[: self.http.max_response_chars], "length"
@@ -534,42 +509,39 @@ class HttpBackend(Backend):
             latency_s=time.monotonic() - start,
             ttft_s=None,
             model=self.http.model,
-            attempts=attempt,
+            attempts=attempt.number,
         )
 
     def _stream(self, messages: list[Message], params: DecodingParams) -> Generator[str, None, GenerationResult]:
         start = time.monotonic()
         deadline = start + self.http.total_timeout
         body = self._body(messages, params, stream=True)
-        attempt = 0
-        started = False
-        while True:
-            attempt += 1
-            try:
-                with self._open(body, deadline) as (response, _):
-                    guard = StopFilter((), self.http.max_response_chars)
-                    parts: list[str] = []
-                    ttft: float | None = None
-                    parser = self._parse_stream(iter_sse(response.iter_lines(), self.provider))
-                    while True:
-                        try:
-                            delta = next(parser)
-                        except StopIteration as stop:
-                            end: StreamEnd = stop.value
-                            break
-                        if time.monotonic() >= deadline:
-                            raise self._deadline_error()
-                        out = guard.push(delta)
-                        if out:
-                            if ttft is None:
-                                ttft = time.monotonic() - start
-                            started = True
-                            parts.append(out)
-                            yield out
-                        if guard.stopped:  # the length guard: stop reading; the response gets closed
-                            parser.close()
-                            end = StreamEnd("length")
-                            break
+        for attempt in self.retry.attempts(deadline):
+            with attempt, self._open(body, deadline) as (response, _):
+                guard = StopFilter((), self.http.max_response_chars)
+                parts: list[str] = []
+                ttft: float | None = None
+                parser = self._parse_stream(iter_sse(response.iter_lines(), self.provider))
+                while True:
+                    try:
+                        delta = next(parser)
+                    except StopIteration as stop:
+                        end: StreamEnd = stop.value
+                        break
+                    if time.monotonic() >= deadline:
+                        raise self._deadline_error()
+                    out = guard.push(delta)
+                    if out:
+                        if ttft is None:
+                            ttft = time.monotonic() - start
+                        # After text reached the caller a retry would repeat or contradict it.
+                        attempt.no_more_retries()
+                        parts.append(out)
+                        yield out
+                    if guard.stopped:  # the length guard: stop reading; the response gets closed
+                        parser.close()
+                        end = StreamEnd("length")
+                        break
                 return GenerationResult(
                     text="".join(parts),
                     finish_reason=end.finish_reason,
@@ -578,14 +550,9 @@ class HttpBackend(Backend):
                     latency_s=time.monotonic() - start,
                     ttft_s=ttft,
                     model=self.http.model,
-                    attempts=attempt,
+                    attempts=attempt.number,
                 )
-            except BackendError as err:
-                # After text reached the caller a retry would repeat or contradict it: raise instead.
-                delay = None if started else self._retry_wait(err, attempt, deadline)
-                if delay is None:
-                    raise
-                time.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _read_limited(response: httpx.Response, limit: int) -> bytes:

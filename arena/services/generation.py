@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import os
-import random
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from arena.services.items import create_items
 from backends.errors import BackendError, redact
 from backends.params import DecodingParams
 from backends.registry import get_backend
+from backends.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,8 @@ GPU_BACKENDS = frozenset({"transformers"})
 # Every save rewrites the whole text so far: with 100 battles streaming (200 sides) 0.25 s meant
 # 800 updates a second, and the streaming threads queued for pooled connections (bench/live_under_load.py).
 SAVE_INTERVAL = 1.0
-# Retry backoff: ARENA_GENERATION_RETRY_BACKOFF * 2**n seconds, at most BACKOFF_MAX, randomised to
-# 50-100% of it, and never less than the provider's Retry-After.
+# Retries between tries of a response follow backends.retry.RetryPolicy: backoff from
+# ARENA_GENERATION_RETRY_BACKOFF seconds, capped at BACKOFF_MAX, ARENA_GENERATION_MAX_RETRIES retries.
 BACKOFF_MAX = 300.0
 # A voter waits in front of a live battle: a retry that would wait longer fails it instead.
 LIVE_MAX_RETRY_WAIT = 10.0
@@ -496,16 +496,17 @@ def _requeue(response_id: int, token: int, message: str) -> bool:
     )
 
 
+def task_retry_policy() -> RetryPolicy:
+    """The retry rule between tries of a generation task (the settings are read on each call)."""
+    return RetryPolicy(settings.ARENA_GENERATION_RETRY_BACKOFF, BACKOFF_MAX, settings.ARENA_GENERATION_MAX_RETRIES)
+
+
 def _retry_delay(error: BackendError, retries_done: int, *, live: bool, streamed: bool) -> float | None:
-    """Seconds to wait before the next try, or None when the error is final."""
-    if not error.retryable or streamed or retries_done >= settings.ARENA_GENERATION_MAX_RETRIES:
+    """Seconds to wait before the next try, or None when the error is final: always after text was
+    streamed to a voter, and for a live battle when the wait would be over LIVE_MAX_RETRY_WAIT."""
+    if streamed:
         return None
-    delay = min(BACKOFF_MAX, settings.ARENA_GENERATION_RETRY_BACKOFF * 2**retries_done) * random.uniform(0.5, 1.0)
-    if error.retry_after is not None:
-        delay = max(delay, error.retry_after)
-    if live and delay > LIVE_MAX_RETRY_WAIT:
-        return None
-    return delay
+    return task_retry_policy().delay(error, retries_done, max_wait=LIVE_MAX_RETRY_WAIT if live else float("inf"))
 
 
 def _redacted(text: str, model: ModelEntry) -> str:

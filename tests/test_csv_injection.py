@@ -8,7 +8,8 @@ import io
 import pytest
 
 from arena.exports.csv_cells import FORMULA_TRIGGERS, neutralise
-from arena.exports.runner import ExportFilters, write_export
+from arena.exports.filters import ExportFilters
+from arena.exports.writer import write_export
 from arena.leaderboards.snapshots import compute_snapshots
 from tests.factories import make_campaign
 from tests.test_ratings_site import cast_votes

@@ -10,9 +10,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from arena.exports import runner
+from arena.exports import formats, sinks
+from arena.exports.filters import ExportFilters
 from arena.exports.formats import ranking_pairs, tiers_from_scores, voter_hash
-from arena.exports.runner import ExportFilters, write_export
+from arena.exports.writer import write_export
 from arena.models import Battle, Prompt, Response, Vote, Voter
 from arena.services.errors import ArenaError
 from tests.factories import make_campaign
@@ -198,7 +199,7 @@ def test_pairs_leave_out_ties_and_both_bad_and_follow_the_winner_across_sides(vo
 
 def test_parquet_pairs_have_nested_message_columns_in_row_groups(voted, tmp_path, monkeypatch):
     campaign, _ = voted
-    monkeypatch.setattr(runner, "PARQUET_BATCH_ROWS", 1)
+    monkeypatch.setattr(sinks, "PARQUET_BATCH_ROWS", 1)
     path, stats = export(campaign, "parquet", tmp_path, margin="scores")
     table = pq.read_table(path)
     message = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
@@ -343,7 +344,7 @@ def test_a_failed_export_leaves_no_file_behind(voted, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(runner.formats, "battle_line", broken)
+    monkeypatch.setattr(formats, "battle_line", broken)
     with pytest.raises(RuntimeError):
         export(campaign, "battles-jsonl", tmp_path)
     assert [p.name for p in tmp_path.iterdir() if "out.battles" in p.name] == []  # neither the file nor a temp

@@ -11,7 +11,8 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from arena.exports import runner
+from arena.exports.filters import ExportFilters
+from arena.exports.jobs import STALE_AFTER, run_job
 from arena.exports.models import ExportJob
 from arena.models import Voter
 from tests.factories import make_campaign
@@ -47,8 +48,8 @@ def voter_client(db, django_user_model) -> Client:
 
 
 def finished_job(campaign, fmt="battles-jsonl", **filters) -> ExportJob:
-    job = ExportJob.objects.create(campaign=campaign, format=fmt, filters=runner.ExportFilters.parse(filters).to_dict())
-    return runner.run_job(job.pk)
+    job = ExportJob.objects.create(campaign=campaign, format=fmt, filters=ExportFilters.parse(filters).to_dict())
+    return run_job(job.pk)
 
 
 def test_only_staff_may_download_a_file(campaign, client, voter_client, staff_client):
@@ -165,26 +166,26 @@ def test_a_finished_job_is_not_run_again_and_a_failure_is_recorded(campaign, exp
     job = finished_job(campaign, "parquet")
     assert job.status == "done" and job.attempt == 1 and job.path.is_file()
     assert job.path.parent == export_dir and not list(export_dir.glob(".*.tmp"))
-    assert runner.run_job(job.pk) is None
+    assert run_job(job.pk) is None
     assert ExportJob.objects.get(pk=job.pk).attempt == 1
 
     failed = finished_job(campaign, "leaderboard-csv")  # no snapshot yet
     assert failed.status == "failed" and "No leaderboard" in failed.error and not failed.file_name
-    assert runner.run_job(failed.pk) is None
+    assert run_job(failed.pk) is None
     job.delete()
     assert not job.path.exists()
 
 
 def test_a_job_whose_worker_went_silent_is_taken_over(campaign):
-    stale = timezone.now() - runner.STALE_AFTER - timedelta(seconds=1)
+    stale = timezone.now() - STALE_AFTER - timedelta(seconds=1)
     job = ExportJob.objects.create(
         campaign=campaign, format="battles-jsonl", status="running", attempt=1, heartbeat_at=stale
     )
     fresh = ExportJob.objects.create(
         campaign=campaign, format="battles-jsonl", status="running", attempt=1, heartbeat_at=timezone.now()
     )
-    assert runner.run_job(fresh.pk) is None
-    done = runner.run_job(job.pk)
+    assert run_job(fresh.pk) is None
+    done = run_job(job.pk)
     assert done.status == "done" and done.attempt == 2 and done.file_name.endswith("-2.jsonl")
 
 

@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from arena.exports.runner import ExportFilters, write_export
+from arena.exports.filters import ExportFilters
 from arena.exports.text_stats import StyleCounts, count_tokens, language_name
+from arena.exports.writer import write_export
 from arena.models import Battle, Prompt, Response, Voter
 from tests.factories import make_campaign
 from tests.test_exports import add_vote

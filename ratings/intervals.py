@@ -4,9 +4,10 @@ Bootstrap: a vote-level bootstrap (resample votes with replacement, refit) only 
 times each (pair, outcome) cell occurs, so it is reproduced exactly by drawing the cell counts:
 multinomially (the same distribution as resampling the N votes), or as independent Poisson counts
 (the Poisson bootstrap, the default: slightly faster to draw, same intervals for any realistic N).
-All rounds are refitted at once with a batched Newton method started at the full-data estimate.
-Round r always uses the r-th child of ``SeedSequence(seed)``, so results do not depend on batching
-or threads. Weights are treated as frequency weights.
+All rounds are refitted at once, started at the full-data estimate, by a chord method (Newton's
+steps with the full-data Hessian, factored once, see `batched_chord`); the rare round it does not
+settle goes to a batched Newton method. Round r always uses the r-th child of ``SeedSequence(seed)``,
+so results do not depend on batching or threads. Weights are treated as frequency weights.
 
 Sandwich: ``H^-1 J H^-1`` with H the (penalised) observed information and J the sum over votes of
 the outer products of per-vote scores. It stays valid when the tie model is wrong, which is why it is
@@ -95,10 +96,16 @@ def bootstrap_params(
             else:
                 drawn[i, nonzero] = rng.multinomial(int(total), lam / total)
         drawn = drawn.reshape(len(batch), 3, -1)
-        return batched_newton(
-            rows, drawn[:, 0], drawn[:, 1], drawn[:, 2], fit.params, fit_nu=fit.fits_nu, ridge=fit.ridge
-        )
+        win, loss, tie = drawn[:, 0], drawn[:, 1], drawn[:, 2]
+        x, settled = batched_chord(rows, win, loss, tie, fit.params, chord, fit_nu=fit.fits_nu, ridge=fit.ridge)
+        if not settled.all():
+            again = ~settled
+            x[again] = batched_newton(
+                rows, win[again], loss[again], tie[again], fit.params, fit_nu=fit.fits_nu, ridge=fit.ridge
+            )
+        return centre_pieces(rows, x)
 
+    chord = chord_inverse(rows, fit.params, fit_nu=fit.fits_nu, ridge=fit.ridge)
     n_workers = workers or min(4, os.cpu_count() or 1)
     if n_workers > 1 and len(batches) > 1:
         with ThreadPoolExecutor(n_workers) as pool:
@@ -137,9 +144,7 @@ def batched_newton(
     inc = rows.incidence()
     inc_abs = abs(inc)
     ia, ib, diag = rows.ia, rows.ib, np.arange(n)
-    gauge = np.zeros((p, p))
-    gauge[:n, :n] = rows.gauge()
-    gauge[diag, diag] += ridge
+    gauge = _gauge(rows, fit_nu, ridge)
     half_diff, m = 0.5 * (win - loss), win + loss + tie
     hess, grad, d = np.empty((b, p, p)), np.empty((b, p)), np.empty_like(win)
     for _ in range(max_iter):
@@ -163,12 +168,130 @@ def batched_newton(
         x += step
         if largest.max() < tol:
             break
+    return centre_pieces(rows, x)
+
+
+def centre_pieces(rows: Rows, x: np.ndarray) -> np.ndarray:
+    """Strengths (the first ``rows.n`` columns) centred within each connected piece, in place."""
     labels = rows.component_labels()
-    sizes = np.bincount(labels)
-    for c in range(len(sizes)):  # centre each piece, as the single fit does
+    for c in range(labels.max() + 1 if len(labels) else 0):  # centre each piece, as the single fit does
         piece = np.flatnonzero(labels == c)
         x[:, piece] -= x[:, piece].mean(1, keepdims=True)
     return x
+
+
+def _gauge(rows: Rows, fit_nu: bool, ridge: float) -> np.ndarray:
+    """The Hessian's constant part: the flat directions fixed (`Rows.gauge`) and the ridge on strengths."""
+    p = rows.n + fit_nu
+    gauge = np.zeros((p, p))
+    gauge[: rows.n, : rows.n] = rows.gauge()
+    gauge[np.arange(rows.n), np.arange(rows.n)] += ridge
+    return gauge
+
+
+def chord_inverse(rows: Rows, start: np.ndarray, *, fit_nu: bool, ridge: float) -> np.ndarray:
+    """The inverse of the full-data Hessian at ``start`` (with the gauge and the ridge, as Newton's)."""
+    n = rows.n
+    d = start[rows.ia] - start[rows.ib]
+    nu = np.exp(start[-1]) if fit_nu else 0.0
+    _, _, h_dd, h_dk, h_kk = row_derivatives(d, rows.win, rows.loss, rows.tie, nu)
+    hess = rows.assemble(h_dd, h_dk if fit_nu else None, h_kk if fit_nu else None) + _gauge(rows, fit_nu, ridge)
+    if fit_nu:
+        hess[n, n] += ridge
+    return solve_spd(hess[None], np.eye(len(hess))[None])[0]
+
+
+def _shares(d: np.ndarray, nu: np.ndarray | float, fit_nu: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(P(win) - P(loss)) / 2`` and ``P(tie)`` at log-odds ``d`` (Davidson; BT at nu = 0), in few passes."""
+    u = np.abs(d)
+    u *= -0.5
+    np.exp(u, out=u)  # e^(-|d|/2)
+    u2 = u * u
+    inv = np.multiply(nu, u) if fit_nu else np.zeros_like(u)
+    inv += u2
+    inv += 1.0
+    np.reciprocal(inv, out=inv)  # 1 / D, after dividing D by e^(|d|/2)
+    np.subtract(1.0, u2, out=u2)
+    u2 *= inv
+    u2 *= 0.5
+    delta = np.copysign(u2, d, out=u2)
+    if not fit_nu:
+        return delta, None
+    u *= nu
+    u *= inv
+    return delta, u
+
+
+def batched_chord(
+    rows: Rows,
+    win: np.ndarray,
+    loss: np.ndarray,
+    tie: np.ndarray,
+    start: np.ndarray,
+    hess_inv: np.ndarray,
+    *,
+    fit_nu: bool,
+    ridge: float,
+    tol: float = 4e-6,
+    max_iter: int = 25,
+    max_step: float = 2.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Refit B count vectors (arrays B x pairs) by the chord method: Newton steps that all use one matrix,
+    ``hess_inv`` (the full-data Hessian's inverse, `chord_inverse`), started at the full-data optimum.
+
+    A resample's Hessian differs from the full-data one by its sampling noise (about 1/sqrt(votes per
+    pair)), so each step shrinks the error by that factor: at 1M votes x 100 models 2-4%, about 0.25 on
+    3,000 votes x 20 models. A step costs the gradient only (no Hessian, no factorisation); the first,
+    at the start, costs less still (the outcome shares there are the full data's). A round stops when
+    its error, estimated from the last two steps (``step * rate / (1 - rate)``), is under ``tol``
+    log-odds (4e-6: under 0.001 Elo points, as `batched_newton`). Returns the parameters (not centred)
+    and which rounds settled; a round whose steps do not shrink by half is left to `batched_newton`.
+    """
+    n = rows.n
+    b = win.shape[0]
+    ia, ib = rows.ia, rows.ib
+    x = np.tile(start, (b, 1))
+    settled = np.zeros(b, dtype=bool)
+    inc_t = rows.incidence().T.tocsr()  # pairs x n: the gradient is g_d @ inc_t
+    half_diff, m, tie_sum = 0.5 * (win - loss), win + loss + tie, tie.sum(1)
+    nu_start = np.exp(start[-1]) if fit_nu else 0.0
+    active = np.arange(b)
+    previous = np.full(b, np.inf)
+    for it in range(max_iter):
+        xa = x[active]
+        if it == 0:  # all rounds sit at the start: one row of shares serves them all
+            delta, p_tie = _shares((start[ia] - start[ib])[None], nu_start, fit_nu)
+        else:
+            delta, p_tie = _shares(xa[:, ia] - xa[:, ib], np.exp(xa[:, -1:]) if fit_nu else 0.0, fit_nu)
+        grad = np.empty_like(xa)
+        g_d = m * delta
+        np.subtract(half_diff, g_d, out=g_d)
+        grad[:, :n] = (inc_t.T @ g_d.T).T
+        grad[:, :n] -= ridge * xa[:, :n]
+        if fit_nu:
+            grad[:, n] = tie_sum - np.einsum("ij,ij->i", m, np.broadcast_to(p_tie, m.shape)) - ridge * xa[:, n]
+        step = grad @ hess_inv
+        size = np.abs(step).max(1)
+        step *= np.minimum(1.0, max_step / np.maximum(size, 1e-300))[:, None]
+        x[active] = xa + step
+        rate = size / previous
+        if it == 0:
+            done = size == 0.0
+            stuck = np.zeros(len(active), dtype=bool)
+        else:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                done = (size == 0.0) | ((rate < 0.5) & (size * rate / (1.0 - rate) < tol))
+            stuck = ~done & (rate >= 0.5)
+        settled[active[done]] = True
+        keep = ~(done | stuck)
+        if not keep.any():
+            break
+        if not keep.all():
+            active, previous = active[keep], size[keep]
+            half_diff, m, tie_sum = half_diff[keep], m[keep], tie_sum[keep]
+        else:
+            previous = size
+    return x, settled
 
 
 def z_value(confidence: float) -> float:

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from ratings import PairCounts, compute_leaderboard, fit_bradley_terry
-from ratings.intervals import bootstrap_params, sandwich_covariance
+from ratings.intervals import (
+    batched_chord,
+    batched_newton,
+    bootstrap_params,
+    centre_pieces,
+    chord_inverse,
+    sandwich_covariance,
+)
 from ratings.simulate import simulate_battles
 
 NAMES = [f"m{i:02d}" for i in range(20)]
@@ -99,3 +106,40 @@ def test_tie_generation_that_favours_half_wins_is_covered_by_half_wins():
         rows = {r.model: r for r in compute_leaderboard(counts, ties="half", intervals="sandwich", min_votes=0).rows}
         covered += [rows[m].ci_low <= t <= rows[m].ci_high for m, t in zip(NAMES, truth, strict=True)]
     assert np.mean(covered) >= 0.9
+
+
+def _poisson_rounds(fit, rounds: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rows = fit.rows
+    rng = np.random.default_rng(seed)
+    drawn = rng.poisson(np.stack([rows.win, rows.loss, rows.tie])[None], size=(rounds, 3, len(rows.ia)))
+    return drawn[:, 0].astype(float), drawn[:, 1].astype(float), drawn[:, 2].astype(float)
+
+
+@pytest.mark.parametrize("ties", ["davidson", "half"])
+def test_chord_refits_equal_newton_to_a_thousandth_of_an_elo_point(ties):
+    counts, _ = simulated(2)
+    fit = fit_bradley_terry(counts, ties=ties)
+    rows, nu = fit.rows, fit.fits_nu
+    win, loss, tie = _poisson_rounds(fit, 40, 1)
+    exact = batched_newton(rows, win, loss, tie, fit.params, fit_nu=nu, ridge=fit.ridge, tol=1e-12)
+    inverse = chord_inverse(rows, fit.params, fit_nu=nu, ridge=fit.ridge)
+    chord, settled = batched_chord(rows, win, loss, tie, fit.params, inverse, fit_nu=nu, ridge=fit.ridge)
+    assert settled.all()
+    np.testing.assert_allclose(centre_pieces(rows, chord), exact, atol=6e-6)  # 0.001 Elo points
+    _, none = batched_chord(rows, win, loss, tie, fit.params, inverse, fit_nu=nu, ridge=fit.ridge, max_iter=1)
+    assert not none.any()  # one step never tells how far off it is: such rounds go to Newton
+
+
+def test_rounds_the_chord_cannot_settle_go_to_newton():
+    """A model that lost once in 30 votes: resamples where it never loses run off towards infinity, the
+    chord's capped steps do not shrink, and Newton (with the resample's own Hessian) takes those rounds."""
+    a = ["x"] * 30 + ["y"] * 40 + ["z"] * 40
+    b = ["y"] * 30 + ["z"] * 40 + ["x"] * 40
+    o = ["model_a"] * 29 + ["model_b"] + ["model_a", "model_b", "tie", "model_b"] * 20
+    fit = fit_bradley_terry(PairCounts.from_battles(a, b, o))
+    win, loss, tie = _poisson_rounds(fit, 200, 3)
+    inverse = chord_inverse(fit.rows, fit.params, fit_nu=True, ridge=fit.ridge)
+    _, settled = batched_chord(fit.rows, win, loss, tie, fit.params, inverse, fit_nu=True, ridge=fit.ridge)
+    assert 0 < (~settled).sum() < 200
+    samples = bootstrap_params(fit, rounds=200, seed=0)
+    assert np.all(np.isfinite(samples))

@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from typing import Any, NoReturn
 
+from httpx_sse import ServerSentEvent
+
 from backends.base import COMMON_PARAMS, Message, SettingsReader
 from backends.errors import BackendError, ErrorKind, InvalidRequest
-from backends.http_client import HttpBackend, ParsedResponse, SSEEvent, StreamEnd, as_int, invalid, parse_json_event
+from backends.http_client import HttpBackend, ParsedResponse, StreamEnd, as_int, invalid, parse_json_event
 from backends.params import DecodingParams
 
 _STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
@@ -123,7 +125,7 @@ class AnthropicBackend(HttpBackend):
             completion_tokens=as_int(usage.get("output_tokens")),
         )
 
-    def _parse_stream(self, events: Iterator[SSEEvent]) -> Generator[str, None, StreamEnd]:
+    def _parse_stream(self, events: Iterator[ServerSentEvent]) -> Generator[str, None, StreamEnd]:
         stop_reason: object = None
         prompt_tokens = completion_tokens = None
         length = 0

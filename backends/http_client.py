@@ -33,11 +33,12 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from backends.base import Backend, GenerationResult, Message, SettingsReader, StopFilter
 from backends.errors import BackendError, ErrorKind, InvalidRequest, redact
@@ -275,41 +276,23 @@ class _Watchdog:
 # -- server-sent events ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SSEEvent:
-    event: str
-    data: str
+def iter_events(response: httpx.Response, provider: str) -> Iterator[ServerSentEvent]:
+    """The Server-Sent Events of a streamed response, parsed by httpx-sse; events without data (a
+    lone ``event:`` or ``id:``) are skipped, comments and ``retry:`` never reach the caller.
 
-
-def iter_sse(lines: Iterable[str], provider: str) -> Iterator[SSEEvent]:
-    """Parse Server-Sent Events (``event:`` / ``data:`` fields, comments, blank-line dispatch).
-
-    Lines that are not SSE (an HTML page, a JSON body) raise ``invalid_response``.
+    A body that is not an event stream by its Content-Type (an HTML error page, a JSON body from a
+    server that ignored ``stream``) is an ``invalid_response``, not retried. An event cut off by the
+    end of the body (no blank line after it) is dropped, as the SSE standard says.
     """
-    event, data = "", []
-    for line in lines:
-        if not line:
-            if data:
-                yield SSEEvent(event or "message", "\n".join(data))
-            event, data = "", []
-            continue
-        if line.startswith(":"):
-            continue  # comment / keep-alive
-        name, _, value = line.partition(":")
-        value = value.removeprefix(" ")
-        if name == "data":
-            data.append(value)
-        elif name == "event":
-            event = value
-        elif name in ("id", "retry"):
-            continue
-        else:
-            raise BackendError("invalid_response", f"{provider} sent a malformed event stream line: {line[:200]!r}")
-    if data:
-        yield SSEEvent(event or "message", "\n".join(data))
+    try:
+        for event in EventSource(response).iter_sse():
+            if event.data:
+                yield event
+    except SSEError as exc:
+        raise BackendError("invalid_response", f"{provider} did not answer with an event stream: {exc}") from None
 
 
-def parse_json_event(event: SSEEvent, provider: str) -> dict[str, Any]:
+def parse_json_event(event: ServerSentEvent, provider: str) -> dict[str, Any]:
     """The JSON object in an event's data, or ``invalid_response``."""
     try:
         value = json.loads(event.data)
@@ -389,7 +372,7 @@ class HttpBackend(Backend):
     def _parse_response(self, data: dict[str, Any]) -> ParsedResponse: ...
 
     @abc.abstractmethod
-    def _parse_stream(self, events: Iterator[SSEEvent]) -> Generator[str, None, StreamEnd]: ...
+    def _parse_stream(self, events: Iterator[ServerSentEvent]) -> Generator[str, None, StreamEnd]: ...
 
     # -- plumbing -----------------------------------------------------------------------------------
 
@@ -521,7 +504,7 @@ class HttpBackend(Backend):
                 guard = StopFilter((), self.http.max_response_chars)
                 parts: list[str] = []
                 ttft: float | None = None
-                parser = self._parse_stream(iter_sse(response.iter_lines(), self.provider))
+                parser = self._parse_stream(iter_events(response, self.provider))
                 while True:
                     try:
                         delta = next(parser)

@@ -25,12 +25,13 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator, Mapping
 from typing import Any, NoReturn
 
+from httpx_sse import ServerSentEvent
+
 from backends.base import COMMON_PARAMS, Message, SettingsReader
 from backends.errors import BackendError, InvalidRequest
 from backends.http_client import (
     HttpBackend,
     ParsedResponse,
-    SSEEvent,
     StreamEnd,
     as_int,
     invalid,
@@ -137,7 +138,7 @@ class OpenAICompatBackend(HttpBackend):
             completion_tokens=as_int(usage.get("completion_tokens")),
         )
 
-    def _parse_stream(self, events: Iterator[SSEEvent]) -> Generator[str, None, StreamEnd]:
+    def _parse_stream(self, events: Iterator[ServerSentEvent]) -> Generator[str, None, StreamEnd]:
         finish: object = None
         seen_finish = False
         prompt_tokens = completion_tokens = None

@@ -6,12 +6,13 @@ import subprocess
 import sys
 import time
 
+import httpx
 import pytest
 
 from backends import BACKENDS, Backend, BackendError, GenerationResult, InvalidRequest, available_kinds, get_backend
 from backends.base import StopFilter
 from backends.errors import redact
-from backends.http_client import iter_sse, parse_retry_after
+from backends.http_client import iter_events, parse_retry_after
 from tests.backends.helpers import CHAT, USER
 
 # -- registry -----------------------------------------------------------------------------------------
@@ -205,16 +206,43 @@ def test_parse_retry_after(headers, expected):
     assert parse_retry_after(headers, now=now) == expected
 
 
-def test_iter_sse_parses_events_comments_and_multiline_data():
-    lines = [": hello", "event: a", "data: 1", "data: 2", "", "data:3", "", "id: 7", "retry: 10", "data: {}"]
+def event_stream(*chunks: bytes, content_type: str = "text/event-stream") -> httpx.Response:
+    """A streamed response whose body arrives in ``chunks`` (as read from a socket)."""
+    return httpx.Response(200, headers={"content-type": content_type}, content=iter(chunks))
 
-    events = list(iter_sse(lines, "test"))
+
+def test_iter_events_parses_events_comments_and_multiline_data():
+    body = b": hello\nevent: a\ndata: 1\ndata: 2\n\ndata:3\n\nid: 7\nretry: 10\ndata: {}\n\n"
+
+    events = list(iter_events(event_stream(body), "test"))
 
     assert [(e.event, e.data) for e in events] == [("a", "1\n2"), ("message", "3"), ("message", "{}")]
 
 
-def test_iter_sse_rejects_lines_that_are_not_sse():
-    with pytest.raises(BackendError) as exc:
-        list(iter_sse(["<html>"], "test"))
+def test_iter_events_joins_lines_split_across_reads_and_any_line_ending():
+    response = event_stream(b"event: a\r\nda", b"ta: x\r", b"\ndata: y\r\r", b"data: z\n\n")
 
-    assert exc.value.kind == "invalid_response"
+    assert [(e.event, e.data) for e in iter_events(response, "test")] == [("a", "x\ny"), ("message", "z")]
+
+
+def test_iter_events_skips_events_without_data_and_drops_a_cut_off_one():
+    response = event_stream(b"event: ping\n\nid: 1\n\n\ndata: kept\n\ndata: cut off")
+
+    assert [e.data for e in iter_events(response, "test")] == ["kept"]
+
+
+@pytest.mark.parametrize("content_type", ["text/html", "application/json", ""])
+def test_iter_events_rejects_a_body_that_is_not_an_event_stream(content_type):
+    response = event_stream(b"<html>502 Bad Gateway</html>", content_type=content_type)
+
+    with pytest.raises(BackendError) as exc:
+        list(iter_events(response, "test"))
+
+    assert exc.value.kind == "invalid_response" and exc.value.retryable is False
+    assert "did not answer with an event stream" in str(exc.value)
+
+
+def test_iter_events_accepts_a_charset_in_the_content_type():
+    response = event_stream("data: caf\u00e9\n\n".encode(), content_type="text/event-stream; charset=utf-8")
+
+    assert [e.data for e in iter_events(response, "test")] == ["caf\u00e9"]

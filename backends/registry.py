@@ -1,21 +1,20 @@
 """Backends by kind. Adding a provider is one module with a :class:`~backends.base.Backend` subclass
-plus one line in ``BACKENDS``; its module is imported on first use, so a worker without torch can still
-serve the API kinds.
+plus one line in ``BACKENDS``; its module is imported on first use (:class:`backends.plugins.Registry`),
+so a worker without torch can still serve the API kinds.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from backends.base import Backend
 from backends.errors import InvalidRequest
 from backends.http_client import HttpBackend, HttpSettings
+from backends.plugins import Registry
 
 BACKENDS: dict[str, str] = {
     "openai": "backends.openai_compat:OpenAICompatBackend",
@@ -23,6 +22,10 @@ BACKENDS: dict[str, str] = {
     "transformers": "backends.transformers_local:TransformersBackend",
     "static": "backends.static:StaticBackend",
 }
+_registry = Registry(Backend, BACKENDS, noun="backend kind", unknown=lambda message: InvalidRequest("kind", message))
+available_kinds = _registry.kinds  # the registered kinds, sorted
+backend_class = _registry.cls  # the class for a kind (imports its module); unknown kind: InvalidRequest
+get_backend = _registry.create  # a backend of a kind built from its settings (validated now; no network)
 
 
 @dataclass(frozen=True)
@@ -73,23 +76,3 @@ def settings_help(kind: str) -> str:
         shared = ", ".join(f"``{f.name}``" for f in dataclasses.fields(HttpSettings))
         text += f"\n\nHTTP settings (every API kind): {shared}."
     return text
-
-
-def available_kinds() -> list[str]:
-    """The registered kinds, sorted."""
-    return sorted(BACKENDS)
-
-
-def backend_class(kind: str) -> type[Backend]:
-    """The class for ``kind`` (imports its module)."""
-    target = BACKENDS.get(kind)
-    if target is None:
-        raise InvalidRequest("kind", f"unknown backend kind {kind!r}; known: {', '.join(available_kinds())}")
-    module_name, _, class_name = target.partition(":")
-    cls: type[Backend] = getattr(importlib.import_module(module_name), class_name)
-    return cls
-
-
-def get_backend(kind: str, settings: Mapping[str, Any] | None = None) -> Backend:
-    """A backend of ``kind`` configured by ``settings`` (validated now; no network, no model load)."""
-    return backend_class(kind)(settings)

@@ -1,13 +1,10 @@
-"""Moderators by kind, each imported on first use (a web process without torch can still use the
-rules and the HTTP moderators)."""
+"""Moderators by kind, each imported on first use (:class:`backends.plugins.Registry`): a web process
+without torch can still use the rules and the HTTP moderators."""
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Mapping
-from typing import Any
-
 from arena.guardrails.moderators.base import Moderator, ModeratorConfigError
+from backends.plugins import Registry
 
 MODERATORS: dict[str, str] = {
     "rules": "arena.guardrails.moderators.rules:RulesModerator",
@@ -15,21 +12,9 @@ MODERATORS: dict[str, str] = {
     "transformers": "arena.guardrails.moderators.transformers_classifier:TransformersModerator",
     "none": "arena.guardrails.moderators.rules:NoModerator",
 }
-
-
-def available_kinds() -> list[str]:
-    return sorted(MODERATORS)
-
-
-def moderator_class(kind: str) -> type[Moderator]:
-    target = MODERATORS.get(kind)
-    if target is None:
-        raise ModeratorConfigError("moderator", f"unknown moderator {kind!r}; known: {', '.join(available_kinds())}")
-    module_name, _, class_name = target.partition(":")
-    cls: type[Moderator] = getattr(importlib.import_module(module_name), class_name)
-    return cls
-
-
-def get_moderator(kind: str, settings: Mapping[str, Any] | None = None) -> Moderator:
-    """A moderator of ``kind`` configured by ``settings`` (validated now; no network, no model load)."""
-    return moderator_class(kind)(settings)
+_registry = Registry(
+    Moderator, MODERATORS, noun="moderator", unknown=lambda message: ModeratorConfigError("moderator", message)
+)
+available_kinds = _registry.kinds  # the registered kinds, sorted
+moderator_class = _registry.cls  # the class for a kind (imports its module); unknown: ModeratorConfigError
+get_moderator = _registry.create  # a moderator of a kind built from its settings (no network, no model load)

@@ -195,7 +195,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "arena.leaderboards.tasks.*": {"queue": "ratings"},
     # Generation is sent explicitly to generate_api or generate_gpu by the model's backend
-    # (arena.services.generation.queue_for); this route is the fallback.
+    # (arena.services.dispatch.queue_for); this route is the fallback.
     "arena.tasks.generate_response": {"queue": "generate_api"},
     "arena.tasks.reap_stale_responses": {"queue": "default"},
     "arena.tasks.compute_voter_quality": {"queue": "default"},

@@ -9,13 +9,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from celery.exceptions import NotRegistered
 from celery.signals import before_task_publish
 from django.core.management import call_command
 from django.utils import timezone
 
 from arena.celery import app as celery_app
 from arena.models import Campaign, Item, ModelEntry, Prompt, Response
-from arena.services import generation, heartbeat
+from arena.services import dispatch, generation, heartbeat
 from arena.tasks import generate_response
 from tests.protocol_server import ProtocolServer, expected_reply
 
@@ -238,16 +239,14 @@ def test_local_models_are_sent_to_the_gpu_queue_and_api_models_to_the_api_queue(
     before_task_publish.connect(record, weak=False)
     celery_app.conf.task_always_eager = False
     try:
-        generation.send_tasks([gpu_response.pk, api_response.pk])
+        dispatch.send_generation([gpu_response.pk, api_response.pk])
     finally:
         celery_app.conf.task_always_eager = True
         before_task_publish.disconnect(record)
 
     assert published == [("generate_gpu", [gpu_response.pk]), ("generate_api", [api_response.pk])]
     assert len(model_api.requests) == 0
-    assert (
-        generation.queue_for("transformers") == "generate_gpu" and generation.queue_for("anthropic") == "generate_api"
-    )
+    assert dispatch.queue_for("transformers") == "generate_gpu" and dispatch.queue_for("anthropic") == "generate_api"
 
 
 def test_live_campaigns_are_not_pre_generated(model_api):
@@ -307,3 +306,9 @@ def test_a_generation_in_progress_beats_and_only_its_own_attempt(model_api, sett
         Response.objects.filter(pk=response.pk).update(attempts=token + 1, updated_at=long_ago)
         assert heartbeat.beat_once() == 0
     assert heartbeat.beat_once() == 0  # the block ended: nothing beats for it
+
+
+def test_services_send_tasks_by_their_registered_name():
+    assert dispatch.task(dispatch.GENERATE_RESPONSE) is generate_response._get_current_object()
+    with pytest.raises(NotRegistered):
+        dispatch.task("arena.tasks.no_such_task")

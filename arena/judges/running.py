@@ -45,7 +45,8 @@ from arena.judges import prompting
 from arena.judges.models import Judge, JudgeVerdict
 from arena.models import Campaign, Dimension, ModelEntry, Prompt, Response
 from arena.services import hot_sql
-from arena.services.generation import BACKOFF_MAX, cache_key, queue_for
+from arena.services.dispatch import queue_for
+from arena.services.generation import BACKOFF_MAX, cache_key
 from backends.errors import BackendError, redact
 from backends.params import DecodingParams
 from backends.registry import get_backend

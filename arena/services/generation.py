@@ -16,8 +16,8 @@ The Celery tasks in arena.tasks are thin shells around these functions. The rule
   named in the model's settings (``api_key_env``) and never pass through task arguments.
 - Deterministic decoding (greedy or a fixed seed) with the same model entry, backend settings,
   parameters and messages reuses a done response's content (``Response.cache_key``).
-- Tasks are sent when the surrounding transaction commits, to the queue of the model's backend:
-  ``generate_gpu`` for local models, ``generate_api`` for everything else.
+- Tasks are sent when the surrounding transaction commits, to the queue of the model's backend
+  (arena.services.dispatch): ``generate_gpu`` for local models, ``generate_api`` for everything else.
 - The database connection is given back while the backend streams: a slow generation must not hold
   one of the process's few pooled connections.
 """
@@ -42,19 +42,16 @@ from django.utils import timezone
 from arena.guardrails import output_checks, usage
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response
 from arena.rendering import render_markdown
-from arena.services import heartbeat, live
+from arena.services import dispatch, heartbeat, live
 from arena.services.errors import ArenaError
 from arena.services.items import create_items
+from arena.services.live_publisher import SidePublisher
 from backends.errors import BackendError, redact
 from backends.params import DecodingParams
 from backends.registry import get_backend
 from backends.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
-
-API_QUEUE = "generate_api"
-GPU_QUEUE = "generate_gpu"
-GPU_BACKENDS = frozenset({"transformers"})
 
 # Live battles save the streamed text at most this often (a reconnecting page resumes from it).
 # Every save rewrites the whole text so far: with 100 battles streaming (200 sides) 0.25 s meant
@@ -66,38 +63,6 @@ BACKOFF_MAX = 300.0
 # A voter waits in front of a live battle: a retry that would wait longer fails it instead.
 LIVE_MAX_RETRY_WAIT = 10.0
 MAX_ERROR_CHARS = 2000
-
-
-def queue_for(backend_kind: str) -> str:
-    """The Celery queue for a model's backend: local GPU models have their own workers."""
-    return GPU_QUEUE if backend_kind in GPU_BACKENDS else API_QUEUE
-
-
-# -- enqueueing ----------------------------------------------------------------------------------------
-
-
-def enqueue(response_ids: Iterable[int]) -> None:
-    """Send one generation task per response once the current transaction commits."""
-    ids = list(response_ids)
-    if ids:
-        transaction.on_commit(lambda: send_tasks(ids))
-
-
-def send_tasks(response_ids: list[int]) -> None:
-    """Send the tasks now, each to its backend's queue. A broker outage is logged, not raised:
-    the rows stay queued and the reaper sends them again."""
-    from kombu.exceptions import OperationalError
-
-    from arena.tasks import generate_response
-
-    kinds = dict(Response.objects.filter(pk__in=response_ids).values_list("id", "model__backend"))
-    for response_id in response_ids:
-        if response_id not in kinds:
-            continue
-        try:
-            generate_response.apply_async(args=[response_id], queue=queue_for(kinds[response_id]))
-        except OperationalError:
-            log.warning("could not send generation task for response %s; the reaper will", response_id)
 
 
 # -- pre-generation of prompt-set campaigns ----------------------------------------------------------
@@ -143,7 +108,7 @@ def queue_missing_responses(campaign: Campaign) -> QueueSummary:
                 prompt__campaign=campaign, model_id__in=model_ids, status=Response.Status.QUEUED
             ).values_list("id", flat=True)
         )
-        enqueue(queued)
+        dispatch.enqueue_generation(queued)
     return QueueSummary(created=created, queued=len(queued))
 
 
@@ -158,7 +123,7 @@ def retry_failed(campaign: Campaign, response_ids: Iterable[int] | None = None) 
         Response.objects.filter(pk__in=ids, status=Response.Status.FAILED).update(
             status=Response.Status.QUEUED, updated_at=timezone.now()
         )
-        enqueue(ids)
+        dispatch.enqueue_generation(ids)
     return len(ids)
 
 
@@ -250,7 +215,7 @@ def requeue_stale(stale_after: float | None = None, *, response_ids: Iterable[in
         ids = list(again.values_list("id", flat=True))
         # Touch them so that the next sweep does not send them again before a worker had a chance.
         Response.objects.filter(pk__in=ids, status=Response.Status.QUEUED).update(updated_at=now)
-        enqueue(ids)
+        dispatch.enqueue_generation(ids)
     if ids:
         log.info("requeued %d stale responses", len(ids))
     return ids
@@ -301,7 +266,9 @@ class Outcome:
 
 
 @dataclass
-class _Result:
+class Result:
+    """An answer as `finish` stores it: from the backend, or a stored one reused (`cached_result`)."""
+
     text: str
     finish_reason: str = ""
     prompt_tokens: int | None = None
@@ -330,7 +297,7 @@ def _generate(response_id: int, token: int, retries_done: int) -> Outcome:
     response = Response.objects.select_related("model", "prompt__campaign").get(pk=response_id)
     model = response.model
     side = live.side_of(response)
-    publisher = live.SidePublisher(side) if side is not None else None
+    publisher = SidePublisher(live.group_name(side.battle_id), side.side, side.turn) if side is not None else None
     if publisher is not None and token > 1:
         publisher.restart()  # an earlier run may have streamed part of an answer: the page starts over
     streamed = [False]
@@ -338,30 +305,30 @@ def _generate(response_id: int, token: int, retries_done: int) -> Outcome:
         params = DecodingParams.from_dict(model.params)
         messages = side.messages if side is not None else response.prompt.messages
         key = cache_key(model, params, messages)
-        cached = _cached_result(key, response_id) if params.is_deterministic else None
+        cached = cached_result(key, response_id) if params.is_deterministic else None
         if cached is not None:
             if publisher is not None and cached.text:
                 publisher.delta(cached.text, 0)
-            return _finish(response, token, cached, key, params, side, publisher, messages=None)
+            return finish(response, token, cached, key, params, side, publisher, messages=None)
         backend = get_backend(model.backend, model.backend_settings)
         result = _stream(response_id, token, backend, messages, params, publisher, streamed)
-        return _finish(response, token, result, key, params, side, publisher, messages=messages)
+        return finish(response, token, result, key, params, side, publisher, messages=messages)
     except BackendError as error:
-        message = _redacted(f"{error.kind}: {error.message}", model)
+        message = redacted(f"{error.kind}: {error.message}", model)
         log.warning("generation of response %s failed: %s", response_id, message)
-        delay = _retry_delay(error, retries_done, live=side is not None, streamed=streamed[0])
-        if delay is not None and _requeue(response_id, token, f"retrying: {message}"):
+        delay = retry_delay(error, retries_done, live=side is not None, streamed=streamed[0])
+        if delay is not None and requeue(response_id, token, f"retrying: {message}"):
             return Outcome("retry", retry_in=delay)
-        return _fail(response_id, token, error.kind, message, side, publisher)
+        return fail(response_id, token, error.kind, message, side, publisher)
     except _LostOwnership:
         return Outcome("lost")
     except Exception as error:
         from celery.exceptions import SoftTimeLimitExceeded
 
         if isinstance(error, SoftTimeLimitExceeded):
-            return _fail(response_id, token, "timeout", "timeout: over the task's time limit", side, publisher)
+            return fail(response_id, token, "timeout", "timeout: over the task's time limit", side, publisher)
         try:
-            _fail(response_id, token, "internal", "internal: unexpected worker error (see its log)", side, publisher)
+            fail(response_id, token, "internal", "internal: unexpected worker error (see its log)", side, publisher)
         except Exception:  # e.g. the database is gone too; the reaper requeues the row later
             log.exception("could not mark response %s failed", response_id)
         raise
@@ -370,8 +337,8 @@ def _generate(response_id: int, token: int, retries_done: int) -> Outcome:
             publisher.close()
 
 
-def _stream(response_id, token, backend, messages, params, publisher, streamed) -> _Result:
-    _release_connection()
+def _stream(response_id, token, backend, messages, params, publisher, streamed) -> Result:
+    release_connection()
     parts: list[str] = []
     length = 0
     last_save = time.monotonic()
@@ -391,7 +358,7 @@ def _stream(response_id, token, backend, messages, params, publisher, streamed) 
                 if not _save_progress(response_id, token, "".join(parts)):
                     raise _LostOwnership
         result = stream.result
-    return _Result(
+    return Result(
         text=result.text,
         finish_reason=result.finish_reason or "",
         prompt_tokens=result.prompt_tokens,
@@ -401,7 +368,8 @@ def _stream(response_id, token, backend, messages, params, publisher, streamed) 
     )
 
 
-def _cached_result(key: str, response_id: int) -> _Result | None:
+def cached_result(key: str, response_id: int) -> Result | None:
+    """Another done response's answer with the same ``cache_key`` (deterministic decoding), or None."""
     hit = (
         Response.objects.filter(cache_key=key, status=Response.Status.DONE)
         .exclude(pk=response_id)
@@ -411,7 +379,7 @@ def _cached_result(key: str, response_id: int) -> _Result | None:
     )
     if hit is None:
         return None
-    return _Result(
+    return Result(
         text=hit.content,
         finish_reason=hit.finish_reason,
         prompt_tokens=hit.prompt_tokens,
@@ -427,11 +395,11 @@ def _owned(response_id: int, token: int):
 
 def _save_progress(response_id: int, token: int, text: str) -> bool:
     saved = _owned(response_id, token).update(content=text, updated_at=timezone.now()) == 1
-    _release_connection()
+    release_connection()
     return saved
 
 
-def _finish(response, token, result: _Result, key, params, side, publisher, *, messages) -> Outcome:
+def finish(response, token, result: Result, key, params, side, publisher, *, messages) -> Outcome:
     """Store the answer with its output checks (arena.guardrails.output_checks) and, when a backend
     was called (``messages``; None for a cached answer), its usage (arena.guardrails.usage)."""
     html = render_markdown(result.text)
@@ -473,7 +441,9 @@ def _finish(response, token, result: _Result, key, params, side, publisher, *, m
     return Outcome("done")
 
 
-def _fail(response_id, token, kind: str, message: str, side, publisher) -> Outcome:
+def fail(response_id, token, kind: str, message: str, side, publisher) -> Outcome:
+    """Mark this run's response failed with ``message``; a live battle is voided and its page told
+    in plain words (``live.plain_error``)."""
     with transaction.atomic():
         won = _owned(response_id, token).update(
             status=Response.Status.FAILED, error=message[:MAX_ERROR_CHARS], updated_at=timezone.now()
@@ -487,7 +457,8 @@ def _fail(response_id, token, kind: str, message: str, side, publisher) -> Outco
     return Outcome("failed")
 
 
-def _requeue(response_id: int, token: int, message: str) -> bool:
+def requeue(response_id: int, token: int, message: str) -> bool:
+    """Put this run's response back in the queue for a retry; False when the run no longer owns it."""
     return (
         _owned(response_id, token).update(
             status=Response.Status.QUEUED, error=message[:MAX_ERROR_CHARS], updated_at=timezone.now()
@@ -501,7 +472,7 @@ def task_retry_policy() -> RetryPolicy:
     return RetryPolicy(settings.ARENA_GENERATION_RETRY_BACKOFF, BACKOFF_MAX, settings.ARENA_GENERATION_MAX_RETRIES)
 
 
-def _retry_delay(error: BackendError, retries_done: int, *, live: bool, streamed: bool) -> float | None:
+def retry_delay(error: BackendError, retries_done: int, *, live: bool, streamed: bool) -> float | None:
     """Seconds to wait before the next try, or None when the error is final: always after text was
     streamed to a voter, and for a live battle when the wait would be over LIVE_MAX_RETRY_WAIT."""
     if streamed:
@@ -509,14 +480,14 @@ def _retry_delay(error: BackendError, retries_done: int, *, live: bool, streamed
     return task_retry_policy().delay(error, retries_done, max_wait=LIVE_MAX_RETRY_WAIT if live else float("inf"))
 
 
-def _redacted(text: str, model: ModelEntry) -> str:
+def redacted(text: str, model: ModelEntry) -> str:
     """Backends redact keys already; this is a second guard for the model's own key."""
     env_name = (model.backend_settings or {}).get("api_key_env")
     secret = os.environ.get(env_name) if isinstance(env_name, str) and env_name else None
     return redact(text, [secret])
 
 
-def _release_connection() -> None:
+def release_connection() -> None:
     """Give the database connection back (to the pool) unless a transaction is open."""
     if not connection.in_atomic_block:
         connection.close()

@@ -24,8 +24,9 @@ from contextlib import ExitStack
 from typing import Any
 
 from arena.models import Campaign, Response
-from arena.services import generation, heartbeat
-from arena.services.generation import GPU_BACKENDS, Outcome
+from arena.services import dispatch, generation, heartbeat
+from arena.services.dispatch import GPU_BACKENDS
+from arena.services.generation import Outcome
 from backends.errors import BackendError
 from backends.params import DecodingParams
 from backends.registry import get_backend
@@ -99,28 +100,28 @@ def _generate_batch(leader: int, runs: dict[int, int], retries_done: int) -> Out
             response = responses[rid]
             messages = response.prompt.messages
             key = generation.cache_key(model, params, messages)
-            cached = generation._cached_result(key, rid) if params.is_deterministic else None
+            cached = generation.cached_result(key, rid) if params.is_deterministic else None
             if cached is not None:
-                outcomes[rid] = generation._finish(response, runs[rid], cached, key, params, None, None, messages=None)
+                outcomes[rid] = generation.finish(response, runs[rid], cached, key, params, None, None, messages=None)
             else:
                 pending.append((response, messages, key))
         if pending:
             backend = get_backend(model.backend, model.backend_settings)
-            generation._release_connection()  # no pooled connection held while the GPU works
+            generation.release_connection()  # no pooled connection held while the GPU works
             results = backend.generate_many([messages for _, messages, _ in pending], params)
             for (response, messages, key), result in zip(pending, results, strict=True):
-                outcomes[response.pk] = generation._finish(
+                outcomes[response.pk] = generation.finish(
                     response, runs[response.pk], _stored(result), key, params, None, None, messages=messages
                 )
     except BackendError as error:
-        message = generation._redacted(f"{error.kind}: {error.message}", model)
+        message = generation.redacted(f"{error.kind}: {error.message}", model)
         log.warning("batched generation of %d responses failed: %s", len(runs), message)
-        delay = generation._retry_delay(error, retries_done, live=False, streamed=False)
+        delay = generation.retry_delay(error, retries_done, live=False, streamed=False)
         for rid in runs.keys() - outcomes.keys():
-            if delay is not None and generation._requeue(rid, runs[rid], f"retrying: {message}"):
+            if delay is not None and generation.requeue(rid, runs[rid], f"retrying: {message}"):
                 outcomes[rid] = Outcome("retry", retry_in=delay)
             else:
-                outcomes[rid] = generation._fail(rid, runs[rid], error.kind, message, None, None)
+                outcomes[rid] = generation.fail(rid, runs[rid], error.kind, message, None, None)
         _send_again([rid for rid, o in outcomes.items() if o.status == "retry" and rid != leader], leader, outcomes)
     except Exception as error:
         from celery.exceptions import SoftTimeLimitExceeded
@@ -132,7 +133,7 @@ def _generate_batch(leader: int, runs: dict[int, int], retries_done: int) -> Out
         )
         for rid in runs.keys() - outcomes.keys():
             try:
-                outcomes[rid] = generation._fail(rid, runs[rid], kind, message, None, None)
+                outcomes[rid] = generation.fail(rid, runs[rid], kind, message, None, None)
             except Exception:  # e.g. the database is gone too; the reaper requeues the rows later
                 log.exception("could not mark response %s failed", rid)
         if kind == "internal":
@@ -144,12 +145,12 @@ def _send_again(requeued: list[int], leader: int, outcomes: dict[int, Outcome]) 
     """Rows requeued for a retry come back with the leader's retry, which claims them again; when the
     leader itself is finished (a stored answer), their own tasks are sent again instead."""
     if requeued and outcomes.get(leader, Outcome("lost")).status != "retry":
-        generation.enqueue(requeued)
+        dispatch.enqueue_generation(requeued)
 
 
 def _stored(result: Any) -> Any:
-    """A backend result in the form `generation._finish` stores."""
-    return generation._Result(
+    """A backend result in the form `generation.finish` stores."""
+    return generation.Result(
         text=result.text,
         finish_reason=result.finish_reason or "",
         prompt_tokens=result.prompt_tokens,

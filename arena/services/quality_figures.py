@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.cache import cache
 
 from arena.models import Campaign
-from arena.services import dashboard, quality_state
+from arena.services import dashboard, dispatch, quality_state
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +50,10 @@ def computed_at(entry: dict[str, Any]) -> datetime:
 
 def request_refresh(campaign_id: int) -> bool:
     """Queue one computation of the campaign's figures unless one is queued already."""
-    from arena.tasks import compute_voter_quality
-
     try:
         if not cache.add(QUEUED_KEY.format(campaign_id), 1, timeout=QUEUED_SECONDS):
             return False
-        compute_voter_quality.delay(campaign_id)
+        dispatch.send(dispatch.COMPUTE_VOTER_QUALITY, [campaign_id])
     except Exception:  # the broker or the cache is down; the page says how old its figures are
         log.warning("could not queue the voter-quality figures of campaign %s", campaign_id, exc_info=True)
         return False

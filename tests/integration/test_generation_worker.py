@@ -74,11 +74,11 @@ def test_two_workers_competing_for_duplicate_tasks_generate_each_response_once(s
             "-c",
             (
                 "from arena.models import Campaign, Response\n"
-                "from arena.services import generation\n"
+                "from arena.services import dispatch, generation\n"
                 "generation.queue_missing_responses(Campaign.objects.get(slug='race'))\n"
                 "ids = list(Response.objects.values_list('id', flat=True))\n"
-                "generation.send_tasks(ids)\n"
-                "generation.send_tasks(ids)\n"
+                "dispatch.send_generation(ids)\n"
+                "dispatch.send_generation(ids)\n"
             ),
         )
 

@@ -211,16 +211,43 @@ def _fields(row: PromptRow) -> tuple:
     return row.messages, row.category, row.language
 
 
+# A campaign's prompts by external id, the ids given as one array (PostgreSQL) or one JSON list (SQLite):
+# one parameter instead of thousands for the ORM to prepare. NOT (external_id = '') lets the partial
+# unique index serve the lookup. {fields} is filled in per statement.
+_PROMPT_COLUMNS = {
+    name: columns(Prompt, name) for name in ("id", "campaign", "external_id", "messages", "category", "language")
+}
+_KEYED_PROMPTS = {
+    vendor: sql(
+        f"SELECT {{external_id}}, {{fields}} FROM {{prompt}} WHERE {{campaign}} = %s AND {keys}",
+        Prompt,
+        **_PROMPT_COLUMNS,
+    )
+    for vendor, keys in (
+        ("postgresql", "{external_id} = ANY(%s) AND NOT ({external_id} = '')"),
+        ("sqlite", "{external_id} IN (SELECT value FROM json_each(%s)) AND NOT ({external_id} = '')"),
+    )
+}
+
+
+def _keyed_prompts(campaign: Campaign, keys: list[str], *fields: str) -> list[tuple]:
+    """(external_id, *fields) of the campaign's prompts with these external ids."""
+    if not keys:
+        return []
+    statement = _KEYED_PROMPTS[connection.vendor].format(fields=", ".join(_PROMPT_COLUMNS[f] for f in fields))
+    with connection.cursor() as cursor:
+        cursor.execute(statement, [campaign.id, json.dumps(keys) if connection.vendor == "sqlite" else keys])
+        return cursor.fetchall()
+
+
 def _stored_prompts(campaign: Campaign, rows: Sequence[PromptRow]) -> dict[str, tuple]:
     """The campaign's prompts with the rows' external ids: (id, messages, category, language)."""
     keys = [row.external_id for row in rows if row.external_id]
-    stored: dict[str, tuple] = {}
-    for chunk in _chunks(keys):
-        found = campaign.prompts.filter(external_id__in=chunk).values_list(
-            "external_id", "id", "messages", "category", "language"
-        )
-        stored.update((ext, (pk, messages, category, language)) for ext, pk, messages, category, language in found)
-    return stored
+    found = _keyed_prompts(campaign, keys, "id", "messages", "category", "language")
+    return {
+        ext: (pk, json.loads(messages) if isinstance(messages, str) else messages, category, language)
+        for ext, pk, messages, category, language in found
+    }
 
 
 _PROMPT_INSERT = sql(
@@ -229,9 +256,7 @@ _PROMPT_INSERT = sql(
     columns=columns(Prompt, "campaign", "external_id", "messages", "category", "language", "created_at"),
 )
 _PROMPT_UPDATE = sql(
-    "UPDATE {prompt} SET {messages} = %s, {category} = %s, {language} = %s WHERE {id} = %s",
-    Prompt,
-    **{name: columns(Prompt, name) for name in ("messages", "category", "language", "id")},
+    "UPDATE {prompt} SET {messages} = %s, {category} = %s, {language} = %s WHERE {id} = %s", Prompt, **_PROMPT_COLUMNS
 )
 
 
@@ -249,10 +274,7 @@ def _upsert_prompts_sql(campaign: Campaign, new: list[PromptRow], changed: list[
                 _PROMPT_UPDATE, [(json.dumps(r.messages), r.category, r.language, ids[r.external_id]) for r in changed]
             )
     keys = [r.external_id for r in new if r.external_id]
-    written: dict[str, int] = {}
-    for chunk in _chunks(keys):
-        written.update(campaign.prompts.filter(external_id__in=chunk).values_list("external_id", "id"))
-    return written
+    return dict(_keyed_prompts(campaign, keys, "id"))
 
 
 def _upsert_prompts_copy(campaign: Campaign, rows: list[PromptRow]) -> dict:

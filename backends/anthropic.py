@@ -25,8 +25,6 @@ from backends.errors import BackendError, ErrorKind, InvalidRequest
 from backends.http_client import HttpBackend, ParsedResponse, StreamEnd, as_int, invalid, parse_json_event
 from backends.params import DecodingParams
 
-_STOP = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
-
 # Error ``type`` values of the Messages API, in error bodies and in ``error`` stream events.
 _ERROR_KINDS: dict[str, ErrorKind] = {
     "authentication_error": "authentication",
@@ -49,6 +47,9 @@ class AnthropicBackend(HttpBackend):
     default_base_url = "https://api.anthropic.com"
     default_api_key_env = "ANTHROPIC_API_KEY"
     supported_params = COMMON_PARAMS | {"temperature", "top_p", "top_k", "stop"}
+    finish_reasons = {"end_turn": "stop", "stop_sequence": "stop", "max_tokens": "length"}
+    filtered_reason = "refusal"
+    filtered_text = "refused to continue"
 
     def _read_provider_settings(self, reader: SettingsReader) -> None:
         self.anthropic_version: str = reader.str("anthropic_version", "2023-06-01")
@@ -78,25 +79,8 @@ class AnthropicBackend(HttpBackend):
         }
         if system:
             body["system"] = system
-        if not params.do_sample:
-            body["temperature"] = 0
-        optional = {
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "top_k": params.top_k,
-            "stop_sequences": list(params.stop) or None,
-        }
-        body.update({k: v for k, v in optional.items() if v is not None})
+        body.update(self._sampling_fields(params, ("temperature", "top_p", "top_k"), "stop_sequences"))
         return body
-
-    def _finish(self, reason: object, text_len: int) -> str:
-        if reason == "refusal":
-            raise BackendError(
-                "content_filtered", f"{self.provider} refused to continue after {text_len} characters", retryable=False
-            )
-        if reason is None:
-            return "stop"
-        return _STOP.get(str(reason), str(reason))
 
     def _raise_error_event(self, error: object) -> NoReturn:
         if not isinstance(error, dict):

@@ -20,7 +20,8 @@ from __future__ import annotations
 import abc
 import difflib
 import math
-from collections.abc import Generator, Iterator, Mapping
+import time
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Literal, TypedDict
@@ -297,6 +298,51 @@ class StopFilter:
         return out
 
 
+class ShownText:
+    """What a stream has shown its caller: deltas pass a :class:`StopFilter`, the visible parts are
+    kept, and ``ttft`` is the time from ``start`` (a ``time.monotonic()`` value) to the first visible
+    character, the one definition of time to first token for every backend.
+    """
+
+    def __init__(self, start: float, stop: tuple[str, ...] = (), max_chars: int | None = None) -> None:
+        self.start = start
+        self.filter = StopFilter(stop, max_chars)
+        self.parts: list[str] = []
+        self.ttft: float | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.filter.stopped
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def push(self, delta: str) -> str:
+        """The part of ``delta`` that may be shown now ("" while held back or after a stop)."""
+        return self._shown(self.filter.push(delta))
+
+    def through(self, deltas: Iterable[str]) -> Iterator[str]:
+        """The visible part of each delta until a stop, then the held-back rest; a stop ends the
+        reading (no further delta is asked for)."""
+        for delta in deltas:
+            out = self.push(delta)
+            if out:
+                yield out
+            if self.stopped:
+                break
+        tail = self._shown(self.filter.flush())
+        if tail:
+            yield tail
+
+    def _shown(self, out: str) -> str:
+        if out:
+            if self.ttft is None:
+                self.ttft = time.monotonic() - self.start
+            self.parts.append(out)
+        return out
+
+
 def _find_stop(text: str, stop: tuple[str, ...]) -> int | None:
     positions = [i for i in (text.find(s) for s in stop) if i >= 0]
     return min(positions) if positions else None
@@ -400,6 +446,7 @@ __all__ = [
     "GenerationResult",
     "Message",
     "SettingsReader",
+    "ShownText",
     "StopFilter",
     "StreamingGeneration",
     "last_user_text",

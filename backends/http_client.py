@@ -1,4 +1,5 @@
-"""Shared HTTP machinery for API backends: settings, retries, deadlines, concurrency, SSE, errors.
+"""Shared HTTP machinery for API backends: settings, retries, deadlines, concurrency, event streams
+(read with httpx-sse), errors.
 
 Policy (the same for every HTTP provider):
 
@@ -35,12 +36,12 @@ import threading
 import time
 from collections.abc import Generator, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 from httpx_sse import EventSource, ServerSentEvent, SSEError
 
-from backends.base import Backend, GenerationResult, Message, SettingsReader, StopFilter
+from backends.base import Backend, GenerationResult, Message, SettingsReader, ShownText
 from backends.errors import BackendError, ErrorKind, InvalidRequest, redact
 from backends.params import DecodingParams
 from backends.retry import RetryPolicy
@@ -330,12 +331,17 @@ class ParsedResponse:
 
 
 class HttpBackend(Backend):
-    """Retry loop, deadline, concurrency and length guard around a provider's wire format."""
+    """Retries, deadline, concurrency and length guard around a provider's wire format."""
 
     provider: str = "HTTP backend"
     default_base_url: str = ""
     default_api_key_env: str | None = None
     key_env_only_for_default_url: bool = False
+    # The provider's finish reasons: ours by its names, the one that means it filtered the answer, and
+    # how the error says so.
+    finish_reasons: ClassVar[Mapping[str, str]] = {}
+    filtered_reason: ClassVar[str | None] = None
+    filtered_text: ClassVar[str] = "filtered the answer"
 
     def __init__(self, settings: Mapping[str, Any] | None = None) -> None:
         super().__init__(settings)
@@ -458,6 +464,26 @@ class HttpBackend(Backend):
             if semaphore is not None:
                 semaphore.release()
 
+    @staticmethod
+    def _sampling_fields(params: DecodingParams, names: tuple[str, ...], stop_field: str = "stop") -> dict[str, Any]:
+        """The decoding parameters ``names`` (and the stop strings, as ``stop_field``) for a request
+        body, leaving out those not set (the provider's default applies). Greedy decoding
+        (``do_sample`` false) is sent as ``temperature: 0``."""
+        fields: dict[str, Any] = {} if params.do_sample else {"temperature": 0}
+        values = {name: getattr(params, name) for name in names} | {stop_field: list(params.stop) or None}
+        return fields | {name: value for name, value in values.items() if value is not None}
+
+    def _finish(self, reason: object, text_len: int) -> str:
+        """Our finish reason for the provider's (none given: ``"stop"``). Its content-filter reason
+        raises ``content_filtered``, never retried: a filtered answer is not a fair side of a battle."""
+        if reason is None:
+            return "stop"
+        if reason == self.filtered_reason:
+            raise BackendError(
+                "content_filtered", f"{self.provider} {self.filtered_text} after {text_len} characters", retryable=False
+            )
+        return self.finish_reasons.get(str(reason), str(reason))
+
     def _deadline_error(self) -> BackendError:
         limit = self.http.total_timeout
         return BackendError("timeout", f"{self.provider} call exceeded the total timeout of {limit:g}s")
@@ -501,9 +527,7 @@ class HttpBackend(Backend):
         body = self._body(messages, params, stream=True)
         for attempt in self.retry.attempts(deadline):
             with attempt, self._open(body, deadline) as (response, _):
-                guard = StopFilter((), self.http.max_response_chars)
-                parts: list[str] = []
-                ttft: float | None = None
+                shown = ShownText(start, max_chars=self.http.max_response_chars)
                 parser = self._parse_stream(iter_events(response, self.provider))
                 while True:
                     try:
@@ -513,25 +537,22 @@ class HttpBackend(Backend):
                         break
                     if time.monotonic() >= deadline:
                         raise self._deadline_error()
-                    out = guard.push(delta)
+                    out = shown.push(delta)
                     if out:
-                        if ttft is None:
-                            ttft = time.monotonic() - start
                         # After text reached the caller a retry would repeat or contradict it.
                         attempt.no_more_retries()
-                        parts.append(out)
                         yield out
-                    if guard.stopped:  # the length guard: stop reading; the response gets closed
+                    if shown.stopped:  # the length guard: stop reading; the response gets closed
                         parser.close()
                         end = StreamEnd("length")
                         break
                 return GenerationResult(
-                    text="".join(parts),
+                    text=shown.text,
                     finish_reason=end.finish_reason,
                     prompt_tokens=end.prompt_tokens,
                     completion_tokens=end.completion_tokens,
                     latency_s=time.monotonic() - start,
-                    ttft_s=ttft,
+                    ttft_s=shown.ttft,
                     model=self.http.model,
                     attempts=attempt.number,
                 )

@@ -29,17 +29,12 @@ from httpx_sse import ServerSentEvent
 
 from backends.base import COMMON_PARAMS, Message, SettingsReader
 from backends.errors import BackendError, InvalidRequest
-from backends.http_client import (
-    HttpBackend,
-    ParsedResponse,
-    StreamEnd,
-    as_int,
-    invalid,
-    parse_json_event,
-)
+from backends.http_client import HttpBackend, ParsedResponse, StreamEnd, as_int, invalid, parse_json_event
 from backends.params import DecodingParams
 
-_FINISH = {"stop": "stop", "length": "length", "eos": "stop", "max_tokens": "length"}
+# Decoding parameters sent by their own names (``stop`` too); ``top_k`` and ``repetition_penalty`` only
+# reach here where ``extra_sampling_params`` allows them.
+_SAMPLING = ("temperature", "top_p", "top_k", "repetition_penalty", "presence_penalty", "frequency_penalty", "seed")
 
 
 class OpenAICompatBackend(HttpBackend):
@@ -51,6 +46,9 @@ class OpenAICompatBackend(HttpBackend):
     default_api_key_env = "OPENAI_API_KEY"
     key_env_only_for_default_url = True
     supported_params = COMMON_PARAMS | {"temperature", "top_p", "stop", "presence_penalty", "frequency_penalty", "seed"}
+    finish_reasons = {"stop": "stop", "length": "length", "eos": "stop", "max_tokens": "length"}
+    filtered_reason = "content_filter"
+    filtered_text = "stopped the answer with its content filter"
 
     def _read_provider_settings(self, reader: SettingsReader) -> None:
         self.max_tokens_field: str = reader.choice(
@@ -79,31 +77,8 @@ class OpenAICompatBackend(HttpBackend):
         }
         if stream:
             body["stream_options"] = {"include_usage": True}
-        if not params.do_sample:
-            body["temperature"] = 0
-        optional = {
-            "temperature": params.temperature,
-            "top_p": params.top_p,
-            "top_k": params.top_k,
-            "repetition_penalty": params.repetition_penalty,
-            "presence_penalty": params.presence_penalty,
-            "frequency_penalty": params.frequency_penalty,
-            "seed": params.seed,
-            "stop": list(params.stop) or None,
-        }
-        body.update({k: v for k, v in optional.items() if v is not None})
+        body.update(self._sampling_fields(params, _SAMPLING))
         return body
-
-    def _finish(self, reason: object, text_len: int) -> str:
-        if reason == "content_filter":
-            raise BackendError(
-                "content_filtered",
-                f"{self.provider} stopped the answer with its content filter after {text_len} characters",
-                retryable=False,
-            )
-        if reason is None:
-            return "stop"
-        return _FINISH.get(str(reason), str(reason))
 
     def _raise_payload_error(self, error: object) -> NoReturn:
         """An error object inside a 200 response (vLLM and OpenAI send these mid-stream)."""

@@ -19,10 +19,10 @@ from __future__ import annotations
 import dataclasses
 import re
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from typing import Any
 
-from backends.base import Backend, GenerationResult, Message, SettingsReader, StopFilter, last_user_text
+from backends.base import Backend, GenerationResult, Message, SettingsReader, ShownText, last_user_text
 from backends.errors import ERROR_KINDS, BackendError, InvalidRequest
 from backends.params import DecodingParams
 
@@ -61,35 +61,28 @@ class StaticBackend(Backend):
         finish = "stop"
         if len(chunks) > params.max_new_tokens:
             chunks, finish = chunks[: params.max_new_tokens], "length"
-        stopper = StopFilter(params.stop)
-        parts: list[str] = []
-        ttft: float | None = None
+        shown = ShownText(start, params.stop)
         used = 0
-        for chunk in chunks:
-            if parts and self.chunk_delay:
-                time.sleep(self.chunk_delay)
-            used += 1
-            out = stopper.push(chunk)
-            if out:
-                ttft = time.monotonic() - start if ttft is None else ttft
-                parts.append(out)
-                yield out
-            if stopper.stopped:
-                finish = "stop"
-                break
-        tail = stopper.flush()
-        if tail:
-            ttft = time.monotonic() - start if ttft is None else ttft
-            parts.append(tail)
-            yield tail
+
+        def paced() -> Iterator[str]:
+            nonlocal used
+            for chunk in chunks:
+                if shown.parts and self.chunk_delay:
+                    time.sleep(self.chunk_delay)
+                used += 1
+                yield chunk
+
+        yield from shown.through(paced())
+        if shown.stopped:
+            finish = "stop"
         prompt_tokens = sum(len(_CHUNK.findall(m["content"])) for m in messages)
         return GenerationResult(
-            text="".join(parts),
+            text=shown.text,
             finish_reason=finish,
             prompt_tokens=prompt_tokens,
             completion_tokens=used,
             latency_s=time.monotonic() - start,
-            ttft_s=ttft,
+            ttft_s=shown.ttft,
             model="static",
         )
 

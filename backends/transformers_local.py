@@ -50,7 +50,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +60,7 @@ from backends.base import (
     GenerationResult,
     Message,
     SettingsReader,
-    StopFilter,
+    ShownText,
     truncate_at_stop,
 )
 from backends.errors import BackendError, InvalidRequest
@@ -234,31 +234,21 @@ class TransformersBackend(Backend):
 
         thread = threading.Thread(target=run, name="arena-transformers-stream", daemon=True)
         thread.start()
-        stopper = StopFilter(req.stop)
-        parts: list[str] = []
-        ttft: float | None = None
-        try:
+        shown = ShownText(start, req.stop)
+
+        def pieces() -> Iterator[str]:
             while True:
                 try:
-                    piece = next(streamer)
+                    yield next(streamer)
                 except StopIteration:
-                    break
+                    return
                 except queue.Empty:
                     raise BackendError(
                         "timeout", f"the local model produced no text for {self.token_timeout:g}s"
                     ) from None
-                out = stopper.push(piece)
-                if out:
-                    ttft = time.monotonic() - start if ttft is None else ttft
-                    parts.append(out)
-                    yield out
-                if stopper.stopped:
-                    break
-            tail = stopper.flush()
-            if tail:
-                ttft = time.monotonic() - start if ttft is None else ttft
-                parts.append(tail)
-                yield tail
+
+        try:
+            yield from shown.through(pieces())
         finally:
             cancel.set()
             thread.join()
@@ -266,12 +256,12 @@ class TransformersBackend(Backend):
             raise _as_backend_error(box["error"])
         _, finish, completion_tokens, prompt_tokens = box["output"][0]
         return GenerationResult(
-            text="".join(parts),
-            finish_reason="stop" if stopper.reason == "stop" else finish,
+            text=shown.text,
+            finish_reason="stop" if shown.stopped else finish,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             latency_s=time.monotonic() - start,
-            ttft_s=ttft,
+            ttft_s=shown.ttft,
             model=lm.settings.model_path,
         )
 

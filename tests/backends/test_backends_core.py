@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from backends import BACKENDS, Backend, BackendError, GenerationResult, InvalidRequest, available_kinds, get_backend
-from backends.base import StopFilter
+from backends.base import ShownText, StopFilter
 from backends.errors import redact
 from backends.http_client import iter_events, parse_retry_after
 from tests.backends.helpers import CHAT, USER
@@ -158,6 +158,32 @@ def test_the_stop_filter_enforces_a_character_budget():
     assert f.push("defg") == "de"
     assert (f.stopped, f.reason) == (True, "length")
     assert f.push("more") == "" and f.flush() == ""
+
+
+def test_shown_text_stops_reading_at_a_stop_string_and_keeps_what_was_shown():
+    read = []
+
+    def deltas():
+        for d in ["The answer", " is 4</ans", "wer> and more", "never read"]:
+            read.append(d)
+            yield d
+
+    shown = ShownText(time.monotonic(), ("</answer>",))
+
+    assert list(shown.through(deltas())) == ["The answer", " is 4"]
+    assert shown.text == "The answer is 4" and shown.stopped
+    assert read == ["The answer", " is 4</ans", "wer> and more"]
+
+
+def test_shown_text_times_the_first_visible_character_not_a_held_back_one():
+    start = time.monotonic()
+    shown = ShownText(start, ("STOP",))
+
+    assert shown.push("ST") == "" and shown.ttft is None  # could still become the stop string
+    time.sleep(0.02)
+    assert shown.push("ART") == "START"
+    assert shown.ttft is not None and shown.ttft >= 0.02
+    assert list(shown.through(["!"])) == ["!"] and shown.text == "START!"
 
 
 # -- errors and wire helpers ----------------------------------------------------------------------------

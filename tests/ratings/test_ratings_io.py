@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ratings.columnar as columnar
 import ratings.io as rio
 from ratings import PairCounts
-from ratings.io import InputError, read_battles
+from ratings.io import Battles, InputError, read_battles
 
 REPO = Path(__file__).resolve().parents[2]
 # Every character str.splitlines() ends a line at, besides "\n" and "\r".
@@ -271,3 +272,39 @@ def test_ratings_imports_no_django():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.stdout.strip() == "False", result.stderr
+
+
+@pytest.mark.parametrize(("fmt", "name"), FORMATS[1:])
+@pytest.mark.parametrize("anony_only", [False, True])
+@pytest.mark.parametrize(("crlf", "indent"), [(False, 2), (True, 2), (False, None)])
+def test_json_read_in_small_pieces_gives_the_same_battles(tmp_path, fmt, name, anony_only, crlf, indent):
+    records = battles(300)
+    if indent is None:
+        text = json.dumps(records) if fmt == "fastchat-json" else "".join(json.dumps(r) + "\n" for r in records)
+        path = tmp_path / name
+        path.write_text(text)
+    else:
+        path = write(tmp_path / name, records, fmt, crlf=crlf)
+    data = rio._mapped(path)
+    pieces = (columnar._json_list_pieces if fmt == "fastchat-json" else columnar._json_lines_pieces)(data, 1000)
+    assert len(pieces) == (1 if indent is None and fmt == "fastchat-json" else pytest.approx(len(data) / 1000, rel=0.5))
+    whole = rio.read_columns(data, fmt, anony_only, chunk=len(data) + 1)
+    small = rio.read_columns(data, fmt, anony_only, chunk=1000)
+    assert whole is not None and small is not None
+    assert [small[0][i] for i in small[1]] == [whole[0][i] for i in whole[1]]
+    assert [small[0][i] for i in small[2]] == [whole[0][i] for i in whole[2]]
+    np.testing.assert_array_equal(small[3], whole[3])
+    assert Battles(*small).counts() == by_rows(path, fmt, anony_only)
+
+
+def test_a_json_list_cut_inside_a_record_is_read_whole(tmp_path):
+    """A nested list laid out like the records (``,`` newline, two spaces, ``{``) looks like a cut between
+    records: the pieces then fail to decode and the list is decoded whole, to the same battles."""
+    record = '{"model_a": "a", "model_b": "b", "winner": "tie", "nested": [1,\n  {"x": "y"}]}'
+    path = tmp_path / "b.json"
+    path.write_text("[\n  " + ",\n  ".join([record] * 200) + "\n]\n")
+    data = rio._mapped(path)
+    assert len(columnar._json_list_pieces(data, 1000)) > 1
+    small = rio.read_columns(data, "fastchat-json", False, chunk=1000)
+    assert small is not None and len(small[3]) == 200
+    assert read_battles(path).counts() == by_rows(path, "fastchat-json")

@@ -8,7 +8,7 @@ import json
 import httpx
 
 from tests import stack
-from tests.integration.test_exports_worker import staff_login
+from tests.integration.test_exports_worker import export_over_the_api, staff_login
 
 
 def test_the_server_s_worker_thread_writes_an_export_started_over_the_api(embedded_env, load, processes, tmp_path):
@@ -23,16 +23,7 @@ def test_the_server_s_worker_thread_writes_an_export_started_over_the_api(embedd
 
     with httpx.Client(base_url=url, timeout=10) as staff:
         staff_login(staff, "staff", "pw-em")
-        headers = {"X-CSRFToken": staff.cookies["csrftoken"], "Referer": url}
-        started = staff.post("/api/v1/exports", json={"campaign": "emx", "format": "trl-jsonl"}, headers=headers)
-        assert started.status_code == 202, started.text
-        job_id = started.json()["id"]
-
-        def finished():
-            job = staff.get(f"/api/v1/exports/{job_id}").json()
-            return job["status"] in ("done", "failed") and job
-
-        job = stack.wait_until(finished, timeout=30, message="the embedded worker to finish the export")
+        job = export_over_the_api(staff, url, "emx", "trl-jsonl", timeout=30)
         assert job["status"] == "done", job["error"]
         download = staff.get(job["download_url"])
 
@@ -40,4 +31,4 @@ def test_the_server_s_worker_thread_writes_an_export_started_over_the_api(embedd
     records = [json.loads(line) for line in download.text.splitlines()]
     assert len(records) == 2 == job["rows_written"]  # the tie gives no preference pair
     assert all(r["chosen"][-1]["role"] == "assistant" for r in records)
-    assert [p.name for p in exports.iterdir()] == [f"emx-trl-jsonl-{job_id}-1.jsonl"]
+    assert [p.name for p in exports.iterdir()] == [f"emx-trl-jsonl-{job['id']}-1.jsonl"]

@@ -20,6 +20,20 @@ def staff_login(client: httpx.Client, username: str, password: str) -> None:
     assert response.status_code == 302, response.text[:500]
 
 
+def export_over_the_api(staff: httpx.Client, url: str, campaign: str, fmt: str, timeout: float) -> dict:
+    """Start an export as the logged-in staff client, and wait until the job is done or failed."""
+    headers = {"X-CSRFToken": staff.cookies["csrftoken"], "Referer": url}
+    started = staff.post("/api/v1/exports", json={"campaign": campaign, "format": fmt}, headers=headers)
+    assert started.status_code == 202, started.text
+    job_id = started.json()["id"]
+
+    def finished():
+        job = staff.get(f"/api/v1/exports/{job_id}").json()
+        return job["status"] in ("done", "failed") and job
+
+    return stack.wait_until(finished, timeout=timeout, message="a worker to finish the export")
+
+
 def test_a_worker_writes_the_export_and_staff_download_it(stack_env, pg_url, processes, tmp_path):
     exports = tmp_path / "exports"
     env = {**stack_env, "ARENA_EXPORT_DIR": str(exports), "ARENA_ADMIN_USER": "staff", "ARENA_ADMIN_PASSWORD": "pw-it"}
@@ -39,16 +53,8 @@ def test_a_worker_writes_the_export_and_staff_download_it(stack_env, pg_url, pro
 
     with httpx.Client(base_url=url, timeout=10) as staff:
         staff_login(staff, "staff", "pw-it")
-        headers = {"X-CSRFToken": staff.cookies["csrftoken"], "Referer": url}
-        started = staff.post("/api/v1/exports", json={"campaign": "exp", "format": "battles-jsonl"}, headers=headers)
-        assert started.status_code == 202, started.text
-        job_id = started.json()["id"]
-
-        def finished():
-            job = staff.get(f"/api/v1/exports/{job_id}").json()
-            return job["status"] in ("done", "failed") and job
-
-        job = stack.wait_until(finished, timeout=60, message="the worker to finish the export")
+        job = export_over_the_api(staff, url, "exp", "battles-jsonl", timeout=60)
+        job_id = job["id"]
         assert job["status"] == "done", job["error"]
         assert (job["rows_total"], job["rows_written"], job["progress"]) == (9, 9, 1.0)
         download = staff.get(job["download_url"])

@@ -1,17 +1,18 @@
 """Benchmark: judging N battles against a local judge server that answers in 50 ms, at concurrency 32.
 
 The judge is tests/protocol_server.py in a process of its own (``delay=0.05`` before each answer,
-``prefer=`` for the verdict), so its CPU is not counted as the platform's. The platform side runs in
-this process as a Celery worker with a thread pool would: `dispatch` fills the judge's 32 slots, and
-32 threads run the task's body (`running.judge_pairing_now`: claim, render both orders, one
-reply-cache lookup, two HTTP calls, one write) and its hand-off of the slot to the next pending
-pairing (`running.hand_off`), on a fresh PostgreSQL database with the settings' connection pool.
+``prefer=`` for the verdict), so its CPU is not counted as the platform's (it is printed apart). The
+platform side runs in this process as a Celery worker would: `dispatch` fills the judge's 32 slots
+in chunks of `judging.CHUNK` pairings, and ``--workers`` threads (the worker's task slots) run the
+task's body (`running.run_chunk`: claim the chunk, load it, one reply-cache lookup, the chunk's calls
+on the call pool, one write, the hand-off of its slots to the next pending pairings), on a fresh
+PostgreSQL database with the settings' connection pool.
 
 Printed: battles per second against the rate the server allows (concurrency / latency / 2 calls per
-battle), this process's CPU per verdict (all threads), and its peak memory. The broker hop (one
-Celery message per pairing) is not in the figure.
+battle), this process's CPU per verdict (all threads), the judge server's, and peak memory. The
+broker hop (one Celery message per chunk) is not in the figure.
 
-    .venv/bin/python bench/judges.py [--battles 10000] [--concurrency 32] [--latency 0.05]
+    .venv/bin/python bench/judges.py [--battles 10000] [--concurrency 32] [--latency 0.05] [--workers 8]
 """
 
 from __future__ import annotations
@@ -77,43 +78,48 @@ def seed(battles: int, base_url: str, model: str, concurrency: int):
     return Judge.objects.create(campaign=campaign, model=entry, max_concurrency=concurrency)
 
 
-def run(judge, concurrency: int) -> float:
-    """The worker path without the broker: `dispatch` fills the judge's slots, each of ``concurrency``
-    threads runs the task body and its hand-off, and the sent ids go through a local queue."""
+def run(judge, workers: int) -> float:
+    """The worker path without the broker: `dispatch` fills the judge's slots in chunks, ``workers``
+    threads (a worker's task slots) run the task body (`running.run_chunk`: judge the chunk on the
+    call pool, send its retries, hand its slots on), and the sent chunks go through a local queue."""
     import queue
 
     from django.db import connection
 
     from arena.judges import running
 
-    tasks: queue.Queue[int | None] = queue.Queue()
-    running.send_tasks = lambda ids, _queue: [tasks.put(i) for i in ids]  # what the broker would carry
+    tasks: queue.Queue[tuple[list[int], int] | None] = queue.Queue()
+
+    def send(ids: list[int], _queue: str, *, retries: int = 0, countdown: float | None = None) -> None:
+        for chunk in running.judging.chunks(ids):  # what the broker would carry
+            tasks.put((chunk, retries))
+
+    running.send_chunks = send
     errors: list[BaseException] = []
     left = [running.JudgeVerdict.objects.filter(judge=judge).count()]
     lock = threading.Lock()
 
+    def stop() -> None:
+        for _ in range(workers):
+            tasks.put(None)
+
     def worker() -> None:
         try:
-            while (verdict_id := tasks.get()) is not None:
-                outcome = running.judge_pairing_now(verdict_id)
+            while (task := tasks.get()) is not None:
+                ids, retries = task
+                outcome = running.run_chunk(ids, retries_done=retries)
                 connection.close()  # back to the pool, as Celery does after each task
-                if outcome.status == "retry":
-                    time.sleep(outcome.retry_in or 0)
-                    tasks.put(verdict_id)
-                    continue
-                running.hand_off(outcome)
-                connection.close()
+                if outcome.retry:
+                    time.sleep(outcome.retry_in)  # the countdown
                 with lock:
-                    left[0] -= 1
-                    if left[0] == 0:
-                        for _ in range(concurrency):
-                            tasks.put(None)
+                    left[0] -= outcome.finished
+                    if left[0] <= 0:
+                        stop()
         except BaseException as error:  # reported below
             errors.append(error)
-            for _ in range(concurrency):
-                tasks.put(None)
+            stop()
 
-    threads = [threading.Thread(target=worker) for _ in range(concurrency)]
+    threads = [threading.Thread(target=worker) for _ in range(workers)]
     started = time.perf_counter()
     for t in threads:
         t.start()
@@ -126,7 +132,13 @@ def run(judge, concurrency: int) -> float:
     return time.perf_counter() - started
 
 
-def measure(battles: int, concurrency: int, latency: float) -> None:
+def process_cpu(pid: int) -> float:
+    """User + system CPU seconds of another process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(battles: int, concurrency: int, latency: float, workers: int) -> None:
     import django
 
     django.setup()
@@ -139,9 +151,9 @@ def measure(battles: int, concurrency: int, latency: float) -> None:
     try:
         judge = seed(battles, base_url, f"bench?prefer=Alpha says&delay={latency}", concurrency)
         planning.plan(judge)
-        cpu0, wall = time.process_time(), None
-        wall = run(judge, concurrency)
-        cpu = time.process_time() - cpu0
+        cpu0, server0 = time.process_time(), process_cpu(server.pid)
+        wall = run(judge, workers)
+        cpu, server_cpu = time.process_time() - cpu0, process_cpu(server.pid) - server0
     finally:
         server.terminate()
         server.wait()
@@ -155,7 +167,9 @@ def measure(battles: int, concurrency: int, latency: float) -> None:
         f"  {rate:7.1f} battles/s  ({100 * rate / allowed:.0f}% of the {allowed:.0f}/s the server allows)"
         f"  wall {wall:.1f} s"
     )
-    print(f"  platform CPU {1000 * cpu / max(done, 1):.2f} ms per verdict (2 calls), peak RSS {peak_mb:.0f} MB")
+    per = 1000 / max(done, 1)
+    print(f"  platform CPU {per * cpu:.2f} ms per verdict (2 calls), peak RSS {peak_mb:.0f} MB")
+    print(f"  judge server CPU {per * server_cpu:.2f} ms per verdict; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -163,12 +177,13 @@ def main() -> None:
     parser.add_argument("--battles", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--latency", type=float, default=0.05)
+    parser.add_argument("--workers", type=int, default=8, help="task slots of the worker (threads)")
     args = parser.parse_args()
     with stack.postgres_database() as pg_url:
         env = stack.base_env(pg_url, redis_url=None, LOG_LEVEL="WARNING", CELERY_TASK_ALWAYS_EAGER="false")
         stack.manage(env, "migrate", "--skip-checks", "--noinput", "-v", "0")
         os.environ.update(env)
-        measure(args.battles, args.concurrency, args.latency)
+        measure(args.battles, args.concurrency, args.latency, args.workers)
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ import time
 import pytest
 from django.core.exceptions import ValidationError
 
-from arena.judges import planning, prompting, running
+from arena.judges import judging, planning, prompting, running
 from arena.judges.models import Judge, JudgeVerdict
-from arena.models import ModelEntry
+from arena.models import ModelEntry, Prompt, Response
 from tests.factories import make_campaign
 from tests.protocol_server import ProtocolServer
 
@@ -201,7 +201,7 @@ def test_running_twice_judges_nothing_twice(judge_api):
     judge = api_judge(judge_api, campaign, "judge?prefer=Answer number 0")
     assert run(judge).created == 2
     assert run(judge).created == 0  # sampling judge (no reply cache): still no pairing judged twice
-    assert running.judge_pairing_now(JudgeVerdict.objects.filter(judge=judge).first().pk).status == "skipped"
+    assert judging.judge_chunk([JudgeVerdict.objects.filter(judge=judge).first().pk]).skipped == 1
     assert len(judge_api.requests_for("judge?prefer=Answer number 0")) == 4
 
 
@@ -291,3 +291,84 @@ def test_an_anthropic_judge_works_the_same(judge_api, monkeypatch):
         ("done", "hi", True)
     }
     assert {r.path for r in judge_api.requests_for("claude?prefer=Answer number 1")} == {"/v1/messages"}
+
+
+# -- chunks, slots and the task ---------------------------------------------------------------------------
+
+
+def test_a_chunk_calls_concurrently_but_never_beyond_the_judges_limit(judge_api):
+    campaign = make_campaign(slug="lanes", prompts=3)  # 9 pairings
+    name = "judge?prefer=Answer number 0&delay=0.05"
+    judge = api_judge(judge_api, campaign, name)
+    Judge.objects.filter(pk=judge.pk).update(max_concurrency=2)
+    run(judge)
+    assert JudgeVerdict.objects.filter(judge=judge, status="done").count() == 9
+    assert len(judge_api.requests_for(name)) == 18
+    assert judge_api.max_in_flight(name) == 2
+
+
+def test_pairings_of_a_chunk_asking_the_same_question_share_one_call(judge_api):
+    campaign = make_campaign(slug="twins", models=("Alpha", "Beta"), prompts=2)
+    twin, original = campaign.prompts.order_by("-id")
+    Prompt.objects.filter(pk=twin.pk).update(messages=original.messages)
+    for response in Response.objects.filter(prompt=twin):
+        response.content = Response.objects.get(prompt=original, model=response.model).content
+        response.save()
+    name = "judge?prefer=Answer number 0"
+    judge = api_judge(judge_api, campaign, name, params={"temperature": 0})
+    run(judge)
+    verdicts = JudgeVerdict.objects.filter(judge=judge)
+    assert {(v.status, v.outcome) for v in verdicts} == {("done", "lo")}
+    assert len(judge_api.requests_for(name)) == 2 and sum(v.calls for v in verdicts) == 2
+
+
+def test_a_requeued_runs_late_write_is_ignored(campaign):
+    judge = static_judge(campaign, "[[C]]")
+    planning.plan(judge, limit=2, seed=0)
+    ids = list(JudgeVerdict.objects.filter(judge=judge).order_by("id").values_list("id", flat=True))
+    JudgeVerdict.objects.filter(pk__in=ids).update(status="queued")
+    tokens = judging.claim(ids)
+    assert judging.claim(ids) == {}  # a second delivery gets nothing
+    runs = judging.load(tokens)
+    JudgeVerdict.objects.filter(pk=ids[0]).update(attempts=tokens[ids[0]] + 1)  # taken over by a new run
+    rows = [{"status": "done", "outcome": "tie", "consistent": True, "scores": {}, "error": ""} for _ in runs]
+    assert judging.store(runs, rows) == {ids[1]}
+    assert JudgeVerdict.objects.get(pk=ids[0]).status == "running"
+    assert JudgeVerdict.objects.get(pk=ids[1]).outcome == "tie"
+
+
+def test_a_finished_chunk_hands_its_slots_to_the_next_pending_pairings(
+    campaign, monkeypatch, django_capture_on_commit_callbacks
+):
+    judge = static_judge(campaign, "[[C]]")
+    planning.plan(judge)
+    sent: list[tuple[list[int], str]] = []
+    monkeypatch.setattr(running, "send_chunks", lambda ids, queue, **kw: sent.append((ids, queue)))
+    with django_capture_on_commit_callbacks(execute=True):
+        handed = running.hand_off(judging.ChunkOutcome(judge_id=judge.pk, queue="generate_api", done=2, failed=1))
+    queued = list(JudgeVerdict.objects.filter(judge=judge, status="queued").order_by("id").values_list("id", flat=True))
+    assert handed == 3 and sent == [(queued, "generate_api")]
+    assert running.hand_off(judging.ChunkOutcome(judge_id=judge.pk, queue="generate_api", lost=2)) == 0
+
+
+def test_a_chunks_retries_go_out_again_with_a_countdown(judge_api, monkeypatch):
+    campaign = make_campaign(slug="retry-later", models=("Alpha", "Beta"), prompts=1)
+    judge = api_judge(judge_api, campaign, "judge?prefer=Answer number 1&status=429&retry_after=0.3&times=1")
+    planning.plan(judge)
+    ids = list(JudgeVerdict.objects.filter(judge=judge).values_list("id", flat=True))
+    JudgeVerdict.objects.filter(pk__in=ids).update(status="queued")
+    sent: list[tuple[list[int], dict]] = []
+    monkeypatch.setattr(running, "send_chunks", lambda ids, queue, **kw: sent.append((ids, kw)))
+    outcome = running.run_chunk(ids, retries_done=0)
+    assert outcome.retry == tuple(ids) and outcome.finished == 0
+    assert sent == [(ids, {"retries": 1, "countdown": outcome.retry_in})] and outcome.retry_in >= 0.3
+    assert JudgeVerdict.objects.get(pk=ids[0]).status == "queued"  # it keeps its slot
+
+
+def test_the_judge_task_is_sent_by_its_registered_name_and_runs_inline_when_eager(campaign):
+    judge = static_judge(campaign, "[[A]]")
+    planning.plan(judge, limit=3, seed=0)
+    ids = list(JudgeVerdict.objects.filter(judge=judge).values_list("id", flat=True))
+    JudgeVerdict.objects.filter(pk__in=ids).update(status="queued")
+    running.send_chunks(ids, "generate_api")
+    assert set(JudgeVerdict.objects.filter(judge=judge).values_list("status", flat=True)) == {"done"}

@@ -1,0 +1,648 @@
+"""Judging a chunk of queued pairings, each in both orders: the body of a worker task.
+
+A chunk is a few pairings of one judge (at most `CHUNK`), each holding one of the judge's slots. Its
+database work is a handful of statements whatever its size: one claim, one load, one reply-cache
+lookup, one result write (all the chunk's rows; PostgreSQL) and the hand-off of its slots
+(arena.judges.running). Its backend calls run on a process-wide thread pool, at most one call per
+pairing of the chunk at a time, so the judge never has more calls in flight than slots; only the
+task's own thread touches the database.
+
+The rules (as for response generation, arena.services.generation):
+
+- ``queued -> running`` is a conditional UPDATE that increments ``attempts`` (the run's token); the
+  result write is filtered on that token, so a second delivery does nothing and a requeued run's late
+  write is ignored. A done pairing is never judged again.
+- The replies that came back are stored with the row's new status, whatever happened to the other
+  order: a retry asks only for the missing call. After a failed call, the pairing's calls not yet
+  started are not made (a rate limit would refuse them too).
+- Deterministic decoding with the same judge model, settings, parameters and rendered messages (which
+  hold the template and both answers) reuses a stored reply: no second call (``*_key`` columns), and
+  pairings of one chunk asking the same question share one call.
+- Transient backend errors (rate limits with Retry-After, timeouts, stalls) put the row back to queued
+  for a retry after an exponential backoff, never shorter than Retry-After, up to
+  ARENA_GENERATION_MAX_RETRIES; then, and on permanent errors, the row fails with the (redacted)
+  error. A reply that does not end with an allowed verdict fails the row with its raw text: it is not
+  retried (deterministic judges would say the same) and never guessed.
+- Local models (the GPU queue) are called one after another in the task's thread.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import F
+from django.utils import timezone
+
+from arena.judges import prompting
+from arena.judges.models import Judge, JudgeVerdict
+from arena.models import Campaign, Dimension, ModelEntry, Prompt, Response
+from arena.services import hot_sql
+from arena.services.dispatch import GPU_QUEUE, queue_for
+from arena.services.generation import BACKOFF_MAX, cache_key
+from backends.base import Backend, GenerationResult
+from backends.errors import BackendError, redact
+from backends.params import DecodingParams
+from backends.registry import get_backend
+
+log = logging.getLogger(__name__)
+
+CHUNK = 8  # pairings per task: 5 statements per chunk instead of per pairing; a small wait-for-the-slowest
+MAX_ERROR_CHARS = 2000
+MAX_CALL_THREADS = 256  # the largest max_concurrency a judge may have
+ORDERS = ("lo_first", "hi_first")
+# In model terms: what each letter means for each order.
+_MEANING = {
+    "lo_first": {"A": "lo", "B": "hi", "C": "tie", "D": "both_bad"},
+    "hi_first": {"A": "hi", "B": "lo", "C": "tie", "D": "both_bad"},
+}
+_S = JudgeVerdict.Status
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What became of a chunk: counts per outcome (``lost``: taken over by a newer run, ``skipped``:
+    not queued any more), the ids to retry after ``retry_in`` seconds, and where the chunk's freed
+    slots go (``judge_id``, ``queue``; see arena.judges.running.hand_off)."""
+
+    judge_id: int | None = None
+    queue: str = ""
+    done: int = 0
+    failed: int = 0
+    lost: int = 0
+    skipped: int = 0
+    retry: tuple[int, ...] = ()
+    retry_in: float = 0.0
+
+    @property
+    def finished(self) -> int:
+        """Pairings that left the judge's slots (done or failed)."""
+        return self.done + self.failed
+
+
+def unparsed_message(order: str) -> str:
+    return f"unparsed verdict: the {order.replace('_', '-')} reply does not end with an allowed [[X]]"
+
+
+# -- statements ------------------------------------------------------------------------------------------
+
+# PostgreSQL takes the ids as one array parameter (one prepared statement for every chunk size);
+# SQLite gets an IN list of the chunk's size.
+_IDS = {"postgresql": "= ANY(%s::bigint[])", "sqlite": "IN ({marks})"}
+
+_CLAIM = (
+    "UPDATE {judgeverdict} SET status = 'running', attempts = attempts + 1, started_at = %s, updated_at = %s "
+    "WHERE id {ids} AND status = 'queued' RETURNING id, attempts"
+)
+
+# What a run reads, in one statement: the ORM's select_related query cost more CPU to build than
+# the rest of the run's database work (bench/judges.py).
+_LOAD = (
+    "SELECT v.id, v.lo_first_raw, v.lo_first_verdict, v.hi_first_raw, v.hi_first_verdict, "
+    "j.id, j.template, j.prompt_price, j.completion_price, "
+    "m.id, m.name, m.backend, m.backend_settings, m.params, "
+    "c.id, c.allow_tie, c.allow_both_bad, c.created_at, p.messages, lo.content, hi.content "
+    "FROM {judgeverdict} v JOIN {judge} j ON j.id = v.judge_id JOIN {modelentry} m ON m.id = j.model_id "
+    "JOIN {campaign} c ON c.id = j.campaign_id JOIN {prompt} p ON p.id = v.prompt_id "
+    "JOIN {response} lo ON lo.id = v.response_lo_id JOIN {response} hi ON hi.id = v.response_hi_id "
+    "WHERE v.id {ids} ORDER BY v.id"
+)
+
+# The "<> ''" terms match the partial indexes' condition, so a prepared (generic) plan can use them.
+_CACHED = {
+    "postgresql": hot_sql.sql(
+        "SELECT lo_first_key, lo_first_raw, hi_first_key, hi_first_raw FROM {judgeverdict} "
+        "WHERE (lo_first_key = ANY(%s::text[]) AND lo_first_key <> '') "
+        "OR (hi_first_key = ANY(%s::text[]) AND hi_first_key <> '')",
+        JudgeVerdict,
+    ),
+    "sqlite": hot_sql.sql(
+        "SELECT lo_first_key, lo_first_raw, hi_first_key, hi_first_raw FROM {judgeverdict} "
+        "WHERE (lo_first_key IN ({marks}) AND lo_first_key <> '') "
+        "OR (hi_first_key IN ({marks}) AND hi_first_key <> '')",
+        JudgeVerdict,
+    ),
+}
+
+# Every row of a chunk in one statement, each fenced on its own token; a reply column is written only
+# for the orders asked in this run (their key is set), the usage is added.
+_REPLY_COLUMNS = ", ".join(
+    f"{order}_{column} = CASE WHEN d.{order}_key = '' THEN v.{order}_{column} ELSE d.{order}_{column} END"
+    for order in ORDERS
+    for column in ("raw", "verdict", "key")
+)
+_STORE = hot_sql.sql(
+    "UPDATE {judgeverdict} AS v SET status = d.status, outcome = d.outcome, consistent = d.consistent, "
+    "scores = d.scores::jsonb, error = d.error, {replies}, "
+    "prompt_tokens = v.prompt_tokens + d.prompt_tokens, completion_tokens = v.completion_tokens + "
+    "d.completion_tokens, calls = v.calls + d.calls, cost = v.cost + d.cost, updated_at = %s "
+    "FROM unnest(%s::bigint[], %s::int[], %s::text[], %s::text[], %s::boolean[], %s::text[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::bigint[], %s::bigint[], %s::int[], %s::float8[]) "
+    "AS d(id, token, status, outcome, consistent, scores, error, lo_first_raw, lo_first_verdict, lo_first_key, "
+    "hi_first_raw, hi_first_verdict, hi_first_key, prompt_tokens, completion_tokens, calls, cost) "
+    "WHERE v.id = d.id AND v.status = 'running' AND v.attempts = d.token RETURNING v.id",
+    JudgeVerdict,
+    replies=_REPLY_COLUMNS,
+)
+
+
+def _by_vendor(text: str, ids: list[int], *models) -> tuple[str, list[Any]]:
+    """``text`` for this database with its ``{ids}`` condition, and the ids as parameters."""
+    if connection.vendor == "postgresql":
+        return hot_sql.sql(text, *models, ids=_IDS["postgresql"]), [ids]
+    marks = ", ".join(["%s"] * len(ids))
+    return hot_sql.sql(text, *models, ids=_IDS["sqlite"].format(marks=marks)), list(ids)
+
+
+def _now() -> Any:
+    return connection.ops.adapt_datetimefield_value(timezone.now())
+
+
+def claim(verdict_ids: list[int]) -> dict[int, int]:
+    """queued -> running for the chunk in one statement, incrementing ``attempts``: each claimed row's
+    token by id. Rows another delivery has (or that are finished) are left out."""
+    statement, ids = _by_vendor(_CLAIM, verdict_ids, JudgeVerdict)
+    now = _now()
+    return dict(hot_sql.fetchall(statement, [now, now, *ids]))
+
+
+# -- loading -------------------------------------------------------------------------------------------------
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as Python data (PostgreSQL's driver decodes jsonb; SQLite gives text)."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+@dataclass
+class _Run:
+    """A claimed pairing, as the run needs it."""
+
+    verdict_id: int
+    token: int
+    stored: dict[str, tuple[str, str]]  # order -> (raw, letter) from an earlier run
+    judge: Judge
+    model: ModelEntry
+    campaign: Campaign
+    messages: list[dict[str, Any]]
+    answers: dict[str, str]
+    replies: dict[str, _Reply] = field(default_factory=dict)  # this run's, by order
+    error: BaseException | None = None
+
+
+@dataclass
+class _Reply:
+    text: str
+    letter: str
+    key: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    calls: int = 0
+
+
+def load(tokens: dict[int, int]) -> list[_Run]:
+    """The claimed rows with their judge, model, campaign, prompt and answers: one query."""
+    statement, ids = _by_vendor(_LOAD, list(tokens), JudgeVerdict, Judge, ModelEntry, Campaign, Prompt, Response)
+    models: dict[int, ModelEntry] = {}
+    campaigns: dict[int, Campaign] = {}
+    judges: dict[int, Judge] = {}
+    runs = []
+    for (
+        verdict_id,
+        lo_raw,
+        lo_letter,
+        hi_raw,
+        hi_letter,
+        judge_id,
+        template,
+        prompt_price,
+        completion_price,
+        model_id,
+        name,
+        backend,
+        backend_settings,
+        params,
+        campaign_id,
+        allow_tie,
+        allow_both_bad,
+        created_at,
+        messages,
+        lo,
+        hi,
+    ) in hot_sql.fetchall(statement, ids):
+        if (model := models.get(model_id)) is None:
+            model = models[model_id] = ModelEntry(
+                pk=model_id, name=name, backend=backend, backend_settings=_json(backend_settings), params=_json(params)
+            )
+        if (campaign := campaigns.get(campaign_id)) is None:
+            campaign = campaigns[campaign_id] = Campaign(
+                pk=campaign_id, allow_tie=bool(allow_tie), allow_both_bad=bool(allow_both_bad), created_at=created_at
+            )
+        if (judge := judges.get(judge_id)) is None:
+            judge = judges[judge_id] = Judge(
+                pk=judge_id,
+                model=model,
+                campaign=campaign,
+                template=template,
+                prompt_price=prompt_price,
+                completion_price=completion_price,
+            )
+        runs.append(
+            _Run(
+                verdict_id,
+                tokens[verdict_id],
+                {"lo_first": (lo_raw, lo_letter), "hi_first": (hi_raw, hi_letter)},
+                judge,
+                model,
+                campaign,
+                _json(messages),
+                {"lo": lo, "hi": hi},
+            )
+        )
+    return runs
+
+
+_dimensions: dict[tuple[int, Any], tuple[float, list[prompting.DimensionSpec]]] = {}
+DIMENSIONS_TTL = 10.0  # seconds a worker process reuses a campaign's dimensions (a query per chunk otherwise)
+
+
+def campaign_dimensions(campaign: Campaign) -> list[prompting.DimensionSpec]:
+    key = (campaign.pk, campaign.created_at)
+    cached = _dimensions.get(key)
+    if cached is not None and time.monotonic() - cached[0] < DIMENSIONS_TTL:
+        return cached[1]
+    rows = Dimension.objects.filter(campaign_id=campaign.pk).order_by("order", "id")
+    dims = [prompting.DimensionSpec(d.key, d.label, d.scale_min, d.scale_max) for d in rows]
+    if len(_dimensions) > 1000:
+        _dimensions.clear()
+    _dimensions[key] = (time.monotonic(), dims)
+    return dims
+
+
+# -- the calls -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Call:
+    """One backend call and the (order of the) pairings waiting for it."""
+
+    messages: list[dict[str, str]]
+    key: str
+    backend: Backend
+    params: DecodingParams
+    letters: tuple[str, ...]
+    waiting: list[tuple[_Run, str]] = field(default_factory=list)
+
+    def make(self) -> None:
+        if all(run.error is not None for run, _ in self.waiting):
+            return  # every pairing that wanted it failed already
+        try:
+            result = self.backend.generate(self.messages, self.params)
+        except Exception as error:
+            for run, _ in self.waiting:
+                run.error = run.error or error
+            return
+        self.answer(result.text, result)
+
+    def answer(self, text: str, result: GenerationResult | None) -> None:
+        letter = prompting.parse_verdict(text, self.letters) or ""
+        for i, (run, order) in enumerate(self.waiting):
+            if result is None or i > 0:  # a cached or shared reply costs nothing
+                run.replies[order] = _Reply(text, letter, self.key)
+            else:
+                run.replies[order] = _Reply(
+                    text, letter, self.key, result.prompt_tokens or 0, result.completion_tokens or 0, 1
+                )
+
+
+def plan_calls(runs: list[_Run]) -> list[_Call]:
+    """The calls the chunk needs: each pairing's orders not stored yet, less the replies the cache
+    has (answered here), one call per distinct question when decoding is deterministic."""
+    calls: dict[str, _Call] = {}
+    backends: dict[int, Backend] = {}
+    deterministic = False
+    for run in runs:
+        model, campaign = run.model, run.campaign
+        params = DecodingParams.from_dict(model.params)
+        letters = prompting.allowed_letters(campaign.allow_tie, campaign.allow_both_bad)
+        dims = campaign_dimensions(campaign)
+        for order in ORDERS:
+            if run.stored[order][0]:
+                continue  # stored by an earlier run
+            first, second = ("lo", "hi") if order == "lo_first" else ("hi", "lo")
+            messages = prompting.render(
+                run.judge.template,
+                run.messages,
+                run.answers[first],
+                run.answers[second],
+                letters=letters,
+                dimensions=dims,
+            )
+            key = cache_key(model, params, messages)
+            # A sampling judge is asked again even for the same question: a new sample each time.
+            slot = key if params.is_deterministic else f"{key}:{run.verdict_id}:{order}"
+            deterministic = deterministic or params.is_deterministic
+            if slot not in calls:
+                if (backend := backends.get(model.pk)) is None:
+                    backend = backends[model.pk] = get_backend(model.backend, model.backend_settings)
+                calls[slot] = _Call(messages, key, backend, params, letters)
+            calls[slot].waiting.append((run, order))
+    if not deterministic:
+        return list(calls.values())
+    cached = _cached_replies(
+        [c.key for slot, c in calls.items() if slot == c.key]  # deterministic ones only
+    )
+    left = []
+    for slot, call in calls.items():
+        if slot == call.key and call.key in cached:
+            call.answer(cached[call.key], None)
+        else:
+            left.append(call)
+    return left
+
+
+def _cached_replies(keys: list[str]) -> dict[str, str]:
+    """Stored replies by cache key, for those of ``keys`` any judge run has; one query."""
+    if not keys:
+        return {}
+    if connection.vendor == "postgresql":
+        rows = hot_sql.fetchall(_CACHED["postgresql"], [keys, keys])
+    else:
+        marks = ", ".join(["%s"] * len(keys))
+        rows = hot_sql.fetchall(_CACHED["sqlite"].format(marks=marks), [*keys, *keys])
+    wanted = set(keys)
+    found: dict[str, str] = {}
+    for lo_key, lo_raw, hi_key, hi_raw in rows:
+        for key, raw in ((lo_key, lo_raw), (hi_key, hi_raw)):
+            if key in wanted and raw:
+                found.setdefault(key, raw)
+    return found
+
+
+_pool_lock = threading.Lock()
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def call_pool() -> ThreadPoolExecutor:
+    """The process's thread pool for backend calls (re-created after a fork: a prefork worker child)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != os.getpid():
+            _pool = (os.getpid(), ThreadPoolExecutor(MAX_CALL_THREADS, thread_name_prefix="judge-call"))
+        return _pool[1]
+
+
+def make_calls(calls: list[_Call], width: int, sequential: bool) -> None:
+    """Make ``calls``, at most ``width`` at a time, on the call pool (in this thread when
+    ``sequential`` or when there is one lane); returns when all are made."""
+    todo: deque[_Call] = deque(calls)
+
+    def lane() -> None:
+        while True:
+            try:
+                call = todo.popleft()
+            except IndexError:
+                return
+            call.make()
+
+    lanes = 1 if sequential else max(1, min(width, len(calls)))
+    if lanes == 1:
+        lane()
+        return
+    futures = [call_pool().submit(lane) for _ in range(lanes)]
+    for future in wait(futures).done:
+        future.result()  # a lane only raises on a bug: let the task see it
+
+
+# -- one chunk -----------------------------------------------------------------------------------------------
+
+
+def judge_chunk(verdict_ids: list[int], *, retries_done: int = 0) -> ChunkOutcome:
+    """Judge the queued pairings ``verdict_ids`` (one judge's) in both orders; see the module docstring.
+
+    At most five statements whatever the chunk's size (claim, load, dimensions when not cached,
+    reply cache, result write); the connection goes back to the pool while the judge thinks.
+    """
+    tokens = claim(verdict_ids)
+    skipped = len(verdict_ids) - len(tokens)
+    if not tokens:
+        return ChunkOutcome(skipped=skipped)
+    runs = load(tokens)
+    first = runs[0]
+    where = {"judge_id": first.judge.pk, "queue": queue_for(first.model.backend)}
+    try:
+        calls = plan_calls(runs)
+        if calls:
+            _release_connection()
+            make_calls(calls, width=len(runs), sequential=where["queue"] == GPU_QUEUE)
+    except BaseException as error:
+        from celery.exceptions import SoftTimeLimitExceeded
+
+        over = isinstance(error, SoftTimeLimitExceeded)
+        if not over:
+            log.exception("judging pairings %s failed", sorted(tokens))
+        message = "timeout: over the task's time limit" if over else "internal: unexpected worker error (see its log)"
+        try:
+            store(runs, [_failure(run, message) for run in runs])
+        except Exception:
+            log.exception("could not mark judge verdicts %s failed", sorted(tokens))
+        if over:
+            return ChunkOutcome(failed=len(runs), skipped=skipped, **where)
+        raise
+    return _conclude(runs, retries_done, skipped, where)
+
+
+def _conclude(runs: list[_Run], retries_done: int, skipped: int, where: dict[str, Any]) -> ChunkOutcome:
+    """Each pairing's new state (done, failed or retry), written in one statement."""
+    rows = []
+    retry: list[int] = []
+    delays: list[float] = []
+    for run in runs:
+        if run.error is None:
+            rows.append(_verdict(run))
+            continue
+        error = run.error
+        if not isinstance(error, BackendError):
+            log.error("judging pairing %s failed", run.verdict_id, exc_info=error)
+            rows.append(_failure(run, "internal: unexpected worker error (see its log)"))
+            continue
+        message = _redacted(f"{error.kind}: {error.message}", run.model.backend_settings)
+        log.warning("judging pairing %s failed: %s", run.verdict_id, message)
+        delay = retry_delay(error, retries_done)
+        if delay is None:
+            rows.append(_failure(run, message))
+        else:
+            # The replies that did come back are stored with the retry: it asks only for the rest.
+            rows.append({**_failure(run, f"retrying: {message}"), "status": _S.QUEUED})
+            retry.append(run.verdict_id)
+            delays.append(delay)
+    won = store(runs, rows)
+    counts = {"done": 0, "failed": 0}
+    for run, row in zip(runs, rows, strict=True):
+        if run.verdict_id in won and row["status"] in counts:
+            counts[row["status"]] += 1
+    retry = [i for i in retry if i in won]
+    lost = len(runs) - len(won)
+    return ChunkOutcome(
+        **where,
+        **counts,
+        lost=lost,
+        skipped=skipped,
+        retry=tuple(retry),
+        retry_in=max(delays) if retry else 0.0,
+    )
+
+
+def _failure(run: _Run, message: str) -> dict[str, Any]:
+    return {"status": _S.FAILED, "outcome": "", "consistent": None, "scores": {}, "error": message}
+
+
+def _verdict(run: _Run) -> dict[str, Any]:
+    """The combined verdict, or a failure when a reply cannot be read (kept with its raw text for
+    staff; a deterministic judge would answer the same, so no retry)."""
+    replies = {order: run.replies.get(order) or _Reply(*run.stored[order], "") for order in ORDERS}
+    for order in ORDERS:
+        if not replies[order].letter:
+            return _failure(run, unparsed_message(order))
+    outcome, consistent = combine(replies["lo_first"].letter, replies["hi_first"].letter)
+    raw = {order: replies[order].text for order in ORDERS}
+    dims = campaign_dimensions(run.campaign)
+    return {
+        "status": _S.DONE,
+        "outcome": outcome,
+        "consistent": consistent,
+        "scores": combine_scores(raw, dims),
+        "error": "",
+    }
+
+
+def combine(lo_first: str, hi_first: str) -> tuple[str, bool]:
+    """The pairing's outcome (lo, hi, tie, both_bad) from the two orders' letters, and whether they agree."""
+    a, b = _MEANING["lo_first"][lo_first], _MEANING["hi_first"][hi_first]
+    return (a, True) if a == b else ("tie", False)
+
+
+def combine_scores(raw: dict[str, str], dims: list[prompting.DimensionSpec]) -> dict[str, dict[str, float]]:
+    """Per dimension, each model's score averaged over the orders that scored it."""
+    got = {order: prompting.parse_scores(raw[order], dims) for order in ORDERS}
+    out: dict[str, dict[str, float]] = {}
+    for d in dims:
+        lo, hi = [], []
+        if d.key in got["lo_first"]:
+            lo.append(got["lo_first"][d.key]["A"])
+            hi.append(got["lo_first"][d.key]["B"])
+        if d.key in got["hi_first"]:
+            hi.append(got["hi_first"][d.key]["A"])
+            lo.append(got["hi_first"][d.key]["B"])
+        if lo:
+            out[d.key] = {"lo": sum(lo) / len(lo), "hi": sum(hi) / len(hi)}
+    return out
+
+
+# -- the write -----------------------------------------------------------------------------------------------
+
+
+def store(runs: list[_Run], rows: list[dict[str, Any]]) -> set[int]:
+    """Write each run's row (``status``, ``outcome``, ``consistent``, ``scores``, ``error``), its new
+    replies and their usage and cost; the ids written (a run that lost its row is left out)."""
+    if connection.vendor == "postgresql":
+        return _store_bulk(runs, rows)
+    return {run.verdict_id for run, row in zip(runs, rows, strict=True) if _store_one(run, row)}
+
+
+def _usage(run: _Run) -> tuple[int, int, int, float]:
+    new = [r for r in run.replies.values() if r.key]
+    prompt_tokens = sum(r.prompt_tokens for r in new)
+    completion_tokens = sum(r.completion_tokens for r in new)
+    cost = (prompt_tokens * run.judge.prompt_price + completion_tokens * run.judge.completion_price) / 1e6
+    return prompt_tokens, completion_tokens, sum(r.calls for r in new), cost
+
+
+def _new_reply(run: _Run, order: str) -> _Reply:
+    reply = run.replies.get(order)
+    return reply if reply is not None and reply.key else _Reply("", "", "")
+
+
+def _store_bulk(runs: list[_Run], rows: list[dict[str, Any]]) -> set[int]:
+    columns: list[list[Any]] = [[] for _ in range(17)]
+    for run, row in zip(runs, rows, strict=True):
+        lo, hi = _new_reply(run, "lo_first"), _new_reply(run, "hi_first")
+        values = (
+            run.verdict_id,
+            run.token,
+            row["status"],
+            row["outcome"],
+            row["consistent"],
+            json.dumps(row["scores"]),
+            row["error"][:MAX_ERROR_CHARS],
+            lo.text,
+            lo.letter,
+            lo.key,
+            hi.text,
+            hi.letter,
+            hi.key,
+            *_usage(run),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return {row[0] for row in hot_sql.fetchall(_STORE, [_now(), *columns])}
+
+
+def _store_one(run: _Run, row: dict[str, Any]) -> bool:
+    values: dict[str, Any] = {**row, "error": row["error"][:MAX_ERROR_CHARS], "updated_at": timezone.now()}
+    for order, reply in run.replies.items():
+        if reply.key:
+            values.update({f"{order}_raw": reply.text, f"{order}_verdict": reply.letter, f"{order}_key": reply.key})
+    prompt_tokens, completion_tokens, calls, cost = _usage(run)
+    if run.replies:
+        values.update(
+            prompt_tokens=F("prompt_tokens") + prompt_tokens,
+            completion_tokens=F("completion_tokens") + completion_tokens,
+            calls=F("calls") + calls,
+            cost=F("cost") + cost,
+        )
+    owned = JudgeVerdict.objects.filter(pk=run.verdict_id, status=_S.RUNNING, attempts=run.token)
+    return owned.update(**values) == 1
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+
+
+def retry_delay(error: BackendError, retries_done: int) -> float | None:
+    """Seconds before the next try, or None when the error is final."""
+    if not error.retryable or retries_done >= settings.ARENA_GENERATION_MAX_RETRIES:
+        return None
+    delay = min(BACKOFF_MAX, settings.ARENA_GENERATION_RETRY_BACKOFF * 2**retries_done) * random.uniform(0.5, 1.0)
+    if error.retry_after is not None:
+        delay = max(delay, error.retry_after)
+    return delay
+
+
+def _redacted(text: str, backend_settings: dict) -> str:
+    env_name = (backend_settings or {}).get("api_key_env")
+    secret = os.environ.get(env_name) if isinstance(env_name, str) and env_name else None
+    return redact(text, [secret])
+
+
+def _release_connection() -> None:
+    """Give the database connection back while the judge thinks, unless a transaction is open."""
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def chunks(ids: Iterable[int], size: int = CHUNK) -> list[list[int]]:
+    """``ids`` in lists of at most ``size``."""
+    ids = list(ids)
+    return [ids[i : i + size] for i in range(0, len(ids), size)]

@@ -14,7 +14,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from arena.embedded import EmbeddedRuntime  # noqa: E402
-from arena.routing import websocket_urlpatterns  # noqa: E402
+from arena.web.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {

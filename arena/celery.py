@@ -24,7 +24,7 @@ app.autodiscover_tasks()
 def _check_pooled_connections(**kwargs) -> None:
     """Workers check a pooled database connection before each use (a round trip per task is cheap
     there): a task never starts on a connection that a database restart broke. Web processes skip
-    the check and purge their pools when a request finds a broken connection (arena.middleware)."""
+    the check and purge their pools when a request finds a broken connection (arena.web.middleware)."""
     from django.conf import settings
 
     if settings.DATABASES["default"].get("OPTIONS", {}).get("pool"):

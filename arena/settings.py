@@ -88,10 +88,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
-    "arena.middleware.ContentSecurityPolicyMiddleware",
-    "arena.middleware.DatabaseUnavailableMiddleware",
-    "arena.middleware.StaleVoterMiddleware",
-    "arena.middleware.JsonBodyMiddleware",
+    "arena.web.middleware.ContentSecurityPolicyMiddleware",
+    "arena.web.middleware.DatabaseUnavailableMiddleware",
+    "arena.web.middleware.StaleVoterMiddleware",
+    "arena.web.middleware.JsonBodyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -134,7 +134,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # connections would pile up; a psycopg pool per process bounds them instead.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # No health check on every checkout (a round trip per request): a connection found broken makes
-    # the outage middleware check the whole pool at once (arena.middleware.DatabaseCircuit.failed).
+    # the outage middleware check the whole pool at once (arena.web.middleware.DatabaseCircuit.failed).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", False)
     # Prepared statements for arena.services.hot_sql (server-side parameters, planned once per
     # connection). The ORM binds on the client and never prepares, whatever this says.
@@ -156,7 +156,7 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 # While PostgreSQL is down, a web process answers with the outage page at once and lets one request
-# try the database again every this many seconds (arena.middleware.DatabaseCircuit).
+# try the database again every this many seconds (arena.web.middleware.DatabaseCircuit).
 DB_OUTAGE_RETRY_AFTER = env_float("DB_OUTAGE_RETRY_AFTER", 1.0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -3,8 +3,9 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from arena import admin_security, site_assets, staff_views, views
-from arena.api import api
+from arena.admin import security as admin_security
+from arena.api.site import api
+from arena.web import site_assets, staff_views, views
 
 arena_patterns = [
     path("", views.home, name="home"),
@@ -27,7 +28,7 @@ urlpatterns = [
     path("favicon.ico", site_assets.favicon, name="favicon"),
     path("api/v1/", api.urls),
     path("", include("arena.leaderboards.urls")),
-    path("", include("arena.live_urls")),
-    path("", include("arena.ranking_urls")),
+    path("", include("arena.web.live_urls")),
+    path("", include("arena.web.ranking_urls")),
     path("", include("arena.exports.urls")),
 ]

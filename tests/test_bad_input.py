@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 from django.test import Client
 
-from arena.json_body import MAX_JSON_DEPTH
+from arena.web.json_body import MAX_JSON_DEPTH
 from arena.models import MAX_SCALE_POINTS, Campaign, Dimension, ModelEntry, Prompt, Ranking, Vote
 from arena.services.errors import ArenaError
 from arena.services.imports import ImportFailed, import_file, load_campaign, parse_prompt_file

@@ -1,4 +1,4 @@
-"""The battle page is rendered once per campaign and filled per request (arena.pages): the filled
+"""The battle page is rendered once per campaign and filled per request (arena.web.pages): the filled
 frame must be exactly what a full render of the template gives, and it must follow the campaign."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import re
 import pytest
 from django.template.loader import render_to_string
 
-from arena import pages
+from arena.web import pages
 from arena.models import Campaign
 from arena.services.battles import BattleView
 from arena.services.profiles import campaign_profile, forget_profiles

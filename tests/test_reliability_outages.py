@@ -12,7 +12,7 @@ import pytest
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import OperationalError
 
-from arena import middleware
+from arena.web import middleware
 from arena.services import access
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from ninja import Field, Router, Schema
 
-from arena.api_common import ErrorOut, StaffSession, Status
+from arena.api.common import ErrorOut, StaffSession, Status
 from arena.exports import runner
 from arena.exports.models import ExportJob
 from arena.exports.views import export_file_response

@@ -12,7 +12,7 @@ from typing import Literal
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
-from arena.api_common import ErrorOut, StaffSession, Status
+from arena.api.common import ErrorOut, StaffSession, Status
 from arena.judges import actions, boards
 from arena.permissions import allowed
 from arena.services.errors import NotAllowed

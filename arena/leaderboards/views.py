@@ -10,7 +10,7 @@ from arena.exports.leaderboard_csv import write_leaderboard_csv
 from arena.leaderboards.models import OVERALL, LeaderboardSnapshot
 from arena.leaderboards.presentation import leaderboard_context
 from arena.services import access
-from arena.views import shows_arena_errors
+from arena.web.helpers import shows_arena_errors
 
 
 def _snapshot(request: HttpRequest, slug: str) -> tuple[object, LeaderboardSnapshot | None, dict]:

@@ -5,7 +5,7 @@ thread of that process touches the row's ``updated_at`` every ARENA_GENERATION_H
 seconds, whether or not the model is writing (a slow first token, a GPU busy with a long batch). A
 "running" row whose heartbeat is older than ARENA_GENERATION_HEARTBEAT_TIMEOUT lost its worker (killed,
 out of memory, its machine gone): `arena.services.generation.requeue_stale` requeues it at once, for
-beat's frequent sweep and for a voter's page waiting on a live battle (arena.consumers). A slow but
+beat's frequent sweep and for a voter's page waiting on a live battle (arena.web.consumers). A slow but
 living worker keeps its row: it beats. And should it have been presumed dead anyway (a stalled
 process), the attempt fence keeps it from writing over the new run.
 

@@ -25,7 +25,7 @@ class CampaignProfile:
     weights: dict[int, float]  # active models only
     names: dict[int, str]  # every model of the campaign
     all_active: bool
-    # Pages rendered for this profile (arena.pages): they live and die with it.
+    # Pages rendered for this profile (arena.web.pages): they live and die with it.
     frames: dict[Any, Any] = field(default_factory=dict, compare=False, repr=False)
 
 

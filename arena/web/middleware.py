@@ -12,8 +12,8 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
-from arena.json_body import check_body
 from arena.services.errors import ArenaError
+from arena.web.json_body import check_body
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class DatabaseUnavailableMiddleware:
     is replaced here.
 
     While the database is known to be down, requests get the 503 at once, without touching it
-    (``database_circuit``). /healthz answers for itself (arena.views.healthz).
+    (``database_circuit``). /healthz answers for itself (arena.web.views.healthz).
     """
 
     def __init__(self, get_response) -> None:
@@ -200,7 +200,7 @@ class StaleVoterMiddleware:
 
 class JsonBodyMiddleware:
     """Bad JSON bodies end here with a clear JSON 4xx, before sessions, CSRF or any view run: too
-    large (413), not JSON, not finite numbers, nested too deep (400). The rules: arena.json_body."""
+    large (413), not JSON, not finite numbers, nested too deep (400). The rules: arena.web.json_body."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response

@@ -9,7 +9,7 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema
 
-from arena.api_common import ErrorOut
+from arena.api.common import ErrorOut, check_csrf
 from arena.services import access, rankings, ratelimit
 from arena.services.errors import NotFound
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
@@ -74,9 +74,7 @@ def _out(view: rankings.RankingView) -> dict:
 )
 def next_ranking(request: HttpRequest, response: HttpResponse, slug: str):
     """The voter's ranking task in a ranking campaign (their open one if any). Sets the voter cookie on first use."""
-    from arena.api import _check_csrf
-
-    _check_csrf(request)
+    check_csrf(request)
     profile = access.visible_profile(request, slug)
     rankings.check_ranking_campaign(profile.campaign)
     ratelimit.check_battle(request)
@@ -100,9 +98,7 @@ def get_ranking(request: HttpRequest, ranking_id: str):
 )
 def submit_ranking(request: HttpRequest, ranking_id: str, payload: RankingIn):
     """Submit your order, best first; once only. The answer reveals the models in your order."""
-    from arena.api import _check_csrf
-
-    _check_csrf(request)
+    check_csrf(request)
     voter = voter_from_cookie(request)
     if voter is None:
         raise NotFound("No such ranking.")

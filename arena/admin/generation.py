@@ -1,6 +1,6 @@
 """Admin for response generation: campaign actions and a progress page per campaign.
 
-Imported at the end of arena/admin.py. It re-registers the campaign admin as a subclass that adds:
+``GenerationAdminMixin`` gives the campaign admin (arena.admin.campaigns):
 
 - actions "Generate all missing responses" and "Retry failed responses";
 - a "generation" link per campaign leading to ``admin/arena/campaign/<id>/generation/``: counts by
@@ -20,7 +20,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from arena.admin import CampaignAdmin
 from arena.models import Campaign
 from arena.services import generation
 from arena.services.errors import ArenaError
@@ -50,9 +49,11 @@ def retry_failed(modeladmin, request, queryset):
             modeladmin.message_user(request, f"{campaign}: {n} failed responses queued again.", messages.SUCCESS)
 
 
-class GenerationCampaignAdmin(CampaignAdmin):
-    actions = [*CampaignAdmin.actions, generate_missing, retry_failed]
-    list_display = [*CampaignAdmin.list_display, "generation_link"]
+GENERATION_ACTIONS = [generate_missing, retry_failed]
+
+
+class GenerationAdminMixin:
+    """The generation link, page and URLs of a campaign admin; its actions are ``GENERATION_ACTIONS``."""
 
     @admin.display(description="generation")
     def generation_link(self, obj: Campaign) -> str:
@@ -104,7 +105,3 @@ class GenerationCampaignAdmin(CampaignAdmin):
             "can_change": self.has_change_permission(request, campaign),
         }
         return render(request, "admin/arena/generation_progress.html", context)
-
-
-admin.site.unregister(Campaign)
-admin.site.register(Campaign, GenerationCampaignAdmin)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from functools import wraps
-from typing import Any
-
 from django.db import connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -14,37 +11,14 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from arena import pages
-from arena.json_body import json_body
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
 from arena.services.errors import ArenaError, NotFound
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
-
-
-def _wants_json(request: HttpRequest) -> bool:
-    return "application/json" in request.headers.get("Accept", "")
-
-
-def shows_arena_errors(view):
-    """Render an ArenaError as a clear message (HTML page or JSON) with its status code."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        try:
-            return view(request, *args, **kwargs)
-        except ArenaError as error:
-            if _wants_json(request):
-                response = JsonResponse({"error": error.code, "message": error.message}, status=error.status)
-            else:
-                context = {"message": error.message, "campaign": getattr(request, "arena_campaign", None)}
-                response = render(request, "arena/message.html", context, status=error.status)
-            if getattr(error, "retry_after", None):
-                response.headers["Retry-After"] = str(error.retry_after)
-            return response
-
-    return wrapper
+from arena.web import pages
+from arena.web.helpers import shows_arena_errors, wants_json
+from arena.web.json_body import json_body
 
 
 @require_GET
@@ -159,7 +133,7 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
     voter = battle_owner(request)
     ratelimit.check_vote(request)
     if request.content_type == "application/json":
-        payload = json_body(request)  # checked at the edge: arena.middleware.JsonBodyMiddleware
+        payload = json_body(request)  # checked at the edge: arena.web.middleware.JsonBodyMiddleware
         payload = {} if payload is None else payload
         if not isinstance(payload, dict):
             raise ArenaError("The request body must be a JSON object.")
@@ -172,7 +146,7 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
     except (TypeError, ValueError):
         duration_ms = None
     recorded = votes.record_vote(battle_id, voter, verdict, scores, duration_ms)
-    if _wants_json(request):
+    if wants_json(request):
         return JsonResponse(
             {
                 "verdict": recorded.vote.verdict,
@@ -211,10 +185,10 @@ HEALTHZ_POOL_WAIT = 0.5  # seconds; requests wait up to DB_POOL_TIMEOUT
 
 
 def _database_ok() -> bool:
-    """While this process knows the database is down (arena.middleware.DatabaseCircuit), no without
+    """While this process knows the database is down (arena.web.middleware.DatabaseCircuit), no without
     asking, unless it is time to probe again; otherwise SELECT 1 on a pooled connection, waiting for
     one at most HEALTHZ_POOL_WAIT."""
-    from arena.middleware import database_circuit
+    from arena.web.middleware import database_circuit
 
     if not database_circuit.allows():
         return False

@@ -16,12 +16,12 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from arena import pages
 from arena.models import Campaign, Ranking
 from arena.services import access, rankings, ratelimit
 from arena.services.errors import ArenaError, NotFound
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
-from arena.views import _wants_json, shows_arena_errors
+from arena.web import pages
+from arena.web.helpers import shows_arena_errors, wants_json
 
 
 def _render_task(
@@ -103,13 +103,13 @@ def submit(request: HttpRequest, ranking_id: str) -> HttpResponse:
     try:
         submitted = rankings.submit_ranking(ranking_id, voter, order, duration_ms)
     except ArenaError as error:
-        if error.status != 400 or _wants_json(request):
+        if error.status != 400 or wants_json(request):
             raise
         # A malformed order on the page: show the same task again with the message; nothing is lost.
         ranking = rankings.voter_ranking(ranking_id, voter)
         request.arena_campaign = ranking.campaign
         return _render_task(request, ranking.campaign, rankings.ranking_view(ranking), error=error.message, status=400)
-    if _wants_json(request):
+    if wants_json(request):
         return JsonResponse(
             {
                 "ranking": submitted.id,

@@ -1,4 +1,4 @@
-"""JSON request bodies, checked once at the edge (arena.middleware.JsonBodyMiddleware) before any view.
+"""JSON request bodies, checked once at the edge (arena.web.middleware.JsonBodyMiddleware) before any view.
 
 A body sent as ``application/json`` (or parsed as JSON by the API, whatever its type) is held to
 these rules: at most Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB by default; 413), valid

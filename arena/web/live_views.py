@@ -1,6 +1,6 @@
 """Thin HTTP views of live battles: the prompt form, the battle page, a further turn.
 
-The answers stream over the websocket (arena.consumers); voting uses the ordinary vote view
+The answers stream over the websocket (arena.web.consumers); voting uses the ordinary vote view
 (``/b/<id>/vote``) and reveal page.
 """
 
@@ -21,7 +21,7 @@ from arena.rendering import render_markdown
 from arena.services import access, battles, live
 from arena.services.errors import ArenaError, NotFound
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
-from arena.views import _wants_json, shows_arena_errors
+from arena.web.helpers import shows_arena_errors, wants_json
 
 
 def _prompt_from(request: HttpRequest) -> str:
@@ -61,7 +61,7 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         battle = live.start_battle(campaign, voter, text, authenticated=request.user.is_authenticated)
     except ArenaError as error:
-        if _wants_json(request):
+        if wants_json(request):
             response = JsonResponse({"error": error.code, "message": error.message}, status=error.status)
         else:
             context.update(prompt=text, error=error.message)
@@ -69,7 +69,7 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
         if getattr(error, "retry_after", None):
             response.headers["Retry-After"] = str(error.retry_after)
     else:
-        if _wants_json(request):
+        if wants_json(request):
             response = JsonResponse(_battle_urls(battle), status=201)
         else:
             response = redirect("arena_live:battle", battle_id=battle.pk)
@@ -122,10 +122,10 @@ def add_turn(request: HttpRequest, battle_id: str) -> HttpResponse:
     try:
         battle = live.add_turn(battle_id, voter, _prompt_from(request))
     except ArenaError as error:
-        if _wants_json(request) or isinstance(error, NotFound):
+        if wants_json(request) or isinstance(error, NotFound):
             raise
         battle = battles.voter_battle(battle_id, voter)
         return _render_battle(request, battle, error=error.message, status=error.status)
-    if _wants_json(request):
+    if wants_json(request):
         return JsonResponse(_battle_urls(battle))
     return redirect("arena_live:battle", battle_id=battle.pk)

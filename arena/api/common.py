@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from ninja import Schema
+from ninja.errors import HttpError
 from ninja.security import APIKeyCookie
 
 from arena.permissions import allowed
@@ -53,3 +55,10 @@ class StaffSession(APIKeyCookie):
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         return request.user
+
+
+def check_csrf(request: HttpRequest) -> None:
+    """Session-authenticated writes need the CSRF token, as on the pages (token-less API clients have none)."""
+    reason = CsrfViewMiddleware(lambda r: HttpResponse()).process_view(request, None, (), {})
+    if reason is not None:
+        raise HttpError(403, "CSRF check failed: send the csrftoken cookie's value in the X-CSRFToken header.")

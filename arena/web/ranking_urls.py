@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from arena import ranking_views
+from arena.web import ranking_views
 
 app_name = "arena_rank"
 

@@ -1,8 +1,8 @@
-"""Routes of live battles (voters write the prompt). The websocket route is in arena.routing."""
+"""Routes of live battles (voters write the prompt). The websocket route is in arena.web.routing."""
 
 from django.urls import path
 
-from arena import live_views
+from arena.web import live_views
 
 app_name = "arena_live"
 

@@ -18,7 +18,7 @@ from arena.rendering import _CLEANER, _MD, render_markdown, simple_markdown_html
 # each line starting with a word, between single newlines, blank lines and leading or trailing spaces.
 _STARTERS = st.sampled_from(["The", "answer", "é", "中文", "🙂", "So", "x"])
 _WORDS = st.sampled_from(["word", "The", "42", "1,234", "é", "中文", "🙂", "C#", "x-y", "a+b", "e=mc2", "2."])
-_PUNCTUATION = st.sampled_from([".", ",", ";", ":", "!", "?", "(", ")", '"', "'", " & ", " < ", " > ", "~", "%"])
+_PUNCTUATION = st.sampled_from([".", ",", ";", ":", "!", "?", "(", ")", '"', "'", " & ", " < ", " > ", " ~5", "%"])
 _SPACES = st.sampled_from([" ", " ", "  ", "   "])
 _NEWLINES = st.sampled_from(["\n", "\n\n", "  \n", "\n   ", " \n \n", "\n\n\n", "\n  \n  "])
 _EMPHASISED = st.builds(
@@ -85,7 +85,7 @@ def _check(text: str) -> str | None:
     return html
 
 
-@settings(max_examples=1500)
+@settings(max_examples=600)
 @given(plain_prose)
 @example("")
 @example("   \n \n")
@@ -98,7 +98,7 @@ def test_plain_prose_takes_the_fast_path_and_renders_as_markdown_it(text: str) -
         assert html is not None, "plain text should not need markdown-it"
 
 
-@settings(max_examples=3000)
+@settings(max_examples=1500)
 @given(any_text)
 @example("a\n2. b")
 @example("*a**b*")

@@ -134,6 +134,9 @@ class JudgeVerdict(models.Model):
         ]
         indexes = [
             models.Index(fields=["judge", "status"], name="judgeverdict_status_idx"),
+            # The hand-out's "next pending pairings of this judge, oldest first": without it PostgreSQL
+            # walks the judge's done rows to reach the pending ones, more of them at every hand-off.
+            models.Index(fields=["judge", "id"], condition=Q(status="pending"), name="judgeverdict_pending_idx"),
             models.Index(fields=["campaign", "status"], name="judgeverdict_campaign_idx"),
             models.Index(fields=["lo_first_key"], condition=~Q(lo_first_key=""), name="judgeverdict_lo_key_idx"),
             models.Index(fields=["hi_first_key"], condition=~Q(hi_first_key=""), name="judgeverdict_hi_key_idx"),

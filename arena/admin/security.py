@@ -6,8 +6,9 @@ message on the login page) until the period ends; the password is not even check
 guessing stops paying. A successful login clears the count. Other addresses can still log in as
 that user, so an attacker cannot lock staff out of the site from afar.
 
-The counters live in the cache (Redis in the distributed mode), through the same helpers as every
-rate limit; if the cache is down, logins work without the throttle (fail open).
+The failures are counted by the site's one rate-limit counter (arena.services.ratelimit: a fixed
+window of ARENA_LOGIN_LOCKOUT_SECONDS in the cache, Redis in the distributed mode); if the cache is
+down, logins work without the throttle (fail open).
 
 Wiring: ``arena/urls.py`` routes /admin/login/ to ``login`` below, ahead of the admin's own URLs.
 """
@@ -20,45 +21,23 @@ import logging
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 
-from arena.services.voters import client_ip, hash_ip
+from arena.services import ratelimit
 
 log = logging.getLogger(__name__)
 
 LOCKED_CODE = "throttled"
 
 
-def _key(request: HttpRequest, username: str) -> str:
+def _rule(request: HttpRequest, username: str) -> ratelimit.Rule:
+    """Failed logins of one username (hashed) from one address (HMAC) in the lock-out window."""
     who = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:24]
-    return f"login-failures:{who}:{hash_ip(client_ip(request))[:24]}"
-
-
-def _failures(key: str) -> int:
-    try:
-        return int(cache.get(key) or 0)
-    except Exception:  # the cache is down: no throttle rather than no login
-        log.warning("login throttle skipped: the cache is unavailable")
-        return 0
-
-
-def _record_failure(key: str) -> None:
-    try:
-        if not cache.add(key, 1, timeout=settings.ARENA_LOGIN_LOCKOUT_SECONDS):
-            cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.set(key, 1, timeout=settings.ARENA_LOGIN_LOCKOUT_SECONDS)
-    except Exception:
-        log.warning("login failure not counted: the cache is unavailable")
-
-
-def _clear(key: str) -> None:
-    try:
-        cache.delete(key)
-    except Exception:  # the cache is down; the count expires by itself
-        log.warning("login failures not cleared: the cache is unavailable")
+    window = settings.ARENA_LOGIN_LOCKOUT_SECONDS
+    return ratelimit.Rule(
+        f"login-failures:{who}:{ratelimit.ip_key(request)[:24]}", settings.ARENA_LOGIN_MAX_FAILURES, window
+    )
 
 
 def locked_message() -> str:
@@ -73,20 +52,19 @@ class ThrottledAdminLoginForm(AdminAuthenticationForm):
     """The admin login form, refusing a username+IP pair after too many failures."""
 
     def clean(self):
-        limit = settings.ARENA_LOGIN_MAX_FAILURES
         username = self.cleaned_data.get("username") or ""
-        key = _key(self.request, username) if self.request is not None else None
-        if key is not None and limit > 0 and _failures(key) >= limit:
+        rule = _rule(self.request, username) if self.request is not None else None
+        if rule is not None and rule.limit > 0 and ratelimit.count(rule) >= rule.limit:
             log.warning("admin login refused: too many failures for one username from one address")
             raise ValidationError(locked_message(), code=LOCKED_CODE)
         try:
             cleaned = super().clean()
         except ValidationError:
-            if key is not None and limit > 0:
-                _record_failure(key)
+            if rule is not None:
+                ratelimit.hits([rule])
             raise
-        if key is not None:
-            _clear(key)
+        if rule is not None:
+            ratelimit.forget(rule)
         return cleaned
 
 

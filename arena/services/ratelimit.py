@@ -1,7 +1,9 @@
 """Rate limits: fixed-window counters in the Django cache (Redis in the distributed mode).
 
-``hit(key, limit, window)`` counts one event and says whether it is still within the limit; it is
-the one helper for every limit of the site (votes, new battles, live prompts, logins).
+``hits(rules)`` counts one event under each rule and says which are still within their limit; it is
+the one counter for every limit of the site (votes, new battles, live prompts, live budgets, logins).
+A limit on failures (the staff login) reads its count first (``count``), counts only failures
+(``hits``) and ``forget``s it on success.
 
 Limits fail OPEN: if the cache cannot be reached, the event is allowed. A vote must never be lost
 because Redis is down; abuse is then only caught afterwards (``flag_suspicious_voters``). After a
@@ -63,23 +65,56 @@ def hits(rules: Sequence[Rule]) -> list[bool]:
     if not active or time.monotonic() < _cache_down_until:
         return [True] * len(rules)
     now = time.time()
-    keys = [f"rl:{rule.key}:{rule.window}:{int(now // rule.window)}" for rule in active]
+    keys = [_window_key(rule, now) for rule in active]
     try:
         counts = _increment(keys, [rule.window for rule in active])
     except Exception as error:  # the cache is down: let the request through (fail open)
-        _cache_down_until = time.monotonic() + BREAKER_SECONDS
-        log.warning("rate limits skipped for %ss: the cache is unavailable (%s)", BREAKER_SECONDS, type(error).__name__)
+        _trip_breaker(error)
         return [True] * len(rules)
     by_rule = dict(zip(map(id, active), counts, strict=True))
     return [rule.limit <= 0 or by_rule[id(rule)] <= rule.limit for rule in rules]
+
+
+def count(rule: Rule) -> int:
+    """The events counted under ``rule`` in the current window, without counting one (0 while the
+    cache is down)."""
+    if time.monotonic() < _cache_down_until:
+        return 0
+    try:
+        return int(cache.get(_window_key(rule, time.time())) or 0)
+    except Exception as error:
+        _trip_breaker(error)
+        return 0
+
+
+def forget(rule: Rule) -> None:
+    """Drop the current window's count of ``rule`` (if the cache is down, it expires by itself)."""
+    try:
+        cache.delete(_window_key(rule, time.time()))
+    except Exception as error:
+        _trip_breaker(error)
+
+
+def seconds_left(rule: Rule) -> int:
+    """Seconds until ``rule``'s current window ends: the Retry-After of a refusal."""
+    return max(1, int(rule.window - time.time() % rule.window) + 1)
+
+
+def _window_key(rule: Rule, now: float) -> str:
+    return f"rl:{rule.key}:{rule.window}:{int(now // rule.window)}"
+
+
+def _trip_breaker(error: Exception) -> None:
+    global _cache_down_until
+    _cache_down_until = time.monotonic() + BREAKER_SECONDS
+    log.warning("rate limits skipped for %ss: the cache is unavailable (%s)", BREAKER_SECONDS, type(error).__name__)
 
 
 def enforce(rules: Sequence[Rule]) -> None:
     """Count the event under every rule; raise RateLimited with the first exceeded rule's message."""
     for rule, allowed in zip(rules, hits(rules), strict=True):
         if not allowed:
-            retry_after = max(1, int(rule.window - time.time() % rule.window) + 1)
-            raise RateLimited(rule.message, retry_after)
+            raise RateLimited(rule.message, seconds_left(rule))
 
 
 # Every counter of a request in one command: INCR each key, and give it its expiry on the first hit.

@@ -5,13 +5,12 @@ statement on an index: for a campaign with the default sampling, one statement f
 battle or else the candidates, and one stores the new battle and reads its page. Django's query
 building cost more than the queries themselves here (see DESIGN.md, "measured facts").
 
-The battle INSERT and the page read are written here only: gold battles (arena.services.gold) are
-stored and shown with ``store_battle`` too.
+A gold battle may be handed out instead (arena.services.gold); both kinds are stored and shown by
+arena.services.new_battles, with the same blind rule (``still_blind``).
 """
 
 from __future__ import annotations
 
-import json
 import random
 import secrets
 import time
@@ -27,8 +26,18 @@ from arena.models import Battle, Campaign, Item, Prompt, Response, Voter
 from arena.services import hot_sql
 from arena.services.active_sampling import draw_pair, pair_state, prompt_sample
 from arena.services.errors import NotFound, NothingToVoteOn
+from arena.services.gold import maybe_gold_battle
 from arena.services.hot_sql import sql
 from arena.services.identity import reveals_identity
+from arena.services.new_battles import (
+    INSERT_BATTLE_SQL,
+    PAGE_SQL,
+    BattleView,
+    battle_params,
+    page_messages,
+    still_blind,
+    store_battle,
+)
 from arena.services.profiles import CampaignProfile
 
 # How many of the front-most candidates to draw from; enough to spread concurrent voters.
@@ -52,42 +61,6 @@ class Candidate:
     model_lo_id: int
     model_hi_id: int
     vote_count: int
-
-
-@dataclass
-class BattleView:
-    """What a battle page shows: nothing that identifies a model."""
-
-    id: str
-    messages: list[dict[str, Any]]
-    left_html: str
-    right_html: str
-
-
-def still_blind(prompt: str, first: str, second: str, *, same: str, strict: bool) -> str:
-    """SQL true while a pair of answers is still blind for the voter (the next ``%s``): the voter has no
-    battle of this campaign showing the same pair (``same``, a condition on the voter's battle ``b``),
-    and no voted battle, whose reveal named the models, that showed either answer. Answers never change
-    for a (prompt, model), so an answer seen at a reveal is no longer anonymous. ``strict``: no battle
-    on the prompt at all (Campaign.one_battle_per_prompt).
-
-    One rule for every hand-out, regular items and gold battles alike. "LIMIT 1 OFFSET 0" keeps NOT
-    EXISTS a subplan run per candidate, one probe of the (voter, prompt) index each, so the cost is
-    bounded by the LIMIT. Without it PostgreSQL turns it into an anti-join that reads every battle the
-    voter ever had and compares each with each candidate: 4.5 ms instead of 0.7 for a voter with 560
-    battles, and more with every vote.
-    """
-    answers = f"({first}, {second})"
-    seen = (
-        ""
-        if strict
-        else (f" AND ({same} OR (b.status = 'voted' AND (b.left_id IN {answers} OR b.right_id IN {answers})))")
-    )
-    return sql(
-        f"NOT EXISTS (SELECT 1 FROM {{battle}} b WHERE b.voter_id = %s AND b.prompt_id = {prompt}{seen} "
-        "LIMIT 1 OFFSET 0)",
-        Battle,
-    )
 
 
 _CANDIDATES_SQL = sql(
@@ -153,40 +126,6 @@ SELECT NULL, NULL, NULL, NULL, c.* FROM ({candidates}) c WHERE NOT EXISTS (SELEC
     open=_OPEN_BATTLE_SQL,
 )
 
-# A new battle: each stored field and its value, written once for every dialect and for both kinds of
-# battle (a regular one has an item and no gold, a gold one the reverse). A field of Battle missing
-# here that has neither a null nor a database default fails tests/test_raw_sql_columns.py.
-_NEW_BATTLE = {
-    "id": "%(id)s",
-    "campaign": "%(campaign)s",
-    "voter": "%(voter)s",
-    "prompt": "%(prompt)s",
-    "item": "%(item)s",
-    "gold": "%(gold)s",
-    "left": "%(left)s",
-    "right": "%(right)s",
-    "status": "'open'",
-    "flagged": "%(flagged)s",
-    "conversation": "'{}'",
-    "created_at": "%(now)s",
-}
-_INSERT_BATTLE_SQL = sql(
-    "INSERT INTO {battle} ({columns}) VALUES ({values})",
-    Battle,
-    columns=hot_sql.columns(Battle, *_NEW_BATTLE),
-    values=", ".join(_NEW_BATTLE.values()),
-)
-
-_PAGE_SQL = sql(
-    """
-SELECT p.messages, l.html, r.html
-FROM {prompt} p, {response} l, {response} r
-WHERE p.id = %(prompt)s AND l.id = %(left)s AND r.id = %(right)s
-""",
-    Prompt,
-    Response,
-)
-
 # PostgreSQL: store the battle and read what its page shows in one statement (one round trip, one
 # implicit transaction): the same INSERT and page read as elsewhere. A new battle is not worth a WAL
 # flush of its own: set_config(..., true) turns synchronous commit off for this statement's
@@ -202,14 +141,10 @@ WITH no_flush AS (
 )
 SELECT page.* FROM no_flush, ({page}) page
 """,
-    insert=_INSERT_BATTLE_SQL,
-    page=_PAGE_SQL,
+    insert=INSERT_BATTLE_SQL,
+    page=PAGE_SQL,
 )
 _FLAG_BATTLE_SQL = sql("UPDATE {battle} SET flagged = true WHERE id = %s", Battle)
-
-
-def _messages(value: Any) -> list[dict[str, Any]]:
-    return json.loads(value) if isinstance(value, str) else value
 
 
 def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]:
@@ -257,7 +192,7 @@ def _open_or_candidates(profile: CampaignProfile, voter_id: int) -> tuple[Battle
     rows = hot_sql.fetchall(statement, [voter_id, profile.campaign.pk, *params])
     if rows and rows[0][0] is not None:
         battle_id, messages, left_html, right_html = rows[0][:4]
-        return BattleView(battle_id, _messages(messages), left_html, right_html), []
+        return BattleView(battle_id, page_messages(messages), left_html, right_html), []
     return None, [Candidate(*row[4:]) for row in rows]
 
 
@@ -386,12 +321,9 @@ def open_battle(profile: CampaignProfile, voter_id: int) -> BattleView:
     else:
         row = hot_sql.fetchone(_OPEN_BATTLE_SQL, [voter_id, campaign.pk])
         if row is not None:
-            return BattleView(row[0], _messages(row[1]), row[2], row[3])
-        if campaign.gold_rate:
-            from arena.services.gold import maybe_gold_battle  # gold imports this module
-
-            if (gold := maybe_gold_battle(profile, voter_id)) is not None:
-                return gold
+            return BattleView(row[0], page_messages(row[1]), row[2], row[3])
+        if campaign.gold_rate and (gold := maybe_gold_battle(profile, voter_id)) is not None:
+            return gold
         if campaign.votes_per_item:
             with transaction.atomic():
                 return _start_battle(profile, voter_id, _reserve_item(profile, voter_id))
@@ -413,61 +345,12 @@ def _start_battle(profile: CampaignProfile, voter_id: int, item: Candidate) -> B
     if connection.vendor == "postgresql":
         # Stored unflagged: the answers that decide the flag come back from this same statement, and
         # the rare battle whose answers name a model is flagged by a second one.
-        params = _battle_params(profile.campaign.pk, voter_id, item.prompt_id, left_id, right_id, item_id=item.item_id)
+        params = battle_params(profile.campaign.pk, voter_id, item.prompt_id, left_id, right_id, item_id=item.item_id)
         messages, left_html, right_html = hot_sql.fetchone(_START_BATTLE_SQL_POSTGRES, params)
         if reveals_identity((left_html, right_html), profile.names.values()):
             hot_sql.execute(_FLAG_BATTLE_SQL, [params["id"]])
-        return BattleView(params["id"], _messages(messages), left_html, right_html)
+        return BattleView(params["id"], page_messages(messages), left_html, right_html)
     return store_battle(profile, voter_id, item.prompt_id, left_id, right_id, item_id=item.item_id)
-
-
-def store_battle(
-    profile: CampaignProfile,
-    voter_id: int,
-    prompt_id: int,
-    left_id: int,
-    right_id: int,
-    *,
-    item_id: int | None = None,
-    gold_id: int | None = None,
-) -> BattleView:
-    """Store a new open battle and return what its page shows: a regular battle has an item, a gold
-    one a gold id, and either is flagged when an answer names a model (so the flag tells them apart
-    no more than the page does). Two statements, in any database: read the page, then insert."""
-    params = {"prompt": prompt_id, "left": left_id, "right": right_id}
-    messages, left_html, right_html = hot_sql.fetchone(_PAGE_SQL, params)
-    flagged = reveals_identity((left_html, right_html), profile.names.values())
-    params = _battle_params(
-        profile.campaign.pk, voter_id, prompt_id, left_id, right_id, item_id=item_id, gold_id=gold_id, flagged=flagged
-    )
-    hot_sql.execute(_INSERT_BATTLE_SQL, params)
-    return BattleView(params["id"], _messages(messages), left_html, right_html)
-
-
-def _battle_params(
-    campaign_id: int,
-    voter_id: int,
-    prompt_id: int,
-    left_id: int,
-    right_id: int,
-    *,
-    item_id: int | None = None,
-    gold_id: int | None = None,
-    flagged: bool = False,
-) -> dict[str, Any]:
-    """The parameters of _INSERT_BATTLE_SQL (and of the page read), a new battle id included."""
-    return {
-        "id": Battle._meta.get_field("id").default(),
-        "campaign": campaign_id,
-        "voter": voter_id,
-        "prompt": prompt_id,
-        "item": item_id,
-        "gold": gold_id,
-        "left": left_id,
-        "right": right_id,
-        "flagged": flagged,
-        "now": timezone.now(),
-    }
 
 
 def voter_battle(battle_id: str, voter: Voter | None) -> Battle:

@@ -142,7 +142,7 @@ def coverage(campaign: Campaign) -> dict[str, Any]:
     }
 
 
-# Per voter who has voted, the items no longer blind for them (battles.still_blind), prompt by prompt:
+# Per voter who has voted, the items no longer blind for them (new_battles.still_blind), prompt by prompt:
 # with m answers on a prompt and r of them revealed to the voter, the pairs left blind are those of the
 # m - r others, C(m - r, 2) of the prompt's C(m, 2) (scaled to its n items when not every pair is an
 # item); a strict campaign blocks every item of a prompt the voter has met. One pass over the votes.

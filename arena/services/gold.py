@@ -9,8 +9,8 @@ slot nor moves the balanced sampler. Its vote is recorded like any other, scores
 
 A voter never gets the same gold battle twice: the check and the insert run under a lock on the
 voter's row (PostgreSQL), so two tabs asking at once cannot both take the same one. The battle is
-stored and its page read by arena.services.battles (``store_battle``), the same
-statements as a regular battle's.
+stored and its page read by arena.services.new_battles (``store_battle``), the same statements as a
+regular battle's; the regular hand-out (arena.services.battles) asks ``maybe_gold_battle`` first.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from django.db import connection, transaction
 
 from arena.models import Battle, Campaign, GoldBattle, Prompt, Response, Vote, Voter
-from arena.services.battles import BattleView, still_blind, store_battle
 from arena.services.errors import ArenaError
 from arena.services.hot_sql import sql
+from arena.services.new_battles import BattleView, still_blind, store_battle
 from arena.services.profiles import CampaignProfile
 
 _LOCK_VOTER_SQL = sql("SELECT id FROM {voter} WHERE id = %s FOR NO KEY UPDATE", Voter)
 
 # A random active gold battle of the campaign that is still blind for this voter (the rule of every
-# hand-out, battles.still_blind: never given to them, no answer of it seen at a reveal), both answers
+# hand-out, new_battles.still_blind: never given to them, no answer of it seen at a reveal), both answers
 # ready. The draw looks at the gold table and the voter's own battles only; readiness is checked on the
 # few drawn, so the cost does not grow with the number of responses.
 _UNSEEN_GOLD_SQL = sql(

@@ -28,6 +28,8 @@ from .likelihood import Rows, derivatives, row_derivatives, row_score_products, 
 
 __all__ = ["bootstrap_params", "percentile_intervals", "sandwich_covariance"]
 
+BATCH_CELLS = 100_000  # rounds x pairs refitted at a time: arrays under 1 MB, reused without new pages
+
 
 def sandwich_covariance(fit: Fit, l2: float = 0.0) -> np.ndarray:
     """Robust covariance of ``fit.params`` (theta centred within each connected piece)."""
@@ -83,8 +85,8 @@ def bootstrap_params(
     children = np.random.SeedSequence(seed).spawn(rounds)
     n_pairs = max(len(rows.ia), 1)
     p = rows.n + fit.fits_nu
-    # Keep each batch around 0.5M pair-cells and 1M Hessian entries: tens of MB per thread.
-    size = max(1, min(rounds, 500_000 // n_pairs, 1_000_000 // max(p * p, 1)))
+    # Batches of about BATCH_CELLS pair-cells and 1M Hessian entries: a few MB per thread, fresh pages rarely.
+    size = max(1, min(rounds, BATCH_CELLS // n_pairs, 1_000_000 // max(p * p, 1)))
     batches = [range(s, min(s + size, rounds)) for s in range(0, rounds, size)]
 
     def run(batch: range) -> np.ndarray:

@@ -143,3 +143,25 @@ def test_rounds_the_chord_cannot_settle_go_to_newton():
     assert 0 < (~settled).sum() < 200
     samples = bootstrap_params(fit, rounds=200, seed=0)
     assert np.all(np.isfinite(samples))
+
+
+@pytest.mark.parametrize("resample", ["poisson", "multinomial"])
+def test_the_count_bootstrap_matches_resampling_the_battles_within_monte_carlo_error(resample):
+    """Resampling battles with replacement and refitting each round from scratch (the public arena's
+    notebook) gives the spread that drawing the aggregated cell counts gives (400 rounds each)."""
+    rng = np.random.default_rng(11)
+    true = rng.normal(0, 100, len(NAMES)) + 1000
+    a, b, o = simulate_battles(true, 3000, rng=rng, ties="davidson", nu=0.5, tau=0.4)
+    fit = fit_bradley_terry(PairCounts.from_battles(a, b, o, models=NAMES))
+    rows_boot = []
+    for _ in range(400):
+        pick = rng.integers(0, len(o), len(o))
+        refit = fit_bradley_terry(PairCounts.from_battles(a[pick], b[pick], o[pick], models=NAMES))
+        rows_boot.append(refit.theta)
+    by_rows = np.array(rows_boot)
+    by_counts = bootstrap_params(fit, rounds=400, seed=2, resample=resample)[:, : len(NAMES)]
+    ratio = by_counts.std(0) / by_rows.std(0)
+    assert 0.94 < ratio.mean() < 1.06 and np.all((ratio > 0.75) & (ratio < 1.33))
+    widths = [np.diff(np.quantile(s, [0.025, 0.975], axis=0), axis=0).mean() for s in (by_counts, by_rows)]
+    assert widths[0] == pytest.approx(widths[1], rel=0.06)
+    np.testing.assert_allclose(by_counts.mean(0), by_rows.mean(0), atol=0.3 * by_rows.std(0).mean())

@@ -27,8 +27,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("favicon.ico", site_assets.favicon, name="favicon"),
     path("api/v1/", api.urls),
-    path("", include("arena.leaderboards.urls")),
+    path("", include("arena.web.leaderboard_urls")),
     path("", include("arena.web.live_urls")),
     path("", include("arena.web.ranking_urls")),
-    path("", include("arena.exports.urls")),
+    path("", include("arena.web.export_urls")),
 ]

@@ -3,7 +3,7 @@
 Creates a fresh PostgreSQL database with a campaign (20 models, 200 prompts, one rating dimension)
 and N votes inserted in bulk with SQL (left/right sides alternating, 10% ties, 5% both bad, scores,
 a few flagged battles and excluded voters). Each export then runs in its own process, exactly as a
-worker runs it (`arena.exports.runner.write_export`), and reports its time and peak RSS; so does the
+worker runs it (`arena.exports.writer.write_export`), and reports its time and peak RSS; so does the
 prompt import (`arena.services.imports`). Targets: each export and the import under 30 s, each export
 under 300 MB.
 
@@ -110,7 +110,8 @@ def child_export(fmt: str, filters: dict, output: str) -> dict:
     import django
 
     django.setup()
-    from arena.exports.runner import ExportFilters, write_export
+    from arena.exports.filters import ExportFilters
+    from arena.exports.writer import write_export
     from arena.models import Campaign
 
     campaign = Campaign.objects.get(slug="bench")

@@ -53,7 +53,8 @@ def measure(handouts: int, tmp: Path, explain: bool = False) -> None:
     import django
 
     django.setup()
-    from arena.exports.runner import ExportFilters, write_export
+    from arena.exports.filters import ExportFilters
+    from arena.exports.writer import write_export
     from arena.models import Battle, Campaign, GoldBattle, Vote, Voter
     from arena.services.abuse import suspicious_voters
     from arena.services.battles import open_battle

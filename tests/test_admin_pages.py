@@ -130,7 +130,8 @@ def test_the_api_docs_page_loads_its_assets_from_this_site(client):
 def test_the_public_leaderboard_csv_and_the_exported_one_share_one_layout(client, tmp_path):
     import csv
 
-    from arena.exports.runner import ExportFilters, write_export
+    from arena.exports.filters import ExportFilters
+    from arena.exports.writer import write_export
     from arena.leaderboards.snapshots import compute_snapshots
     from tests.test_ratings_site import cast_votes
 

@@ -12,8 +12,9 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count
 
+from arena.exports.filters import ExportFilters
 from arena.exports.formats import FORMATS
-from arena.exports.runner import ExportFilters, write_export
+from arena.exports.writer import write_export
 from arena.models import Battle, Campaign, GoldBattle, Item, Response, Vote, Voter
 from arena.services.battles import open_battle
 from arena.services.errors import ArenaError

@@ -1,6 +1,6 @@
 """Imports of TRL preference pairs and arena battle records, and what every format becomes.
 
-Round trips go through the real exporters (`arena.exports.runner.write_export`) into a new campaign.
+Round trips go through the real exporters (`arena.exports.writer.write_export`) into a new campaign.
 Both write paths (PostgreSQL COPY and ORM bulk operations) are checked to store the same thing.
 """
 
@@ -13,7 +13,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import IntegrityError, connection, transaction
 
-from arena.exports.runner import ExportFilters, write_export
+from arena.exports.filters import ExportFilters
+from arena.exports.writer import write_export
 from arena.models import Battle, Campaign, Item, ModelEntry, Prompt, Response, Vote, Voter
 from arena.rendering import render_markdown
 from arena.services.imports import ImportFailed, ImportOptions, import_file, import_prompts, parse_prompt_file

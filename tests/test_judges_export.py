@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from arena.exports.runner import ExportFilters, write_export
+from arena.exports.filters import ExportFilters
+from arena.exports.writer import write_export
 from arena.judges import actions
 from arena.judges.models import Judge
 from arena.models import Battle, Item, ModelEntry, Voter

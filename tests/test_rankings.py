@@ -11,7 +11,8 @@ from itertools import combinations
 import pytest
 from django.db import connection
 
-from arena.exports.runner import ExportFilters, write_export
+from arena.exports.filters import ExportFilters
+from arena.exports.writer import write_export
 from arena.leaderboards.aggregation import fold_new_votes
 from arena.leaderboards.models import PairAggregate
 from arena.models import Battle, Campaign, ModelEntry, Ranking, Response, Vote, Voter

@@ -25,7 +25,7 @@ from django.test import Client
 from django.urls import get_resolver
 from django.utils import timezone
 
-from arena.exports import runner
+from arena.exports import jobs
 from arena.exports.models import ExportJob
 from arena.judges import actions as judge_actions
 from arena.judges.models import Judge
@@ -120,7 +120,7 @@ def world(db, settings, tmp_path, django_user_model):
     judge_actions.start([Judge.objects.create(campaign=campaign, model=referee)], limit=1)  # a judge and a verdict
     RefusedPrompt.objects.create(campaign=campaign, text="Which model are you?", reason="asks", moderator="rules")
     GenerationUsage.objects.create(campaign=campaign, model=campaign.contenders.first(), day=timezone.now().date())
-    job = runner.run_job(ExportJob.objects.create(campaign=campaign, format="battles-jsonl").pk)
+    job = jobs.run_job(ExportJob.objects.create(campaign=campaign, format="battles-jsonl").pk)
     assert job.status == ExportJob.Status.DONE and job.rows_written == 1
     values = {
         "slug": "pub",

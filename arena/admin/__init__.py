@@ -5,15 +5,14 @@
 - ``model_entries``: model entries and the "try this model" page;
 - ``records``: prompts, responses, items, voters, battles, votes, rankings (read-only records);
 - ``gold``: gold battles;
+- ``guardrails``: refused prompts and generation usage;
+- ``exports``: export jobs; ``judges``: judges, their verdicts and runs;
 - ``security``: the staff login with its lock-out after repeated failures.
-
-The guardrails' admin (refused prompts, usage) registers from ``arena.guardrails.admin``.
 """
 
 from django.contrib import admin
 
-from arena.admin import campaigns, gold, model_entries, records  # noqa: F401  (registration)
-from arena.guardrails import admin as guardrails_admin  # noqa: F401  (registration)
+from arena.admin import campaigns, exports, gold, guardrails, judges, model_entries, records  # noqa: F401  (registration)
 
 admin.site.site_header = "Arena administration"
 admin.site.site_title = "Arena admin"

@@ -37,6 +37,6 @@ def arena_error(request: HttpRequest, error: ArenaError) -> HttpResponse:
 
 
 api.add_router("", "arena.api.voting.router")
-api.add_router("/exports", "arena.exports.api.router")
-api.add_router("/judges", "arena.judges.api.router")
+api.add_router("/exports", "arena.api.exports.router")
+api.add_router("/judges", "arena.api.judges.router")
 api.add_router("", "arena.api.rankings.router")

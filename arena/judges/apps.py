@@ -8,7 +8,7 @@ class JudgesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from arena.exports.runner import BattleSource, battle_sources
+        from arena.exports.filters import BattleSource, battle_sources
         from arena.judges import export
 
         if not battle_sources:  # the battles export's source filter: humans, judge:NAME, all

@@ -16,12 +16,12 @@ from django.urls import reverse
 from ninja import Field, Router, Schema
 
 from arena.api.common import ErrorOut, StaffSession, Status
-from arena.exports import runner
+from arena.exports import dispatch
 from arena.exports.models import ExportJob
-from arena.exports.views import export_file_response
 from arena.models import Campaign
 from arena.permissions import EXPORT_DATA
 from arena.services.errors import NotFound
+from arena.web.export_views import export_file_response
 
 router = Router(
     auth=StaffSession(
@@ -109,7 +109,7 @@ def start_export(request: HttpRequest, payload: ExportIn):
     if campaign is None:
         raise NotFound("No such campaign.")
     filters = payload.model_dump(exclude={"campaign", "format"})
-    job = runner.start_export(campaign, payload.format, filters, user=request.user)
+    job = dispatch.start_export(campaign, payload.format, filters, user=request.user)
     job.campaign = campaign
     return Status(202, _job_out(job))
 

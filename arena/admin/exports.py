@@ -13,7 +13,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html
 
-from arena.exports import runner
+from arena.exports import dispatch, filters
 from arena.exports.formats import FORMATS
 from arena.exports.models import ExportJob
 from arena.models import Campaign
@@ -140,7 +140,7 @@ class ExportJobAdmin(admin.ModelAdmin):
             data = dict(form.cleaned_data)
             fmt = data.pop("format")
             try:
-                job = runner.start_export(campaign, fmt, data, user=request.user)
+                job = dispatch.start_export(campaign, fmt, data, user=request.user)
             except ArenaError as error:
                 form.add_error(None, error.message)
             else:
@@ -149,7 +149,7 @@ class ExportJobAdmin(admin.ModelAdmin):
         jobs = list(ExportJob.objects.filter(campaign=campaign).select_related("created_by")[:30])
         for job in jobs:
             job.progress_text = _progress(job)
-            job.describe = runner.ExportFilters.parse(job.filters).describe() if job.filters else ""
+            job.describe = filters.ExportFilters.parse(job.filters).describe() if job.filters else ""
         context = self._context(
             request,
             f"Export {campaign}",

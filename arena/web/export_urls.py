@@ -1,6 +1,6 @@
 from django.urls import path
 
-from arena.exports import views
+from arena.web import export_views as views
 
 app_name = "exports"
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from arena.leaderboards import views
+from arena.web import leaderboard_views as views
 
 app_name = "ratings"
 

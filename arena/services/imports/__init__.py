@@ -12,7 +12,9 @@ The admin page, the ``import_prompts`` command and bench/imports.py all go throu
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from arena.models import Campaign
 from arena.services.imports.campaigns import load_campaign
@@ -56,6 +58,23 @@ def import_file(campaign: Campaign, name: str, data: bytes, options: ImportOptio
     """
     options = options or ImportOptions()
     prompt_file = open_prompt_file(name, data, options)
+    with _objects_before_left_alone():
+        return _import(campaign, prompt_file, options)
+
+
+@contextmanager
+def _objects_before_left_alone() -> Iterator[None]:
+    """The garbage collector leaves the objects that existed before the import alone (gc.freeze):
+    each collection triggered by the rows read would otherwise scan all of Django and the project
+    again (a fifth of a re-import's CPU). They are handed back to it afterwards."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
+def _import(campaign: Campaign, prompt_file: PromptFile, options: ImportOptions) -> ImportSummary:
     if prompt_file.streams and not options.add_models:
         return _import_in_one_pass(campaign, prompt_file)
     checked, errors = prompt_file.check()

@@ -22,6 +22,7 @@ from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
+import scipy.sparse as sp
 
 from .bt import Fit, penalty
 from .likelihood import Rows, derivatives, row_derivatives, row_score_products, solve_spd
@@ -99,22 +100,25 @@ def bootstrap_params(
                 drawn[i, nonzero] = rng.multinomial(int(total), lam / total)
         drawn = drawn.reshape(len(batch), 3, -1)
         win, loss, tie = drawn[:, 0], drawn[:, 1], drawn[:, 2]
-        x, settled = batched_chord(rows, win, loss, tie, fit.params, chord, fit_nu=fit.fits_nu, ridge=fit.ridge)
+        x, settled = batched_chord(
+            rows, win, loss, tie, fit.params, chord, fit_nu=fit.fits_nu, ridge=fit.ridge, incidence=incidence
+        )
         if not settled.all():
             again = ~settled
             x[again] = batched_newton(
                 rows, win[again], loss[again], tie[again], fit.params, fit_nu=fit.fits_nu, ridge=fit.ridge
             )
-        return centre_pieces(rows, x)
+        return x
 
     chord = chord_inverse(rows, fit.params, fit_nu=fit.fits_nu, ridge=fit.ridge)
+    incidence = rows.incidence()
     n_workers = workers or min(4, os.cpu_count() or 1)
     if n_workers > 1 and len(batches) > 1:
         with ThreadPoolExecutor(n_workers) as pool:
             parts = list(pool.map(run, batches))
     else:
         parts = [run(b) for b in batches]
-    return np.concatenate(parts)
+    return centre_pieces(rows, np.concatenate(parts))
 
 
 def batched_newton(
@@ -237,6 +241,7 @@ def batched_chord(
     tol: float = 4e-6,
     max_iter: int = 25,
     max_step: float = 2.0,
+    incidence: sp.csr_matrix | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Refit B count vectors (arrays B x pairs) by the chord method: Newton steps that all use one matrix,
     ``hess_inv`` (the full-data Hessian's inverse, `chord_inverse`), started at the full-data optimum.
@@ -248,13 +253,14 @@ def batched_chord(
     its error, estimated from the last two steps (``step * rate / (1 - rate)``), is under ``tol``
     log-odds (4e-6: under 0.001 Elo points, as `batched_newton`). Returns the parameters (not centred)
     and which rounds settled; a round whose steps do not shrink by half is left to `batched_newton`.
+    ``incidence`` is ``rows.incidence()``, passed to spare rebuilding it for every batch.
     """
     n = rows.n
     b = win.shape[0]
     ia, ib = rows.ia, rows.ib
     x = np.tile(start, (b, 1))
     settled = np.zeros(b, dtype=bool)
-    inc_t = rows.incidence().T.tocsr()  # pairs x n: the gradient is g_d @ inc_t
+    inc = rows.incidence() if incidence is None else incidence
     half_diff, m, tie_sum = 0.5 * (win - loss), win + loss + tie, tie.sum(1)
     nu_start = np.exp(start[-1]) if fit_nu else 0.0
     active = np.arange(b)
@@ -268,7 +274,7 @@ def batched_chord(
         grad = np.empty_like(xa)
         g_d = m * delta
         np.subtract(half_diff, g_d, out=g_d)
-        grad[:, :n] = (inc_t.T @ g_d.T).T
+        grad[:, :n] = (inc @ g_d.T).T
         grad[:, :n] -= ridge * xa[:, :n]
         if fit_nu:
             grad[:, n] = tie_sum - np.einsum("ij,ij->i", m, np.broadcast_to(p_tie, m.shape)) - ridge * xa[:, n]

@@ -5,11 +5,13 @@
     .venv/bin/python bench/ratings_io.py --repeat 3      # best of 3 runs of each command
     .venv/bin/python bench/ratings_io.py --old-ref REF   # the "old" code: the ratings/ package at REF
 
-"Old" is the ``ratings`` package as it was at ``--old-ref`` (default: the commit before the columnar
-reader), extracted with ``git archive`` into a temporary folder and run from there; "new" is this
-checkout. Each command runs in its own process: wall time, CPU time (user + system, all threads) and peak
-memory as the process's maximum resident set (``wait4``); then the new command's phases in one process.
-Both must print the same leaderboard (checked).
+"Old" is the ``ratings`` package as it was at ``--old-ref`` (default ``c1db568``, before the chord bootstrap,
+the JSON pieces and the one-thread OpenBLAS of ``python -m ratings``; ``0d7e720`` is the row-by-row reader),
+extracted with ``git archive`` into a temporary folder and run from there; "new" is this checkout. Each
+command runs in its own process, as a user would run it: wall time, CPU time (user + system, all threads)
+and peak memory as the process's maximum resident set (``wait4``); then the new command's phases in one
+process (CPU and wall). Both must print the same ratings, ranks and counts, and intervals within 0.01 Elo
+points (the bootstrap's solvers stop within 0.001 Elo points of the optimum; checked and printed).
 
 The files are generated once into var/bench-ratings-io/: ratings from N(1000, 120), Davidson ties
 (nu = 0.25, about 10%) and 5% "both bad"; records carry the public arena's fields (question_id,
@@ -37,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 from ratings.simulate import simulate_battles  # noqa: E402
 
 DATA = ROOT / "var" / "bench-ratings-io"
-OLD_REF = "0d7e720"  # the last commit with the row-by-row reader (ratings/io.py before the columnar path)
+OLD_REF = "c1db568"  # before the chord bootstrap (0d7e720: the last commit with the row-by-row reader)
 N_MODELS = 100
 WINNERS = ("model_a", "model_b", "tie", "tie (bothbad)")
 
@@ -120,18 +122,22 @@ def run_fit(cwd: Path, path: Path, extra: list[str]) -> tuple[float, float, str,
 
 
 PHASES = """
-import sys, time
-t0 = time.perf_counter()
+import resource, sys, time
+def now():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return time.perf_counter(), usage.ru_utime + usage.ru_stime
+marks = [now()]
 from ratings.io import read_battles
 from ratings.leaderboard import compute_leaderboard
-t1 = time.perf_counter()
+marks.append(now())
 battles = read_battles(sys.argv[1], anony_only=len(sys.argv) > 2)
-t2 = time.perf_counter()
+marks.append(now())
 counts = battles.counts()
-t3 = time.perf_counter()
+marks.append(now())
 compute_leaderboard(counts, bootstrap=1000)
-t4 = time.perf_counter()
-print(f"import {t1 - t0:.2f} s, read {t2 - t1:.2f} s, aggregate {t3 - t2:.2f} s, fit with 1,000 rounds {t4 - t3:.2f} s")
+marks.append(now())
+names = ("import", "read", "aggregate", "fit with 1,000 rounds")
+print(", ".join(f"{n} {b[0] - a[0]:.2f} s (CPU {b[1] - a[1]:.2f})" for n, a, b in zip(names, marks, marks[1:])))
 """
 
 
@@ -147,6 +153,16 @@ def best(cwd: Path, path: Path, extra: list[str], repeat: int) -> tuple[float, f
     runs = [run_fit(cwd, path, extra) for _ in range(repeat)]
     fastest = min(runs, key=lambda r: r[0])
     return fastest[0], max(r[1] for r in runs), fastest[2], fastest[3], [r[0] for r in runs]
+
+
+def compare(old: list[dict], new: list[dict]) -> str:
+    """ "same board" with the largest interval difference, or what differs."""
+    exact = [{k: v for k, v in row.items() if k not in ("ci_low", "ci_high")} for row in (*old, *new)]
+    if exact[: len(old)] != exact[len(old) :]:
+        return "BOARDS DIFFER"
+    pairs = [(a[k], b[k]) for a, b in zip(old, new, strict=True) for k in ("ci_low", "ci_high")]
+    worst = max((abs(x - y) for x, y in pairs if x is not None and y is not None), default=0.0)
+    return f"same board, intervals within {worst:.4f}" if worst < 0.01 else f"INTERVALS DIFFER by {worst:.3f}"
 
 
 def main() -> None:
@@ -181,7 +197,7 @@ def main() -> None:
             new = f"{new_s:7.2f} {new_cpu:6.2f} {new_mib:8.0f}"
             if old is not None:
                 old_s, old_mib, old_out, old_cpu, _ = best(old, path, extra, 1)
-                same = "same board" if json.loads(old_out) == json.loads(new_out) else "BOARDS DIFFER"
+                same = compare(json.loads(old_out), json.loads(new_out))
                 line = f"{old_s:7.2f} {old_cpu:6.2f} {old_mib:8.0f}  {new}  {old_s / new_s:7.1f}x  {same}"
             else:
                 line = f"{'-':>7} {'-':>6} {'-':>8}  {new}"

@@ -16,6 +16,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from arena.guardrails.moderators import ModeratorConfigError
+from arena.guardrails.moderators import validate as validate_moderator
+from arena.model_validation import validate_model_entry, validate_model_name
 from backends.registry import kind_choices
 
 
@@ -69,11 +72,10 @@ class ModelEntry(models.Model):
         return self.name
 
     def clean(self) -> None:
-        from arena.services.model_entries import validate_model_entry, validate_model_name
-
         errors: dict = {}
+        others = ModelEntry.objects.exclude(pk=self.pk).values_list("name", flat=True)  # exclude(pk=None): all
         try:
-            validate_model_name(self.name, self.pk)
+            validate_model_name(self.name, others.iterator())
         except ValidationError as error:
             errors = error.update_error_dict(errors)
         try:
@@ -194,11 +196,8 @@ class Campaign(models.Model):
         return self.status == self.Status.ACTIVE
 
     def clean(self) -> None:
-        from arena.guardrails.moderation import validate
-        from arena.guardrails.moderators.base import ModeratorConfigError
-
         try:
-            validate(self.moderator, self.moderator_settings)
+            validate_moderator(self.moderator, self.moderator_settings)
         except ModeratorConfigError as error:
             field = "moderator" if error.field == "moderator" else "moderator_settings"
             raise ValidationError({field: str(error)}) from None

@@ -19,10 +19,10 @@ import threading
 import time
 from typing import Any
 
+from arena.core.errors import ArenaError
 from arena.guardrails.moderators import Moderator, ModeratorError, get_moderator
 from arena.guardrails.moderators.base import ModeratorConfigError
 from arena.models import Campaign, RefusedPrompt, Voter
-from arena.services.errors import ArenaError
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +51,6 @@ def moderator_for(kind: str, settings: dict[str, Any]) -> Moderator:
         if moderator is None:
             moderator = _moderators[key] = get_moderator(kind, settings)
         return moderator
-
-
-def validate(kind: str, settings: Any) -> None:
-    """Raise ModeratorConfigError when the campaign's moderator or its settings are wrong."""
-    if not isinstance(settings, dict):
-        raise ModeratorConfigError("moderator_settings", "must be a JSON object")
-    get_moderator(kind, settings)
 
 
 def moderate(campaign: Campaign, voter: Voter | None, text: str) -> None:

@@ -5,7 +5,28 @@ it raises :class:`~arena.guardrails.moderators.base.ModeratorError` when it cann
 then fails closed or open by the campaign's setting).
 """
 
-from arena.guardrails.moderators.base import Moderator, ModeratorError, Verdict
+from __future__ import annotations
+
+from typing import Any
+
+from arena.guardrails.moderators.base import Moderator, ModeratorConfigError, ModeratorError, Verdict
 from arena.guardrails.moderators.registry import MODERATORS, available_kinds, get_moderator
 
-__all__ = ["MODERATORS", "Moderator", "ModeratorError", "Verdict", "available_kinds", "get_moderator"]
+__all__ = [
+    "MODERATORS",
+    "Moderator",
+    "ModeratorConfigError",
+    "ModeratorError",
+    "Verdict",
+    "available_kinds",
+    "get_moderator",
+    "validate",
+]
+
+
+def validate(kind: str, settings: Any) -> None:
+    """Raise ModeratorConfigError when a campaign's moderator kind or its settings are wrong (the
+    moderator is built to check them: no network call, no model load)."""
+    if not isinstance(settings, dict):
+        raise ModeratorConfigError("moderator_settings", "must be a JSON object")
+    get_moderator(kind, settings)

@@ -13,11 +13,11 @@ from typing import Any
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
 from django.db import models, transaction
 
+from arena.model_validation import name_key
 from arena.models import Campaign, Dimension, ModelEntry
 from arena.services.imports.plain import row_from_record
 from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, model_name
 from arena.services.imports.writer import import_prompts
-from arena.services.model_entries import name_key
 
 CAMPAIGN_FIELDS = {
     "title",

@@ -1,5 +1,10 @@
 """Validation of model entries: a name that shows what it is, a known backend kind, sane parameters,
-and no secret in settings."""
+and no secret in settings.
+
+Pure rules below the models: this module imports no part of arena, so arena.models can call them
+(``ModelEntry.clean``, with the other entries' names) and the services too (the imports check the
+names they would create).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.core.exceptions import ValidationError
+
+from backends.errors import BackendError
+from backends.params import DecodingParams
+from backends.registry import get_backend
 
 # Settings keys that look like they hold a credential. The key itself belongs in the environment;
 # the entry names the variable (e.g. "api_key_env": "OPENAI_API_KEY").
@@ -28,10 +37,6 @@ def validate_model_entry(backend: str, backend_settings: Any, params: Any) -> No
                     f'variable and name it instead, e.g. "api_key_env": "OPENAI_API_KEY".'
                 }
             )
-    from backends.errors import BackendError
-    from backends.params import DecodingParams
-    from backends.registry import get_backend
-
     try:
         get_backend(backend, backend_settings).check_params(DecodingParams.from_dict(params))
     except (BackendError, ValueError, TypeError) as error:
@@ -87,13 +92,11 @@ def model_name_problem(name: str, others: Iterable[str]) -> str | None:
     return None
 
 
-def validate_model_name(name: Any, pk: int | None = None) -> None:
-    """The rule of model_name_problem against every other entry (the field itself checks type and length)."""
+def validate_model_name(name: Any, others: Iterable[str]) -> None:
+    """The rule of model_name_problem against ``others``, every other entry's name (read only when
+    ``name`` is a non-empty string: the field itself checks type and length)."""
     if not isinstance(name, str) or not name:
         return
-    from arena.models import ModelEntry
-
-    others = ModelEntry.objects.exclude(pk=pk).values_list("name", flat=True)  # exclude(pk=None): all of them
-    problem = model_name_problem(name, others.iterator())
+    problem = model_name_problem(name, others)
     if problem:
         raise ValidationError({"name": problem})

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import threading
 import time
 from collections import deque
@@ -40,17 +39,16 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import F
 from django.utils import timezone
 
+from arena.core import hot_sql
 from arena.judges import prompting
 from arena.judges.models import Judge, JudgeVerdict
 from arena.models import Campaign, Dimension, ModelEntry, Prompt, Response
-from arena.services import hot_sql
 from arena.services.dispatch import GPU_QUEUE, queue_for
-from arena.services.generation import BACKOFF_MAX, cache_key
+from arena.services.generation import cache_key, task_retry_policy
 from backends.base import Backend, GenerationResult
 from backends.errors import BackendError, redact
 from backends.params import DecodingParams
@@ -621,13 +619,9 @@ def _store_one(run: _Run, row: dict[str, Any]) -> bool:
 
 
 def retry_delay(error: BackendError, retries_done: int) -> float | None:
-    """Seconds before the next try, or None when the error is final."""
-    if not error.retryable or retries_done >= settings.ARENA_GENERATION_MAX_RETRIES:
-        return None
-    delay = min(BACKOFF_MAX, settings.ARENA_GENERATION_RETRY_BACKOFF * 2**retries_done) * random.uniform(0.5, 1.0)
-    if error.retry_after is not None:
-        delay = max(delay, error.retry_after)
-    return delay
+    """Seconds before the next try, or None when the error is final: generation's rule
+    (backends.retry.RetryPolicy from the ARENA_GENERATION_* settings)."""
+    return task_retry_policy().delay(error, retries_done)
 
 
 def _redacted(text: str, backend_settings: dict) -> str:

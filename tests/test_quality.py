@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
+from collections import Counter
 
+import krippendorff
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from arena.services import quality_state
 from arena.services.quality import krippendorff_alpha
 
 
@@ -32,6 +39,40 @@ def test_alpha_interval_level_and_edge_cases():
     assert krippendorff_alpha({1: [1, 5], 2: [5, 1]}, "interval") < 0
     assert krippendorff_alpha({1: [2, 2], 2: [2, 2]}) is None  # no variation: undefined
     assert krippendorff_alpha({1: [1], 2: [2]}) is None  # nothing pairable
+
+
+def _alpha_of_both_kinds(units: dict[int, list[float]], level: str) -> tuple[float | None, float | None]:
+    """Alpha from the values by unit (quality) and from the summed coincidence counts (quality_state)."""
+    parts: Counter = Counter()
+    for values in units.values():
+        parts.update(quality_state.alpha_parts(values))
+    return krippendorff_alpha(units, level), quality_state.alpha(parts, level)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    level=st.sampled_from(["nominal", "interval"]),
+    seed=st.integers(0, 2**32 - 1),
+    coders=st.integers(2, 7),
+    units=st.integers(1, 40),
+    values=st.integers(2, 6),
+    missing=st.floats(0.0, 0.7),
+)
+def test_alpha_agrees_with_the_krippendorff_package(level, seed, coders, units, values, missing):
+    """Random ratings (coders x units, some missing) give the alpha of the maintained package, both
+    from the values by unit and from the counts the dashboard keeps."""
+    rng = np.random.default_rng(seed)
+    data = rng.integers(1, values + 1, size=(coders, units)).astype(float)
+    data[rng.random(size=data.shape) < missing] = np.nan
+    by_unit = {u: [float(v) for v in data[:, u] if not np.isnan(v)] for u in range(units)}
+    ours, from_counts = _alpha_of_both_kinds(by_unit, level)
+    pairable = [v for unit in by_unit.values() if len(unit) >= 2 for v in unit]
+    if len(set(pairable)) < 2:  # nothing to pair, or a single value: alpha is undefined
+        assert ours is None and from_counts is None
+        return
+    expected = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
+    assert ours == pytest.approx(expected, abs=1e-9)
+    assert from_counts == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.django_db

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -77,27 +77,40 @@ def _verdict_units(rows: Iterable[tuple]) -> tuple[dict, dict]:
     return verdicts, scores
 
 
-def majority_agreement(verdicts: Mapping[Hashable, Sequence[tuple[Hashable, Any]]]) -> dict[Hashable, dict[str, Any]]:
-    """Per voter: how many of their verdicts match the majority of the other voters on the same unit.
-
-    Only units where at least two others voted and the others have one most common verdict count.
-    ``verdicts`` maps a unit to its (voter, verdict) pairs, verdicts in model terms.
-    """
-    agree: Counter = Counter()
-    judged: Counter = Counter()
-    for values in verdicts.values():
-        if len(values) < 3:
+def majority_parts(values: Sequence[tuple[Hashable, Any]]) -> dict[Hashable, tuple[int, int]]:
+    """One unit's (agree, judged) per voter: a verdict is judged when at least two other voters gave
+    one on the unit and the others have one most common verdict; it agrees when it is that verdict.
+    ``values`` are the unit's (voter, verdict) pairs."""
+    if len(values) < 3:
+        return {}
+    result: dict[Hashable, tuple[int, int]] = {}
+    for voter, value in values:
+        others = Counter(v for w, v in values if w != voter)
+        if not others:  # every vote on the unit is this voter's
             continue
-        for voter, value in values:
-            others = Counter(v for w, v in values if w != voter)
-            if not others:  # every vote on the unit is this voter's (it raised IndexError before)
-                continue
-            top = others.most_common(1)[0]
-            if list(others.values()).count(top[1]) > 1:  # no clear majority among the others
-                continue
-            judged[voter] += 1
-            agree[voter] += value == top[0]
-    return {voter: {"agree": agree[voter], "n": n, "share": agree[voter] / n} for voter, n in judged.items()}
+        top = others.most_common(1)[0]
+        if list(others.values()).count(top[1]) > 1:  # no clear majority among the others
+            continue
+        agree, judged = result.get(voter, (0, 0))
+        result[voter] = (agree + (value == top[0]), judged + 1)
+    return result
+
+
+def agreement_share(agree: int, n: int) -> dict[str, Any]:
+    """One voter's agreement with the majority, as the figures show it (``n`` above 0)."""
+    return {"agree": agree, "n": n, "share": agree / n}
+
+
+def majority_agreement(verdicts: Mapping[Hashable, Sequence[tuple[Hashable, Any]]]) -> dict[Hashable, dict[str, Any]]:
+    """Per voter: how many of their verdicts match the majority of the other voters on the same unit
+    (the rule of ``majority_parts``, summed over units). ``verdicts`` maps a unit to its (voter,
+    verdict) pairs, verdicts in model terms."""
+    totals: dict[Hashable, tuple[int, int]] = {}
+    for values in verdicts.values():
+        for voter, (agree, judged) in majority_parts(values).items():
+            old_agree, old_judged = totals.get(voter, (0, 0))
+            totals[voter] = (old_agree + agree, old_judged + judged)
+    return {voter: agreement_share(agree, n) for voter, (agree, n) in totals.items()}
 
 
 @dataclass(frozen=True)
@@ -115,7 +128,14 @@ class GoldScore:
         return self.agree / self.n if self.n else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "share": self.share}
+        return {
+            "voter_id": self.voter_id,
+            "public_id": self.public_id,
+            "agree": self.agree,
+            "n": self.n,
+            "excluded": self.excluded,
+            "share": self.share,
+        }  # dataclasses.asdict's fields, without its deep copies (thousands of voters per refresh)
 
 
 def gold_agreement(campaign: Campaign) -> dict[int, GoldScore]:
@@ -162,9 +182,22 @@ def campaign_agreement(campaign: Campaign) -> dict[str, Any]:
     dimension_alpha = {key: krippendorff_alpha(units, "interval") for key, units in scores.items()}
     majority = majority_agreement(verdicts)
     gold = {score.public_id: score.as_dict() for score in gold_agreement(campaign).values()}
+    return agreement_figures(campaign, alpha, dimension_alpha, majority, gold)
+
+
+def agreement_figures(
+    campaign: Campaign,
+    verdict_alpha: float | None,
+    dimension_alpha: dict[str, float | None],
+    majority: dict[Any, dict[str, Any]],
+    gold: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The agreement figures as the dashboard shows them, with their campaign-wide summaries: one
+    form for the figures computed from every vote (``campaign_agreement``) and from the kept counts
+    (arena.services.quality_state). ``majority`` and ``gold`` are keyed by the voter's public id."""
     gold_battles = GoldBattle.objects.filter(campaign=campaign)
     return {
-        "verdict_alpha": alpha,
+        "verdict_alpha": verdict_alpha,
         "dimension_alpha": dimension_alpha,
         "majority_agreement": majority,
         "gold_agreement": gold,

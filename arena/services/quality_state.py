@@ -42,7 +42,7 @@ from arena.models import Battle, Campaign, GoldBattle, Vote, Voter
 from arena.services import abuse
 from arena.services.gold import as_gold_verdict
 from arena.services.hot_sql import columns, sql
-from arena.services.quality import GoldScore, alpha_from_coincidence, summary
+from arena.services.quality import GoldScore, agreement_figures, agreement_share, alpha_from_coincidence, majority_parts
 
 STATE_KEY = "arena:quality:state:{}"
 KEEP_SECONDS = 30 * 24 * 3600
@@ -87,23 +87,6 @@ def counted_parts(counts: dict) -> Counter:
     if m < 2:
         return Counter()
     return Counter({(m, a, b): na * nb - (na if a == b else 0) for a, na in counts.items() for b, nb in counts.items()})
-
-
-def majority_parts(values: list[tuple[int, Any]]) -> dict[int, tuple[int, int]]:
-    """One unit's (agree, judged) per voter: quality.majority_agreement for a single unit."""
-    if len(values) < 3:
-        return {}
-    result: dict[int, tuple[int, int]] = {}
-    for voter, value in values:
-        others = Counter(v for w, v in values if w != voter)
-        if not others:
-            continue
-        top = others.most_common(1)[0]
-        if list(others.values()).count(top[1]) > 1:  # no clear majority among the others
-            continue
-        agree, judged = result.get(voter, (0, 0))
-        result[voter] = (agree + (value == top[0]), judged + 1)
-    return result
 
 
 def alpha(parts: Counter, level: str = "nominal") -> float | None:
@@ -530,24 +513,11 @@ def figures(campaign: Campaign, state: QualityState) -> dict[str, Any]:
     """dashboard.voter_quality's figures, from the state."""
     public = state.public_ids
     excluded = frozenset(Voter.objects.filter(excluded=True).values_list("id", flat=True))
-    majority = {
-        public[voter]: {"agree": agree, "n": n, "share": agree / n} for voter, (agree, n) in state.majority.items()
-    }
+    majority = {public[voter]: agreement_share(agree, n) for voter, (agree, n) in state.majority.items()}
     gold_scores = {
         voter: GoldScore(voter, public[voter], agree, n, voter in excluded) for voter, (agree, n) in state.gold.items()
     }
-    gold = {
-        score.public_id: {
-            "voter_id": score.voter_id,
-            "public_id": score.public_id,
-            "agree": score.agree,
-            "n": score.n,
-            "excluded": score.excluded,
-            "share": score.share,
-        }
-        for score in gold_scores.values()
-    }  # GoldScore.as_dict, without dataclasses.asdict's deep copies
-    gold_battles = GoldBattle.objects.filter(campaign=campaign)
+    gold = {score.public_id: score.as_dict() for score in gold_scores.values()}
     flags = []
     if state.voters:
         median_votes = statistics.median(record.tasks for record in state.voters.values())
@@ -556,20 +526,9 @@ def figures(campaign: Campaign, state: QualityState) -> dict[str, Any]:
             if reasons:
                 flags.append((voter, record.tasks, reasons))
     flags.sort(key=lambda flag: (-flag[1], flag[0]))
+    dimension_alpha = {key: alpha(parts, "interval") for key, parts in state.dimensions.items()}
     return {
-        "verdict_alpha": alpha(state.verdicts),
-        "dimension_alpha": {key: alpha(parts, "interval") for key, parts in state.dimensions.items()},
-        "majority_agreement": majority,
-        "gold_agreement": gold,
-        "summary": {
-            "majority": summary(majority.values()),
-            "gold": {
-                **summary(score for score in gold.values() if not score["excluded"]),
-                "gold_battles": gold_battles.count(),
-                "active_gold_battles": gold_battles.filter(is_active=True).count(),
-                "gold_rate": campaign.gold_rate,
-            },
-        },
+        **agreement_figures(campaign, alpha(state.verdicts), dimension_alpha, majority, gold),
         "flags": [
             {"voter": public[voter], "votes": votes, "reasons": reasons, "excluded": voter in excluded}
             for voter, votes, reasons in flags

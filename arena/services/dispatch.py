@@ -41,8 +41,8 @@ def queue_for(backend_kind: str) -> str:
 
 
 def task(name: str) -> Task:
-    """The registered task called ``name``, "<module>.<function>" (celery.exceptions.NotRegistered if
-    that module defines no such task).
+    """The registered task called ``name``, "<module>.<function>" (celery.exceptions.NotRegistered
+    when that module defines no such task, ModuleNotFoundError when there is no such module).
 
     A worker imports every tasks module when it starts; a web process may not have, so a task not
     registered yet is looked for in the module its name gives, which registers it on import.

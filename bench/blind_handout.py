@@ -1,6 +1,6 @@
 """Benchmark: the cost of the blind hand-out for voters who have already voted a lot.
 
-Every hand-out probes, per candidate item, the voter's battles on its prompt (battles.still_blind):
+Every hand-out probes, per candidate item, the voter's battles on its prompt (new_battles.still_blind):
 no answer revealed to the voter may be shown again. Before, the probe was "not this very item",
 on a (voter, item) index. This times ``open_battle`` on PostgreSQL (a fresh database, tests/stack.py)
 for voters with 0 to N earlier votes, under the new rule and under the old one (its index rebuilt,

@@ -24,7 +24,7 @@ import csv
 import mmap
 from collections.abc import Callable, Iterator, Sequence
 from operator import attrgetter
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import msgspec
 import numpy as np
@@ -56,6 +56,48 @@ _DECODERS = {
     for fmt in ("battles-jsonl", "fastchat-json")
     for anony, cls in ((False, _Battle), (True, _AnonyBattle))
 }
+_LITERAL_LIMIT = 5000  # distinct names (or winner spellings) beyond which fields stay plain strings
+
+
+class _Decoder:
+    """A format's record decoder that learns the names and winner spellings it has seen.
+
+    Once the first piece is read, the three fields are typed as ``Literal`` of the values seen: msgspec
+    then returns one shared str object per value instead of a new string per row, so coding the columns
+    hashes nothing anew (it costs half as much). A piece holding a value not seen before fails that
+    check and is decoded again with plain string fields, and the new values are learned."""
+
+    def __init__(self, fmt: str, anony_only: bool) -> None:
+        self.fmt, self.anony_only = fmt, anony_only
+        self.plain = _DECODERS[fmt, anony_only]
+        self.literal: msgspec.json.Decoder | None = None
+        self.seen: tuple[dict[str, None], dict[str, None]] = ({}, {})  # names, winners
+
+    def decode(self, piece: memoryview | bytes) -> list[Any]:
+        if self.literal is not None:
+            try:
+                return self._run(self.literal, piece)
+            except msgspec.ValidationError:
+                pass  # a new name or spelling (or a bad record: the plain decoder says so)
+        return self._run(self.plain, piece)
+
+    def _run(self, decoder: msgspec.json.Decoder, piece: memoryview | bytes) -> list[Any]:
+        return decoder.decode(piece) if self.fmt == "fastchat-json" else decoder.decode_lines(piece)
+
+    def learn(self, model_a: _Coded, model_b: _Coded, winner: _Coded) -> None:
+        names, winners = self.seen
+        size = (len(names), len(winners))
+        names.update(dict.fromkeys(model_a.values))
+        names.update(dict.fromkeys(model_b.values))
+        winners.update(dict.fromkeys(winner.values))
+        if (len(names), len(winners)) == size or max(len(names), len(winners)) > _LITERAL_LIMIT:
+            return
+        name, spelling = Literal[tuple(names)], Literal[tuple(winners)]  # type: ignore[valid-type]
+        fields: list[Any] = [("model_a", name), ("model_b", name), ("winner", spelling)]
+        if self.anony_only:
+            fields.append(("anony", bool | int | float | str | None, True))
+        record = msgspec.defstruct("Battle", fields, gc=False)
+        self.literal = msgspec.json.Decoder(list[record] if self.fmt == "fastchat-json" else record)
 
 
 def valid_utf8(data: memoryview) -> bool:
@@ -75,7 +117,7 @@ def read_columns(data: memoryview, fmt: str, anony_only: bool, *, chunk: int = C
     if fmt == "csv":
         return _csv_columns(data, anony_only)
     pieces = _json_list_pieces(data, chunk) if fmt == "fastchat-json" else _json_lines_pieces(data, chunk)
-    decoder = _DECODERS[fmt, anony_only]
+    decoder = _Decoder(fmt, anony_only)
     release = _releaser(data)
     coded: list[tuple[_Coded, _Coded, _Coded]] = []
     bracketed = bytearray(max(stop - start for start, stop in pieces) + 2) if len(pieces) > 1 else None
@@ -87,13 +129,14 @@ def read_columns(data: memoryview, fmt: str, anony_only: bool, *, chunk: int = C
             if fmt == "fastchat-json":
                 records = decoder.decode(_bracket(piece, bracketed) if pieces != [(0, len(data))] else piece)
             else:
-                records = decoder.decode_lines(piece)
+                records = decoder.decode(piece)
                 if len(records) != _record_lines(piece):
                     return None  # a blank line, a line not starting with "{" or two records on one line
             if anony_only:
                 records = [r for r in records if r.anony not in _ANONY_FALSE]
             coded.append(tuple(_encode(list(map(attrgetter(name), records))) for name in _FIELDS))  # type: ignore[misc]
             del records
+            decoder.learn(*coded[-1])
             release(stop)
     except msgspec.MsgspecError:
         if fmt == "fastchat-json" and len(coded) < len(pieces):

@@ -308,3 +308,19 @@ def test_a_json_list_cut_inside_a_record_is_read_whole(tmp_path):
     small = rio.read_columns(data, "fastchat-json", False, chunk=1000)
     assert small is not None and len(small[3]) == 200
     assert read_battles(path).counts() == by_rows(path, "fastchat-json")
+
+
+@pytest.mark.parametrize(("fmt", "name"), FORMATS[1:])
+def test_names_and_spellings_first_seen_in_a_later_piece(tmp_path, fmt, name):
+    """Pieces after the first are decoded with the names and winners seen so far as Literal types; a new
+    one makes the piece decode again with plain strings, and a bad record is still refused."""
+    first = [{"model_a": "a", "model_b": "b", "winner": "model_a", "x": i} for i in range(60)]
+    later = [{"model_a": "c", "model_b": "a", "winner": " Model_B ", "x": i} for i in range(60)]
+    path = write(tmp_path / name, first + later + first, fmt)
+    data = rio._mapped(path)
+    small = rio.read_columns(data, fmt, False, chunk=800)
+    assert small is not None
+    assert Battles(*small).counts() == by_rows(path, fmt)
+    assert Battles(*small).model_a == ["a"] * 60 + ["c"] * 60 + ["a"] * 60
+    bad = write(tmp_path / f"bad-{name}", [*first, {"model_a": 7, "model_b": "b", "winner": "tie"}, *first], fmt)
+    assert rio.read_columns(rio._mapped(bad), fmt, False, chunk=800) is None

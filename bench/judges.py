@@ -138,6 +138,25 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def time_calls() -> list[float]:
+    """Record how long each backend call takes, as the worker sees it (the server's 50 ms, plus the
+    time its answer waits for the server process and for this one to get a core)."""
+    from backends.base import Backend
+
+    took: list[float] = []
+    generate = Backend.generate
+
+    def timed(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return generate(self, *args, **kwargs)
+        finally:
+            took.append(time.perf_counter() - started)
+
+    Backend.generate = timed
+    return took
+
+
 def measure(battles: int, concurrency: int, latency: float, workers: int) -> None:
     import django
 
@@ -151,6 +170,7 @@ def measure(battles: int, concurrency: int, latency: float, workers: int) -> Non
     try:
         judge = seed(battles, base_url, f"bench?prefer=Alpha says&delay={latency}", concurrency)
         planning.plan(judge)
+        took = time_calls()
         cpu0, server0 = time.process_time(), process_cpu(server.pid)
         wall = run(judge, workers)
         cpu, server_cpu = time.process_time() - cpu0, process_cpu(server.pid) - server0
@@ -169,6 +189,12 @@ def measure(battles: int, concurrency: int, latency: float, workers: int) -> Non
     )
     per = 1000 / max(done, 1)
     print(f"  platform CPU {per * cpu:.2f} ms per verdict (2 calls), peak RSS {peak_mb:.0f} MB")
+    call_ms = 1000 * sum(took) / max(len(took), 1)
+    at_that = concurrency / (call_ms / 1000) / 2
+    print(
+        f"  calls took {call_ms:.1f} ms on average: at that latency the server allows {at_that:.0f} battles/s,"
+        f" and the platform reached {100 * rate / at_that:.0f}% of it"
+    )
     print(f"  judge server CPU {per * server_cpu:.2f} ms per verdict; load average {os.getloadavg()[0]:.1f}")
 
 

@@ -1,10 +1,13 @@
-"""The Celery application; tasks live in arena.tasks and arena.leaderboards.tasks."""
+"""The Celery application, and ``task_named``: how code that a tasks module imports sends that module's
+tasks (by name, so the import runs one way). Tasks live in arena.tasks and in the ``tasks`` module of
+arena.leaderboards, arena.exports and arena.judges."""
 
 from __future__ import annotations
 
+import importlib
 import os
 
-from celery import Celery
+from celery import Celery, Task
 from celery.signals import worker_init
 
 from arena import worker_resilience
@@ -18,6 +21,19 @@ worker_resilience.install()
 app = Celery("arena")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+def task_named(name: str) -> Task:
+    """The registered task called ``name``, "<module>.<function>" (celery.exceptions.NotRegistered
+    when that module defines no such task, ModuleNotFoundError when there is no such module).
+
+    A worker imports every tasks module when it starts; a web process may not have, so a task not
+    registered yet is looked for in the module its name gives, which registers it on import. Sending
+    it (``apply_async``) then behaves as with the imported task: inline when tasks are eager.
+    """
+    if name not in app.tasks:
+        importlib.import_module(name.rpartition(".")[0])
+    return app.tasks[name]
 
 
 @worker_init.connect

@@ -136,7 +136,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # No health check on every checkout (a round trip per request): a connection found broken makes
     # the outage middleware check the whole pool at once (arena.web.middleware.DatabaseCircuit.failed).
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", False)
-    # Prepared statements for arena.services.hot_sql (server-side parameters, planned once per
+    # Prepared statements for arena.core.hot_sql (server-side parameters, planned once per
     # connection). The ORM binds on the client and never prepares, whatever this says.
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = 0
     # A server that does not answer (a host gone, a network cut) fails a new connection after this

@@ -88,7 +88,7 @@ def answer(rng: random.Random, i: int, corpus: str, size: int = 2000) -> str:
 
 def load(path: str | None):
     if path is None:
-        from arena.services import identity
+        from arena.core import identity
 
         return identity
     spec = importlib.util.spec_from_file_location("identity_under_test", path)

@@ -9,6 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from arena.core.errors import NothingToVoteOn
 from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Battle, Campaign, Item, ModelEntry, Prompt, Response, Voter
 from arena.services.active_sampling import (
@@ -20,7 +21,6 @@ from arena.services.active_sampling import (
     vote_variance,
 )
 from arena.services.battles import open_battle
-from arena.services.errors import NothingToVoteOn
 from arena.services.imports import load_campaign
 from arena.services.items import create_items
 from arena.services.profiles import campaign_profile, forget_profiles

@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 from django.db.models import Count
 
+from arena.core.errors import NothingToVoteOn
 from arena.models import Battle, Campaign, GoldBattle, Voter
 from arena.services import dashboard
 from arena.services.battles import JUDGED_EVERYTHING, open_battle
-from arena.services.errors import NothingToVoteOn
 from arena.services.profiles import campaign_profile, forget_profiles
 from arena.services.votes import record_vote
 from tests.factories import make_campaign

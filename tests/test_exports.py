@@ -10,12 +10,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from arena.core.errors import ArenaError
 from arena.exports import formats, sinks
 from arena.exports.filters import ExportFilters
 from arena.exports.formats import ranking_pairs, tiers_from_scores, voter_hash
 from arena.exports.writer import write_export
 from arena.models import Battle, Prompt, Response, Vote, Voter
-from arena.services.errors import ArenaError
 from tests.factories import make_campaign
 
 FASTCHAT_FIELDS = {

@@ -12,12 +12,12 @@ from django.core.management import call_command
 from django.db import connection
 from django.db.models import Count
 
+from arena.core.errors import ArenaError
 from arena.exports.filters import ExportFilters
 from arena.exports.formats import FORMATS
 from arena.exports.writer import write_export
 from arena.models import Battle, Campaign, GoldBattle, Item, Response, Vote, Voter
 from arena.services.battles import open_battle
-from arena.services.errors import ArenaError
 from arena.services.gold import as_gold_verdict, hand_out_gold
 from arena.services.profiles import campaign_profile, forget_profiles
 from arena.services.votes import record_vote

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from arena.services import hot_sql
+from arena.core import hot_sql
 from tests.modes import postgres_only
 
 pytestmark = pytest.mark.django_db

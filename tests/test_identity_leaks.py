@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from arena.core.identity import CACHED_LENGTH, reveals_identity
 from arena.leaderboards.aggregation import fold_new_votes
 from arena.leaderboards.models import PairAggregate
 from arena.models import Battle, Response, Vote, Voter
 from arena.services.battles import open_battle
-from arena.services.identity import CACHED_LENGTH, reveals_identity
 from arena.services.profiles import campaign_profile
 from arena.services.votes import record_vote
 from ratings.counts import PairCounts

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 
+from arena.core.identity import reveals_identity
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Voter
 from arena.rendering import render_markdown
 from arena.services import live
 from arena.services.battles import open_battle
-from arena.services.identity import reveals_identity
 from arena.services.profiles import campaign_profile
 from tests.factories import make_campaign
 
@@ -134,7 +134,7 @@ def test_the_prose_corpus_is_large_enough():
 
 
 def test_the_rendered_html_writes_the_ampersand_as_an_entity_and_the_check_reads_it_decoded():
-    from arena.services.identity import normalise  # imported here: the module had no normalise() before
+    from arena.core.identity import normalise  # imported here: the module had no normalise() before
 
     page = render_markdown("I'm Q&A-Bot.")
     assert "Q&amp;A-Bot" in page

@@ -6,12 +6,12 @@ import json
 
 import pytest
 
+from arena.core.errors import ArenaError
 from arena.exports.filters import ExportFilters
 from arena.exports.writer import write_export
 from arena.judges import actions
 from arena.judges.models import Judge
 from arena.models import Battle, Item, ModelEntry, Voter
-from arena.services.errors import ArenaError
 from arena.services.votes import record_vote
 from tests.factories import make_campaign
 

@@ -250,8 +250,8 @@ def test_pairs_are_drawn_by_weight_and_never_twice_the_same_model():
 
 @pytest.mark.django_db
 def test_live_campaign_pages_lead_to_the_live_form_and_votes_wait_for_both_answers(alice):
+    from arena.core.errors import Conflict
     from arena.models import Battle, Campaign, Response, Voter
-    from arena.services.errors import Conflict
     from arena.services.votes import record_vote
     from tests.factories import make_campaign
 

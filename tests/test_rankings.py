@@ -11,13 +11,13 @@ from itertools import combinations
 import pytest
 from django.db import connection
 
+from arena.core.errors import ArenaError, Conflict, LimitReached, NotAllowed, NotFound, NothingToVoteOn
 from arena.exports.filters import ExportFilters
 from arena.exports.writer import write_export
 from arena.leaderboards.aggregation import fold_new_votes
 from arena.leaderboards.models import PairAggregate
 from arena.models import Battle, Campaign, ModelEntry, Ranking, Response, Vote, Voter
 from arena.services import rankings
-from arena.services.errors import ArenaError, Conflict, LimitReached, NotAllowed, NotFound, NothingToVoteOn
 from arena.services.profiles import campaign_profile, forget_profiles
 from ratings.counts import PairCounts
 from tests.factories import make_campaign

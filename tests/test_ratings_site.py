@@ -20,8 +20,8 @@ pytestmark = pytest.mark.django_db
 def cast_votes(campaign, n: int, seed: int = 1, scored: bool = False) -> None:
     """Votes written straight through the domain function, from several voters (about five votes
     each; a voter who has judged everything they can judge blind hands over to a new one)."""
+    from arena.core.errors import NothingToVoteOn
     from arena.services.battles import open_battle
-    from arena.services.errors import NothingToVoteOn
     from arena.services.profiles import campaign_profile
     from arena.services.votes import record_vote
 

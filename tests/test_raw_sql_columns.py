@@ -5,7 +5,7 @@ of it twice (a portable statement and PostgreSQL's one-round-trip variant). A fi
 or Vote without a null or a database default must reach each of those statements, or the dialect
 that was forgotten fails on its first row, which the other dialect's test pass would never show.
 These tests read the statements as the modules hold them (tables and columns already written in from
-the models, see arena.services.hot_sql.sql) and compare each column list with the model.
+the models, see arena.core.hot_sql.sql) and compare each column list with the model.
 """
 
 from __future__ import annotations

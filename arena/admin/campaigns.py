@@ -14,13 +14,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from arena.admin.generation import GENERATION_ACTIONS, GenerationAdminMixin
+from arena.core.errors import ArenaError
 from arena.models import (
     Campaign,
     Dimension,
     Invite,
 )
 from arena.services import campaigns as campaign_service
-from arena.services.errors import ArenaError
 from arena.services.imports import DEFAULT_CHOSEN_MODEL, DEFAULT_REJECTED_MODEL, ImportOptions, import_file
 from arena.services.imports import FORMATS as IMPORT_FORMATS
 from arena.services.items import sync_campaign_items

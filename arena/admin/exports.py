@@ -13,12 +13,12 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from arena.core.errors import ArenaError
 from arena.exports import dispatch, filters
 from arena.exports.formats import FORMATS
 from arena.exports.models import ExportJob
 from arena.models import Campaign
 from arena.permissions import EXPORT_DATA, allowed, check
-from arena.services.errors import ArenaError
 
 MARGIN_CHOICES = [
     ("none", "No margin"),

@@ -20,9 +20,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from arena.core.errors import ArenaError
 from arena.models import Campaign
 from arena.services import generation
-from arena.services.errors import ArenaError
 
 STATUSES = ("queued", "running", "done", "failed")
 

@@ -7,11 +7,11 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.db.models import Count, F, Q
 
+from arena.core.errors import ArenaError
 from arena.models import (
     GoldBattle,
     Response,
 )
-from arena.services.errors import ArenaError
 from arena.services.gold import check_gold, gold_from_votes
 
 

@@ -12,9 +12,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, Sum
 from django.utils.html import format_html
 
+from arena.core.errors import ArenaError
 from arena.judges import actions
 from arena.judges.models import Judge, JudgeVerdict
-from arena.services.errors import ArenaError
 
 
 def _run(scope: str, label: str, *, retry_failed: bool = False):

@@ -11,8 +11,8 @@ from ninja import Schema
 from ninja.errors import HttpError
 from ninja.security import APIKeyCookie
 
+from arena.core.errors import ArenaError, NotAllowed
 from arena.permissions import allowed
-from arena.services.errors import ArenaError, NotAllowed
 
 try:
     from ninja import Status  # recent django-ninja; returning (status, body) is deprecated there

@@ -16,11 +16,11 @@ from django.urls import reverse
 from ninja import Field, Router, Schema
 
 from arena.api.common import ErrorOut, StaffSession, Status
+from arena.core.errors import NotFound
 from arena.exports import dispatch
 from arena.exports.models import ExportJob
 from arena.models import Campaign
 from arena.permissions import EXPORT_DATA
-from arena.services.errors import NotFound
 from arena.web.export_views import export_file_response
 
 router = Router(

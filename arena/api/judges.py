@@ -13,9 +13,9 @@ from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
 from arena.api.common import ErrorOut, StaffSession, Status
+from arena.core.errors import NotAllowed
 from arena.judges import actions, boards
 from arena.permissions import allowed
-from arena.services.errors import NotAllowed
 
 VIEW_JUDGE = ("judges.view_judge", "judges.change_judge")
 CHANGE_JUDGE = ("judges.change_judge",)

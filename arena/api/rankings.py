@@ -10,8 +10,8 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Field, Router, Schema
 
 from arena.api.common import ErrorOut, check_csrf
+from arena.core.errors import NotFound
 from arena.services import access, rankings, ratelimit
-from arena.services.errors import NotFound
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
 
 router = Router(tags=["rankings"])

@@ -14,7 +14,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.parser import Parser
 
-from arena.services.errors import ArenaError
+from arena.core.errors import ArenaError
 from arena.web.json_body import json_body
 
 

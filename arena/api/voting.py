@@ -8,10 +8,10 @@ from django.http import HttpRequest, HttpResponse
 from ninja import Router, Schema
 
 from arena.api.common import ErrorOut, check_csrf
+from arena.core.errors import Conflict
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
-from arena.services.errors import Conflict
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
 router = Router()

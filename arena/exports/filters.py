@@ -16,10 +16,10 @@ from typing import Any
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from arena.core.errors import ArenaError
 from arena.exports import formats
 from arena.exports.formats import FORMATS, Format
 from arena.models import Campaign
-from arena.services.errors import ArenaError
 
 
 def _moment(value: Any, name: str, *, end: bool) -> datetime | None:

@@ -20,13 +20,13 @@ from django.conf import settings
 from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from arena.core.errors import ArenaError
 from arena.exports.filters import ExportFilters, get_format
 from arena.exports.formats import FORMATS
 from arena.exports.models import ExportJob
 from arena.exports.progress import Progress
 from arena.exports.writer import write_export
 from arena.models import Campaign
-from arena.services.errors import ArenaError
 
 log = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from arena.core.errors import ArenaError
 from arena.exports import formats
 from arena.exports.filters import ExportFilters
 from arena.exports.formats import Format
@@ -17,7 +18,6 @@ from arena.exports.progress import Progress, ProgressCallback
 from arena.leaderboards.models import LeaderboardSnapshot
 from arena.leaderboards.snapshots import DEFAULT_METHOD
 from arena.models import Campaign
-from arena.services.errors import ArenaError
 
 
 def write_leaderboard(

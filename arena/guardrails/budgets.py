@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 from django.db.models import Sum
 from django.utils import timezone
 
+from arena.core.errors import LimitReached
 from arena.guardrails import usage
 from arena.models import Campaign, GenerationUsage
-from arena.services.errors import LimitReached
 from arena.services.ratelimit import Rule, hits
 
 

@@ -19,10 +19,10 @@ import threading
 import time
 from typing import Any
 
+from arena.core.errors import ArenaError
 from arena.guardrails.moderators import Moderator, ModeratorError, get_moderator
 from arena.guardrails.moderators.base import ModeratorConfigError
 from arena.models import Campaign, RefusedPrompt, Voter
-from arena.services.errors import ArenaError
 
 log = logging.getLogger(__name__)
 

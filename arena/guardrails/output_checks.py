@@ -7,7 +7,7 @@ An answer is flagged, with its reasons stored on the response (``Response.checks
 - ``refusal``: it opens by declining ("I'm sorry, but I can't help with that", "As an AI, I cannot
   ...", "I must decline"): only the first ``REFUSAL_WINDOW`` characters are read, so a long answer
   that says "I can't stress enough" in its fifth paragraph is not a refusal;
-- ``identity``: it names a model (arena.services.identity: any campaign model, a well-known family).
+- ``identity``: it names a model (arena.core.identity: any campaign model, a well-known family).
 
 A battle is flagged when either of its answers is, or when its identity check flagged it (the
 hand-out's ``Battle.flagged``); staff see these battles, with the reasons, on the dashboard. Only
@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from arena.services.identity import normalise, reveals_identity
+from arena.core.identity import normalise, reveals_identity
 
 REASONS = {
     "empty": "empty answer",

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 from django.db.models import Count, Sum
 
+from arena.core.errors import ArenaError, NotFound
 from arena.judges import planning, running
 from arena.judges.models import Judge, JudgeVerdict
 from arena.models import Campaign
-from arena.services.errors import ArenaError, NotFound
 
 
 def judges_of(campaign_slug: str, judge_name: str | None = None) -> list[Judge]:

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from arena.core.errors import ArenaError
 from arena.exports import formats
 from arena.exports.formats import PromptText, ResponseText
 from arena.judges.models import Judge, JudgeVerdict
 from arena.models import Campaign
-from arena.services.errors import ArenaError
 
 SOURCES_HELP = "humans (default), all, or judge:NAME"
 _VERDICT = {"lo": "left", "hi": "right", "tie": "tie", "both_bad": "both_bad"}

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from django.db import transaction
 
+from arena.core.errors import ArenaError
 from arena.judges.models import Judge, JudgeVerdict
 from arena.models import Item, Vote
-from arena.services.errors import ArenaError
 
 SCOPES = ("items", "voted")
 

@@ -28,11 +28,11 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from arena.celery import app as celery_app
+from arena.core import hot_sql
 from arena.judges import judging
 from arena.judges.judging import ChunkOutcome
 from arena.judges.models import Judge, JudgeVerdict
 from arena.services import dispatch as task_dispatch
-from arena.services import hot_sql
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from django.db import connection, transaction
 
+from arena.core import hot_sql
 from arena.leaderboards.models import OVERALL, EloState, PairAggregate
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Vote, Voter
-from arena.services import hot_sql
 from ratings.counts import Outcome, PairCounts
 from ratings.elo import update_elo_indexed
 

@@ -22,9 +22,14 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
+from arena.celery import task_named
+
 # Per campaign: until when (wall clock) a queued run covers this process's votes: most votes need
 # not even ask Redis.
 _COVERED_UNTIL: dict[int, float] = {}
+
+
+RECOMPUTE_TASK = "arena.leaderboards.tasks.recompute_campaign"  # sent by name: the tasks module imports this one
 
 
 def queued_key(campaign_id: int) -> str:
@@ -38,8 +43,7 @@ def request_recompute(campaign_id: int, *, follow_up: bool = False) -> bool:
     read by that run, so until then this process skips the cache (one Redis round trip per process
     and window, not per vote). ``follow_up``: asked by a run that found votes it did not fold.
     """
-    from arena.leaderboards.tasks import recompute_campaign
-
+    recompute_campaign = task_named(RECOMPUTE_TASK)
     delay = settings.ARENA_RECOMPUTE_DEBOUNCE
     eager = recompute_campaign.app.conf.task_always_eager
     now = time.time()

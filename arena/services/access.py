@@ -10,8 +10,8 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from arena import permissions
+from arena.core.errors import LimitReached, NotAllowed, NotFound
 from arena.models import Admission, Campaign, Invite, Vote, Voter
-from arena.services.errors import LimitReached, NotAllowed, NotFound
 from arena.services.profiles import CampaignProfile, campaign_profile
 from arena.services.voters import voter_from_cookie
 

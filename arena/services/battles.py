@@ -22,13 +22,13 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from arena.core import hot_sql
+from arena.core.errors import NotFound, NothingToVoteOn
+from arena.core.hot_sql import sql
+from arena.core.identity import reveals_identity
 from arena.models import Battle, Campaign, Item, Prompt, Response, Voter
-from arena.services import hot_sql
 from arena.services.active_sampling import draw_pair, pair_state, prompt_sample
-from arena.services.errors import NotFound, NothingToVoteOn
 from arena.services.gold import maybe_gold_battle
-from arena.services.hot_sql import sql
-from arena.services.identity import reveals_identity
 from arena.services.new_battles import (
     INSERT_BATTLE_SQL,
     PAGE_SQL,
@@ -336,7 +336,7 @@ def open_battle(profile: CampaignProfile, voter_id: int) -> BattleView:
 def _start_battle(profile: CampaignProfile, voter_id: int, item: Candidate) -> BattleView:
     """Create the battle, the left side drawn at random here on the server.
 
-    A battle whose answers name a model is flagged (see arena.services.identity): still shown and
+    A battle whose answers name a model is flagged (see arena.core.identity): still shown and
     voted on, but left out of the ratings.
     """
     left_id, right_id = item.response_lo_id, item.response_hi_id

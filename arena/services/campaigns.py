@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from arena.core.errors import ArenaError, Conflict
 from arena.models import Campaign
-from arena.services.errors import ArenaError, Conflict
 
 _ALLOWED = {
     Campaign.Status.DRAFT: {Campaign.Status.ACTIVE, Campaign.Status.CLOSED},

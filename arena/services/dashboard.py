@@ -11,10 +11,10 @@ from django.db.models import Count, Sum
 from django.db.models.functions import TruncDay, TruncHour
 from django.utils import timezone
 
+from arena.core.hot_sql import sql
 from arena.models import Battle, Campaign, Item, Prompt, Vote
 from arena.services import abuse, quality
 from arena.services.battles import active_pairs_clause
-from arena.services.hot_sql import sql
 from arena.services.profiles import campaign_profile
 from ratings.axes import nice_ticks, tick_label
 

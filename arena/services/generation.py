@@ -39,11 +39,11 @@ from django.db import connection, transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
+from arena.core.errors import ArenaError
 from arena.guardrails import output_checks, usage
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response
 from arena.rendering import render_markdown
 from arena.services import dispatch, heartbeat, live
-from arena.services.errors import ArenaError
 from arena.services.items import create_items
 from arena.services.live_publisher import SidePublisher
 from backends.errors import BackendError, redact

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
+from arena.core.errors import ArenaError
+from arena.core.hot_sql import sql
 from arena.models import Battle, Campaign, GoldBattle, Prompt, Response, Vote, Voter
-from arena.services.errors import ArenaError
-from arena.services.hot_sql import sql
 from arena.services.new_battles import BattleView, still_blind, store_battle
 from arena.services.profiles import CampaignProfile
 

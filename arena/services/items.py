@@ -9,8 +9,8 @@ from itertools import combinations
 
 from django.db import connection
 
+from arena.core.hot_sql import columns, sql
 from arena.models import Campaign, Item, Response
-from arena.services.hot_sql import columns, sql
 
 
 def create_items(campaign: Campaign, prompt_ids: Iterable[int]) -> None:

@@ -28,13 +28,13 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 
+from arena.core.errors import ArenaError, Conflict, LimitReached, NotFound, NothingToVoteOn
+from arena.core.identity import reveals_identity
 from arena.guardrails import gate
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Voter
 from arena.rendering import render_markdown
 from arena.services import dispatch
 from arena.services.access import check_may_vote
-from arena.services.errors import ArenaError, Conflict, LimitReached, NotFound, NothingToVoteOn
-from arena.services.identity import reveals_identity
 
 SIDES = {"A": "left", "B": "right"}
 
@@ -210,7 +210,7 @@ def _side_messages(conversation: dict[str, list[str]], key: str) -> tuple[int, l
 def record_answer(side: LiveSide, text: str, model_name: str = "") -> None:
     """Store a finished answer in the battle's conversation (inside the caller's transaction), and
     flag the battle when the answer names a model: its own, any other of the campaign, or a well-known
-    family (the rule of arena.services.identity, as for every other battle)."""
+    family (the rule of arena.core.identity, as for every other battle)."""
     battle = Battle.objects.select_for_update().filter(pk=side.battle_id).first()
     if battle is None:
         return

@@ -13,10 +13,10 @@ from typing import Any
 
 from django.utils import timezone
 
+from arena.core import hot_sql
+from arena.core.hot_sql import sql
+from arena.core.identity import reveals_identity
 from arena.models import Battle, Prompt, Response
-from arena.services import hot_sql
-from arena.services.hot_sql import sql
-from arena.services.identity import reveals_identity
 from arena.services.profiles import CampaignProfile
 
 

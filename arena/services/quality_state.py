@@ -38,10 +38,10 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Max
 
+from arena.core.hot_sql import columns, sql
 from arena.models import Battle, Campaign, GoldBattle, Vote, Voter
 from arena.services import abuse
 from arena.services.gold import as_gold_verdict
-from arena.services.hot_sql import columns, sql
 from arena.services.quality import GoldScore, agreement_figures, agreement_share, alpha_from_coincidence, majority_parts
 
 STATE_KEY = "arena:quality:state:{}"

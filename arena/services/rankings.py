@@ -33,12 +33,12 @@ from django.db.models import Count, F, IntegerField, OuterRef, Q, Subquery, Valu
 from django.db.models.functions import Cast, Coalesce, Random
 from django.utils import timezone
 
+from arena.core.errors import ArenaError, Conflict, LimitReached, NotFound, NothingToVoteOn
+from arena.core.hot_sql import sql
+from arena.core.identity import reveals_identity
 from arena.models import Battle, Campaign, Item, Prompt, Ranking, Response, Vote, Voter
 from arena.services.access import check_admitted, check_open
 from arena.services.battles import active_pairs_clause
-from arena.services.errors import ArenaError, Conflict, LimitReached, NotFound, NothingToVoteOn
-from arena.services.hot_sql import sql
-from arena.services.identity import reveals_identity
 from arena.services.profiles import CampaignProfile
 
 log = logging.getLogger(__name__)

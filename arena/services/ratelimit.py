@@ -27,7 +27,7 @@ from django.core.cache import cache, caches
 from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 
-from arena.services.errors import LimitReached
+from arena.core.errors import LimitReached
 
 log = logging.getLogger(__name__)
 

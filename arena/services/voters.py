@@ -17,8 +17,8 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.http import HttpRequest, HttpResponse
 
+from arena.core.errors import NotFound
 from arena.models import Voter
-from arena.services.errors import NotFound
 
 COOKIE_NAME = "arena_voter"
 COOKIE_SALT = "arena.voter"

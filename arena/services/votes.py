@@ -15,11 +15,11 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from arena.core import hot_sql
+from arena.core.errors import ArenaError, Conflict, NotAllowed, NotFound
+from arena.core.hot_sql import sql
 from arena.models import Admission, Battle, Campaign, Dimension, Invite, Item, ModelEntry, Response, Vote, Voter
-from arena.services import hot_sql
 from arena.services.access import NOT_ADMITTED, check_open, check_vote_counts
-from arena.services.errors import ArenaError, Conflict, NotAllowed, NotFound
-from arena.services.hot_sql import sql
 from arena.services.profiles import campaign_profile
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 
-from arena.services.errors import ArenaError
+from arena.core.errors import ArenaError
 
 
 def wants_json(request: HttpRequest) -> bool:

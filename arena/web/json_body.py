@@ -17,7 +17,7 @@ from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 
-from arena.services.errors import ArenaError, TooLarge
+from arena.core.errors import ArenaError, TooLarge
 
 API_PREFIX = "/api/"  # the JSON API: its operations parse bodies of any content type as JSON
 MAX_JSON_DEPTH = 32  # arrays and objects inside one another; Arena's bodies need 3

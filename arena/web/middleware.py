@@ -12,7 +12,7 @@ from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
-from arena.services.errors import ArenaError
+from arena.core.errors import ArenaError
 from arena.web.json_body import check_body
 
 log = logging.getLogger(__name__)

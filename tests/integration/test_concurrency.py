@@ -82,9 +82,9 @@ def test_simultaneous_vote_posts_through_two_servers_store_one_vote(stack_env, p
 def test_simultaneous_record_vote_calls_store_one_vote():
     if connection.vendor != "postgresql":
         pytest.skip("this race is about PostgreSQL's row locking; run with DATABASE_URL=postgres://...")
+    from arena.core.errors import Conflict
     from arena.models import Vote, Voter
     from arena.services.battles import open_battle
-    from arena.services.errors import Conflict
     from arena.services.profiles import campaign_profile
     from arena.services.votes import record_vote
     from tests.factories import make_campaign

@@ -8,9 +8,9 @@ from collections import Counter
 import pytest
 from django.db import connection
 
+from arena.core.errors import NothingToVoteOn
 from arena.models import Battle, Voter
 from arena.services.battles import open_battle
-from arena.services.errors import NothingToVoteOn
 from arena.services.profiles import campaign_profile
 from tests.factories import make_campaign
 

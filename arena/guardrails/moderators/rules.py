@@ -14,8 +14,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from arena.core.identity import normalise, word_trie
 from arena.guardrails.moderators.base import Moderator, ModeratorConfigError, Verdict
-from arena.services.identity import normalise, word_trie
 
 MAX_PATTERN_CHARS = 500
 _SPACES = re.compile(r"\s+")

@@ -2,9 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from arena.core.errors import ArenaError
 from arena.models import Campaign
 from arena.services.campaigns import set_status
-from arena.services.errors import ArenaError
 
 
 class Command(BaseCommand):

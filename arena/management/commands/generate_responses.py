@@ -6,9 +6,9 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from arena.core.errors import ArenaError
 from arena.models import Campaign
 from arena.services import generation
-from arena.services.errors import ArenaError
 
 BAR_WIDTH = 30
 

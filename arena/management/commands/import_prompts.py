@@ -4,8 +4,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from arena.core.errors import ArenaError
 from arena.models import Campaign
-from arena.services.errors import ArenaError
 from arena.services.imports import DEFAULT_CHOSEN_MODEL, DEFAULT_REJECTED_MODEL, FORMATS, ImportOptions, import_file
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from arena.services.errors import ArenaError
+from arena.core.errors import ArenaError
 from arena.services.imports import load_campaign
 
 

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from arena.services.errors import ArenaError
+from arena.core.errors import ArenaError
 
 ROLES = {"system", "user", "assistant"}
 MAX_TEXT = 200_000  # characters of one text: a prompt, a message, an answer

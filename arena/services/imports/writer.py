@@ -35,10 +35,10 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models.functions import MD5
 from django.utils import timezone
 
+from arena.core.hot_sql import columns, sql
 from arena.model_validation import model_name_problem
 from arena.models import Campaign, ModelEntry, Prompt, Response
 from arena.rendering import render_markdown
-from arena.services.hot_sql import columns, sql
 from arena.services.imports.rows import ImportFailed, ImportSummary, PromptRow, model_name
 from arena.services.items import create_items
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from arena.core.errors import ArenaError
 from arena.exports.filters import ExportFilters
 from arena.exports.formats import FORMATS, MARGINS
 from arena.exports.progress import Progress
 from arena.exports.writer import write_export
 from arena.models import Campaign
-from arena.services.errors import ArenaError
 
 FILTER_OPTIONS = (
     "since",

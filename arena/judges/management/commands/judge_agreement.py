@@ -6,8 +6,8 @@ import json as jsonlib
 
 from django.core.management.base import BaseCommand, CommandError
 
+from arena.core.errors import ArenaError
 from arena.judges import actions, boards
-from arena.services.errors import ArenaError
 
 
 def _pct(value) -> str:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
+from arena.core.errors import ArenaError
 from arena.judges import actions
-from arena.services.errors import ArenaError
 
 
 class Command(BaseCommand):

@@ -33,13 +33,13 @@ from ratings.elo import update_elo_indexed
 FOLD_BATCH = 100_000
 
 # Vote.Verdict values as Outcome codes (model a is the left model).
-_VERDICT_OUTCOME = {
+VERDICT_OUTCOME = {
     Vote.Verdict.LEFT: Outcome.A_WINS,
     Vote.Verdict.RIGHT: Outcome.B_WINS,
     Vote.Verdict.TIE: Outcome.TIE,
     Vote.Verdict.BOTH_BAD: Outcome.BOTH_BAD,
 }
-_TALLY_KEYS = {int(code): verdict.value for verdict, code in _VERDICT_OUTCOME.items()}
+_TALLY_KEYS = {int(code): verdict.value for verdict, code in VERDICT_OUTCOME.items()}
 
 # Portable SQL (PostgreSQL and SQLite). ``counted`` is 0 for the votes that must not enter ratings;
 # ``longer`` is 1 when the left answer is longer, -1 when the right one is, 0 when they are equal.
@@ -66,7 +66,7 @@ ORDER BY v.id
     Voter,
     Prompt,
     Response,
-    verdicts=" ".join(f"WHEN '{verdict.value}' THEN {int(code)}" for verdict, code in _VERDICT_OUTCOME.items()),
+    verdicts=" ".join(f"WHEN '{verdict.value}' THEN {int(code)}" for verdict, code in VERDICT_OUTCOME.items()),
 )
 _UNFOLDED = _VOTES_SQL.replace("{where}", "NOT v.folded") + "LIMIT %s"
 _FOLDED = _VOTES_SQL.replace("{where}", "v.folded")

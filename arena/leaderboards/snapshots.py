@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from arena.leaderboards.aggregation import fold_new_votes
+from arena.leaderboards.aggregation import VERDICT_OUTCOME, fold_new_votes
 from arena.leaderboards.models import OVERALL, EloState, LeaderboardSnapshot, PairAggregate
 from arena.models import Campaign
 from ratings.counts import PairCounts
@@ -186,7 +186,6 @@ def compute_style_snapshot(campaign: Campaign) -> bool:
     vote; it therefore runs on beat's schedule (arena.leaderboards.tasks), not after every vote, and only when
     the number of votes changed. Features are computed once per response, not per vote.
     """
-    from arena.leaderboards.aggregation import _VERDICT_OUTCOME
     from arena.models import Response, Vote
     from ratings import fit_style_control, style_features
 
@@ -201,7 +200,7 @@ def compute_style_snapshot(campaign: Campaign) -> bool:
     for left, right, verdict, left_id, right_id in rows.iterator(chunk_size=10_000):
         model_a.append(left)
         model_b.append(right)
-        outcome.append(_VERDICT_OUTCOME[verdict])
+        outcome.append(VERDICT_OUTCOME[verdict])
         left_ids.append(left_id)
         right_ids.append(right_id)
     wanted = set(left_ids) | set(right_ids)

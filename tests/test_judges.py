@@ -372,3 +372,12 @@ def test_the_judge_task_is_sent_by_its_registered_name_and_runs_inline_when_eage
     JudgeVerdict.objects.filter(pk__in=ids).update(status="queued")
     running.send_chunks(ids, "generate_api")
     assert set(JudgeVerdict.objects.filter(judge=judge).values_list("status", flat=True)) == {"done"}
+
+
+def test_a_judge_whose_settings_its_backend_refuses_fails_with_the_reason(campaign):
+    judge = static_judge(campaign, "[[C]]")
+    ModelEntry.objects.filter(pk=judge.model_id).update(backend_settings={"text": "[[C]]", "colour": "blue"})
+    run(judge)
+    verdicts = JudgeVerdict.objects.filter(judge=judge)
+    assert {v.status for v in verdicts} == {"failed"} and {v.calls for v in verdicts} == {0}
+    assert all(v.error.startswith("bad_request") and "colour" in v.error for v in verdicts)

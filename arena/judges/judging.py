@@ -333,7 +333,13 @@ def plan_calls(runs: list[_Run]) -> list[_Call]:
     deterministic = False
     for run in runs:
         model, campaign = run.model, run.campaign
-        params = DecodingParams.from_dict(model.params)
+        try:  # settings or parameters a backend refuses fail the pairing, for staff to see
+            params = DecodingParams.from_dict(model.params)
+            if model.pk not in backends:
+                backends[model.pk] = get_backend(model.backend, model.backend_settings)
+        except BackendError as error:
+            run.error = error
+            continue
         letters = prompting.allowed_letters(campaign.allow_tie, campaign.allow_both_bad)
         dims = campaign_dimensions(campaign)
         for order in ORDERS:
@@ -353,9 +359,7 @@ def plan_calls(runs: list[_Run]) -> list[_Call]:
             slot = key if params.is_deterministic else f"{key}:{run.verdict_id}:{order}"
             deterministic = deterministic or params.is_deterministic
             if slot not in calls:
-                if (backend := backends.get(model.pk)) is None:
-                    backend = backends[model.pk] = get_backend(model.backend, model.backend_settings)
-                calls[slot] = _Call(messages, key, backend, params, letters)
+                calls[slot] = _Call(messages, key, backends[model.pk], params, letters)
             calls[slot].waiting.append((run, order))
     if not deterministic:
         return list(calls.values())
@@ -438,6 +442,8 @@ def judge_chunk(verdict_ids: list[int], *, retries_done: int = 0) -> ChunkOutcom
     if not tokens:
         return ChunkOutcome(skipped=skipped)
     runs = load(tokens)
+    if not runs:  # deleted since the claim
+        return ChunkOutcome(skipped=len(verdict_ids))
     first = runs[0]
     where = {"judge_id": first.judge.pk, "queue": queue_for(first.model.backend)}
     try:

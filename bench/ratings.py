@@ -38,10 +38,11 @@ NAMES = [f"model-{i:03d}" for i in range(N_MODELS)]
 
 
 def measure(label: str, fn, *, memory: bool = True):
-    """Run fn once for time, once more under tracemalloc for peak memory (numpy reports its buffers)."""
-    start = time.perf_counter()
+    """Run fn once for time (wall and CPU, all threads), once more under tracemalloc for peak memory (numpy
+    reports its buffers)."""
+    start, cpu = time.perf_counter(), time.process_time()
     result = fn()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
     peak = None
     if memory:
         tracemalloc.start()
@@ -49,7 +50,7 @@ def measure(label: str, fn, *, memory: bool = True):
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
     mem = "" if peak is None else f"  peak {peak:7.1f} MiB"
-    print(f"{label:<58} {elapsed * 1000:9.1f} ms{mem}")
+    print(f"{label:<58} {elapsed * 1000:9.1f} ms  CPU {cpu * 1000:9.1f} ms{mem}")
     return result, elapsed
 
 

@@ -139,8 +139,8 @@ def read_columns(data: memoryview, fmt: str, anony_only: bool, *, chunk: int = C
             decoder.learn(*coded[-1])
             release(stop)
     except msgspec.MsgspecError:
-        if fmt == "fastchat-json" and len(coded) < len(pieces):
-            return read_columns(data, fmt, anony_only, chunk=len(data) + 1) if len(pieces) > 1 else None
+        if fmt == "fastchat-json" and len(pieces) > 1:  # maybe a cut inside a record: decode the list whole
+            return read_columns(data, fmt, anony_only, chunk=len(data))
         return None
     if not coded:
         return None
@@ -187,11 +187,11 @@ def _json_lines_pieces(data: memoryview, chunk: int) -> list[tuple[int, int]]:
 
 def _json_list_pieces(data: memoryview, chunk: int) -> list[tuple[int, int]]:
     """Byte ranges of a JSON list's records, between its brackets, cut at the comma that separates two
-    records (``,`` + the whitespace before the first record + ``{``); the whole data when the list has no
-    newline before its first record (then a comma and a brace could be inside a record)."""
+    records (``,`` + the whitespace before the first record + ``{``); the whole data when it fits in a chunk
+    or the list has no newline before its first record (then a comma and a brace could be inside a record)."""
     first = _skip(data, 0, 1)
     last = _skip(data, len(data) - 1, -1)
-    if first >= len(data) or data[first] != ord("[") or last <= first or data[last] != ord("]"):
+    if len(data) <= chunk or first >= len(data) or data[first] != ord("[") or last <= first or data[last] != ord("]"):
         return [(0, len(data))]
     opening = _skip(data, first + 1, 1)
     if opening >= last or data[opening] != ord("{") or b"\n" not in bytes(data[first + 1 : opening]):

@@ -53,6 +53,8 @@ services:
 # Every behaviour test runs twice (tests/modes.py): the embedded pass on a SQLite file with tasks
 # in-process, then the distributed pass on PostgreSQL and Redis with real servers and workers.
 test: $(VENV)/.test-installed services
+	@echo "== import contracts (docs/architecture.md) =="
+	$(VENV)/bin/lint-imports --no-cache
 	@echo "== embedded pass: SQLite, tasks in-process, in-memory channel layer =="
 	env -u DATABASE_URL -u REDIS_URL $(PY) -m pytest $(XDIST) $(PYTEST_ARGS)
 	@echo "== distributed pass: PostgreSQL, Redis, real servers and workers =="
@@ -63,6 +65,7 @@ test: $(VENV)/.test-installed services
 lint: $(VENV)/.test-installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: $(VENV)/.test-installed services
 	$(PY) bench/ratings.py

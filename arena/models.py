@@ -16,9 +16,9 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from arena.guardrails.moderators import ModeratorConfigError
-from arena.guardrails.moderators import validate as validate_moderator
 from arena.model_validation import validate_model_entry, validate_model_name
+from arena.moderators import ModeratorConfigError
+from arena.moderators import validate as validate_moderator
 from backends.registry import kind_choices
 
 
@@ -55,7 +55,7 @@ class ModelEntry(models.Model):
     params = models.JSONField(default=dict, blank=True, help_text="Decoding parameters.")
     is_active = models.BooleanField(default=True)
     weight = models.FloatField(default=1.0, validators=[MinValueValidator(0.0)], help_text="Relative sampling weight.")
-    # Prices for the estimated cost of live generation (arena.guardrails.budgets); 0 = free or unknown.
+    # Prices for the estimated cost of live generation (arena.services.guardrails.budgets); 0 = free or unknown.
     input_price = models.FloatField(
         default=0.0, validators=[MinValueValidator(0.0)], help_text="Price per million prompt tokens (USD)."
     )
@@ -150,7 +150,7 @@ class Campaign(models.Model):
         help_text="Only staff and those who may vote (admitted by an invitation, or logged in) see this campaign: "
         "its page, leaderboard and API. Others get 'No such campaign'. Not for public campaigns.",
     )
-    # Guardrails of live campaigns (arena.guardrails): the moderator of voters' prompts and the budgets.
+    # Guardrails of live campaigns (arena.services.guardrails): the moderator of voters' prompts and the budgets.
     moderator = models.CharField(
         max_length=32, default="rules", help_text="Moderator of voters' prompts: rules, openai, transformers or none."
     )
@@ -299,7 +299,7 @@ class Response(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
     completion_tokens = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
-    # Output checks (arena.guardrails.output_checks): comma-separated reasons, e.g. "empty,cut"; a live
+    # Output checks (arena.services.guardrails.output_checks): comma-separated reasons, e.g. "empty,cut"; a live
     # side keeps the reasons of all its turns.
     checks = models.CharField(max_length=100, blank=True, default="", db_default="", editable=False)
     attempts = models.PositiveSmallIntegerField(default=0)

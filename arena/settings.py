@@ -301,7 +301,7 @@ ARENA_MAX_PROMPT_CHARS = env_int("ARENA_MAX_PROMPT_CHARS", 4000)
 # Live prompts (new battles and further turns) per voter and minute; 0 = no limit.
 ARENA_LIVE_PROMPTS_PER_MINUTE = env_int("ARENA_LIVE_PROMPTS_PER_MINUTE", 10)
 # Live prompts per IP address (its HMAC), per minute and per hour, and per campaign and minute: limits
-# that a client cannot reset by dropping its cookies (arena.guardrails.flood); 0 = no limit.
+# that a client cannot reset by dropping its cookies (arena.services.guardrails.flood); 0 = no limit.
 ARENA_IP_LIVE_PROMPTS_PER_MINUTE = env_int("ARENA_IP_LIVE_PROMPTS_PER_MINUTE", 20)
 ARENA_IP_LIVE_PROMPTS_PER_HOUR = env_int("ARENA_IP_LIVE_PROMPTS_PER_HOUR", 200)
 ARENA_CAMPAIGN_LIVE_PROMPTS_PER_MINUTE = env_int("ARENA_CAMPAIGN_LIVE_PROMPTS_PER_MINUTE", 120)

@@ -2,7 +2,7 @@
 so a process without torch can still serve the kinds that do not need it.
 
 Pure Python (no Django, no arena), so that the backends (:mod:`backends.registry`) and the
-moderators (``arena.guardrails.moderators.registry``) share it.
+moderators (``arena.moderators.registry``) share it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Benchmark of the moderation step that every live prompt passes (issue 14: target under 5 ms per live
 battle with the built-in rules moderator). Figures go to docs/reliability.md, "Moderation of live prompts".
 
-Times ``arena.guardrails.moderation.moderate`` (the step as the live battle calls it: the process's
+Times ``arena.services.guardrails.moderation.moderate`` (the step as the live battle calls it: the process's
 moderator looked up for the campaign's settings, then its check) on distinct prompts that pass, so no
 refusal is written; refused prompts add one INSERT. Three configurations in the same run:
 
@@ -31,8 +31,8 @@ import django
 
 django.setup()
 
-from arena.guardrails import moderation  # noqa: E402
 from arena.models import Campaign  # noqa: E402
+from arena.services.guardrails import moderation  # noqa: E402
 
 WORDS = [
     "river",

@@ -40,10 +40,10 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from arena.core.errors import ArenaError
-from arena.guardrails import output_checks, usage
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response
 from arena.rendering import render_markdown
 from arena.services import dispatch, heartbeat, live
+from arena.services.guardrails import output_checks, usage
 from arena.services.items import create_items
 from arena.services.live_publisher import SidePublisher
 from backends.errors import BackendError, redact
@@ -400,8 +400,8 @@ def _save_progress(response_id: int, token: int, text: str) -> bool:
 
 
 def finish(response, token, result: Result, key, params, side, publisher, *, messages) -> Outcome:
-    """Store the answer with its output checks (arena.guardrails.output_checks) and, when a backend
-    was called (``messages``; None for a cached answer), its usage (arena.guardrails.usage)."""
+    """Store the answer with its output checks (arena.services.guardrails.output_checks) and, when a backend
+    was called (``messages``; None for a cached answer), its usage (arena.services.guardrails.usage)."""
     html = render_markdown(result.text)
     campaign = response.prompt.campaign
     prompt_set = side is None and campaign.mode == Campaign.Mode.PROMPT_SET

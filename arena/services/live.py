@@ -7,7 +7,7 @@ and its own earlier answers. ``Prompt.messages`` keeps the voter's turns (user r
 export calls "the prompt") and each Response row holds its side's answer to the latest turn, so the
 vote, the reveal page and the ratings treat a live battle like any other.
 
-Every prompt, the first and each further turn, passes arena.guardrails first (flood limits, the
+Every prompt, the first and each further turn, passes arena.services.guardrails first (flood limits, the
 campaign's moderator and budgets: ``gate.admit_prompt``); a refused one starts no generation.
 
 Streaming: the generation task publishes each side's text through the channel layer to the group
@@ -30,11 +30,11 @@ from django.db.models import Q
 
 from arena.core.errors import ArenaError, Conflict, LimitReached, NotFound, NothingToVoteOn
 from arena.core.identity import reveals_identity
-from arena.guardrails import gate
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Voter
 from arena.rendering import render_markdown
 from arena.services import dispatch
 from arena.services.access import check_may_vote
+from arena.services.guardrails import gate
 
 SIDES = {"A": "left", "B": "right"}
 

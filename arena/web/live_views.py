@@ -16,10 +16,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from arena.core.errors import ArenaError, NotFound
-from arena.guardrails import budgets, flood
 from arena.models import Battle, Campaign, Response
 from arena.rendering import render_markdown
 from arena.services import access, battles, live
+from arena.services.guardrails import budgets, flood
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 from arena.web.helpers import shows_arena_errors, wants_json
 

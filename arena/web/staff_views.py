@@ -9,12 +9,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from arena.core.errors import ArenaError
-from arena.guardrails import dashboard as guardrails_dashboard
 from arena.judges import dashboard as judges_dashboard
 from arena.leaderboards.models import OVERALL, LeaderboardSnapshot
 from arena.models import Campaign
 from arena.permissions import CHANGE_CAMPAIGN, CHANGE_VOTER, VIEW_CAMPAIGN, allowed, staff_permission_required
 from arena.services import abuse, campaigns, dashboard, quality_figures
+from arena.services.guardrails import dashboard as guardrails_dashboard
 
 
 @staff_permission_required(VIEW_CAMPAIGN)

@@ -2,9 +2,9 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
-from arena.guardrails.output_checks import REASONS
-from arena.guardrails.recheck import recheck_campaign
 from arena.models import Campaign
+from arena.services.guardrails.output_checks import REASONS
+from arena.services.guardrails.recheck import recheck_campaign
 
 
 class Command(BaseCommand):

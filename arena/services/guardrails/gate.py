@@ -8,8 +8,8 @@ own validation (empty, too long) before this.
 
 from __future__ import annotations
 
-from arena.guardrails import budgets, flood, moderation
 from arena.models import Campaign, Voter
+from arena.services.guardrails import budgets, flood, moderation
 
 
 def admit_prompt(campaign: Campaign, voter: Voter | None, text: str, *, new_battle: bool) -> None:

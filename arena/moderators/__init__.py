@@ -1,7 +1,7 @@
 """Moderators of voters' prompts, pluggable like the backends: pure Python, no Django import.
 
-A moderator takes the prompt's text and returns a :class:`~arena.guardrails.moderators.base.Verdict`;
-it raises :class:`~arena.guardrails.moderators.base.ModeratorError` when it cannot decide (the caller
+A moderator takes the prompt's text and returns a :class:`~arena.moderators.base.Verdict`;
+it raises :class:`~arena.moderators.base.ModeratorError` when it cannot decide (the caller
 then fails closed or open by the campaign's setting).
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from arena.guardrails.moderators.base import Moderator, ModeratorConfigError, ModeratorError, Verdict
-from arena.guardrails.moderators.registry import MODERATORS, available_kinds, get_moderator
+from arena.moderators.base import Moderator, ModeratorConfigError, ModeratorError, Verdict
+from arena.moderators.registry import MODERATORS, available_kinds, get_moderator
 
 __all__ = [
     "MODERATORS",

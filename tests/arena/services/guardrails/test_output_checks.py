@@ -9,10 +9,10 @@ from urllib.parse import quote_plus
 import pytest
 from django.test import Client
 
-from arena.guardrails.output_checks import check_answer, is_refusal, merge
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response
 from arena.services import generation
-from tests.guardrails.conftest import live_campaign
+from arena.services.guardrails.output_checks import check_answer, is_refusal, merge
+from tests.arena.services.guardrails.conftest import live_campaign
 
 pytestmark = pytest.mark.django_db
 

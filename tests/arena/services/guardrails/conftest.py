@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from arena.guardrails import moderation
 from arena.models import Campaign, ModelEntry
 from arena.services import ratelimit
+from arena.services.guardrails import moderation
 from tests.protocol_server import ProtocolServer
 
 

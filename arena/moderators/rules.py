@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from arena.core.identity import normalise, word_trie
-from arena.guardrails.moderators.base import Moderator, ModeratorConfigError, Verdict
+from arena.moderators.base import Moderator, ModeratorConfigError, Verdict
 
 MAX_PATTERN_CHARS = 500
 _SPACES = re.compile(r"\s+")

@@ -18,8 +18,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from arena.core.errors import LimitReached
-from arena.guardrails import usage
 from arena.models import Campaign, GenerationUsage
+from arena.services.guardrails import usage
 from arena.services.ratelimit import Rule, hits
 
 

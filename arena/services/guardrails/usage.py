@@ -6,7 +6,7 @@ characters (of the messages sent, and of the answer). Answers reused from the de
 cost nothing and are not counted. The cost is estimated from the model's prices per million tokens
 (``ModelEntry.input_price`` and ``output_price``).
 
-The dashboard shows these rows per model and day; the live budgets (arena.guardrails.budgets) sum
+The dashboard shows these rows per model and day; the live budgets (arena.services.guardrails.budgets) sum
 today's rows of a campaign.
 """
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from arena.guardrails.moderators.base import Moderator, ModeratorConfigError, ModeratorError, Verdict
+from arena.moderators.base import Moderator, ModeratorConfigError, ModeratorError, Verdict
 from backends.errors import redact
 
 DEFAULT_MODEL = "omni-moderation-latest"

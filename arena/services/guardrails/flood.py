@@ -15,7 +15,7 @@ Redis in the distributed mode, so they hold across web processes):
 The per-IP limits are checked by the view before a voter is created, so a refused request stores
 nothing. A refusal is an HTTP 429 with a Retry-After header and a message saying which limit
 was reached. Like every limit they fail open while the cache is down; the budgets
-(arena.guardrails.budgets) still hold then, as they read the database.
+(arena.services.guardrails.budgets) still hold then, as they read the database.
 """
 
 from __future__ import annotations

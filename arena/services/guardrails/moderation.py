@@ -20,9 +20,9 @@ import time
 from typing import Any
 
 from arena.core.errors import ArenaError
-from arena.guardrails.moderators import Moderator, ModeratorError, get_moderator
-from arena.guardrails.moderators.base import ModeratorConfigError
 from arena.models import Campaign, RefusedPrompt, Voter
+from arena.moderators import Moderator, ModeratorError, get_moderator
+from arena.moderators.base import ModeratorConfigError
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from arena.guardrails.moderators.base import Moderator, ModeratorConfigError, ModeratorError, Verdict
+from arena.moderators.base import Moderator, ModeratorConfigError, ModeratorError, Verdict
 
 _pipelines: dict[tuple[str, str], Any] = {}
 _lock = threading.Lock()

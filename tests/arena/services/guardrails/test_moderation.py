@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ValidationError
 
-from arena.guardrails.moderators import ModeratorError, get_moderator
-from arena.guardrails.moderators.base import ModeratorConfigError
 from arena.models import Battle, Campaign, Prompt, RefusedPrompt, Response
-from tests.guardrails.conftest import live_campaign
+from arena.moderators import ModeratorError, get_moderator
+from arena.moderators.base import ModeratorConfigError
+from tests.arena.services.guardrails.conftest import live_campaign
 
 pytestmark = pytest.mark.django_db
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from arena.guardrails import usage
 from arena.models import Battle, Campaign, GenerationUsage, ModelEntry, Prompt, Response
 from arena.services import generation
-from tests.guardrails.conftest import live_campaign
+from arena.services.guardrails import usage
+from tests.arena.services.guardrails.conftest import live_campaign
 
 pytestmark = pytest.mark.django_db
 

@@ -3,14 +3,14 @@ without torch can still use the rules and the HTTP moderators."""
 
 from __future__ import annotations
 
-from arena.guardrails.moderators.base import Moderator, ModeratorConfigError
+from arena.moderators.base import Moderator, ModeratorConfigError
 from backends.plugins import Registry
 
 MODERATORS: dict[str, str] = {
-    "rules": "arena.guardrails.moderators.rules:RulesModerator",
-    "openai": "arena.guardrails.moderators.openai_moderation:OpenAIModerator",
-    "transformers": "arena.guardrails.moderators.transformers_classifier:TransformersModerator",
-    "none": "arena.guardrails.moderators.rules:NoModerator",
+    "rules": "arena.moderators.rules:RulesModerator",
+    "openai": "arena.moderators.openai_moderation:OpenAIModerator",
+    "transformers": "arena.moderators.transformers_classifier:TransformersModerator",
+    "none": "arena.moderators.rules:NoModerator",
 }
 _registry = Registry(
     Moderator, MODERATORS, noun="moderator", unknown=lambda message: ModeratorConfigError("moderator", message)

@@ -12,7 +12,7 @@ from django.core.cache import cache
 from django.test import Client
 
 from arena.models import Battle, Prompt, Voter
-from tests.guardrails.conftest import live_campaign
+from tests.arena.services.guardrails.conftest import live_campaign
 
 pytestmark = pytest.mark.django_db
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from arena.guardrails.output_checks import check_answer, merge
 from arena.models import Campaign, ModelEntry, Response
+from arena.services.guardrails.output_checks import check_answer, merge
 
 BATCH = 500
 

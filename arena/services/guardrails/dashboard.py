@@ -8,9 +8,9 @@ from typing import Any
 
 from django.db.models import Count, Q, Sum
 
-from arena.guardrails import budgets, usage
-from arena.guardrails.output_checks import REASONS, describe
 from arena.models import Battle, Campaign, GenerationUsage, RefusedPrompt
+from arena.services.guardrails import budgets, usage
+from arena.services.guardrails.output_checks import REASONS, describe
 
 FLAGGED_SHOWN = 50
 REFUSED_SHOWN = 20

@@ -276,15 +276,15 @@ def test_ratings_imports_no_django():
 
 @pytest.mark.parametrize(("fmt", "name"), FORMATS[1:])
 @pytest.mark.parametrize("anony_only", [False, True])
-@pytest.mark.parametrize(("crlf", "indent"), [(False, 2), (True, 2), (False, None)])
-def test_json_read_in_small_pieces_gives_the_same_battles(tmp_path, fmt, name, anony_only, crlf, indent):
+@pytest.mark.parametrize(("crlf", "indent", "bom"), [(False, 2, False), (True, 2, True), (False, None, False)])
+def test_json_read_in_small_pieces_gives_the_same_battles(tmp_path, fmt, name, anony_only, crlf, indent, bom):
     records = battles(300)
     if indent is None:
         text = json.dumps(records) if fmt == "fastchat-json" else "".join(json.dumps(r) + "\n" for r in records)
         path = tmp_path / name
         path.write_text(text)
     else:
-        path = write(tmp_path / name, records, fmt, crlf=crlf)
+        path = write(tmp_path / name, records, fmt, crlf=crlf, bom=bom)
     data = rio._mapped(path)
     pieces = (columnar._json_list_pieces if fmt == "fastchat-json" else columnar._json_lines_pieces)(data, 1000)
     assert len(pieces) == (1 if indent is None and fmt == "fastchat-json" else pytest.approx(len(data) / 1000, rel=0.5))

@@ -13,7 +13,7 @@ import pytest
 from arena.core.identity import reveals_identity
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Voter
 from arena.rendering import render_markdown
-from arena.services import live
+from arena.services import live_sides
 from arena.services.battles import open_battle
 from arena.services.profiles import campaign_profile
 from tests.factories import make_campaign
@@ -183,8 +183,8 @@ def _live_battle() -> tuple[Battle, ModelEntry, ModelEntry]:
 )
 def test_a_live_answer_naming_any_model_of_the_campaign_or_a_family_flags_the_battle(answer, flagged):
     battle, own, _ = _live_battle()
-    side = live.LiveSide(battle.pk, "A", 0, [{"role": "user", "content": "Who are you?"}])
-    live.record_answer(side, answer, own.name)
+    side = live_sides.LiveSide(battle.pk, "A", 0, [{"role": "user", "content": "Who are you?"}])
+    live_sides.record_answer(side, answer, own.name)
     battle.refresh_from_db()
     assert battle.conversation["left"] == [answer]
     assert battle.flagged is flagged

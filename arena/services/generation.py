@@ -42,7 +42,7 @@ from django.utils import timezone
 from arena.core.errors import ArenaError
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response
 from arena.rendering import render_markdown
-from arena.services import dispatch, heartbeat, live
+from arena.services import dispatch, heartbeat, live_sides
 from arena.services.guardrails import output_checks, usage
 from arena.services.items import create_items
 from arena.services.live_publisher import SidePublisher
@@ -296,8 +296,8 @@ def generate(response_id: int, *, retries_done: int = 0) -> Outcome:
 def _generate(response_id: int, token: int, retries_done: int) -> Outcome:
     response = Response.objects.select_related("model", "prompt__campaign").get(pk=response_id)
     model = response.model
-    side = live.side_of(response)
-    publisher = SidePublisher(live.group_name(side.battle_id), side.side, side.turn) if side is not None else None
+    side = live_sides.side_of(response)
+    publisher = SidePublisher(live_sides.group_name(side.battle_id), side.side, side.turn) if side is not None else None
     if publisher is not None and token > 1:
         publisher.restart()  # an earlier run may have streamed part of an answer: the page starts over
     streamed = [False]
@@ -433,7 +433,7 @@ def finish(response, token, result: Result, key, params, side, publisher, *, mes
             tokens = usage.tokens_of(messages, result.text, result.prompt_tokens, result.completion_tokens)
             usage.record(campaign.pk, response.model, *tokens)
         if side is not None:
-            live.record_answer(side, result.text, response.model.name)
+            live_sides.record_answer(side, result.text, response.model.name)
         elif prompt_set:
             create_items(response.prompt.campaign, [response.prompt_id])
         if publisher is not None:
@@ -443,7 +443,7 @@ def finish(response, token, result: Result, key, params, side, publisher, *, mes
 
 def fail(response_id, token, kind: str, message: str, side, publisher) -> Outcome:
     """Mark this run's response failed with ``message``; a live battle is voided and its page told
-    in plain words (``live.plain_error``)."""
+    in plain words (``live_sides.plain_error``)."""
     with transaction.atomic():
         won = _owned(response_id, token).update(
             status=Response.Status.FAILED, error=message[:MAX_ERROR_CHARS], updated_at=timezone.now()
@@ -451,9 +451,9 @@ def fail(response_id, token, kind: str, message: str, side, publisher) -> Outcom
         if won != 1:
             return Outcome("lost")
         if side is not None:
-            live.void_battle(side)
+            live_sides.void_battle(side)
         if publisher is not None:
-            transaction.on_commit(lambda: publisher.error(live.plain_error(kind)))
+            transaction.on_commit(lambda: publisher.error(live_sides.plain_error(kind)))
     return Outcome("failed")
 
 

@@ -3,7 +3,8 @@
 A live battle is an ordinary :class:`~arena.models.Battle` of a ``mode="live"`` campaign with its own
 Prompt row (``external_id=""``) and one Response row per side. Multi-turn: ``Battle.conversation``
 holds ``{"user": [turns], "left": [answers], "right": [answers]}``; each side sees the same user turns
-and its own earlier answers. ``Prompt.messages`` keeps the voter's turns (user role only, what every
+and its own earlier answers (arena.services.live_sides: what a side's generation task reads and
+writes). ``Prompt.messages`` keeps the voter's turns (user role only, what every
 export calls "the prompt") and each Response row holds its side's answer to the latest turn, so the
 vote, the reveal page and the ratings treat a live battle like any other.
 
@@ -26,39 +27,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 
 from arena.core.errors import ArenaError, Conflict, LimitReached, NotFound, NothingToVoteOn
-from arena.core.identity import reveals_identity
-from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Voter
+from arena.models import Battle, Campaign, Prompt, Response, Voter
 from arena.rendering import render_markdown
 from arena.services import dispatch
 from arena.services.access import check_may_vote
 from arena.services.guardrails import gate
-
-SIDES = {"A": "left", "B": "right"}
-
-# What the voter reads when a side fails: plain words by error kind, never the provider's message
-# (it may name the model).
-_PLAIN_ERRORS = {
-    "rate_limit": "its service is receiving too many requests right now.",
-    "timeout": "it took too long to answer.",
-    "content_filtered": "its provider refused to answer this prompt.",
-    "authentication": "the site is not allowed to use it at the moment.",
-    "bad_request": "it could not accept this prompt (it may be too long).",
-    "server_error": "its service had an error.",
-    "connection": "its service could not be reached.",
-    "invalid_response": "its service sent an answer that could not be read.",
-}
-
-
-def plain_error(kind: str) -> str:
-    return _PLAIN_ERRORS.get(kind, "something went wrong while it was answering.")
-
-
-def group_name(battle_id: str) -> str:
-    return f"battle.{battle_id}"
-
+from arena.services.live_sides import SIDES as SIDES  # the consumer reads it here
+from arena.services.live_sides import group_name as group_name  # the consumer reads it here
+from arena.services.live_sides import plain_error
 
 # -- starting and continuing a battle -------------------------------------------------------------------
 
@@ -167,68 +145,6 @@ def _check_turn(battle: Battle) -> None:
         raise LimitReached(
             f"This conversation has reached {settings.ARENA_LIVE_MAX_TURNS} turns. Please vote or start a new one."
         )
-
-
-# -- what the worker needs ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LiveSide:
-    """One side of a live battle, as a generation task sees it."""
-
-    battle_id: str
-    side: str  # "A" (left) or "B" (right)
-    turn: int  # index of the user turn being answered
-    messages: list[dict[str, str]]
-
-
-def side_of(response: Response) -> LiveSide | None:
-    """The live battle side this response answers, with the messages its model must see."""
-    if response.prompt.campaign.mode != Campaign.Mode.LIVE:
-        return None
-    battle = (
-        Battle.objects.filter(Q(left_id=response.pk) | Q(right_id=response.pk))
-        .only("id", "left_id", "conversation")
-        .first()
-    )
-    if battle is None or not battle.conversation:
-        return None
-    side = "A" if battle.left_id == response.pk else "B"
-    return LiveSide(battle.pk, side, *_side_messages(battle.conversation, SIDES[side]))
-
-
-def _side_messages(conversation: dict[str, list[str]], key: str) -> tuple[int, list[dict[str, str]]]:
-    users, answers = conversation["user"], conversation.get(key, [])
-    messages: list[dict[str, str]] = []
-    for i, user in enumerate(users[:-1]):
-        messages.append({"role": "user", "content": user})
-        messages.append({"role": "assistant", "content": answers[i] if i < len(answers) else ""})
-    messages.append({"role": "user", "content": users[-1]})
-    return len(users) - 1, messages
-
-
-def record_answer(side: LiveSide, text: str, model_name: str = "") -> None:
-    """Store a finished answer in the battle's conversation (inside the caller's transaction), and
-    flag the battle when the answer names a model: its own, any other of the campaign, or a well-known
-    family (the rule of arena.core.identity, as for every other battle)."""
-    battle = Battle.objects.select_for_update().filter(pk=side.battle_id).first()
-    if battle is None:
-        return
-    key = SIDES[side.side]
-    answers = list(battle.conversation.get(key, []))[: side.turn]
-    answers += [""] * (side.turn - len(answers)) + [text]
-    battle.conversation[key] = answers
-    fields = ["conversation"]
-    names = {*ModelEntry.objects.filter(campaigns=battle.campaign_id).values_list("name", flat=True), model_name}
-    if not battle.flagged and reveals_identity([text], names - {""}):
-        battle.flagged = True
-        fields.append("flagged")
-    battle.save(update_fields=fields)
-
-
-def void_battle(side: LiveSide) -> None:
-    """A side failed: the battle is cancelled and never counted."""
-    Battle.objects.filter(pk=side.battle_id, status=Battle.Status.OPEN).update(status=Battle.Status.VOID)
 
 
 # -- what the page and the consumer need ------------------------------------------------------------------

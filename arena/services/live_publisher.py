@@ -1,7 +1,7 @@
 """Publishing a live battle's frames: each side's text goes from the generation task to the page.
 
 A generation task publishes a side's frames to the battle's channel-layer group (``battle.<battle
-id>``, arena.services.live.group_name), tagged only with the side ("A" = left, "B" = right), never
+id>``, arena.services.live_sides.group_name), tagged only with the side ("A" = left, "B" = right), never
 with a model; the consumer (arena.web.consumers) turns them into the browser's frames. Sends run on one
 asyncio event loop per process (a thread of its own, or the ASGI server's loop in the embedded mode),
 so a streaming worker thread only hands its frames over; a frame that cannot be sent is logged, and

@@ -28,6 +28,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import email.utils
+import heapq
 import json
 import os
 import re
@@ -238,40 +239,135 @@ def translate_transport_error(exc: httpx.HTTPError, provider: str, secrets: list
 # -- deadline watchdog -------------------------------------------------------------------------------
 
 
+class _Watch:
+    """One response watched until its deadline (an entry of the process's :class:`_DeadlineWatcher`)."""
+
+    __slots__ = ("deadline", "done", "fired", "response", "sock")
+
+    def __init__(self, deadline: float, response: httpx.Response, sock: socket.socket) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self.done = False  # cancelled (the response is closed or about to be: never shut it then) or fired
+        self.sock = sock
+        self.response: httpx.Response | None = response
+
+
+class _DeadlineWatcher:
+    """Shuts each watched response's socket at its deadline, so a blocked read returns at once.
+
+    One daemon thread per process for all calls (a thread per call cost 0.75 ms of CPU per judge
+    verdict): a heap of deadlines under a condition variable. Watching and cancelling are O(log n)
+    and O(1) under one lock; the thread is woken only when a new deadline comes before every other
+    one. Cancelled entries stay in the heap until their deadline or until they are over half of it
+    (then it is rebuilt without them), so the heap stays proportional to the calls in flight.
+    """
+
+    COMPACT_AT = 64  # cancelled entries below this are never worth a rebuild
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._seq = 0
+        self._cancelled = 0
+        self._thread: threading.Thread | None = None
+
+    def watch(self, deadline: float, response: httpx.Response, sock: socket.socket) -> _Watch:
+        entry = _Watch(deadline, response, sock)
+        with self._cond:
+            self._seq += 1
+            earliest = self._heap[0][0] if self._heap else None
+            heapq.heappush(self._heap, (deadline, self._seq, entry))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="http-deadlines", daemon=True)
+                self._thread.start()
+            elif earliest is None or deadline < earliest:
+                self._cond.notify()
+        return entry
+
+    def cancel(self, entry: _Watch) -> None:
+        with self._cond:
+            if entry.done:
+                return
+            entry.done = True
+            entry.response = None
+            self._cancelled += 1
+            if self._cancelled >= self.COMPACT_AT and 2 * self._cancelled > len(self._heap):
+                self._heap = [item for item in self._heap if not item[2].done]
+                heapq.heapify(self._heap)
+                self._cancelled = 0
+
+    def pending(self) -> tuple[int, int]:
+        """(calls watched now, entries in the heap including cancelled ones)."""
+        with self._cond:
+            return len(self._heap) - self._cancelled, len(self._heap)
+
+    def _run(self) -> None:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                heap = self._heap
+                while heap and (heap[0][2].done or heap[0][0] <= now):
+                    entry = heapq.heappop(heap)[2]
+                    if entry.done:
+                        self._cancelled -= 1
+                    else:
+                        self._fire(entry)
+                        entry.done = True  # out of the heap: a later cancel has nothing to do
+                self._cond.wait(heap[0][0] - now if heap else None)
+
+    @staticmethod
+    def _fire(entry: _Watch) -> None:
+        # Under the lock, so a cancel (the response closed and its connection back in the pool, where
+        # it may serve someone else) cannot cross it.
+        response = entry.response
+        if response is None or response.is_closed:
+            return
+        entry.fired = True
+        with contextlib.suppress(OSError):
+            socket.socket.shutdown(entry.sock, socket.SHUT_RDWR)  # the raw fd, also under TLS
+
+
+_watchers: dict[int, _DeadlineWatcher] = {}
+
+
+def deadline_watcher() -> _DeadlineWatcher:
+    """The process's watcher (a new one after a fork: the parent's thread is not in the child)."""
+    pid = os.getpid()
+    watcher = _watchers.get(pid)
+    if watcher is None:
+        with _state_lock:
+            watcher = _watchers.get(pid)
+            if watcher is None:
+                _watchers.clear()
+                watcher = _watchers[pid] = _DeadlineWatcher()
+    return watcher
+
+
 class _Watchdog:
-    """Shuts the response's socket at the deadline so a blocked read returns at once."""
+    """A call's deadline: shuts the response's socket when it passes (see :class:`_DeadlineWatcher`)."""
+
+    __slots__ = ("_entry", "_watcher", "deadline")
 
     def __init__(self, deadline: float) -> None:
         self.deadline = deadline
-        self.fired = False
-        self._lock = threading.Lock()
-        self._response: httpx.Response | None = None
-        self._timer: threading.Timer | None = None
+        self._entry: _Watch | None = None
+        self._watcher: _DeadlineWatcher | None = None
+
+    @property
+    def fired(self) -> bool:
+        return self._entry is not None and self._entry.fired
 
     def attach(self, response: httpx.Response) -> None:
         stream = response.extensions.get("network_stream")
         sock = stream.get_extra_info("socket") if stream is not None else None
         if not isinstance(sock, socket.socket):
             return  # no socket to watch (e.g. a test transport): the between-chunk checks still apply
-        self._response = response
-        self._timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._fire, args=(sock,))
-        self._timer.daemon = True
-        self._timer.start()
-
-    def _fire(self, sock: socket.socket) -> None:
-        with self._lock:
-            # A closed response has released its connection to the pool: it may serve someone else now.
-            if self._response is None or self._response.is_closed:
-                return
-            self.fired = True
-            with contextlib.suppress(OSError):
-                socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the raw fd, also under TLS
+        self._watcher = deadline_watcher()
+        self._entry = self._watcher.watch(self.deadline, response, sock)
 
     def cancel(self) -> None:
-        with self._lock:
-            self._response = None
-        if self._timer is not None:
-            self._timer.cancel()
+        if self._watcher is not None and self._entry is not None:
+            self._watcher.cancel(self._entry)
 
 
 # -- server-sent events ------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """Judging a chunk of queued pairings, each in both orders: the body of a worker task.
 
 A chunk is a few pairings of one judge (at most `CHUNK`), each holding one of the judge's slots. Its
-database work is a handful of statements whatever its size: one claim, one load, one reply-cache
-lookup, one result write (all the chunk's rows; PostgreSQL) and the hand-off of its slots
-(arena.judges.running). Its backend calls run on a process-wide thread pool, at most one call per
-pairing of the chunk at a time, so the judge never has more calls in flight than slots; only the
-task's own thread touches the database.
+backend calls run on a process-wide thread pool, one after another per pairing (so the judge never
+has more calls in flight than slots); only the task's own thread touches the database. A pairing's
+slot is used again as soon as the pairing is done, not when the whole chunk is: with a `Refill`, the
+task writes each batch of finished pairings (whatever finished while it was busy, in one statement),
+claims as many of the judge's pending pairings in one statement and starts them, for `Refill.until`;
+then it lets its last pairings finish and hands the slots left on (arena.judges.running). The
+database work is five statements per batch (write, claim, load, reply-cache lookup, and the
+dimensions when not cached), whatever its size.
 
 The rules (as for response generation, arena.services.generation):
 
@@ -31,11 +34,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import threading
 import time
-from collections import deque
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,7 +59,7 @@ from backends.registry import get_backend
 
 log = logging.getLogger(__name__)
 
-CHUNK = 8  # pairings per task: 5 statements per chunk instead of per pairing; a small wait-for-the-slowest
+CHUNK = 8  # pairings (slots) per task: the first tasks fill the judge's slots, each keeps its own busy
 MAX_ERROR_CHARS = 2000
 MAX_CALL_THREADS = 256  # the largest max_concurrency a judge may have
 ORDERS = ("lo_first", "hi_first")
@@ -71,8 +74,9 @@ _S = JudgeVerdict.Status
 @dataclass(frozen=True)
 class ChunkOutcome:
     """What became of a chunk: counts per outcome (``lost``: taken over by a newer run, ``skipped``:
-    not queued any more), the ids to retry after ``retry_in`` seconds, and where the chunk's freed
-    slots go (``judge_id``, ``queue``; see arena.judges.running.hand_off)."""
+    not queued any more), the ids retried (the longest countdown: ``retry_in``), the pending pairings
+    it took on in its freed slots (``refilled``), and where its slots left go (``judge_id``,
+    ``queue``; see arena.judges.running.hand_off)."""
 
     judge_id: int | None = None
     queue: str = ""
@@ -82,11 +86,30 @@ class ChunkOutcome:
     skipped: int = 0
     retry: tuple[int, ...] = ()
     retry_in: float = 0.0
+    refilled: int = 0
 
     @property
     def finished(self) -> int:
         """Pairings that left the judge's slots (done or failed)."""
         return self.done + self.failed
+
+    @property
+    def free(self) -> int:
+        """Slots freed and not taken again by this chunk: the ones to hand on."""
+        return self.finished - self.refilled
+
+
+SendRetries = Callable[[list[int], str, int, float], None]
+
+
+@dataclass(frozen=True)
+class Refill:
+    """How a chunk keeps its slots busy: until ``until`` (time.monotonic), each freed slot takes the
+    judge's next pending pairing at once; each batch's pairings to retry are sent at once with
+    ``send_retries(ids, queue, retries, countdown)`` (they keep their slots)."""
+
+    until: float
+    send_retries: SendRetries
 
 
 def unparsed_message(order: str) -> str:
@@ -176,6 +199,30 @@ def claim(verdict_ids: list[int]) -> dict[int, int]:
     return dict(hot_sql.fetchall(statement, [now, now, *ids]))
 
 
+# The judge's next pending rows straight to running (a freed slot of this task takes them): as
+# arena.judges.running's hand-off, the ids as an array built once on PostgreSQL, SKIP LOCKED.
+_CLAIM_NEXT = (
+    "UPDATE {judgeverdict} SET status = 'running', attempts = attempts + 1, started_at = %s, updated_at = %s "
+    "WHERE status = 'pending' AND id {among}("
+    "SELECT v.id FROM {judgeverdict} v JOIN {judge} j ON j.id = v.judge_id "
+    "WHERE v.judge_id = %s AND v.status = 'pending' AND j.is_active ORDER BY v.id LIMIT %s{lock}){close} "
+    "RETURNING id, attempts"
+)
+_CLAIM_NEXT_BY_VENDOR = {
+    "postgresql": hot_sql.sql(
+        _CLAIM_NEXT, JudgeVerdict, Judge, among="= ANY(ARRAY", lock=" FOR UPDATE OF v SKIP LOCKED", close=")"
+    ),
+    "sqlite": hot_sql.sql(_CLAIM_NEXT, JudgeVerdict, Judge, among="IN ", lock="", close=""),  # one writer at a time
+}
+
+
+def claim_next(judge_id: int, count: int) -> dict[int, int]:
+    """pending -> running for up to ``count`` of the judge's next pairings (an active judge's), in one
+    statement: each row's token by id."""
+    now = _now()
+    return dict(hot_sql.fetchall(_CLAIM_NEXT_BY_VENDOR[connection.vendor], [now, now, judge_id, count]))
+
+
 # -- loading -------------------------------------------------------------------------------------------------
 
 
@@ -198,6 +245,8 @@ class _Run:
     answers: dict[str, str]
     replies: dict[str, _Reply] = field(default_factory=dict)  # this run's, by order
     error: BaseException | None = None
+    retries_done: int = 0  # tries of this pairing that ended in a retry (ARENA_GENERATION_MAX_RETRIES)
+    calls_left: int = 0  # calls it waits for (the task's thread counts them down)
 
 
 @dataclass
@@ -308,11 +357,10 @@ class _Call:
             return  # every pairing that wanted it failed already
         try:
             result = self.backend.generate(self.messages, self.params)
+            self.answer(result.text, result)
         except Exception as error:
             for run, _ in self.waiting:
                 run.error = run.error or error
-            return
-        self.answer(result.text, result)
 
     def answer(self, text: str, result: GenerationResult | None) -> None:
         letter = prompting.parse_verdict(text, self.letters) or ""
@@ -406,36 +454,75 @@ def call_pool() -> ThreadPoolExecutor:
         return _pool[1]
 
 
-def make_calls(calls: list[_Call], width: int, sequential: bool) -> None:
-    """Make ``calls``, at most ``width`` at a time, on the call pool (in this thread when
-    ``sequential`` or when there is one lane); returns when all are made."""
-    todo: deque[_Call] = deque(calls)
+class _Calls:
+    """A chunk's calls in flight: each pairing's calls one after another on the call pool (in the
+    task's thread when ``sequential``); a made call comes back to the task's thread, which counts
+    down the pairings waiting for it (a call shared by pairings asking the same question counts for
+    each)."""
 
-    def lane() -> None:
+    def __init__(self, sequential: bool) -> None:
+        self.sequential = sequential
+        self.made: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+        self.running: dict[int, _Run] = {}  # by verdict id: claimed and not written yet
+
+    def start(self, runs: list[_Run]) -> list[_Run]:
+        """Plan and start the runs' calls; returns the runs that need none (already finished)."""
+        for run in runs:
+            self.running[run.verdict_id] = run
+        calls = plan_calls(runs)
+        by_first: dict[int, list[_Call]] = {}
+        for call in calls:
+            for run, _ in call.waiting:
+                run.calls_left += 1
+            by_first.setdefault(call.waiting[0][0].verdict_id, []).append(call)
+        for own in by_first.values():
+            if self.sequential:
+                self._make(own)
+            else:
+                call_pool().submit(self._make, own)
+        return [run for run in runs if run.calls_left == 0]
+
+    def _make(self, calls: list[_Call]) -> None:
+        for call in calls:
+            try:
+                call.make()
+            except BaseException as error:  # a bug: the pairings fail with it, the task goes on
+                for run, _ in call.waiting:
+                    run.error = run.error or error
+            finally:
+                self.made.put(call)
+
+    def wait(self) -> list[_Run]:
+        """Block until a call is made; the runs that calls made since finished."""
+        made = [self.made.get()]
         while True:
             try:
-                call = todo.popleft()
-            except IndexError:
-                return
-            call.make()
+                made.append(self.made.get_nowait())
+            except queue.Empty:
+                break
+        finished = []
+        for call in made:
+            for run, _ in call.waiting:
+                run.calls_left -= 1
+                if run.calls_left == 0:
+                    finished.append(run)
+        return finished
 
-    lanes = 1 if sequential else max(1, min(width, len(calls)))
-    if lanes == 1:
-        lane()
-        return
-    futures = [call_pool().submit(lane) for _ in range(lanes)]
-    for future in wait(futures).done:
-        future.result()  # a lane only raises on a bug: let the task see it
+    def forget(self, runs: list[_Run]) -> None:
+        for run in runs:
+            self.running.pop(run.verdict_id, None)
 
 
 # -- one chunk -----------------------------------------------------------------------------------------------
 
 
-def judge_chunk(verdict_ids: list[int], *, retries_done: int = 0) -> ChunkOutcome:
+def judge_chunk(verdict_ids: list[int], *, retries_done: int = 0, refill: Refill | None = None) -> ChunkOutcome:
     """Judge the queued pairings ``verdict_ids`` (one judge's) in both orders; see the module docstring.
 
-    At most five statements whatever the chunk's size (claim, load, dimensions when not cached,
-    reply cache, result write); the connection goes back to the pool while the judge thinks.
+    Each batch of finished pairings is written in one statement as soon as the task's thread is
+    free; with ``refill``, their slots take the judge's next pending pairings until ``refill.until``
+    and retries are sent at once (without, they are in the outcome for the caller). The connection
+    goes back to the pool while the judge thinks.
     """
     tokens = claim(verdict_ids)
     skipped = len(verdict_ids) - len(tokens)
@@ -444,35 +531,77 @@ def judge_chunk(verdict_ids: list[int], *, retries_done: int = 0) -> ChunkOutcom
     runs = load(tokens)
     if not runs:  # deleted since the claim
         return ChunkOutcome(skipped=len(verdict_ids))
+    for run in runs:
+        run.retries_done = retries_done
     first = runs[0]
-    where = {"judge_id": first.judge.pk, "queue": queue_for(first.model.backend)}
+    tally = _Tally(judge_id=first.judge.pk, queue=queue_for(first.model.backend), skipped=skipped)
+    calls = _Calls(sequential=tally.queue == GPU_QUEUE)
     try:
-        calls = plan_calls(runs)
-        if calls:
-            _release_connection()
-            make_calls(calls, width=len(runs), sequential=where["queue"] == GPU_QUEUE)
+        finished = calls.start(runs)
+        while calls.running:
+            if not finished:
+                _release_connection()
+                finished = calls.wait()
+                continue
+            freed = _conclude(finished, tally, refill)
+            calls.forget(finished)
+            finished = []
+            if refill is not None and freed and time.monotonic() < refill.until:
+                claimed = claim_next(tally.judge_id, freed)
+                fresh = load(claimed) if claimed else []
+                tally.refilled += len(fresh)
+                finished = calls.start(fresh)
     except BaseException as error:
         from celery.exceptions import SoftTimeLimitExceeded
 
+        left = list(calls.running.values())
         over = isinstance(error, SoftTimeLimitExceeded)
         if not over:
-            log.exception("judging pairings %s failed", sorted(tokens))
+            log.exception("judging pairings %s failed", sorted(run.verdict_id for run in left))
         message = "timeout: over the task's time limit" if over else "internal: unexpected worker error (see its log)"
         try:
-            store(runs, [_failure(run, message) for run in runs])
+            tally.failed += len(store(left, [_failure(run, message) for run in left]))
         except Exception:
-            log.exception("could not mark judge verdicts %s failed", sorted(tokens))
+            log.exception("could not mark judge verdicts %s failed", sorted(run.verdict_id for run in left))
         if over:
-            return ChunkOutcome(failed=len(runs), skipped=skipped, **where)
+            return tally.outcome()
         raise
-    return _conclude(runs, retries_done, skipped, where)
+    return tally.outcome()
 
 
-def _conclude(runs: list[_Run], retries_done: int, skipped: int, where: dict[str, Any]) -> ChunkOutcome:
-    """Each pairing's new state (done, failed or retry), written in one statement."""
+@dataclass
+class _Tally:
+    """A chunk's outcome so far."""
+
+    judge_id: int
+    queue: str
+    skipped: int = 0
+    done: int = 0
+    failed: int = 0
+    lost: int = 0
+    refilled: int = 0
+    retry: list[int] = field(default_factory=list)
+    retry_in: float = 0.0
+
+    def outcome(self) -> ChunkOutcome:
+        return ChunkOutcome(
+            judge_id=self.judge_id,
+            queue=self.queue,
+            done=self.done,
+            failed=self.failed,
+            lost=self.lost,
+            skipped=self.skipped,
+            retry=tuple(self.retry),
+            retry_in=self.retry_in,
+            refilled=self.refilled,
+        )
+
+
+def _conclude(runs: list[_Run], tally: _Tally, refill: Refill | None) -> int:
+    """Each finished pairing's new state (done, failed or retry), written in one statement; the
+    retries sent (with ``refill``) or noted in ``tally``. Returns the slots freed (done or failed)."""
     rows = []
-    retry: list[int] = []
-    delays: list[float] = []
+    delays: dict[int, float] = {}
     for run in runs:
         if run.error is None:
             rows.append(_verdict(run))
@@ -484,29 +613,35 @@ def _conclude(runs: list[_Run], retries_done: int, skipped: int, where: dict[str
             continue
         message = _redacted(f"{error.kind}: {error.message}", run.model.backend_settings)
         log.warning("judging pairing %s failed: %s", run.verdict_id, message)
-        delay = retry_delay(error, retries_done)
+        delay = retry_delay(error, run.retries_done)
         if delay is None:
             rows.append(_failure(run, message))
         else:
             # The replies that did come back are stored with the retry: it asks only for the rest.
             rows.append({**_failure(run, f"retrying: {message}"), "status": _S.QUEUED})
-            retry.append(run.verdict_id)
-            delays.append(delay)
+            delays[run.verdict_id] = delay
     won = store(runs, rows)
-    counts = {"done": 0, "failed": 0}
+    freed = 0
+    retries: dict[int, tuple[list[int], list[float]]] = {}  # by the retry's number
     for run, row in zip(runs, rows, strict=True):
-        if run.verdict_id in won and row["status"] in counts:
-            counts[row["status"]] += 1
-    retry = [i for i in retry if i in won]
-    lost = len(runs) - len(won)
-    return ChunkOutcome(
-        **where,
-        **counts,
-        lost=lost,
-        skipped=skipped,
-        retry=tuple(retry),
-        retry_in=max(delays) if retry else 0.0,
-    )
+        if run.verdict_id not in won:
+            tally.lost += 1
+        elif row["status"] == _S.DONE:
+            tally.done += 1
+            freed += 1
+        elif row["status"] == _S.FAILED:
+            tally.failed += 1
+            freed += 1
+        else:
+            group = retries.setdefault(run.retries_done + 1, ([], []))
+            group[0].append(run.verdict_id)
+            group[1].append(delays[run.verdict_id])
+    for number, (ids, waits) in sorted(retries.items()):
+        tally.retry.extend(ids)
+        tally.retry_in = max(tally.retry_in, *waits)
+        if refill is not None:
+            refill.send_retries(ids, tally.queue, number, max(waits))
+    return freed
 
 
 def _failure(run: _Run, message: str) -> dict[str, Any]:

@@ -4,11 +4,13 @@ concurrency limit (the judging itself: arena.judges.judging).
 - A verdict row is the unit of work and its ``status`` is the lock. `dispatch` moves at most
   ``max_concurrency - (queued + running)`` rows from pending to queued under the judge's row lock and
   sends them on commit, in chunks of `judging.CHUNK` pairings, one task each, to the judge backend's
-  queue. A finished chunk hands its freed slots to as many pending pairings in one statement (SKIP
-  LOCKED on PostgreSQL) and sends them as one task. So a judge never has more than
-  ``max_concurrency`` pairings (and backend calls) in flight across all workers, and human voting
-  (which needs no worker) is never blocked by a judge.
-- Pairings to retry keep their slots and go out again as one task with a countdown.
+  queue. A task keeps its slots busy: each pairing that finishes gives its slot to the judge's next
+  pending pairing at once (claimed in the same task), for `REFILL_FOR` seconds; then the task lets
+  its last pairings finish and hands the slots left to as many pending pairings in one statement
+  (SKIP LOCKED on PostgreSQL), sent as one task. So a judge never has more than ``max_concurrency``
+  pairings (and backend calls) in flight across all workers, a task never holds its worker for much
+  longer than `REFILL_FOR`, and human voting (which needs no worker) is never blocked by a judge.
+- Pairings to retry keep their slots and go out again (each batch as one task) with a countdown.
 - Tasks are sent by their registered name (arena.services.dispatch): this module does not import the
   task module, which imports it.
 - Embedded mode with tasks run in-process (tests, commands without a broker): `dispatch` judges the
@@ -28,6 +30,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from arena.celery import app as celery_app
+from arena.celery import task_named
 from arena.core import hot_sql
 from arena.judges import judging
 from arena.judges.judging import ChunkOutcome
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 
 JUDGE_PAIRINGS = "arena.judges.tasks.judge_pairings"
 EAGER_RETRY_WAIT = 5.0
+REFILL_FOR = 10.0  # seconds a task takes on new pairings in its freed slots before handing them on
 _S = JudgeVerdict.Status
 
 _inline = threading.local()
@@ -92,17 +96,17 @@ _NEXT_BY_VENDOR = {
 
 
 def hand_off(outcome: ChunkOutcome) -> int:
-    """A finished chunk's freed slots go to the judge's next pending pairings (sent on commit, as one
-    task); returns how many.
+    """A finished chunk's free slots (those it did not refill) go to the judge's next pending pairings
+    (sent on commit, as one task); returns how many.
 
     Without the judge-row lock of `take_slots`: the slots are this chunk's own, so one conditional
     UPDATE of the next pending rows (SKIP LOCKED on PostgreSQL) keeps the limit. The slots of tasks
     that never came back are given out again by `requeue_stale` (beat).
     """
-    if outcome.finished == 0 or outcome.judge_id is None:
+    if outcome.free <= 0 or outcome.judge_id is None:
         return 0
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    rows = hot_sql.fetchall(_NEXT_BY_VENDOR[connection.vendor], [now, outcome.judge_id, outcome.finished])
+    rows = hot_sql.fetchall(_NEXT_BY_VENDOR[connection.vendor], [now, outcome.judge_id, outcome.free])
     ids = sorted(row[0] for row in rows)
     if ids:
         transaction.on_commit(lambda: send_chunks(ids, outcome.queue))
@@ -110,18 +114,22 @@ def hand_off(outcome: ChunkOutcome) -> int:
 
 
 def run_chunk(verdict_ids: list[int], *, retries_done: int = 0) -> ChunkOutcome:
-    """The worker task's body: judge the chunk, send its retries, hand its freed slots on."""
-    outcome = judging.judge_chunk(verdict_ids, retries_done=retries_done)
-    if outcome.retry:
-        send_chunks(list(outcome.retry), outcome.queue, retries=retries_done + 1, countdown=outcome.retry_in)
+    """The worker task's body: judge the chunk, refilling its slots for `REFILL_FOR` seconds and
+    sending retries as they come, then hand its free slots on."""
+    refill = judging.Refill(until=time.monotonic() + REFILL_FOR, send_retries=_send_retries)
+    outcome = judging.judge_chunk(verdict_ids, retries_done=retries_done, refill=refill)
     hand_off(outcome)
     return outcome
+
+
+def _send_retries(verdict_ids: list[int], queue: str, retries: int, countdown: float) -> None:
+    send_chunks(verdict_ids, queue, retries=retries, countdown=countdown)
 
 
 def send_chunks(verdict_ids: list[int], queue: str, *, retries: int = 0, countdown: float | None = None) -> None:
     """Send now, `judging.CHUNK` pairings per task; a broker outage is logged: the rows stay queued and
     `requeue_stale` sends them again."""
-    task = task_dispatch.task(JUDGE_PAIRINGS)
+    task = task_named(JUDGE_PAIRINGS)
     for chunk in judging.chunks(verdict_ids):
         try:
             task.apply_async(args=[chunk, retries], queue=queue, countdown=countdown)
@@ -134,6 +142,10 @@ def _judge_inline(judge_id: int) -> int:
         return 0  # called from a pairing judged in place: the outer loop goes on
     _inline.active = True
     judged = 0
+    retries: list[tuple[list[int], int, float]] = []  # (ids, retries done, countdown)
+    refill = judging.Refill(
+        until=float("inf"), send_retries=lambda ids, _queue, tries, countdown: retries.append((ids, tries, countdown))
+    )
     try:
         while True:
             limit = Judge.objects.filter(pk=judge_id, is_active=True).values_list("max_concurrency", flat=True).first()
@@ -142,14 +154,12 @@ def _judge_inline(judge_id: int) -> int:
             if not ids:
                 return judged
             JudgeVerdict.objects.filter(pk__in=ids, status=_S.PENDING).update(status=_S.QUEUED)
-            retries = 0
-            while ids:
-                outcome = judging.judge_chunk(ids, retries_done=retries)
-                judged += outcome.finished
-                ids = list(outcome.retry)
-                if ids:
-                    time.sleep(min(outcome.retry_in, EAGER_RETRY_WAIT))
-                    retries += 1
+            # One chunk whose slots take the pending pairings as they free up, then its retries.
+            judged += judging.judge_chunk(ids, refill=refill).finished
+            while retries:
+                ids, tries, countdown = retries.pop(0)
+                time.sleep(min(countdown, EAGER_RETRY_WAIT))
+                judged += judging.judge_chunk(ids, retries_done=tries, refill=refill).finished
     finally:
         _inline.active = False
 

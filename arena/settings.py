@@ -200,7 +200,7 @@ CELERY_TASK_ROUTES = {
     "arena.tasks.reap_stale_responses": {"queue": "default"},
     "arena.tasks.compute_voter_quality": {"queue": "default"},
     # Judge tasks are sent to their judge backend's queue (arena.judges.running.dispatch); this is the fallback.
-    "arena.judges.tasks.judge_pairing": {"queue": "generate_api"},
+    "arena.judges.tasks.judge_pairings": {"queue": "generate_api"},
     "arena.judges.tasks.reap_stale_judging": {"queue": "default"},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {

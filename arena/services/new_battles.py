@@ -58,7 +58,7 @@ def still_blind(prompt: str, first: str, second: str, *, same: str, strict: bool
 
 # A new battle: each stored field and its value, written once for every dialect and for both kinds of
 # battle (a regular one has an item and no gold, a gold one the reverse). A field of Battle missing
-# here that has neither a null nor a database default fails tests/test_raw_sql_columns.py.
+# here that has neither a null nor a database default fails tests/arena/core/test_hot_sql_columns.py.
 _NEW_BATTLE = {
     "id": "%(id)s",
     "campaign": "%(campaign)s",

@@ -137,7 +137,7 @@ WHERE b.id = %(battle)s AND b.voter_id = %(voter)s
 # A new vote: each stored field and its value, in the portable INSERT ... VALUES (below) and in
 # PostgreSQL's INSERT ... SELECT (reading the CTEs of _RECORD_SQL_POSTGRES); one column list for both
 # dialects. A field of Vote missing here that has neither a null nor a database default fails
-# tests/test_raw_sql_columns.py.
+# tests/arena/core/test_hot_sql_columns.py.
 _NEW_VOTE = {
     "battle": ("%(battle)s", "claimed.id"),
     "campaign": ("%(campaign)s", "a.campaign_id"),

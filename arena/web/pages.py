@@ -6,7 +6,7 @@ URL lookups, blocks, includes), yet all but five values on it are the same for e
 campaign. So the template is rendered once per cached campaign profile (and staff flag) with a
 marker in place of each per-request value, cut at the markers into a ``Frame``, and each request
 joins the frame's pieces with its own values. The output is the same HTML a full render gives
-(``tests/test_pages.py`` compares the two).
+(``tests/arena/web/test_pages.py`` compares the two).
 
 What a frame may depend on: the campaign profile (campaign, dimensions) and whether the visitor is
 staff. Anything else that varies per request must be a slot. The slots' values are inserted as

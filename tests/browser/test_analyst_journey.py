@@ -68,8 +68,8 @@ def test_an_analyst_exports_battles_and_the_leaderboard_then_reads_the_api_docs(
     import json
 
     from arena.leaderboards.snapshots import compute_snapshots
+    from tests.arena.leaderboards.test_leaderboards import cast_votes
     from tests.factories import make_campaign
-    from tests.test_ratings_site import cast_votes
 
     page, problems = watched
     campaign = make_campaign(slug="analyst", prompts=4)

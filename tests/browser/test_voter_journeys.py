@@ -11,8 +11,8 @@ import pytest
 from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Battle, Prompt, Response, Vote
 from arena.services.items import create_items
+from tests.arena.leaderboards.test_leaderboards import cast_votes
 from tests.factories import make_campaign
-from tests.test_ratings_site import cast_votes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -22,9 +22,9 @@ from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from tests import stack
+from tests.deploy.test_compose import healthcheck_script
 from tests.integration.test_live_battle import NAMES, PROMPT, REPLY, live_spec, stream, write_prompt
 from tests.protocol_server import ProtocolServer
-from tests.test_compose import healthcheck_script
 
 CLIENT_IP = "203.0.113.7"
 

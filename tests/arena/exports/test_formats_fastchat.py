@@ -29,8 +29,8 @@ from arena.exports.filters import ExportFilters
 from arena.exports.text_stats import StyleCounts, count_tokens, language_name
 from arena.exports.writer import write_export
 from arena.models import Battle, Prompt, Response, Voter
+from tests.arena.exports.test_exports import add_vote
 from tests.factories import make_campaign
-from tests.test_exports import add_vote
 
 pytestmark = pytest.mark.django_db
 

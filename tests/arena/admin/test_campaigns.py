@@ -133,7 +133,7 @@ def test_the_public_leaderboard_csv_and_the_exported_one_share_one_layout(client
     from arena.exports.filters import ExportFilters
     from arena.exports.writer import write_export
     from arena.leaderboards.snapshots import compute_snapshots
-    from tests.test_ratings_site import cast_votes
+    from tests.arena.leaderboards.test_leaderboards import cast_votes
 
     campaign = make_campaign(slug="one-layout", prompts=4)
     cast_votes(campaign, 20)

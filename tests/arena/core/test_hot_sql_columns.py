@@ -23,7 +23,7 @@ from arena.leaderboards import aggregation
 from arena.services import battles, gold, items, new_battles, rankings, votes
 from arena.services.imports import writer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[3]
 
 # Modules that keep their SQL in module constants (read as imported, placeholders filled in) ...
 CONSTANT_MODULES = (battles, new_battles, gold, votes, rankings, items, aggregation)

@@ -9,7 +9,7 @@ from arena.leaderboards import scheduling
 from arena.leaderboards.models import LeaderboardSnapshot
 from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Campaign, Vote, Voter
-from tests.test_ratings_site import cast_votes
+from tests.arena.leaderboards.test_leaderboards import cast_votes
 
 pytestmark = pytest.mark.django_db
 

@@ -301,7 +301,7 @@ def test_leaderboards_come_from_the_stored_snapshots_never_recomputed(db, tmp_pa
     from arena.leaderboards.models import LeaderboardSnapshot
     from arena.leaderboards.snapshots import compute_snapshots
     from ratings import leaderboard
-    from tests.test_ratings_site import cast_votes
+    from tests.arena.leaderboards.test_leaderboards import cast_votes
 
     campaign = make_campaign(slug="lb", dimensions=("helpfulness",), prompts=4)
     with pytest.raises(ArenaError, match="No leaderboard"):

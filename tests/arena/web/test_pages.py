@@ -8,10 +8,10 @@ import re
 import pytest
 from django.template.loader import render_to_string
 
-from arena.web import pages
 from arena.models import Campaign
 from arena.services.battles import BattleView
 from arena.services.profiles import campaign_profile, forget_profiles
+from arena.web import pages
 from tests.factories import make_campaign
 
 pytestmark = pytest.mark.django_db

@@ -11,8 +11,8 @@ from arena.exports.csv_cells import FORMULA_TRIGGERS, neutralise
 from arena.exports.filters import ExportFilters
 from arena.exports.writer import write_export
 from arena.leaderboards.snapshots import compute_snapshots
+from tests.arena.leaderboards.test_leaderboards import cast_votes
 from tests.factories import make_campaign
-from tests.test_ratings_site import cast_votes
 
 pytestmark = pytest.mark.django_db
 

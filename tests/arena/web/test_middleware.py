@@ -12,8 +12,8 @@ import pytest
 from django.contrib.sessions.middleware import SessionMiddleware
 from django.db import OperationalError
 
-from arena.web import middleware
 from arena.services import access
+from arena.web import middleware
 
 pytestmark = pytest.mark.django_db
 

@@ -41,9 +41,9 @@ from arena.models import (
     Voter,
 )
 from arena.services import ratelimit
+from tests.arena.exports.test_exports import add_vote
+from tests.arena.test_urls_authz import ADMIN_MODEL_ROUTE, fill, outcome, walk
 from tests.factories import make_campaign
-from tests.test_exports import add_vote
-from tests.test_security_authz import ADMIN_MODEL_ROUTE, fill, outcome, walk
 
 pytestmark = pytest.mark.django_db
 

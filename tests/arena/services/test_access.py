@@ -13,8 +13,8 @@ from arena.models import Campaign, Invite
 from arena.services.imports.campaigns import load_campaign
 from arena.services.imports.rows import ImportFailed
 from arena.services.profiles import forget_profiles
+from tests.arena.leaderboards.test_leaderboards import cast_votes
 from tests.factories import make_campaign
-from tests.test_ratings_site import cast_votes
 
 pytestmark = pytest.mark.django_db
 

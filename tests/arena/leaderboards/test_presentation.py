@@ -14,8 +14,8 @@ from arena.leaderboards.snapshots import compute_snapshots
 from arena.models import Vote
 from arena.services.dashboard import votes_over_time
 from ratings.axes import nice_ticks, tick_label
+from tests.arena.leaderboards.test_leaderboards import cast_votes
 from tests.factories import make_campaign
-from tests.test_ratings_site import cast_votes
 
 pytestmark = pytest.mark.django_db
 

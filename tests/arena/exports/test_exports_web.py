@@ -15,8 +15,8 @@ from arena.exports.filters import ExportFilters
 from arena.exports.jobs import STALE_AFTER, run_job
 from arena.exports.models import ExportJob
 from arena.models import Voter
+from tests.arena.exports.test_exports import add_vote, read_jsonl
 from tests.factories import make_campaign
-from tests.test_exports import add_vote, read_jsonl
 
 pytestmark = pytest.mark.django_db
 

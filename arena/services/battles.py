@@ -342,15 +342,15 @@ def _start_battle(profile: CampaignProfile, voter_id: int, item: Candidate) -> B
     left_id, right_id = item.response_lo_id, item.response_hi_id
     if secrets.randbelow(2):
         left_id, right_id = right_id, left_id
+    params = battle_params(profile.campaign.pk, voter_id, item.prompt_id, left_id, right_id, item_id=item.item_id)
     if connection.vendor == "postgresql":
         # Stored unflagged: the answers that decide the flag come back from this same statement, and
         # the rare battle whose answers name a model is flagged by a second one.
-        params = battle_params(profile.campaign.pk, voter_id, item.prompt_id, left_id, right_id, item_id=item.item_id)
         messages, left_html, right_html = hot_sql.fetchone(_START_BATTLE_SQL_POSTGRES, params)
         if reveals_identity((left_html, right_html), profile.names.values()):
             hot_sql.execute(_FLAG_BATTLE_SQL, [params["id"]])
         return BattleView(params["id"], page_messages(messages), left_html, right_html)
-    return store_battle(profile, voter_id, item.prompt_id, left_id, right_id, item_id=item.item_id)
+    return store_battle(profile, params)
 
 
 def voter_battle(battle_id: str, voter: Voter | None) -> Battle:

@@ -25,7 +25,7 @@ from django.db import connection, transaction
 from arena.core.errors import ArenaError
 from arena.core.hot_sql import sql
 from arena.models import Battle, Campaign, GoldBattle, Prompt, Response, Vote, Voter
-from arena.services.new_battles import BattleView, still_blind, store_battle
+from arena.services.new_battles import BattleView, battle_params, still_blind, store_battle
 from arena.services.profiles import CampaignProfile
 
 _LOCK_VOTER_SQL = sql("SELECT id FROM {voter} WHERE id = %s FOR NO KEY UPDATE", Voter)
@@ -98,7 +98,8 @@ def hand_out_gold(profile: CampaignProfile, voter_id: int) -> BattleView | None:
         gold_id, prompt_id, left_id, right_id = row
         if secrets.randbelow(2):
             left_id, right_id = right_id, left_id
-        return store_battle(profile, voter_id, prompt_id, left_id, right_id, gold_id=gold_id)
+        params = battle_params(campaign.pk, voter_id, prompt_id, left_id, right_id, gold_id=gold_id)
+        return store_battle(profile, params)
 
 
 # --- creating gold battles (the admin form and the admin action) ---------------------------------------

@@ -96,25 +96,13 @@ def page_messages(value: Any) -> list[dict[str, Any]]:
     return json.loads(value) if isinstance(value, str) else value
 
 
-def store_battle(
-    profile: CampaignProfile,
-    voter_id: int,
-    prompt_id: int,
-    left_id: int,
-    right_id: int,
-    *,
-    item_id: int | None = None,
-    gold_id: int | None = None,
-) -> BattleView:
-    """Store a new open battle and return what its page shows: a regular battle has an item, a gold
-    one a gold id, and either is flagged when an answer names a model (so the flag tells them apart
-    no more than the page does). Two statements, in any database: read the page, then insert."""
-    params = {"prompt": prompt_id, "left": left_id, "right": right_id}
+def store_battle(profile: CampaignProfile, params: dict[str, Any]) -> BattleView:
+    """Store the new open battle of ``params`` (``battle_params``) and return what its page shows: a
+    regular battle has an item, a gold one a gold id, and either is flagged when an answer names a
+    model (so the flag tells them apart no more than the page does). Two statements, in any
+    database: read the page, then insert."""
     messages, left_html, right_html = hot_sql.fetchone(PAGE_SQL, params)
-    flagged = reveals_identity((left_html, right_html), profile.names.values())
-    params = battle_params(
-        profile.campaign.pk, voter_id, prompt_id, left_id, right_id, item_id=item_id, gold_id=gold_id, flagged=flagged
-    )
+    params = {**params, "flagged": reveals_identity((left_html, right_html), profile.names.values())}
     hot_sql.execute(INSERT_BATTLE_SQL, params)
     return BattleView(params["id"], page_messages(messages), left_html, right_html)
 

@@ -19,7 +19,12 @@ from .counts import Outcome, parse_outcomes
 
 __all__ = ["online_elo", "update_elo", "update_elo_indexed"]
 
-_SCORE = {Outcome.A_WINS: 1.0, Outcome.B_WINS: 0.0, Outcome.TIE: 0.5}
+_VALID_CODES = frozenset(int(o) for o in Outcome)
+
+
+def _check_both_bad(both_bad: str) -> None:
+    if both_bad not in ("tie", "exclude"):
+        raise ValueError(f"both_bad must be 'tie' or 'exclude', not {both_bad!r}")
 
 
 def update_elo(
@@ -37,24 +42,30 @@ def update_elo(
     Outcomes are `Outcome` codes or labels (see `parse_outcomes`); SKIP rows are ignored, "both bad"
     counts as a tie or is skipped (``both_bad="exclude"``). New models start at ``initial``.
     """
-    out = dict(ratings)
-    scores = dict(_SCORE)
-    if both_bad == "tie":
-        scores[Outcome.BOTH_BAD] = 0.5
-    elif both_bad != "exclude":
-        raise ValueError(f"both_bad must be 'tie' or 'exclude', not {both_bad!r}")
+    _check_both_bad(both_bad)
+    index: dict[str, int] = {}
+    model_a: list[int] = []
+    model_b: list[int] = []
+    codes: list[int] = []
     for a, b, outcome in battles:
         code = int(outcome) if isinstance(outcome, int | np.integer) else int(parse_outcomes([outcome])[0])
-        score = scores.get(code)
-        if score is None:
-            if code not in (Outcome.SKIP, Outcome.BOTH_BAD):
-                raise ValueError(f"invalid outcome {outcome!r}")
-            continue
-        ra, rb = out.get(a, initial), out.get(b, initial)
-        expected = 1.0 / (1.0 + base ** ((rb - ra) / scale))
-        out[a] = ra + k * (score - expected)
-        out[b] = rb - k * (score - expected)
-    return out
+        if code not in _VALID_CODES:
+            raise ValueError(f"invalid outcome {outcome!r}")
+        model_a.append(index.setdefault(a, len(index)))
+        model_b.append(index.setdefault(b, len(index)))
+        codes.append(code)
+    return update_elo_indexed(
+        ratings,
+        list(index),
+        np.array(model_a, dtype=np.int64),
+        np.array(model_b, dtype=np.int64),
+        np.array(codes, dtype=np.int64),
+        k=k,
+        scale=scale,
+        base=base,
+        initial=initial,
+        both_bad=both_bad,
+    )
 
 
 def update_elo_indexed(
@@ -73,8 +84,7 @@ def update_elo_indexed(
     """`update_elo` for battles given as integer arrays indexing ``models``: the same arithmetic in
     the same order, so the same ratings to the last bit, without a tuple of names per vote (the
     worker folds up to millions of votes with it)."""
-    if both_bad not in ("tie", "exclude"):
-        raise ValueError(f"both_bad must be 'tie' or 'exclude', not {both_bad!r}")
+    _check_both_bad(both_bad)
     codes = parse_outcomes(outcome)
     ia, ib = np.asarray(model_a, dtype=np.int64), np.asarray(model_b, dtype=np.int64)
     if not (len(ia) == len(ib) == len(codes)):

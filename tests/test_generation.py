@@ -15,6 +15,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from arena.celery import app as celery_app
+from arena.celery import task_named
 from arena.models import Campaign, Item, ModelEntry, Prompt, Response
 from arena.services import dispatch, generation, heartbeat
 from arena.tasks import generate_response
@@ -309,6 +310,6 @@ def test_a_generation_in_progress_beats_and_only_its_own_attempt(model_api, sett
 
 
 def test_services_send_tasks_by_their_registered_name():
-    assert dispatch.task(dispatch.GENERATE_RESPONSE) is generate_response._get_current_object()
+    assert task_named(dispatch.GENERATE_RESPONSE) is generate_response._get_current_object()
     with pytest.raises(NotRegistered):
-        dispatch.task("arena.tasks.no_such_task")
+        task_named("arena.tasks.no_such_task")

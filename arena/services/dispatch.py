@@ -1,4 +1,4 @@
-"""Sending work to the workers: tasks are looked up by their registered name in the Celery app.
+"""Sending work to the workers: tasks are looked up by their registered name (arena.celery.task_named).
 
 Services never import the task modules (those import the services): they name the task, and the app's
 registry gives the task object, so sending behaves exactly as calling it would. With
@@ -14,16 +14,14 @@ transaction commits; a broker outage is logged, not raised: the rows stay queued
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from celery import Task
 from django.db import transaction
 from kombu.exceptions import OperationalError
 
-from arena.celery import app
+from arena.celery import task_named
 from arena.models import Response
 
 log = logging.getLogger(__name__)
@@ -40,23 +38,10 @@ def queue_for(backend_kind: str) -> str:
     return GPU_QUEUE if backend_kind in GPU_BACKENDS else API_QUEUE
 
 
-def task(name: str) -> Task:
-    """The registered task called ``name``, "<module>.<function>" (celery.exceptions.NotRegistered
-    when that module defines no such task, ModuleNotFoundError when there is no such module).
-
-    A worker imports every tasks module when it starts; a web process may not have, so a task not
-    registered yet is looked for in the module its name gives, which registers it on import.
-    """
-    registry = app.tasks
-    if name not in registry:
-        importlib.import_module(name.rpartition(".")[0])
-    return registry[name]
-
-
 def send(name: str, args: Sequence[Any], *, queue: str | None = None) -> None:
     """Send the task ``name`` now (inline when tasks are eager); ``queue`` overrides its route."""
     options = {"queue": queue} if queue is not None else {}
-    task(name).apply_async(args=list(args), **options)
+    task_named(name).apply_async(args=list(args), **options)
 
 
 def enqueue_generation(response_ids: Iterable[int]) -> None:

@@ -58,6 +58,7 @@ def import_file(campaign: Campaign, name: str, data: bytes, options: ImportOptio
     """
     options = options or ImportOptions()
     prompt_file = open_prompt_file(name, data, options)
+    del data  # the decoded text is what is read: the bytes can go (a file's size less at the peak)
     with _objects_before_left_alone():
         return _import(campaign, prompt_file, options)
 

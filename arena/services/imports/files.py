@@ -145,6 +145,7 @@ class PromptFile:
         else:
             rows, errors = _parse(self.fmt, self.text, self.options)
             self._rows = rows
+            self.text = ""  # the rows hold what is written: the text is no longer needed
         if not rows and not errors:
             errors.append("the file holds no prompt")
         return rows, errors

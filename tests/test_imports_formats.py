@@ -209,6 +209,14 @@ def test_a_model_answering_one_question_twice_differently_names_both_lines(targe
     with pytest.raises(ImportFailed) as failed:
         parse_prompt_file("battles.jsonl", data)
     assert failed.value.errors == ["line 2: model 'Alpha' answers question_id 'q1' differently on line 1"]
+    later = jsonl(
+        battle("q1", "Alpha", "Beta", "one", "two"),
+        battle("q1", "Alpha", "Gamma", "one", "three"),  # Gamma's first answer: line 2, not the prompt's line 1
+        battle("q1", "Beta", "Gamma", "two", "tres"),
+    )
+    with pytest.raises(ImportFailed) as failed:
+        parse_prompt_file("battles.jsonl", later)
+    assert failed.value.errors == ["line 3: model 'Gamma' answers question_id 'q1' differently on line 2"]
     other_prompt = battle("q1", "Alpha", "Gamma", "one", "three", prompt=[user("Something else")])
     with pytest.raises(ImportFailed) as failed:
         parse_prompt_file("battles.jsonl", jsonl(battle("q1", "Alpha", "Beta", "one", "two"), other_prompt))

@@ -52,6 +52,7 @@ class PromptMerger:
 
     def __init__(self) -> None:
         self.rows: dict[str, PromptRow] = {}
+        # The line of an answer that came after its prompt's first line (the others are on row.line).
         self.answer_lines: dict[tuple[str, str], int] = {}
 
     def add(self, line: int, record: Record) -> None:
@@ -65,7 +66,7 @@ class PromptMerger:
                 raise ValueError(f"question_id {record.external_id!r} has a different prompt on line {row.line}")
             for model, answer in record.answers.items():
                 if row.responses.get(model, answer) != answer:
-                    earlier = self.answer_lines[(record.external_id, model)]
+                    earlier = self.answer_lines.get((record.external_id, model), row.line)
                     raise ValueError(
                         f"model {model!r} answers question_id {record.external_id!r} differently on line {earlier}"
                     )
@@ -76,7 +77,8 @@ class PromptMerger:
         for model, answer in record.answers.items():
             if model not in row.responses:
                 row.responses[model] = answer
-                self.answer_lines[(record.external_id, model)] = line
+                if line != row.line:
+                    self.answer_lines[(record.external_id, model)] = line
 
 
 def _language(value: Any) -> str:

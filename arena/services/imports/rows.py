@@ -25,7 +25,7 @@ class ImportFailed(ArenaError):
         self.errors = errors
 
 
-@dataclass
+@dataclass(slots=True)  # a file's rows may all be held at once: no __dict__ per row
 class PromptRow:
     """One prompt to write: its messages (ending with the user's turn) and each model's answer."""
 

@@ -13,6 +13,7 @@ from arena.services.imports.rows import (
     check_storable,
     check_storable_text,
     clean_messages,
+    label_field,
     text_field,
 )
 
@@ -77,8 +78,8 @@ def row_from_record(line: int, record: Any) -> PromptRow:
         line=line,
         external_id=text_field(record.get("external_id", record.get("id")), "external_id", 200),
         messages=messages,
-        category=text_field(record.get("category"), "category", 64),
-        language=text_field(record.get("language"), "language", 16),
+        category=label_field(record.get("category"), "category", 64),
+        language=label_field(record.get("language"), "language", 16),
         responses=dict(responses),
     )
     check_storable(row)

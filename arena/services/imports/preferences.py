@@ -27,9 +27,9 @@ from arena.services.imports.rows import (
     check_storable,
     clean_messages,
     content_id,
+    label_field,
     model_name,
     question_id,
-    text_field,
 )
 
 DEFAULT_CHOSEN_MODEL = "chosen"
@@ -82,7 +82,7 @@ class PromptMerger:
 
 
 def _language(value: Any) -> str:
-    language = text_field(value, "language", 16)
+    language = label_field(value, "language", 16)
     return "" if language == "unknown" else language  # what Arena's exports write for "not set"
 
 
@@ -147,7 +147,7 @@ def trl_record(value: Any, options: TrlOptions, occurrences: dict[str, int]) -> 
         external_id=external_id,
         messages=messages,
         answers={chosen_model: chosen, rejected_model: rejected},
-        category=text_field(record.get("category"), "category", 64),
+        category=label_field(record.get("category"), "category", 64),
         language=_language(record.get("language")),
     )
 
@@ -175,7 +175,7 @@ def battle_record(value: Any) -> Record:
         external_id=external_id,
         messages=messages,
         answers={model_a: answer_a, model_b: answer_b},
-        category=text_field(record.get("category"), "category", 64),
+        category=label_field(record.get("category"), "category", 64),
         language=_language(record.get("language_code", record.get("language"))),  # Arena's exports: the code
     )
 

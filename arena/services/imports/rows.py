@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,7 +83,7 @@ def clean_messages(value: Any) -> list[dict[str, str]]:
             raise ValueError(f"message {index + 1}: content must be text")
         if len(content) > MAX_TEXT:
             raise ValueError(f"message {index + 1}: content is longer than {MAX_TEXT} characters")
-        messages.append({"role": role, "content": content})
+        messages.append({"role": sys.intern(role), "content": content})
     if messages[-1]["role"] != "user":
         raise ValueError("the last message must be the user's")
     if sum(len(m["content"]) for m in messages) > MAX_PROMPT_TEXT:
@@ -101,6 +102,12 @@ def text_field(value: Any, name: str, limit: int) -> str:
     return value.strip()
 
 
+def label_field(value: Any, name: str, limit: int) -> str:
+    """A category or language: text_field, interned (a file repeats a few of them on every line, and
+    a file parsed whole holds every row)."""
+    return sys.intern(text_field(value, name, limit))
+
+
 def answer_text(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"the answer of {name} must be text")
@@ -114,7 +121,7 @@ def model_name(value: Any, name: str) -> str:
         raise ValueError(f"{name} must be a model name (non-empty text)")
     if len(value.strip()) > MAX_MODEL_NAME:
         raise ValueError(f"{name} is longer than {MAX_MODEL_NAME} characters")
-    return value.strip()
+    return sys.intern(value.strip())  # repeated on every line
 
 
 def question_id(value: Any, name: str = "question_id") -> str:

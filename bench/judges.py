@@ -4,8 +4,9 @@ The judge is tests/protocol_server.py in a process of its own (``delay=0.05`` be
 ``prefer=`` for the verdict), so its CPU is not counted as the platform's (it is printed apart). The
 platform side runs in this process as a Celery worker would: `dispatch` fills the judge's 32 slots
 in chunks of `judging.CHUNK` pairings, and ``--workers`` threads (the worker's task slots) run the
-task's body (`running.run_chunk`: claim the chunk, load it, one reply-cache lookup, the chunk's calls
-on the call pool, one write, the hand-off of its slots to the next pending pairings), on a fresh
+task's body (`running.run_chunk`: claim the chunk, load it, one reply-cache lookup, the calls on the
+call pool; then, as pairings finish, one write per batch and the next pending pairings claimed in
+their slots, for `running.REFILL_FOR` seconds; then the hand-off of the slots left), on a fresh
 PostgreSQL database with the settings' connection pool.
 
 Printed: battles per second against the rate the server allows (concurrency / latency / 2 calls per
@@ -81,7 +82,8 @@ def seed(battles: int, base_url: str, model: str, concurrency: int):
 def run(judge, workers: int) -> float:
     """The worker path without the broker: `dispatch` fills the judge's slots in chunks, ``workers``
     threads (a worker's task slots) run the task body (`running.run_chunk`: judge the chunk on the
-    call pool, send its retries, hand its slots on), and the sent chunks go through a local queue."""
+    call pool refilling its slots, send its retries, hand its slots on), and the sent chunks go
+    through a local queue (a countdown as a timer)."""
     import queue
 
     from django.db import connection
@@ -92,7 +94,10 @@ def run(judge, workers: int) -> float:
 
     def send(ids: list[int], _queue: str, *, retries: int = 0, countdown: float | None = None) -> None:
         for chunk in running.judging.chunks(ids):  # what the broker would carry
-            tasks.put((chunk, retries))
+            if countdown:
+                threading.Timer(countdown, tasks.put, args=((chunk, retries),)).start()
+            else:
+                tasks.put((chunk, retries))
 
     running.send_chunks = send
     errors: list[BaseException] = []
@@ -109,8 +114,6 @@ def run(judge, workers: int) -> float:
                 ids, retries = task
                 outcome = running.run_chunk(ids, retries_done=retries)
                 connection.close()  # back to the pool, as Celery does after each task
-                if outcome.retry:
-                    time.sleep(outcome.retry_in)  # the countdown
                 with lock:
                     left[0] -= outcome.finished
                     if left[0] <= 0:

@@ -20,7 +20,7 @@ The rules (as for response generation, arena.services.generation):
   started are not made (a rate limit would refuse them too).
 - Deterministic decoding with the same judge model, settings, parameters and rendered messages (which
   hold the template and both answers) reuses a stored reply: no second call (``*_key`` columns), and
-  pairings of one chunk asking the same question share one call.
+  pairings of one batch asking the same question share one call.
 - Transient backend errors (rate limits with Retry-After, timeouts, stalls) put the row back to queued
   for a retry after an exponential backoff, never shorter than Retry-After, up to
   ARENA_GENERATION_MAX_RETRIES; then, and on permanent errors, the row fails with the (redacted)
@@ -129,16 +129,18 @@ _CLAIM = (
 
 # What a run reads, in one statement: the ORM's select_related query cost more CPU to build than
 # the rest of the run's database work (bench/judges.py).
-_LOAD = (
-    "SELECT v.id, v.lo_first_raw, v.lo_first_verdict, v.hi_first_raw, v.hi_first_verdict, "
+_LOAD_COLUMNS = (
+    "v.id, v.lo_first_raw, v.lo_first_verdict, v.hi_first_raw, v.hi_first_verdict, "
     "j.id, j.template, j.prompt_price, j.completion_price, "
     "m.id, m.name, m.backend, m.backend_settings, m.params, "
-    "c.id, c.allow_tie, c.allow_both_bad, c.created_at, p.messages, lo.content, hi.content "
-    "FROM {judgeverdict} v JOIN {judge} j ON j.id = v.judge_id JOIN {modelentry} m ON m.id = j.model_id "
-    "JOIN {campaign} c ON c.id = j.campaign_id JOIN {prompt} p ON p.id = v.prompt_id "
-    "JOIN {response} lo ON lo.id = v.response_lo_id JOIN {response} hi ON hi.id = v.response_hi_id "
-    "WHERE v.id {ids} ORDER BY v.id"
+    "c.id, c.allow_tie, c.allow_both_bad, c.created_at, p.messages, lo.content, hi.content"
 )
+_LOAD_JOINS = (
+    "JOIN {judge} j ON j.id = v.judge_id JOIN {modelentry} m ON m.id = j.model_id "
+    "JOIN {campaign} c ON c.id = j.campaign_id JOIN {prompt} p ON p.id = v.prompt_id "
+    "JOIN {response} lo ON lo.id = v.response_lo_id JOIN {response} hi ON hi.id = v.response_hi_id"
+)
+_LOAD = f"SELECT {_LOAD_COLUMNS} FROM {{judgeverdict}} v {_LOAD_JOINS} WHERE v.id {{ids}} ORDER BY v.id"
 
 # The "<> ''" terms match the partial indexes' condition, so a prepared (generic) plan can use them.
 _CACHED = {
@@ -215,12 +217,33 @@ _CLAIM_NEXT_BY_VENDOR = {
     "sqlite": hot_sql.sql(_CLAIM_NEXT, JudgeVerdict, Judge, among="IN ", lock="", close=""),  # one writer at a time
 }
 
+# The same with the claimed rows loaded (as `load`), in one statement: PostgreSQL only.
+_CLAIM_NEXT_LOAD = hot_sql.sql(
+    "WITH claimed AS ({claim}) SELECT {load_columns}, claimed.attempts FROM claimed "
+    "JOIN {judgeverdict} v ON v.id = claimed.id {load_joins} ORDER BY v.id",
+    JudgeVerdict,
+    claim=_CLAIM_NEXT_BY_VENDOR["postgresql"],
+    load_columns=_LOAD_COLUMNS,
+    load_joins=hot_sql.sql(_LOAD_JOINS, Judge, ModelEntry, Campaign, Prompt, Response),
+)
+
 
 def claim_next(judge_id: int, count: int) -> dict[int, int]:
     """pending -> running for up to ``count`` of the judge's next pairings (an active judge's), in one
     statement: each row's token by id."""
     now = _now()
     return dict(hot_sql.fetchall(_CLAIM_NEXT_BY_VENDOR[connection.vendor], [now, now, judge_id, count]))
+
+
+def claim_next_runs(judge_id: int, count: int, known: Known | None = None) -> list[_Run]:
+    """`claim_next` and `load` in one statement on PostgreSQL (the claim as a data-modifying WITH),
+    one after the other elsewhere."""
+    if connection.vendor != "postgresql":
+        tokens = claim_next(judge_id, count)
+        return load(tokens, known) if tokens else []
+    now = _now()
+    rows = hot_sql.fetchall(_CLAIM_NEXT_LOAD, [now, now, judge_id, count])
+    return _runs(rows, {row[0]: row[-1] for row in rows}, known or Known())
 
 
 # -- loading -------------------------------------------------------------------------------------------------
@@ -259,12 +282,26 @@ class _Reply:
     calls: int = 0
 
 
-def load(tokens: dict[int, int]) -> list[_Run]:
+@dataclass
+class Known:
+    """What a task has built already, reused by its later batches: judges, model entries,
+    campaigns, backends and decoding parameters by id."""
+
+    models: dict[int, ModelEntry] = field(default_factory=dict)
+    campaigns: dict[int, Campaign] = field(default_factory=dict)
+    judges: dict[int, Judge] = field(default_factory=dict)
+    backends: dict[int, Backend] = field(default_factory=dict)
+    params: dict[int, DecodingParams] = field(default_factory=dict)
+
+
+def load(tokens: dict[int, int], known: Known | None = None) -> list[_Run]:
     """The claimed rows with their judge, model, campaign, prompt and answers: one query."""
     statement, ids = _by_vendor(_LOAD, list(tokens), JudgeVerdict, Judge, ModelEntry, Campaign, Prompt, Response)
-    models: dict[int, ModelEntry] = {}
-    campaigns: dict[int, Campaign] = {}
-    judges: dict[int, Judge] = {}
+    return _runs(hot_sql.fetchall(statement, ids), tokens, known or Known())
+
+
+def _runs(rows: list[tuple], tokens: dict[int, int], known: Known) -> list[_Run]:
+    models, campaigns, judges = known.models, known.campaigns, known.judges
     runs = []
     for (
         verdict_id,
@@ -288,7 +325,8 @@ def load(tokens: dict[int, int]) -> list[_Run]:
         messages,
         lo,
         hi,
-    ) in hot_sql.fetchall(statement, ids):
+        *_,
+    ) in rows:
         if (model := models.get(model_id)) is None:
             model = models[model_id] = ModelEntry(
                 pk=model_id, name=name, backend=backend, backend_settings=_json(backend_settings), params=_json(params)
@@ -373,16 +411,18 @@ class _Call:
                 )
 
 
-def plan_calls(runs: list[_Run]) -> list[_Call]:
-    """The calls the chunk needs: each pairing's orders not stored yet, less the replies the cache
+def plan_calls(runs: list[_Run], known: Known | None = None) -> list[_Call]:
+    """The calls the batch needs: each pairing's orders not stored yet, less the replies the cache
     has (answered here), one call per distinct question when decoding is deterministic."""
     calls: dict[str, _Call] = {}
-    backends: dict[int, Backend] = {}
+    known = known or Known()
+    backends = known.backends
     deterministic = False
     for run in runs:
         model, campaign = run.model, run.campaign
         try:  # settings or parameters a backend refuses fail the pairing, for staff to see
-            params = DecodingParams.from_dict(model.params)
+            if (params := known.params.get(model.pk)) is None:
+                params = known.params[model.pk] = DecodingParams.from_dict(model.params)
             if model.pk not in backends:
                 backends[model.pk] = get_backend(model.backend, model.backend_settings)
         except BackendError as error:
@@ -460,8 +500,9 @@ class _Calls:
     down the pairings waiting for it (a call shared by pairings asking the same question counts for
     each)."""
 
-    def __init__(self, sequential: bool) -> None:
+    def __init__(self, sequential: bool, known: Known) -> None:
         self.sequential = sequential
+        self.known = known
         self.made: queue.SimpleQueue[_Call] = queue.SimpleQueue()
         self.running: dict[int, _Run] = {}  # by verdict id: claimed and not written yet
 
@@ -469,7 +510,7 @@ class _Calls:
         """Plan and start the runs' calls; returns the runs that need none (already finished)."""
         for run in runs:
             self.running[run.verdict_id] = run
-        calls = plan_calls(runs)
+        calls = plan_calls(runs, self.known)
         by_first: dict[int, list[_Call]] = {}
         for call in calls:
             for run, _ in call.waiting:
@@ -528,14 +569,15 @@ def judge_chunk(verdict_ids: list[int], *, retries_done: int = 0, refill: Refill
     skipped = len(verdict_ids) - len(tokens)
     if not tokens:
         return ChunkOutcome(skipped=skipped)
-    runs = load(tokens)
+    known = Known()
+    runs = load(tokens, known)
     if not runs:  # deleted since the claim
         return ChunkOutcome(skipped=len(verdict_ids))
     for run in runs:
         run.retries_done = retries_done
     first = runs[0]
     tally = _Tally(judge_id=first.judge.pk, queue=queue_for(first.model.backend), skipped=skipped)
-    calls = _Calls(sequential=tally.queue == GPU_QUEUE)
+    calls = _Calls(sequential=tally.queue == GPU_QUEUE, known=known)
     try:
         finished = calls.start(runs)
         while calls.running:
@@ -547,8 +589,7 @@ def judge_chunk(verdict_ids: list[int], *, retries_done: int = 0, refill: Refill
             calls.forget(finished)
             finished = []
             if refill is not None and freed and time.monotonic() < refill.until:
-                claimed = claim_next(tally.judge_id, freed)
-                fresh = load(claimed) if claimed else []
+                fresh = claim_next_runs(tally.judge_id, freed, known)
                 tally.refilled += len(fresh)
                 finished = calls.start(fresh)
     except BaseException as error:

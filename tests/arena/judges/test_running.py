@@ -7,6 +7,7 @@ Tasks run in-process in both passes (CELERY_TASK_ALWAYS_EAGER): `running.dispatc
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -137,11 +138,15 @@ def test_a_scripted_judge_is_asked_both_orders_and_its_agreeing_verdicts_count(j
             assert v.outcome == ("lo" if v.model_lo_id == alpha.pk else "hi")
         else:
             assert v.outcome == "tie"  # neither answer has the word: [[C]] both ways
-    # Both orders were really shown: each answer once as A and once as B.
-    first = [c.body["messages"][0]["content"] for c in calls[:2]]
-    assert first[0].index("<answer_a>") < first[0].index("Answer number 0") or first[1].index("<answer_b>") < first[
-        1
-    ].index("Answer number 0")
+    # Both orders were really shown: each pair of answers once as A, B and once as B, A.
+    shown = [
+        tuple(
+            re.search(f"<{tag}>(.*?)</{tag}>", c.body["messages"][0]["content"], re.S)[1]
+            for tag in ("answer_a", "answer_b")
+        )
+        for c in calls
+    ]
+    assert len(set(shown)) == 18 and {(b, a) for a, b in shown} == set(shown)
 
 
 # -- faults ------------------------------------------------------------------------------------------
@@ -349,6 +354,56 @@ def test_a_finished_chunk_hands_its_slots_to_the_next_pending_pairings(
     queued = list(JudgeVerdict.objects.filter(judge=judge, status="queued").order_by("id").values_list("id", flat=True))
     assert handed == 3 and sent == [(queued, "generate_api")]
     assert running.hand_off(judging.ChunkOutcome(judge_id=judge.pk, queue="generate_api", lost=2)) == 0
+
+
+def test_a_slow_pairing_holds_only_its_own_slot(judge_api):
+    # The first call takes 3 s, the others milliseconds: with two slots, the other slot judges the
+    # other 8 pairings (16 calls) meanwhile instead of waiting for the slow one's chunk to finish.
+    campaign = make_campaign(slug="slowest", prompts=3)  # 9 pairings
+    name = "judge?prefer=Answer number 0&delay=3&times=1"
+    judge = api_judge(judge_api, campaign, name)
+    Judge.objects.filter(pk=judge.pk).update(max_concurrency=2)
+    run(judge)
+    assert JudgeVerdict.objects.filter(judge=judge, status="done").count() == 9
+    requests = judge_api.requests_for(name)
+    first = requests[0].at
+    assert len(requests) == 18 and sum(r.at - first < 2.5 for r in requests) == 17
+    assert judge_api.max_in_flight(name) == 2
+
+
+def _queue_first(judge: Judge, n: int) -> list[int]:
+    planning.plan(judge)
+    ids = list(JudgeVerdict.objects.filter(judge=judge).order_by("id").values_list("id", flat=True)[:n])
+    JudgeVerdict.objects.filter(pk__in=ids).update(status="queued")
+    return ids
+
+
+def test_a_task_gives_each_freed_slot_to_the_next_pending_pairing(
+    judge_api, monkeypatch, django_capture_on_commit_callbacks
+):
+    campaign = make_campaign(slug="refill", prompts=3)  # 9 pairings
+    name = "judge?prefer=Answer number 0&delay=0.02"
+    judge = api_judge(judge_api, campaign, name)
+    sent: list[list[int]] = []
+    monkeypatch.setattr(running, "send_chunks", lambda ids, queue, **kw: sent.append(ids))
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = running.run_chunk(_queue_first(judge, 2))
+    assert (outcome.done, outcome.refilled, outcome.free) == (9, 7, 2)
+    assert sent == []  # nothing left to hand on
+    assert {(v.status, v.attempts, v.calls) for v in JudgeVerdict.objects.filter(judge=judge)} == {("done", 1, 2)}
+    assert judge_api.max_in_flight(name) == 2 and len(judge_api.requests_for(name)) == 18
+
+
+def test_after_its_refill_time_a_task_hands_its_slots_on(judge_api, monkeypatch, django_capture_on_commit_callbacks):
+    campaign = make_campaign(slug="hand-on", prompts=3)
+    judge = api_judge(judge_api, campaign, "judge?prefer=Answer number 0")
+    sent: list[list[int]] = []
+    monkeypatch.setattr(running, "send_chunks", lambda ids, queue, **kw: sent.append(ids))
+    monkeypatch.setattr(running, "REFILL_FOR", 0.0)
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = running.run_chunk(_queue_first(judge, 2))
+    queued = list(JudgeVerdict.objects.filter(judge=judge, status="queued").order_by("id").values_list("id", flat=True))
+    assert (outcome.done, outcome.refilled) == (2, 0) and sent == [queued] and len(queued) == 2
 
 
 def test_a_chunks_retries_go_out_again_with_a_countdown(judge_api, monkeypatch):

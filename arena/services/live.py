@@ -34,8 +34,6 @@ from arena.rendering import render_markdown
 from arena.services import dispatch
 from arena.services.access import check_may_vote
 from arena.services.guardrails import gate
-from arena.services.live_sides import SIDES as SIDES  # the consumer reads it here
-from arena.services.live_sides import group_name as group_name  # the consumer reads it here
 from arena.services.live_sides import plain_error
 
 # -- starting and continuing a battle -------------------------------------------------------------------

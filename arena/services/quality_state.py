@@ -19,7 +19,7 @@ state of integer counts holds them:
 on. Where this could not be exact it starts over from every vote (``full``, one streamed query): a
 vote committed below the recent window after later ones were folded, a deleted vote, a changed
 exclusion or gold battle, a vote older than its voter's last. Both paths give the same integer state,
-so the same figures (tests/test_quality_incremental.py).
+so the same figures (tests/arena/services/test_quality_state.py).
 """
 
 from __future__ import annotations

@@ -159,7 +159,7 @@ _VOTE_COLUMNS = hot_sql.columns(Vote, *_NEW_VOTE)
 
 # PostgreSQL: read the battle, claim it (open -> voted), store the vote and count it on its item in
 # ONE statement, hence one round trip and one implicit transaction. The vote is stored only when
-# every rule of _check_may_store holds (the same rules, written in SQL: tests/test_voting.py checks
+# every rule of _check_may_store holds (the same rules, written in SQL: tests/arena/services/test_votes.py checks
 # each refusal on PostgreSQL); otherwise nothing is written and the state tells the voter why. Of
 # two concurrent votes on a battle exactly one matches the open row; the one-to-one key of Vote is
 # the last line of defence.

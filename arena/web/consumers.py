@@ -35,7 +35,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.http import HttpRequest
 
 from arena.models import Battle, Response, Voter
-from arena.services import generation, live
+from arena.services import generation, live, live_sides
 from arena.services.voters import cookie_value, voter_from_cookie_value
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def _voter_from_cookies(cookies: dict[str, str]) -> Voter | None:
 class BattleConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         self.battle_id = self.scope["url_route"]["kwargs"]["battle_id"]
-        self.group = live.group_name(self.battle_id)
+        self.group = live_sides.group_name(self.battle_id)
         self.joined = False
         self.watchdog: asyncio.Task | None = None
         self.lock = asyncio.Lock()  # frames from the layer and the watchdog's resyncs, one at a time
@@ -103,9 +103,9 @@ class BattleConsumer(AsyncJsonWebsocketConsumer):
         """The page has nothing to say; anything it sends is ignored."""
 
     async def battle_frame(self, event: dict[str, Any]) -> None:
-        """A frame from a generation task (see arena.services.live.SidePublisher)."""
+        """A frame from a generation task (see arena.services.live_publisher.SidePublisher)."""
         side = event.get("side")
-        if side not in live.SIDES or event.get("turn") != self.turn:
+        if side not in live_sides.SIDES or event.get("turn") != self.turn:
             return
         async with self.lock:
             self.heard_at = asyncio.get_running_loop().time()

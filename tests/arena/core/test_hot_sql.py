@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 @postgres_only("prepared statements are PostgreSQL's")
 def test_hand_out_and_vote_statements_are_prepared_once_per_connection(alice, campaign):
-    from tests.test_voting import open_battle
+    from tests.arena.services.test_votes import open_battle
 
     with transaction.atomic():  # one connection for the whole test
         for _ in range(3):

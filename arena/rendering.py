@@ -94,7 +94,7 @@ def render_markdown(text: str) -> str:
 
     Text with no Markdown syntax but paragraphs, line breaks and simple ``**strong**`` or ``*em*``
     words takes a fast path that writes markdown-it's HTML for it directly (byte for byte the same:
-    tests/test_rendering_fast_path.py); either way the same Cleaner sanitises the HTML.
+    tests/arena/test_rendering.py); either way the same Cleaner sanitises the HTML.
     """
     text = text or ""
     html = simple_markdown_html(text)

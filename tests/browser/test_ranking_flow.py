@@ -123,7 +123,7 @@ def test_the_up_and_down_buttons_move_a_response(watched, live_server):
 def test_no_xss_payload_runs_on_the_ranking_pages(page, live_server):
     from arena.models import Campaign, ModelEntry, Prompt
     from arena.services.items import create_items
-    from tests.test_anonymity_and_xss import PAYLOADS
+    from tests.arena.web.test_anonymity_and_xss import PAYLOADS
 
     everything = "\n\n".join(PAYLOADS)
     short = [p for p in PAYLOADS if len(p) <= 90]

@@ -6,7 +6,7 @@ import pytest
 
 from arena.models import Campaign, Dimension, ModelEntry, Prompt, Response
 from arena.services.items import create_items
-from tests.test_anonymity_and_xss import PAYLOADS
+from tests.arena.web.test_anonymity_and_xss import PAYLOADS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SHORT = [p for p in PAYLOADS if len(p) <= 90]

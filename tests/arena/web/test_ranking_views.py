@@ -13,8 +13,8 @@ from arena.services import ratelimit
 from arena.services.imports import load_campaign
 from arena.services.imports.rows import ImportFailed
 from arena.services.items import create_items
+from tests.arena.web.test_anonymity_and_xss import _leaks
 from tests.factories import make_campaign
-from tests.test_anonymity_and_xss import _leaks
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 PAYLOADS = [
     line.replace("\\n", "\n")
-    for line in (Path(__file__).parent / "data" / "xss_payloads.txt").read_text().splitlines()
+    for line in (Path(__file__).resolve().parents[2] / "data" / "xss_payloads.txt").read_text().splitlines()
     if line.strip()
 ]
 

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 from arena.models import Item, ModelEntry, Prompt, Response
 from arena.services.imports import ImportFailed, ImportOptions, import_prompts, parse_prompt_file
+from tests.arena.services.imports.test_untrusted_files import FILE_MESSAGES, MODELS, fast, with_db  # the same settings
 from tests.factories import make_campaign
 from tests.modes import on_postgres
-from tests.test_reliability_imports import FILE_MESSAGES, MODELS, fast, with_db  # the same settings
 
 LINE_MESSAGE = re.compile(r"^line (\d+): .+", re.S)  # the line number captured, to check it is a real line
 

@@ -78,10 +78,8 @@ def interval_note(snapshot: LeaderboardSnapshot) -> str:
 
 
 def leaderboard_context(campaign, snapshot: LeaderboardSnapshot | None, selection: dict[str, str]) -> dict[str, Any]:
-    from arena.leaderboards.models import LeaderboardSnapshot as Snapshot
-
     tabs = (
-        Snapshot.objects.filter(campaign=campaign)
+        LeaderboardSnapshot.objects.filter(campaign=campaign)
         .values_list("dimension", "category", "method")
         .order_by("dimension", "category", "method")
     )

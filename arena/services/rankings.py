@@ -36,6 +36,7 @@ from django.utils import timezone
 from arena.core.errors import ArenaError, Conflict, LimitReached, NotFound, NothingToVoteOn
 from arena.core.hot_sql import sql
 from arena.core.identity import reveals_identity
+from arena.leaderboards.scheduling import request_recompute
 from arena.models import Battle, Campaign, Item, Prompt, Ranking, Response, Vote, Voter
 from arena.services.access import check_admitted, check_open
 from arena.services.battles import active_pairs_clause
@@ -430,8 +431,6 @@ def submitted_ranking(ranking: Ranking) -> SubmittedRanking:
 
 def _after_submit(campaign_id: int) -> None:
     """Ask for a leaderboard recompute; never fails the submission (beat recomputes anyway)."""
-    from arena.leaderboards.scheduling import request_recompute
-
     try:
         request_recompute(campaign_id)
     except Exception:  # the broker or cache may be down; the ranking is already stored

@@ -28,6 +28,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.http import HttpRequest
 
 from arena.core.errors import LimitReached
+from arena.services.voters import client_ip, cookie_public_id, cookie_value, hash_ip
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +180,6 @@ def reset() -> None:
 
 def voter_key(request: HttpRequest) -> str | None:
     """Who is asking, without a database query: the logged-in user, else the signed voter cookie."""
-    from arena.services.voters import cookie_public_id, cookie_value
-
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated:
         return f"u{user.pk}"
@@ -190,8 +189,6 @@ def voter_key(request: HttpRequest) -> str | None:
 
 def ip_key(request: HttpRequest) -> str:
     """The client address as its HMAC (ARENA_IP_SALT), shortened: what every per-IP counter is keyed on."""
-    from arena.services.voters import client_ip, hash_ip
-
     return hash_ip(client_ip(request))[:32] or "unknown"
 
 

@@ -18,6 +18,7 @@ from django.utils import timezone
 from arena.core import hot_sql
 from arena.core.errors import ArenaError, Conflict, NotAllowed, NotFound
 from arena.core.hot_sql import sql
+from arena.leaderboards.scheduling import request_recompute
 from arena.models import Admission, Battle, Campaign, Dimension, Invite, Item, ModelEntry, Response, Vote, Voter
 from arena.services.access import NOT_ADMITTED, check_open, check_vote_counts
 from arena.services.profiles import campaign_profile
@@ -371,8 +372,6 @@ def _model_name(model_id: int) -> str:
 
 def _after_vote(campaign_id: int) -> None:
     """Ask for a leaderboard recompute. Never fails the vote: beat recomputes on a schedule anyway."""
-    from arena.leaderboards.scheduling import request_recompute
-
     try:
         request_recompute(campaign_id)
     except Exception:  # the broker or cache may be down; the vote is already stored

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 from arena.core.errors import ArenaError
+from arena.services.voters import forget_voter, is_stale_voter_error
 from arena.web.json_body import check_body
 
 log = logging.getLogger(__name__)
@@ -184,8 +185,6 @@ class StaleVoterMiddleware:
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         from django.db import IntegrityError
         from django.shortcuts import redirect
-
-        from arena.services.voters import forget_voter, is_stale_voter_error
 
         if not isinstance(exception, IntegrityError) or not is_stale_voter_error(exception):
             return None

@@ -19,6 +19,7 @@ from arena.services.voters import battle_owner, get_or_create_voter, remember_vo
 from arena.web import pages
 from arena.web.helpers import shows_arena_errors, wants_json
 from arena.web.json_body import json_body
+from arena.web.middleware import database_circuit
 
 
 @require_GET
@@ -188,8 +189,6 @@ def _database_ok() -> bool:
     """While this process knows the database is down (arena.web.middleware.DatabaseCircuit), no without
     asking, unless it is time to probe again; otherwise SELECT 1 on a pooled connection, waiting for
     one at most HEALTHZ_POOL_WAIT."""
-    from arena.web.middleware import database_circuit
-
     if not database_circuit.allows():
         return False
     try:

@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 
 from tests import modes, stack
+from tests.protocol_server import ProtocolServer
 
 
 @pytest.hookimpl(trylast=True)  # after the folders' hooks have marked their tests
@@ -95,3 +96,26 @@ def processes(tmp_path):
         process.stop()
         # Shown by pytest only when the test failed.
         print(f"----- {process.name} log (last 4000 chars) -----\n{process.log()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The models: a real OpenAI- and Anthropic-compatible HTTP server on 127.0.0.1
+    (tests/protocol_server.py), one per test module; ``models_api`` resets its scripts per test."""
+    with ProtocolServer() as server:
+        yield server
+
+
+@pytest.fixture
+def models_api(server):
+    """The protocol server with its scripts and counters reset."""
+    server.reset()
+    return server
+
+
+@pytest.fixture
+def model_api(models_api, settings):
+    """The protocol server for prompt-set generation: task retries wait in place only briefly (tasks
+    run in-process in these tests)."""
+    settings.ARENA_GENERATION_RETRY_BACKOFF = 0.01
+    return models_api

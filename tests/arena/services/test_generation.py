@@ -19,22 +19,9 @@ from arena.celery import task_named
 from arena.models import Campaign, Item, ModelEntry, Prompt, Response
 from arena.services import dispatch, generation, heartbeat
 from arena.tasks import generate_response
-from tests.protocol_server import ProtocolServer, expected_reply
+from tests.protocol_server import expected_reply
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ProtocolServer() as server:
-        yield server
-
-
-@pytest.fixture
-def model_api(server, settings):
-    server.reset()
-    settings.ARENA_GENERATION_RETRY_BACKOFF = 0.01  # retries wait in place when tasks run in-process
-    return server
 
 
 def make_model(server, name: str, *, model: str | None = None, params: dict | None = None, **settings) -> ModelEntry:

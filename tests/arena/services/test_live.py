@@ -13,24 +13,12 @@ import pytest
 
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Vote
 from arena.services import live
-from tests.protocol_server import ProtocolServer, expected_reply
+from tests.protocol_server import expected_reply
 
 pytestmark = pytest.mark.django_db
 
 NAMES = ("Zephyrine-Ultra", "Quokkabot-9000")
 IDS = (731_054, 731_077)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ProtocolServer() as server:
-        yield server
-
-
-@pytest.fixture
-def models_api(server):
-    server.reset()
-    return server
 
 
 def make_live_campaign(server, *, slug="live", failing: str | None = None, **fields) -> Campaign:

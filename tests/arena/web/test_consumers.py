@@ -25,7 +25,7 @@ from arena.asgi import application
 from arena.models import Battle, Campaign, ModelEntry, Prompt, Response, Voter
 from arena.services.voters import COOKIE_NAME, COOKIE_SALT
 from arena.tasks import generate_response
-from tests.protocol_server import ProtocolServer, expected_reply
+from tests.protocol_server import expected_reply
 
 try:
     from channels.testing import WebsocketCommunicator
@@ -43,12 +43,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 NAMES = ("Zephyrine-Ultra", "Quokkabot-9000")
 IDS = (731_054, 731_077)
 PROMPT = "Tell me about rivers and lakes"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ProtocolServer() as server:
-        yield server
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Fixtures of the guardrails tests: the protocol server and live campaigns whose models it serves."""
+"""Fixtures of the guardrails tests: live campaigns whose models the protocol server (tests/conftest.py) serves."""
 
 from __future__ import annotations
 
@@ -7,19 +7,6 @@ import pytest
 from arena.models import Campaign, ModelEntry
 from arena.services import ratelimit
 from arena.services.guardrails import moderation
-from tests.protocol_server import ProtocolServer
-
-
-@pytest.fixture(scope="module")
-def server():
-    with ProtocolServer() as server:
-        yield server
-
-
-@pytest.fixture
-def models_api(server):
-    server.reset()
-    return server
 
 
 @pytest.fixture(autouse=True)

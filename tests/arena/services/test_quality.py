@@ -13,24 +13,28 @@ from hypothesis import strategies as st
 from arena.services import quality_state
 from arena.services.quality import krippendorff_alpha
 
+# Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability": 4 coders, 12 units, missing values
+# left out; alpha = 0.743 (nominal), 0.849 (interval).
+PUBLISHED_EXAMPLE = {
+    1: [1, 1, 1],
+    2: [2, 2, 3, 2],
+    3: [3, 3, 3, 3],
+    4: [3, 3, 3, 3],
+    5: [2, 2, 2, 2],
+    6: [1, 2, 3, 4],
+    7: [4, 4, 4, 4],
+    8: [1, 1, 2, 1],
+    9: [2, 2, 2, 2],
+    10: [5, 5, 5],
+    11: [1, 1],
+    12: [3],
+}
+
 
 def test_alpha_matches_the_published_nominal_example():
     # Krippendorff (2011), "Computing Krippendorff's Alpha-Reliability", the nominal example with
     # 4 coders and 12 units (missing values left out): alpha = 0.743.
-    data = {
-        1: [1, 1, 1],
-        2: [2, 2, 3, 2],
-        3: [3, 3, 3, 3],
-        4: [3, 3, 3, 3],
-        5: [2, 2, 2, 2],
-        6: [1, 2, 3, 4],
-        7: [4, 4, 4, 4],
-        8: [1, 1, 2, 1],
-        9: [2, 2, 2, 2],
-        10: [5, 5, 5],
-        11: [1, 1],
-        12: [3],
-    }
+    data = PUBLISHED_EXAMPLE
     assert krippendorff_alpha(data) == pytest.approx(0.743, abs=0.001)
 
 
@@ -107,20 +111,7 @@ def test_campaign_agreement_from_real_votes(staff_client):
 
 def test_alpha_matches_the_published_interval_example():
     # The same data at the interval level: alpha = 0.849 (Krippendorff 2011).
-    data = {
-        1: [1, 1, 1],
-        2: [2, 2, 3, 2],
-        3: [3, 3, 3, 3],
-        4: [3, 3, 3, 3],
-        5: [2, 2, 2, 2],
-        6: [1, 2, 3, 4],
-        7: [4, 4, 4, 4],
-        8: [1, 1, 2, 1],
-        9: [2, 2, 2, 2],
-        10: [5, 5, 5],
-        11: [1, 1],
-        12: [3],
-    }
+    data = PUBLISHED_EXAMPLE
     assert krippendorff_alpha(data, "interval") == pytest.approx(0.849, abs=0.001)
 
 

@@ -5,10 +5,11 @@ backend calls run on a process-wide thread pool, one after another per pairing (
 has more calls in flight than slots); only the task's own thread touches the database. A pairing's
 slot is used again as soon as the pairing is done, not when the whole chunk is: with a `Refill`, the
 task writes each batch of finished pairings (whatever finished while it was busy, in one statement),
-claims as many of the judge's pending pairings in one statement and starts them, for `Refill.until`;
-then it lets its last pairings finish and hands the slots left on (arena.judges.running). The
-database work is five statements per batch (write, claim, load, reply-cache lookup, and the
-dimensions when not cached), whatever its size.
+claims and loads as many of the judge's pending pairings (one statement on PostgreSQL) and starts
+them, for `Refill.until`; then it lets its last pairings finish and hands the slots left on
+(arena.judges.running). The database work is three statements per batch on PostgreSQL (write,
+claim-and-load, reply-cache lookup) whatever its size; the task reuses its judge, model, backend and
+parameters, and keeps its connection while calls come back within `HOLD_CONNECTION`.
 
 The rules (as for response generation, arena.services.generation):
 
@@ -59,8 +60,9 @@ from backends.registry import get_backend
 
 log = logging.getLogger(__name__)
 
-CHUNK = 8  # pairings (slots) per task: the first tasks fill the judge's slots, each keeps its own busy
+CHUNK = 16  # pairings (slots) per task: the first tasks fill the judge's slots, each keeps its own busy
 MAX_ERROR_CHARS = 2000
+HOLD_CONNECTION = 0.05  # seconds a task waiting for calls keeps its database connection (reconnects cost CPU)
 MAX_CALL_THREADS = 256  # the largest max_concurrency a judge may have
 ORDERS = ("lo_first", "hi_first")
 # In model terms: what each letter means for each order.
@@ -534,8 +536,13 @@ class _Calls:
                 self.made.put(call)
 
     def wait(self) -> list[_Run]:
-        """Block until a call is made; the runs that calls made since finished."""
-        made = [self.made.get()]
+        """Block until a call is made (the database connection goes back to the pool when none is
+        within `HOLD_CONNECTION` seconds); the runs that calls made since finished."""
+        try:
+            made = [self.made.get(timeout=HOLD_CONNECTION)]
+        except queue.Empty:
+            _release_connection()
+            made = [self.made.get()]
         while True:
             try:
                 made.append(self.made.get_nowait())
@@ -563,7 +570,7 @@ def judge_chunk(verdict_ids: list[int], *, retries_done: int = 0, refill: Refill
     Each batch of finished pairings is written in one statement as soon as the task's thread is
     free; with ``refill``, their slots take the judge's next pending pairings until ``refill.until``
     and retries are sent at once (without, they are in the outcome for the caller). The connection
-    goes back to the pool while the judge thinks.
+    goes back to the pool when no call comes back for `HOLD_CONNECTION` seconds.
     """
     tokens = claim(verdict_ids)
     skipped = len(verdict_ids) - len(tokens)
@@ -582,7 +589,6 @@ def judge_chunk(verdict_ids: list[int], *, retries_done: int = 0, refill: Refill
         finished = calls.start(runs)
         while calls.running:
             if not finished:
-                _release_connection()
                 finished = calls.wait()
                 continue
             freed = _conclude(finished, tally, refill)

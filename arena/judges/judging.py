@@ -4,12 +4,12 @@ A chunk is a few pairings of one judge (at most `CHUNK`), each holding one of th
 backend calls run on a process-wide thread pool, one after another per pairing (so the judge never
 has more calls in flight than slots); only the task's own thread touches the database. A pairing's
 slot is used again as soon as the pairing is done, not when the whole chunk is: with a `Refill`, the
-task writes each batch of finished pairings (whatever finished while it was busy, in one statement),
-claims and loads as many of the judge's pending pairings (one statement on PostgreSQL) and starts
-them, for `Refill.until`; then it lets its last pairings finish and hands the slots left on
-(arena.judges.running). The database work is three statements per batch on PostgreSQL (write,
-claim-and-load, reply-cache lookup) whatever its size; the task reuses its judge, model, backend and
-parameters, and keeps its connection while calls come back within `HOLD_CONNECTION`.
+task writes each batch of finished pairings (whatever finished while it was busy), claims and loads
+as many of the judge's pending pairings as the batch freed (with the write, one statement on
+PostgreSQL) and starts them, for `Refill.until`; then it lets its last pairings finish and hands the
+slots left on (arena.judges.running). The database work is two statements per batch on PostgreSQL
+(write-claim-load, reply-cache lookup) whatever its size; the task reuses its judge, model, backend
+and parameters, and keeps its connection while calls come back within `HOLD_CONNECTION`.
 
 The rules (as for response generation, arena.services.generation):
 
@@ -225,6 +225,23 @@ _CLAIM_NEXT_LOAD = hot_sql.sql(
     "JOIN {judgeverdict} v ON v.id = claimed.id {load_joins} ORDER BY v.id",
     JudgeVerdict,
     claim=_CLAIM_NEXT_BY_VENDOR["postgresql"],
+    load_columns=_LOAD_COLUMNS,
+    load_joins=hot_sql.sql(_LOAD_JOINS, Judge, ModelEntry, Campaign, Prompt, Response),
+)
+
+# PostgreSQL, while a task refills: the write, and as many of the judge's next pending pairings as it
+# freed (its rows written done or failed) claimed and loaded, in one statement. The first column is
+# the ids written (every row has it; one row with NULLs after it when nothing was claimed).
+_STORE_AND_CLAIM = hot_sql.sql(
+    "WITH stored AS ({store} RETURNING v.id, v.status), claimed AS ({claim}) "
+    "SELECT won.ids, x.* FROM (SELECT array_agg(id) AS ids FROM stored) won LEFT JOIN ("
+    "SELECT {load_columns}, claimed.attempts FROM claimed JOIN {judgeverdict} v ON v.id = claimed.id {load_joins}"
+    ") x ON true",
+    JudgeVerdict,
+    store=_STORE.removesuffix(" RETURNING v.id"),
+    claim=_CLAIM_NEXT_BY_VENDOR["postgresql"].replace(
+        "LIMIT %s", "LIMIT (SELECT count(*) FROM stored WHERE stored.status IN ('done', 'failed'))"
+    ),
     load_columns=_LOAD_COLUMNS,
     load_joins=hot_sql.sql(_LOAD_JOINS, Judge, ModelEntry, Campaign, Prompt, Response),
 )
@@ -591,13 +608,11 @@ def judge_chunk(verdict_ids: list[int], *, retries_done: int = 0, refill: Refill
             if not finished:
                 finished = calls.wait()
                 continue
-            freed = _conclude(finished, tally, refill)
+            refilling = refill is not None and time.monotonic() < refill.until
+            fresh = _conclude(finished, tally, refill, known if refilling else None)
             calls.forget(finished)
-            finished = []
-            if refill is not None and freed and time.monotonic() < refill.until:
-                fresh = claim_next_runs(tally.judge_id, freed, known)
-                tally.refilled += len(fresh)
-                finished = calls.start(fresh)
+            tally.refilled += len(fresh)
+            finished = calls.start(fresh) if fresh else []
     except BaseException as error:
         from celery.exceptions import SoftTimeLimitExceeded
 
@@ -644,9 +659,10 @@ class _Tally:
         )
 
 
-def _conclude(runs: list[_Run], tally: _Tally, refill: Refill | None) -> int:
+def _conclude(runs: list[_Run], tally: _Tally, refill: Refill | None, known: Known | None) -> list[_Run]:
     """Each finished pairing's new state (done, failed or retry), written in one statement; the
-    retries sent (with ``refill``) or noted in ``tally``. Returns the slots freed (done or failed)."""
+    retries sent (with ``refill``) or noted in ``tally``. With ``known`` (refilling), the slots freed
+    (done or failed) take the judge's next pending pairings: returns their runs."""
     rows = []
     delays: dict[int, float] = {}
     for run in runs:
@@ -667,18 +683,19 @@ def _conclude(runs: list[_Run], tally: _Tally, refill: Refill | None) -> int:
             # The replies that did come back are stored with the retry: it asks only for the rest.
             rows.append({**_failure(run, f"retrying: {message}"), "status": _S.QUEUED})
             delays[run.verdict_id] = delay
-    won = store(runs, rows)
-    freed = 0
+    fresh: list[_Run] = []
+    if known is None:
+        won = store(runs, rows)
+    else:
+        won, fresh = store_and_claim(runs, rows, tally.judge_id, known)
     retries: dict[int, tuple[list[int], list[float]]] = {}  # by the retry's number
     for run, row in zip(runs, rows, strict=True):
         if run.verdict_id not in won:
             tally.lost += 1
         elif row["status"] == _S.DONE:
             tally.done += 1
-            freed += 1
         elif row["status"] == _S.FAILED:
             tally.failed += 1
-            freed += 1
         else:
             group = retries.setdefault(run.retries_done + 1, ([], []))
             group[0].append(run.verdict_id)
@@ -688,7 +705,7 @@ def _conclude(runs: list[_Run], tally: _Tally, refill: Refill | None) -> int:
         tally.retry_in = max(tally.retry_in, *waits)
         if refill is not None:
             refill.send_retries(ids, tally.queue, number, max(waits))
-    return freed
+    return fresh
 
 
 def _failure(run: _Run, message: str) -> dict[str, Any]:
@@ -761,7 +778,29 @@ def _new_reply(run: _Run, order: str) -> _Reply:
     return reply if reply is not None and reply.key else _Reply("", "", "")
 
 
+def store_and_claim(
+    runs: list[_Run], rows: list[dict[str, Any]], judge_id: int, known: Known
+) -> tuple[set[int], list[_Run]]:
+    """`store`, then as many of the judge's next pending pairings as the rows written done or failed
+    freed, claimed and loaded (`claim_next_runs`): one statement on PostgreSQL. Returns the ids
+    written and the new runs."""
+    if connection.vendor != "postgresql":
+        won = store(runs, rows)
+        freed = sum(run.verdict_id in won and row["status"] != _S.QUEUED for run, row in zip(runs, rows, strict=True))
+        return won, claim_next_runs(judge_id, freed, known) if freed else []
+    now = _now()
+    result = hot_sql.fetchall(_STORE_AND_CLAIM, [now, *_store_columns(runs, rows), now, now, judge_id])
+    won = set(result[0][0] or ())
+    claimed = sorted((row[1:] for row in result if row[1] is not None), key=lambda row: row[0])
+    return won, _runs(claimed, {row[0]: row[-1] for row in claimed}, known)
+
+
 def _store_bulk(runs: list[_Run], rows: list[dict[str, Any]]) -> set[int]:
+    return {row[0] for row in hot_sql.fetchall(_STORE, [_now(), *_store_columns(runs, rows)])}
+
+
+def _store_columns(runs: list[_Run], rows: list[dict[str, Any]]) -> list[list[Any]]:
+    """The write's parameters: one array per column of ``_STORE``'s unnest."""
     columns: list[list[Any]] = [[] for _ in range(17)]
     for run, row in zip(runs, rows, strict=True):
         lo, hi = _new_reply(run, "lo_first"), _new_reply(run, "hi_first")
@@ -783,7 +822,7 @@ def _store_bulk(runs: list[_Run], rows: list[dict[str, Any]]) -> set[int]:
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    return {row[0] for row in hot_sql.fetchall(_STORE, [_now(), *columns])}
+    return columns
 
 
 def _store_one(run: _Run, row: dict[str, Any]) -> bool:

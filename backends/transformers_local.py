@@ -184,7 +184,7 @@ class TransformersBackend(Backend):
         prepared = [self.prepare(c, p) for c, p in zip(conversations, each, strict=True)]
         lm = self.loaded()
         requests = [self._prepare(lm, msgs, p) for msgs, p in prepared]
-        futures = [lm.batcher.submit(req) for req in requests]
+        futures = lm.batcher.submit_many(requests)
         results = []
         for future in futures:
             text, finish, completion_tokens, prompt_tokens = future.result()
@@ -447,14 +447,21 @@ class _Batcher:
         self._thread: threading.Thread | None = None
 
     def submit(self, req: _Request) -> Future[_Output]:
-        future: Future[_Output] = Future()
+        return self.submit_many([req])[0]
+
+    def submit_many(self, reqs: list[_Request]) -> list[Future[_Output]]:
+        """Queue requests together: the batcher sees all of them at once, so the requests of one
+        ``generate_many`` share batches whatever the scheduler does between them (one by one, a
+        submitter paused past ``batch_wait_ms`` would cut its own batch)."""
+        futures: list[Future[_Output]] = [Future() for _ in reqs]
         with self._cond:
-            self._pending.append((req, future, time.monotonic()))
+            now = time.monotonic()
+            self._pending.extend((req, future, now) for req, future in zip(reqs, futures, strict=True))
             if self._thread is None or not self._thread.is_alive():  # also restarts after a fork
                 self._thread = threading.Thread(target=self._loop, name="arena-transformers-batcher", daemon=True)
                 self._thread.start()
             self._cond.notify_all()
-        return future
+        return futures
 
     def _take_batch(self) -> list[tuple[_Request, Future[_Output], float]]:
         with self._cond:

@@ -108,6 +108,19 @@ def test_rows_with_their_own_stop_and_max_tokens_share_a_batch_and_match_single_
     assert got[2][0].startswith("The quick brown fox jumps")
 
 
+def test_one_generate_many_call_is_one_batch_without_waiting_for_it(model_dir):
+    """The requests of one call reach the batcher together: no waiting window (here 0 ms) and no pause
+    of the submitting thread can cut them into several batches (the pre-generation batches rely on it)."""
+    eager = get_backend(
+        "transformers", {"model_path": str(model_dir), "device": "cpu", "batch_wait_ms": 0, "max_batch_size": 8}
+    )
+    questions = [q for q, _ in PAIRS] + ["Tell me about Arena please, in detail."]
+    for _ in range(3):
+        before = len(eager.batch_history())
+        eager.generate_many([ask(q) for q in questions], GREEDY)
+        assert eager.batch_history()[before:] == [len(questions)]
+
+
 def test_a_list_of_params_must_match_the_conversations(backend):
     with pytest.raises(InvalidRequest):
         backend.generate_many([ask("hi"), ask("ho")], [GREEDY])

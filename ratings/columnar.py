@@ -15,7 +15,7 @@ Every function here returns None when the file is anything but regular (a parse 
 non-string field, an unknown outcome, a model battling itself; in JSON lines a blank line, a line not
 starting with ``{`` or two records on one line): the caller then reads it again row by row, which finds
 the first bad record and says on which line it is. Both paths accept the same files and return the same
-battles (tests/ratings/test_ratings_io.py).
+battles (tests/ratings/test_io.py).
 """
 
 from __future__ import annotations

@@ -18,10 +18,10 @@ from ninja import Field, Router, Schema
 from arena.api.common import ErrorOut, StaffSession, Status
 from arena.core.errors import NotFound
 from arena.exports import dispatch
+from arena.exports.downloads import export_file_response
 from arena.exports.models import ExportJob
 from arena.models import Campaign
 from arena.permissions import EXPORT_DATA
-from arena.web.export_views import export_file_response
 
 router = Router(
     auth=StaffSession(

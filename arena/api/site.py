@@ -15,7 +15,7 @@ from ninja import NinjaAPI
 from ninja.parser import Parser
 
 from arena.core.errors import ArenaError
-from arena.web.json_body import json_body
+from arena.core.json_body import json_body
 
 
 class CheckedJsonParser(Parser):

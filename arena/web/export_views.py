@@ -6,11 +6,11 @@ from functools import wraps
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseForbidden
+from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET
 
-from arena.exports.formats import FORMATS
+from arena.exports.downloads import export_file_response
 from arena.exports.models import ExportJob
 from arena.permissions import EXPORT_DATA, allowed
 
@@ -31,19 +31,6 @@ def export_permission_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
-
-
-def export_file_response(job: ExportJob) -> FileResponse:
-    """The job's file as an attachment; 404 while it is not ready or once the file is gone."""
-    path = job.path
-    if job.status != ExportJob.Status.DONE or path is None or not path.is_file():
-        raise Http404("This export has no file (not finished, failed, or deleted).")
-    return FileResponse(
-        open(path, "rb"),  # FileResponse closes it
-        as_attachment=True,
-        filename=job.download_name,
-        content_type=FORMATS[job.format].content_type,
-    )
 
 
 @require_GET

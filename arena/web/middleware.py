@@ -13,8 +13,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
 
 from arena.core.errors import ArenaError
+from arena.core.json_body import check_body
 from arena.services.voters import forget_voter, is_stale_voter_error
-from arena.web.json_body import check_body
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class StaleVoterMiddleware:
 
 class JsonBodyMiddleware:
     """Bad JSON bodies end here with a clear JSON 4xx, before sessions, CSRF or any view run: too
-    large (413), not JSON, not finite numbers, nested too deep (400). The rules: arena.web.json_body."""
+    large (413), not JSON, not finite numbers, nested too deep (400). The rules: arena.core.json_body."""
 
     def __init__(self, get_response) -> None:
         self.get_response = get_response

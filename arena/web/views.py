@@ -12,13 +12,13 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from arena.core.errors import ArenaError, NotFound
+from arena.core.json_body import json_body
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 from arena.web import pages
 from arena.web.helpers import shows_arena_errors, wants_json
-from arena.web.json_body import json_body
 from arena.web.middleware import database_circuit
 
 

@@ -22,7 +22,7 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
-from arena.celery import task_named
+from arena.celery import app, task_named
 
 # Per campaign: until when (wall clock) a queued run covers this process's votes: most votes need
 # not even ask Redis.
@@ -43,9 +43,8 @@ def request_recompute(campaign_id: int, *, follow_up: bool = False) -> bool:
     read by that run, so until then this process skips the cache (one Redis round trip per process
     and window, not per vote). ``follow_up``: asked by a run that found votes it did not fold.
     """
-    recompute_campaign = task_named(RECOMPUTE_TASK)
     delay = settings.ARENA_RECOMPUTE_DEBOUNCE
-    eager = recompute_campaign.app.conf.task_always_eager
+    eager = app.conf.task_always_eager
     now = time.time()
     if not (follow_up or eager) and now < _COVERED_UNTIL.get(campaign_id, 0.0):
         return False
@@ -57,7 +56,7 @@ def request_recompute(campaign_id: int, *, follow_up: bool = False) -> bool:
             _COVERED_UNTIL[campaign_id] = queued_eta
         return False
     try:
-        recompute_campaign.apply_async(args=[campaign_id], countdown=delay)
+        task_named(RECOMPUTE_TASK).apply_async(args=[campaign_id], countdown=delay)
     except Exception:
         cache.delete(key)
         raise

@@ -17,11 +17,11 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from arena.core.errors import ArenaError
+from arena.core.json_body import MAX_JSON_DEPTH
 from arena.models import MAX_SCALE_POINTS, Campaign, Dimension, ModelEntry, Prompt, Ranking, Vote
 from arena.services.imports import ImportFailed, import_file, load_campaign, parse_prompt_file
 from arena.services.imports.rows import MAX_PROMPT_TEXT, MAX_TEXT
 from arena.services.votes import clean_scores
-from arena.core.json_body import MAX_JSON_DEPTH
 from tests.factories import make_campaign
 
 pytestmark = pytest.mark.django_db

@@ -27,7 +27,10 @@ from urllib.parse import urlencode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.vote_cycle import cpu_seconds_named  # noqa: E402
+
 BATTLE_ACTION = re.compile(rb'action="/b/([^/]+)/vote"')
+SERVERS = {"postgres": "PostgreSQL", "redis-server": "Redis"}  # command name: what it is
 
 
 class Browser:
@@ -135,12 +138,14 @@ def main() -> None:
         profiler = cProfile.Profile(time.process_time)  # CPU, not waits
         profiler.enable()
     pages, posts = [], []
+    servers_before = {name: cpu_seconds_named(name) for name in SERVERS}
     started = time.perf_counter()
     for n in range(args.cycles):
         page, post = browsers[n % len(browsers)].cycle(args.slug)
         pages.append(page)
         posts.append(post)
     elapsed = time.perf_counter() - started
+    servers = {name: 1000 * (cpu_seconds_named(name) - servers_before[name]) / args.cycles for name in SERVERS}
     if profiler is not None:
         import pstats
 
@@ -150,6 +155,7 @@ def main() -> None:
     cpu_page, cpu_post = 1000 * sum(pages) / len(pages), 1000 * sum(posts) / len(posts)
     print(f"{args.cycles} cycles in {elapsed:.1f} s ({args.cycles / elapsed:.0f} cycles/s on one thread)")
     print(f"  web CPU per page {cpu_page:.2f} ms, per vote {cpu_post:.2f} ms, per cycle {cpu_page + cpu_post:.2f} ms")
+    print("  servers' CPU per cycle " + ", ".join(f"{SERVERS[name]} {ms:.2f} ms" for name, ms in servers.items()))
 
 
 if __name__ == "__main__":

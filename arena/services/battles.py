@@ -70,7 +70,7 @@ FROM {item} i
 WHERE i.campaign_id = %s {extra}
   AND {blind}
 ORDER BY {order}
-LIMIT %s
+LIMIT {limit}
 """,
     Item,
 )
@@ -82,7 +82,13 @@ _BLIND_ITEM = {
 
 
 def _candidates_sql(campaign: Campaign, extra: str, order: str) -> str:
-    return _CANDIDATES_SQL.format(extra=extra, order=order, blind=_BLIND_ITEM[campaign.one_battle_per_prompt])
+    """The candidates' statement; its LIMIT is a literal, not a parameter: with ``LIMIT $n`` PostgreSQL
+    costs the prepared statement's generic plan for a tenth of the campaign's items, finds it dearer
+    than a plan for the actual values and so plans the statement afresh on every run (0.5 ms of its
+    CPU per hand-out, more than running it). tests/arena/core/test_hot_sql.py checks that no hot
+    statement is planned again."""
+    blind = _BLIND_ITEM[campaign.one_battle_per_prompt]
+    return _CANDIDATES_SQL.format(extra=extra, order=order, blind=blind, limit=CANDIDATES)
 
 
 # Slots an item has given out: votes, and open battles young enough to still become votes.
@@ -171,17 +177,17 @@ def _candidate_items(profile: CampaignProfile, voter_id: int) -> list[Candidate]
     # Uniform and weighted: start at a random point of the shuffled order, wrapping around once.
     start = random.randrange(2**31)
     statement = _candidates_sql(campaign, extra + " AND i.shuffle >= %s", "i.shuffle")
-    items = _fetch(statement, [campaign.pk, *params, start, voter_id, CANDIDATES])
+    items = _fetch(statement, [campaign.pk, *params, start, voter_id])
     if len(items) < CANDIDATES:
         statement = _candidates_sql(campaign, extra + " AND i.shuffle < %s", "i.shuffle")
-        items += _fetch(statement, [campaign.pk, *params, start, voter_id, CANDIDATES - len(items)])
+        items += _fetch(statement, [campaign.pk, *params, start, voter_id])[: CANDIDATES - len(items)]
     return items
 
 
 def _fewest_votes_query(profile: CampaignProfile, voter_id: int, extra: str, params: list[Any]) -> tuple[str, list]:
     """The candidates' query of balanced sampling, and its parameters: fewest votes first."""
     statement = _candidates_sql(profile.campaign, extra, "i.vote_count, i.shuffle")
-    return statement, [profile.campaign.pk, *params, voter_id, CANDIDATES]
+    return statement, [profile.campaign.pk, *params, voter_id]
 
 
 def _open_or_candidates(profile: CampaignProfile, voter_id: int) -> tuple[BattleView | None, list[Candidate]]:
@@ -216,7 +222,7 @@ def _active_candidates(profile: CampaignProfile, voter_id: int, extra: str, para
         sample = prompt_sample(state, ACTIVE_PROMPTS)
         sampled = _candidates_sql(profile.campaign, f"{pair_sql} AND i.prompt_id IN ({_marks(sample)})", order)
         head = [profile.campaign.pk, *params, *state.pairs[index]]
-        items = _fetch(sampled, [*head, *sample, voter_id, CANDIDATES]) or _fetch(whole, [*head, voter_id, CANDIDATES])
+        items = _fetch(sampled, [*head, *sample, voter_id]) or _fetch(whole, [*head, voter_id])
         if items:
             state.handed[index] += 1
             return items

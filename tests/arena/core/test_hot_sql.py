@@ -28,6 +28,34 @@ def test_hand_out_and_vote_statements_are_prepared_once_per_connection(alice, ca
     assert max(prepared.values()) >= 3  # planned once, run three times
 
 
+@postgres_only("plan caching is PostgreSQL's")
+def test_no_hot_statement_is_planned_again_on_every_run():
+    """A prepared statement whose generic plan PostgreSQL costs above the plans for the actual values
+    is planned afresh on every run: more CPU than running it (the candidates' query did, for its
+    ``LIMIT $n``). After its first five runs, each statement of the hand-out and the vote must run on
+    its cached generic plan."""
+    from django.test import Client
+
+    from tests.arena.services.test_votes import open_battle
+    from tests.factories import make_campaign
+
+    campaign = make_campaign(models=tuple(f"Model {n}" for n in range(12)), prompts=12)
+    with transaction.atomic():  # one connection for the whole test
+        with connection.cursor() as cursor:  # the plans of a large campaign: its tables are read by index
+            cursor.execute("ANALYZE arena_item")
+            cursor.execute("SET LOCAL enable_seqscan = off")
+        for _ in range(12):
+            voter = Client()
+            battle = open_battle(voter, campaign)
+            assert voter.post(f"/b/{battle.pk}/vote", {"verdict": "left"}).status_code == 302
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements")
+            plans = {statement: (generic, custom) for statement, generic, custom in cursor.fetchall()}
+    assert any("arena_item" in statement and generic + custom >= 12 for statement, (generic, custom) in plans.items())
+    replanned = [statement for statement, (_, custom) in plans.items() if custom > 5]
+    assert not replanned, replanned
+
+
 def test_errors_are_djangos_and_leave_the_transaction_usable(campaign):
     from django.utils import timezone
 

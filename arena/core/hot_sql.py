@@ -19,6 +19,7 @@ that the model lacks fails at import, not on a vote.
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -72,9 +73,23 @@ def _run(sql: str, params: Params, fetch: str) -> Any:
             cursor.execute(sql, params)
             return _result(cursor, fetch)
     connection.ensure_connection()
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    with connection.wrap_database_errors:
+        cursor = _cursor(connection.connection)
         cursor.execute(sql, params, prepare=True)
         return _result(cursor, fetch)
+
+
+# One cursor per pooled connection, kept as long as the connection: a new cursor starts with empty
+# caches of the loaders and dumpers of its columns and parameters (about 12 us per statement here).
+# A connection serves one thread at a time, and each statement's rows are read before the next runs.
+_cursors: weakref.WeakKeyDictionary[psycopg.Connection, psycopg.Cursor] = weakref.WeakKeyDictionary()
+
+
+def _cursor(raw: psycopg.Connection) -> psycopg.Cursor:
+    cursor = _cursors.get(raw)
+    if cursor is None or cursor.closed:
+        cursor = _cursors[raw] = psycopg.Cursor(raw)
+    return cursor
 
 
 def _result(cursor: Any, fetch: str) -> Any:

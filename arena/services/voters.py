@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -77,29 +78,36 @@ _ROUNDS = 4
 _HALF = 0xFFFFFFFF
 
 
-def _round(i: int, half: int) -> int:
-    key = settings.SECRET_KEY.encode()
+def _round(key: bytes, i: int, half: int) -> int:
     digest = hmac.new(key, b"arena.voter.id/%d/%d" % (i, half), hashlib.sha256).digest()
     return int.from_bytes(digest[:4], "big")
 
 
 def conceal_id(pk: int) -> str:
     """The voter's id as 16 hex characters that reveal neither it nor its order (keyed permutation)."""
+    key = settings.SECRET_KEY.encode()
     left, right = (pk >> 32) & _HALF, pk & _HALF
     for i in range(_ROUNDS):
-        left, right = right, left ^ _round(i, right)
+        left, right = right, left ^ _round(key, i, right)
     return f"{(left << 32) | right:016x}"
 
 
 def reveal_id(token: str) -> int | None:
-    """The id that `conceal_id` turned into ``token``; None for anything else."""
+    """The id that `conceal_id` turned into ``token``; None for anything else. Remembered per process
+    for the voters seen lately: every request of a voter asks (four HMACs each time)."""
+    return _revealed(token, settings.SECRET_KEY)
+
+
+@lru_cache(maxsize=16384)  # about 3 MB
+def _revealed(token: str, secret: str) -> int | None:
     try:
         value = int(token, 16)
     except ValueError:
         return None
+    key = secret.encode()
     left, right = value >> 32, value & _HALF
     for i in reversed(range(_ROUNDS)):
-        left, right = right ^ _round(i, left), left
+        left, right = right ^ _round(key, i, left), left
     return (left << 32) | right
 
 

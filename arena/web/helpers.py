@@ -12,8 +12,9 @@ from arena.core.errors import ArenaError
 
 
 def wants_json(request: HttpRequest) -> bool:
-    """Whether the client asked for JSON (``Accept: application/json``) rather than a page."""
-    return "application/json" in request.headers.get("Accept", "")
+    """Whether the client asked for JSON (``Accept: application/json``) rather than a page. (Read from
+    META: ``request.headers`` copies every header of the request on first use.)"""
+    return "application/json" in request.META.get("HTTP_ACCEPT", "")
 
 
 def shows_arena_errors(view):

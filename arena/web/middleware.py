@@ -15,6 +15,7 @@ from django.template.loader import render_to_string
 from arena.core.errors import ArenaError
 from arena.core.json_body import check_body
 from arena.services.voters import forget_voter, is_stale_voter_error
+from arena.web.helpers import wants_json
 
 log = logging.getLogger(__name__)
 
@@ -322,8 +323,7 @@ def _unavailable(request: HttpRequest, outage: str) -> HttpResponse:
         body = render_to_string("503.html", request=request)
     else:
         body = _redis_page(request)
-    wants_json = "application/json" in request.headers.get("Accept", "") or request.path.startswith("/api/")
-    if wants_json:
+    if wants_json(request) or request.path.startswith("/api/"):
         message = "The database is unavailable." if outage == "database" else REDIS_MESSAGE
         response = JsonResponse({"error": "unavailable", "message": message}, status=503)
     else:

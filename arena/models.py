@@ -467,17 +467,6 @@ class Ranking(models.Model):
         return f"ranking {self.pk}"
 
 
-# A foreign key that every battle or vote of a campaign points at the same few rows through (the
-# campaign, the model entries) has no constraint in the database. PostgreSQL checks a constraint by
-# locking the parent row (FOR KEY SHARE) until the writer commits, so at hundreds of votes a second
-# every write locked the same campaign row and model rows at once: each lock rewrote the row's header
-# into a new multixact and wrote WAL. Without those constraints PostgreSQL used 0.25-0.3 ms less CPU
-# per vote cycle under 32 voters (bench/vote_cycle.py, docs/deploy.md, "The vote path"). The rows are never
-# deleted by raw SQL: the ORM cascades (campaign) and refuses (PROTECT, models) as before, and the
-# values come from rows that keep their constraints (the battle's prompt and answers).
-BUSY_PARENT = {"db_index": False, "db_constraint": False}
-
-
 class Battle(models.Model):
     """One voter shown one prompt with two responses. ``left`` was drawn at random on the server."""
 
@@ -487,8 +476,7 @@ class Battle(models.Model):
         VOID = "void"
 
     id = models.CharField(primary_key=True, max_length=32, default=new_battle_id, editable=False)
-    # No database constraint to the campaign (see BUSY_PARENT below); the ORM still cascades.
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="battles", db_constraint=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="battles")
     voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="battles", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="battles")
     item = models.ForeignKey(Item, null=True, blank=True, on_delete=models.SET_NULL, related_name="battles")
@@ -550,20 +538,15 @@ class Vote(models.Model):
     # Fewer indexes, cheaper writes: campaign and voter lead the composite indexes below, and the
     # model columns are only ever looked up through them (a model's deletion is refused by PROTECT
     # after a scan, a rare staff action).
-    # The campaign and the models are copied from the battle and its answers, which keep their
-    # constraints; no database constraint of their own (see BUSY_PARENT). The ORM still cascades and
-    # protects.
-    campaign = models.ForeignKey(
-        Campaign, on_delete=models.CASCADE, related_name="votes", db_index=False, db_constraint=False
-    )
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="votes", db_index=False)
     voter = models.ForeignKey(Voter, on_delete=models.CASCADE, related_name="votes", db_index=False)
     # Indexed with the models shown (vote_unit_idx below): the voter-quality figures read a prompt
     # and pair's votes (arena.services.quality_state), and every lookup by prompt uses it too.
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="votes", db_index=False)
-    left_model = models.ForeignKey(**BUSY_PARENT, to=ModelEntry, on_delete=models.PROTECT, related_name="+")
-    right_model = models.ForeignKey(**BUSY_PARENT, to=ModelEntry, on_delete=models.PROTECT, related_name="+")
+    left_model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+", db_index=False)
+    right_model = models.ForeignKey(ModelEntry, on_delete=models.PROTECT, related_name="+", db_index=False)
     winner = models.ForeignKey(
-        **BUSY_PARENT, to=ModelEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        ModelEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
     )
     verdict = models.CharField(max_length=8, choices=Verdict.choices)
     scores = models.JSONField(default=dict, blank=True, help_text='{"helpfulness": {"left": 4, "right": 2}}')

@@ -74,7 +74,9 @@ def login(request: HttpRequest, extra_context=None) -> HttpResponse:
     form = (getattr(response, "context_data", None) or {}).get("form")
     if form is not None and form.is_bound and form.has_error("__all__", code=LOCKED_CODE):
         response.status_code = 429
-        response.headers["Retry-After"] = str(settings.ARENA_LOGIN_LOCKOUT_SECONDS)
+        # The failures are counted in fixed windows: the lock ends with the current one.
+        rule = _rule(request, form.data.get("username") or "")
+        response.headers["Retry-After"] = str(ratelimit.seconds_left(rule))
     return response
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.core.cache import cache
@@ -153,15 +154,19 @@ def _login(client: Client, password: str, username: str = "boss"):
     return client.post("/admin/login/?next=/admin/", {"username": username, "password": password})
 
 
-def test_five_failed_logins_lock_the_username_from_that_address(admin_user, settings):
+def test_five_failed_logins_lock_the_username_from_that_address(admin_user, settings, monkeypatch):
     settings.ARENA_LOGIN_MAX_FAILURES = 5
+    settings.ARENA_LOGIN_LOCKOUT_SECONDS = 900
+    # 100 s into a 900 s window of the failure counter: the lock ends 800 s later (and a second).
+    now = 1_000_000 * 900 + 100.5
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: now, monotonic=time.monotonic))
     attacker = Client()
     for _ in range(5):
         assert _login(attacker, "guess").status_code == 200  # the form again, with "wrong password"
     locked = _login(attacker, "correct horse")
     assert locked.status_code == 429
     assert "Too many failed login attempts" in locked.content.decode()
-    assert locked.headers["Retry-After"] == str(settings.ARENA_LOGIN_LOCKOUT_SECONDS)
+    assert locked.headers["Retry-After"] == "800"
     assert "_auth_user_id" not in attacker.session
     # The same username in other case is the same account.
     assert _login(attacker, "correct horse", username="BOSS ").status_code == 429

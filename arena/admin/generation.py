@@ -13,6 +13,8 @@ The same operations exist as ``manage.py generate_responses <slug> [--retry-fail
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -27,26 +29,30 @@ from arena.services import generation
 STATUSES = ("queued", "running", "done", "failed")
 
 
-@admin.action(description="Generate all missing responses", permissions=["change"])
-def generate_missing(modeladmin, request, queryset):
+def _each_campaign(modeladmin, request: HttpRequest, queryset, run: Callable[[Campaign], str]) -> None:
+    """Run ``run`` on each selected campaign and report what it did, or why it could not."""
     for campaign in queryset:
         try:
-            summary = generation.queue_missing_responses(campaign)
+            done = run(campaign)
         except ArenaError as error:
             modeladmin.message_user(request, f"{campaign}: {error.message}", messages.WARNING)
         else:
-            modeladmin.message_user(request, f"{campaign}: {summary}.", messages.SUCCESS)
+            modeladmin.message_user(request, f"{campaign}: {done}.", messages.SUCCESS)
+
+
+@admin.action(description="Generate all missing responses", permissions=["change"])
+def generate_missing(modeladmin, request, queryset):
+    _each_campaign(modeladmin, request, queryset, lambda campaign: str(generation.queue_missing_responses(campaign)))
 
 
 @admin.action(description="Retry failed responses", permissions=["change"])
 def retry_failed(modeladmin, request, queryset):
-    for campaign in queryset:
-        try:
-            n = generation.retry_failed(campaign)
-        except ArenaError as error:
-            modeladmin.message_user(request, f"{campaign}: {error.message}", messages.WARNING)
-        else:
-            modeladmin.message_user(request, f"{campaign}: {n} failed responses queued again.", messages.SUCCESS)
+    _each_campaign(
+        modeladmin,
+        request,
+        queryset,
+        lambda campaign: f"{generation.retry_failed(campaign)} failed responses queued again",
+    )
 
 
 GENERATION_ACTIONS = [generate_missing, retry_failed]

@@ -56,6 +56,27 @@ def test_no_hot_statement_is_planned_again_on_every_run():
     assert not replanned, replanned
 
 
+@postgres_only("the kept cursors are PostgreSQL's")
+@pytest.mark.django_db(transaction=True)
+def test_threads_running_statements_at_once_each_read_their_own_rows():
+    """hot_sql keeps one cursor per connection: threads (each on its own connection) never see
+    each other's rows."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    def run(worker: int) -> list[tuple]:
+        try:
+            return [hot_sql.fetchone("SELECT %s::int, %s::int", [worker, n]) for n in range(200)]
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, range(4)))
+    for worker, rows in enumerate(results):
+        assert rows == [(worker, n) for n in range(200)]
+
+
 def test_errors_are_djangos_and_leave_the_transaction_usable(campaign):
     from django.utils import timezone
 

@@ -215,6 +215,18 @@ def test_the_cookie_does_not_show_how_many_voters_came_before():
     assert 28 < sum(flips) / len(flips) < 36
 
 
+def test_a_token_reads_back_only_under_the_secret_it_was_made_with(settings):
+    """Tokens are remembered per process (reveal_id), by the secret too: a rotated SECRET_KEY must
+    not read an old token as the id it stood for."""
+    settings.SECRET_KEY = "first secret, long enough for the test"
+    token = conceal_id(4242)
+    assert reveal_id(token) == 4242 and reveal_id(token) == 4242  # computed, then remembered
+    settings.SECRET_KEY = "second secret, long enough for the test"
+    assert reveal_id(token) != 4242
+    assert reveal_id(conceal_id(4242)) == 4242
+    assert reveal_id("not hex at all!!") is None
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_voter_deleted_by_staff_starts_afresh_instead_of_failing(alice):
     from tests.factories import make_campaign

@@ -35,6 +35,7 @@ from arena.core import hot_sql
 from arena.judges import judging
 from arena.judges.judging import ChunkOutcome
 from arena.judges.models import Judge, JudgeVerdict
+from arena.judges.verdict_rows import next_pending_update
 from arena.services import dispatch as task_dispatch
 
 log = logging.getLogger(__name__)
@@ -80,19 +81,7 @@ def take_slots(judge_id: int) -> tuple[list[int], str]:
     return ids, task_dispatch.queue_for(judge.model.backend)
 
 
-# PostgreSQL: the ids as an array built once (an InitPlan); an IN (subquery) may be rescanned per row,
-# and with SKIP LOCKED each rescan can pick other rows: more than LIMIT would be queued.
-_NEXT = (
-    "UPDATE {judgeverdict} SET status = 'queued', updated_at = %s WHERE status = 'pending' AND id {among}("
-    "SELECT v.id FROM {judgeverdict} v JOIN {judge} j ON j.id = v.judge_id "
-    "WHERE v.judge_id = %s AND v.status = 'pending' AND j.is_active ORDER BY v.id LIMIT %s{lock}){close} RETURNING id"
-)
-_NEXT_BY_VENDOR = {
-    "postgresql": hot_sql.sql(
-        _NEXT, JudgeVerdict, Judge, among="= ANY(ARRAY", lock=" FOR UPDATE OF v SKIP LOCKED", close=")"
-    ),
-    "sqlite": hot_sql.sql(_NEXT, JudgeVerdict, Judge, among="IN ", lock="", close=""),  # one writer at a time
-}
+_NEXT_BY_VENDOR = next_pending_update("status = 'queued', updated_at = %s", "id")
 
 
 def hand_off(outcome: ChunkOutcome) -> int:

@@ -52,9 +52,8 @@ JUDGED_EVERYTHING = (
 
 
 class Candidate(NamedTuple):
-    """An item that may be handed out: a row of the candidates' query. A tuple, not a dataclass: a
-    hand-out builds 32 of them, and a frozen dataclass's ``__init__`` cost 9% of the web tier's CPU
-    per vote cycle (bench/cycle_cpu.py)."""
+    """An item that may be handed out: a row of the candidates' query. A tuple: a hand-out builds 32
+    of them, 16 us less than as frozen dataclasses."""
 
     item_id: int
     prompt_id: int

@@ -77,6 +77,28 @@ def test_threads_running_statements_at_once_each_read_their_own_rows():
         assert rows == [(worker, n) for n in range(200)]
 
 
+@postgres_only("the kept cursors are PostgreSQL's")
+def test_a_dropped_connection_takes_its_kept_cursor_along():
+    """The cursor kept for hot statements goes with its connection: nothing may hold on to a
+    connection the pool has let go (a map keyed by connections did, through its cursors)."""
+    import gc
+    import weakref
+
+    import psycopg
+
+    db = connection.settings_dict
+    raw = psycopg.connect(
+        dbname=db["NAME"], user=db["USER"], host=db["HOST"], port=db["PORT"] or 5432, password=db["PASSWORD"] or None
+    )
+    cursor = hot_sql._cursor(raw)
+    assert hot_sql._cursor(raw) is cursor  # kept for the next statement
+    dropped = weakref.ref(raw)
+    raw.close()
+    del raw, cursor
+    gc.collect()
+    assert dropped() is None
+
+
 def test_errors_are_djangos_and_leave_the_transaction_usable(campaign):
     from django.utils import timezone
 

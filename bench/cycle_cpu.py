@@ -2,12 +2,13 @@
 
 Runs "next battle page, vote" cycles through the WSGI application in this process, one at a time, as
 the deployed web server would call it (the same settings, PostgreSQL and Redis), and prints the
-process CPU time per page and per vote. With --profile it prints the functions that cost the most
-(cProfile, so the absolute figures are inflated; compare the shares).
+process CPU time per page and per vote, and the CPU the PostgreSQL and Redis servers of this machine
+spent per cycle meanwhile. With --profile it prints the functions that cost the most (cProfile, so
+the absolute figures are inflated; compare the shares).
 
 Needs a database with the benchmark campaign, e.g. one kept by bench/vote_cycle.py:
 
-    .venv/bin/python bench/vote_cycle.py --keep-database arena_bench --seconds 5
+    .venv/bin/python bench/vote_cycle.py --postgres local --keep-database arena_bench --seconds 5
     .venv/bin/python bench/cycle_cpu.py --database postgres://postgres@127.0.0.1:5432/arena_bench
 """
 

@@ -6,8 +6,6 @@ The answers stream over the websocket (arena.web.consumers); voting uses the ord
 
 from __future__ import annotations
 
-import json
-
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -16,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from arena.core.errors import ArenaError, NotFound
+from arena.core.json_body import json_body
 from arena.models import Battle, Campaign, Response
 from arena.rendering import render_markdown
 from arena.services import access, battles, live
@@ -26,10 +25,7 @@ from arena.web.helpers import shows_arena_errors, wants_json
 
 def _prompt_from(request: HttpRequest) -> str:
     if request.content_type == "application/json":
-        try:
-            payload = json.loads(request.body or b"{}")
-        except ValueError:
-            raise ArenaError("The request body is not valid JSON.") from None
+        payload = json_body(request)  # parsed and checked at the edge (arena.web.middleware)
         return payload.get("prompt", "") if isinstance(payload, dict) else ""
     return request.POST.get("prompt", "")
 

@@ -7,7 +7,6 @@ voter before the submission.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -21,7 +20,7 @@ from arena.models import Campaign, Ranking
 from arena.services import access, rankings, ratelimit
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
 from arena.web import pages
-from arena.web.helpers import shows_arena_errors, wants_json
+from arena.web.helpers import duration_ms, json_object, shows_arena_errors, wants_json
 
 
 def _render_task(
@@ -75,20 +74,11 @@ def _render_reveal(request: HttpRequest, submitted: rankings.SubmittedRanking, c
 def _submission(request: HttpRequest) -> tuple[Any, int | None]:
     """The order (letters, best first) and the time spent, from a form or a JSON body."""
     if request.content_type == "application/json":
-        try:
-            payload = json.loads(request.body or b"{}")
-        except ValueError:
-            raise ArenaError("The request body is not valid JSON.") from None
-        if not isinstance(payload, dict):
-            raise ArenaError("The request body must be a JSON object.")
+        payload = json_object(request)
         order, duration = payload.get("order"), payload.get("duration_ms")
     else:
-        order, duration = request.POST.get("order", ""), request.POST.get("duration_ms") or None
-    try:
-        duration_ms = int(duration) if duration is not None else None
-    except (TypeError, ValueError):
-        duration_ms = None
-    return order, duration_ms
+        order, duration = request.POST.get("order", ""), request.POST.get("duration_ms")
+    return order, duration_ms(duration)
 
 
 @never_cache

@@ -11,14 +11,13 @@ from django.urls import reverse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from arena.core.errors import ArenaError, NotFound
-from arena.core.json_body import json_body
+from arena.core.errors import NotFound
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 from arena.web import pages
-from arena.web.helpers import shows_arena_errors, wants_json
+from arena.web.helpers import duration_ms, json_object, shows_arena_errors, wants_json
 from arena.web.middleware import database_circuit
 
 
@@ -134,19 +133,12 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
     voter = battle_owner(request)
     ratelimit.check_vote(request)
     if request.content_type == "application/json":
-        payload = json_body(request)  # checked at the edge: arena.web.middleware.JsonBodyMiddleware
-        payload = {} if payload is None else payload
-        if not isinstance(payload, dict):
-            raise ArenaError("The request body must be a JSON object.")
+        payload = json_object(request)
         verdict, scores, duration = payload.get("verdict", ""), payload.get("scores"), payload.get("duration_ms")
     else:
         verdict, scores = request.POST.get("verdict", ""), _scores_from_form(request)
-        duration = request.POST.get("duration_ms") or None
-    try:
-        duration_ms = int(duration) if duration is not None else None
-    except (TypeError, ValueError):
-        duration_ms = None
-    recorded = votes.record_vote(battle_id, voter, verdict, scores, duration_ms)
+        duration = request.POST.get("duration_ms")
+    recorded = votes.record_vote(battle_id, voter, verdict, scores, duration_ms(duration))
     if wants_json(request):
         return JsonResponse(
             {

@@ -10,7 +10,6 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from arena.core.errors import ArenaError, NotFound
@@ -20,7 +19,7 @@ from arena.rendering import render_markdown
 from arena.services import access, battles, live
 from arena.services.guardrails import budgets, flood
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
-from arena.web.helpers import shows_arena_errors, wants_json
+from arena.web.helpers import never_cache, shows_arena_errors, wants_json
 
 
 def _prompt_from(request: HttpRequest) -> str:

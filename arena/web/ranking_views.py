@@ -12,7 +12,6 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from arena.core.errors import ArenaError, NotFound
@@ -20,7 +19,7 @@ from arena.models import Campaign, Ranking
 from arena.services import access, rankings, ratelimit
 from arena.services.voters import get_or_create_voter, remember_voter, voter_from_cookie
 from arena.web import pages
-from arena.web.helpers import duration_ms, json_object, shows_arena_errors, wants_json
+from arena.web.helpers import duration_ms, json_object, never_cache, shows_arena_errors, wants_json
 
 
 def _render_task(

@@ -5,10 +5,7 @@ from __future__ import annotations
 from django.db import connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
-from django.urls import reverse
-from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from arena.core.errors import NotFound
@@ -17,7 +14,15 @@ from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 from arena.web import pages
-from arena.web.helpers import duration_ms, json_object, shows_arena_errors, wants_json
+from arena.web.helpers import (
+    csrf_token,
+    duration_ms,
+    json_object,
+    never_cache,
+    next_battle_url,
+    shows_arena_errors,
+    wants_json,
+)
 from arena.web.middleware import database_circuit
 
 
@@ -60,7 +65,7 @@ def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
     access.check_may_vote(campaign, voter, authenticated=request.user.is_authenticated)
     battle = battles.open_battle(profile, voter.pk)
     staff = request.user.is_staff
-    response = HttpResponse(pages.battle_page(profile, battle, staff=staff, csrf_token=get_token(request)))
+    response = HttpResponse(pages.battle_page(profile, battle, staff=staff, csrf_token=csrf_token(request)))
     if created:
         remember_voter(response, voter)
     return response
@@ -97,7 +102,7 @@ def battle_page(request: HttpRequest, slug: str, battle_id: str) -> HttpResponse
         raise NotFound("This battle was withdrawn. Please start the next one.")
     profile = access.visible_profile(request, slug)
     page = pages.battle_page(
-        profile, pages.battle_view(battle), staff=request.user.is_staff, csrf_token=get_token(request)
+        profile, pages.battle_view(battle), staff=request.user.is_staff, csrf_token=csrf_token(request)
     )
     return HttpResponse(page)
 
@@ -145,7 +150,7 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
                 "verdict": recorded.vote.verdict,
                 "left": {"model": recorded.left_name},
                 "right": {"model": recorded.right_name},
-                "next": reverse("arena:next", args=[recorded.campaign_slug]),
+                "next": next_battle_url(recorded.campaign_slug),
             }
         )
     return redirect("arena:battle-page", slug=recorded.campaign_slug, battle_id=battle_id)

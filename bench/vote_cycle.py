@@ -1,5 +1,8 @@
 """Benchmark: voters doing "get next battle, vote" against the distributed mode over HTTP.
 
+Each voter votes as the voting page does (--flow in-place: the vote's reply carries the next battle,
+one request a cycle), or loads the battle page before each vote (--flow pages, two requests a cycle).
+
 Starts a PostgreSQL server of its own with the deployment's settings (bench/pg_cluster.py; or
 uses the machine's server with --postgres local), sets up a fresh database with a campaign (20
 models, 200 prompts) and N votes already in it (1,000,000 by default, inserted in bulk with SQL),
@@ -129,19 +132,26 @@ def settle(pg_url: str) -> None:
     print(f"vacuumed and checkpointed in {time.perf_counter() - started:.1f} s")
 
 
-async def voter(client: LeanClient, stop_at: float, cycles: list, pages: list, posts: list, errors: list):
+async def voter(client: LeanClient, stop_at: float, flow: str, cycles: list, pages: list, posts: list, errors: list):
+    """One voter's cycles: "in-place" as the voting page does them (arena/static/arena/app.js): the
+    battle page once, then votes whose replies carry the next battle, one request a cycle; "pages" as
+    a client that loads the battle page before each vote, two requests a cycle."""
+    battle_id = None
     while time.perf_counter() < stop_at:
         t0 = time.perf_counter()
         try:
-            page = await client.get("/c/bench/vote/")
+            loads_page = battle_id is None or flow == "pages"
+            if loads_page:
+                page = await client.get("/c/bench/vote/")
+                if page.status != 200:
+                    errors.append(page.status)
+                    continue
+                battle_id = stack.BATTLE_ACTION.search(page.text).group(1)
             t1 = time.perf_counter()
-            if page.status != 200:
-                errors.append(page.status)
-                continue
-            battle_id = stack.BATTLE_ACTION.search(page.text).group(1)
+            form = {"verdict": "left", "next_battle": "1"} if flow == "in-place" else {"verdict": "left"}
             response = await client.post(
                 f"/b/{battle_id}/vote",
-                data={"verdict": "left"},
+                data=form,
                 headers={
                     "X-CSRFToken": client.cookies["csrftoken"],
                     "Accept": "application/json",
@@ -151,23 +161,28 @@ async def voter(client: LeanClient, stop_at: float, cycles: list, pages: list, p
             t2 = time.perf_counter()
             if response.status != 200:
                 errors.append(response.status)
+                battle_id = None
                 continue
-            pages.append(t1 - t0)
+            if loads_page:
+                pages.append(t1 - t0)
             posts.append(t2 - t1)
             cycles.append((t2 - t0, battle_id))
+            upcoming = json.loads(response.text).get("next_battle") if flow == "in-place" else None
+            battle_id = upcoming["id"] if upcoming else None
         except HTTPError as error:
             errors.append(str(error).split(":")[2].strip())
+            battle_id = None
 
 
 def pct(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100)[q - 1] * 1000 if len(values) > 1 else float("nan")
 
 
-async def drive(url: str, concurrency: int, seconds: float) -> tuple[list, list, list, list]:
+async def drive(url: str, concurrency: int, seconds: float, flow: str) -> tuple[list, list, list, list]:
     cycles, pages, posts, errors = [], [], [], []
     clients = [LeanClient(url) for _ in range(concurrency)]
     stop_at = time.perf_counter() + seconds
-    await asyncio.gather(*(voter(c, stop_at, cycles, pages, posts, errors) for c in clients))
+    await asyncio.gather(*(voter(c, stop_at, flow, cycles, pages, posts, errors) for c in clients))
     await asyncio.gather(*(c.aclose() for c in clients))
     return cycles, pages, posts, errors
 
@@ -184,6 +199,13 @@ def main() -> None:
         choices=["granian", "uvicorn"],
         default="granian",
         help="granian: WSGI, as deployed for the pages; uvicorn: ASGI, as in `make run`",
+    )
+    parser.add_argument(
+        "--flow",
+        choices=["in-place", "pages"],
+        default="in-place",
+        help="in-place: as the voting page votes (one request a cycle: the vote's reply carries the next battle); "
+        "pages: the battle page, then the vote (two requests a cycle, as before the page voted in place)",
     )
     parser.add_argument("--skip-rebuild", action="store_true", help="leave the seeded votes out of the ratings")
     parser.add_argument(
@@ -243,10 +265,10 @@ def run(args: argparse.Namespace, admin_url: str) -> None:
         try:
             url = f"http://127.0.0.1:{port}"
             stack.wait_until(lambda: _healthy(url), timeout=60, message="web")
-            uvloop.run(drive(url, 8, 3))  # warm-up
+            uvloop.run(drive(url, 8, 3, args.flow))  # warm-up
             speed = cpu_speed()
             cpu_before = cpu_budget(web, worker)
-            cycles, pages, posts, errors = uvloop.run(drive(url, args.concurrency, args.seconds))
+            cycles, pages, posts, errors = uvloop.run(drive(url, args.concurrency, args.seconds, args.flow))
             cpu_after = cpu_budget(web, worker)
         finally:
             web.stop()
@@ -260,7 +282,7 @@ def run(args: argparse.Namespace, admin_url: str) -> None:
     lat = [c[0] for c in cycles]
     print(
         f"\nvote cycle: {args.concurrency} concurrent voters, {args.seconds:.0f} s, "
-        f"{args.web_workers} {args.server} workers, {args.votes:,} votes already in the campaign"
+        f"{args.web_workers} {args.server} workers, {args.votes:,} votes already in the campaign, {args.flow} flow"
     )
     print(f"  cycles/s       {len(cycles) / args.seconds:8.1f}")
     print(f"  cycle p50/p99  {pct(lat, 50):6.1f} / {pct(lat, 99):6.1f} ms")

@@ -213,21 +213,37 @@ def _rules(request: HttpRequest, action: str, per_voter: int, per_ip: int, what:
     return rules
 
 
+def _vote_rules(request: HttpRequest) -> list[Rule]:
+    return _rules(request, "vote", settings.ARENA_VOTE_RATE_PER_MINUTE, settings.ARENA_IP_VOTE_RATE_PER_MINUTE, "votes")
+
+
+def _battle_rules(request: HttpRequest) -> list[Rule]:
+    return _rules(
+        request,
+        "battle",
+        settings.ARENA_BATTLE_RATE_PER_MINUTE,
+        settings.ARENA_IP_BATTLE_RATE_PER_MINUTE,
+        "battle requests",
+    )
+
+
 def check_vote(request: HttpRequest) -> None:
     """Per-voter and per-IP limits on votes (ARENA_VOTE_RATE_PER_MINUTE, ARENA_IP_VOTE_RATE_PER_MINUTE)."""
-    enforce(
-        _rules(request, "vote", settings.ARENA_VOTE_RATE_PER_MINUTE, settings.ARENA_IP_VOTE_RATE_PER_MINUTE, "votes")
-    )
+    enforce(_vote_rules(request))
 
 
 def check_battle(request: HttpRequest) -> None:
     """Per-voter and per-IP limits on battle requests (ARENA_BATTLE_RATE_PER_MINUTE, ..._IP_...)."""
-    enforce(
-        _rules(
-            request,
-            "battle",
-            settings.ARENA_BATTLE_RATE_PER_MINUTE,
-            settings.ARENA_IP_BATTLE_RATE_PER_MINUTE,
-            "battle requests",
-        )
-    )
+    enforce(_battle_rules(request))
+
+
+def check_vote_and_battle(request: HttpRequest) -> RateLimited | None:
+    """A vote whose reply carries the next battle: ``check_vote`` and ``check_battle`` counted in one
+    round trip. Raises for the vote's limits; returns the battle limits' refusal (None within them),
+    which holds back only the next battle, not the vote."""
+    vote_rules, battle_rules = _vote_rules(request), _battle_rules(request)
+    rules = [*vote_rules, *battle_rules]
+    refused = [rule for rule, ok in zip(rules, hits(rules), strict=True) if not ok]
+    if refused and refused[0] in vote_rules:
+        raise RateLimited(refused[0].message, seconds_left(refused[0]))
+    return RateLimited(refused[0].message, seconds_left(refused[0])) if refused else None

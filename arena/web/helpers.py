@@ -6,6 +6,7 @@ import secrets
 import time
 from functools import lru_cache, wraps
 from typing import Any
+from urllib.parse import quote
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CSRF_ALLOWED_CHARS, CSRF_SECRET_LENGTH, get_token
@@ -100,6 +101,22 @@ def _csrf_mask() -> str:
         size = len(CSRF_ALLOWED_CHARS)
         chars += [CSRF_ALLOWED_CHARS[b % size] for b in secrets.token_bytes(48) if b < _CSRF_BYTES]
     return "".join(chars[:CSRF_SECRET_LENGTH])
+
+
+_ID_SLOT = "battle-id-slot"
+
+
+def battle_urls(slug: str, battle_id: str) -> tuple[str, str]:
+    """A battle's own page (/c/<slug>/b/<id>/) and its vote URL: reversed once per campaign, the id
+    put in after (ids are URL-safe; quoted all the same)."""
+    page, vote = _battle_url_templates(slug, get_urlconf(), get_script_prefix())
+    quoted = quote(battle_id, safe="")
+    return page.replace(_ID_SLOT, quoted), vote.replace(_ID_SLOT, quoted)
+
+
+@lru_cache(maxsize=1024)
+def _battle_url_templates(slug: str, urlconf: str | None, prefix: str) -> tuple[str, str]:
+    return reverse("arena:battle-page", args=[slug, _ID_SLOT]), reverse("arena:vote", args=[_ID_SLOT])
 
 
 def next_battle_url(slug: str) -> str:

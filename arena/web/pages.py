@@ -30,6 +30,7 @@ from arena.models import Battle
 from arena.rendering import render_markdown
 from arena.services.battles import BattleView
 from arena.services.profiles import CampaignProfile
+from arena.web.helpers import battle_urls
 
 # Per process and random, so no campaign text or model output can contain a marker by accident.
 _MARK = f"slot{secrets.token_hex(8)}"
@@ -98,6 +99,20 @@ def battle_page(profile: CampaignProfile, battle: BattleView, *, staff: bool, cs
             "right_html": battle.right_html,
         }
     )
+
+
+def battle_data(slug: str, battle: BattleView) -> dict[str, str]:
+    """What ``battle_page`` fills in, as data: the next battle a vote's reply carries, which the page
+    (arena/static/arena/app.js) shows in place of the one voted on. Nothing in it names a model."""
+    url, vote_url = battle_urls(slug, battle.id)
+    return {
+        "id": battle.id,
+        "url": url,
+        "vote_url": vote_url,
+        "conversation_html": conversation_html(battle.messages),
+        "left_html": battle.left_html,
+        "right_html": battle.right_html,
+    }
 
 
 def battle_view(battle: Battle) -> BattleView:

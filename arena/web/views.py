@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import connection
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from arena.core.errors import NotFound
-from arena.models import Battle, Campaign
+from arena.core.errors import ArenaError, Conflict, NotFound
+from arena.models import Battle, Campaign, Voter
 from arena.rendering import render_markdown
 from arena.services import access, battles, ratelimit, votes
+from arena.services.battles import BattleView
+from arena.services.profiles import CampaignProfile
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 from arena.web import pages
 from arena.web.helpers import (
@@ -62,13 +66,18 @@ def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("arena_rank:next", slug=slug)
     ratelimit.check_battle(request)
     voter, created = get_or_create_voter(request)
-    access.check_may_vote(campaign, voter, authenticated=request.user.is_authenticated)
-    battle = battles.open_battle(profile, voter.pk)
+    battle = _hand_out(request, profile, voter)
     staff = request.user.is_staff
     response = HttpResponse(pages.battle_page(profile, battle, staff=staff, csrf_token=csrf_token(request)))
     if created:
         remember_voter(response, voter)
     return response
+
+
+def _hand_out(request: HttpRequest, profile: CampaignProfile, voter: Voter) -> BattleView:
+    """The battle this voter is shown next (their open one, else a new one), if they may vote."""
+    access.check_may_vote(profile.campaign, voter, authenticated=request.user.is_authenticated)
+    return battles.open_battle(profile, voter.pk)
 
 
 @never_cache
@@ -135,25 +144,47 @@ def _scores_from_form(request: HttpRequest) -> dict[str, dict[str, str]]:
 @require_POST
 @shows_arena_errors
 def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
+    """Store the vote. A JSON reply reveals the two models; asked with ``next_battle`` (true in JSON,
+    "1" in a form), it also carries the voter's next battle, so that a page shows it without loading
+    another (one request per battle, with the hand-out's rules and rate limits)."""
     voter = battle_owner(request)
-    ratelimit.check_vote(request)
     if request.content_type == "application/json":
         payload = json_object(request)
         verdict, scores, duration = payload.get("verdict", ""), payload.get("scores"), payload.get("duration_ms")
+        asks_next = payload.get("next_battle") is True
     else:
         verdict, scores = request.POST.get("verdict", ""), _scores_from_form(request)
-        duration = request.POST.get("duration_ms")
+        duration, asks_next = request.POST.get("duration_ms"), request.POST.get("next_battle") == "1"
+    asks_next = asks_next and wants_json(request)
+    next_refused = ratelimit.check_vote_and_battle(request) if asks_next else ratelimit.check_vote(request)
     recorded = votes.record_vote(battle_id, voter, verdict, scores, duration_ms(duration))
-    if wants_json(request):
-        return JsonResponse(
-            {
-                "verdict": recorded.vote.verdict,
-                "left": {"model": recorded.left_name},
-                "right": {"model": recorded.right_name},
-                "next": next_battle_url(recorded.campaign_slug),
-            }
-        )
-    return redirect("arena:battle-page", slug=recorded.campaign_slug, battle_id=battle_id)
+    if not wants_json(request):
+        return redirect("arena:battle-page", slug=recorded.campaign_slug, battle_id=battle_id)
+    reply: dict[str, Any] = {
+        "verdict": recorded.vote.verdict,
+        "verdict_label": recorded.vote.get_verdict_display(),
+        "left": {"model": recorded.left_name},
+        "right": {"model": recorded.right_name},
+        "next": next_battle_url(recorded.campaign_slug),
+    }
+    if asks_next:
+        reply.update(_next_battle(request, recorded.campaign_slug, voter, next_refused))
+    return JsonResponse(reply)
+
+
+def _next_battle(request: HttpRequest, slug: str, voter: Voter, refused: ArenaError | None) -> dict[str, Any]:
+    """The reply's ``next_battle`` (as ``pages.battle_data``), or null and ``next_battle_error`` (code
+    and message) when none is handed out: the page then loads ``next``, which says why."""
+    try:
+        if refused is not None:
+            raise refused
+        profile = access.visible_profile(request, slug)
+        campaign = profile.campaign
+        if campaign.task != Campaign.Task.PAIRWISE or campaign.mode == Campaign.Mode.LIVE:
+            raise Conflict("This campaign's next battle is on its own page.")
+        return {"next_battle": pages.battle_data(slug, _hand_out(request, profile, voter))}
+    except ArenaError as error:
+        return {"next_battle": None, "next_battle_error": {"error": error.code, "message": error.message}}
 
 
 @never_cache

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from arena.models import Vote
+from arena.models import Battle, Vote
 from tests.factories import make_campaign
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -60,3 +60,52 @@ def test_a_double_click_casts_one_vote(page, live_server):
     page.dblclick('button[value="left"]')
     page.wait_for_selector("#name-a")
     assert Vote.objects.count() == 1
+
+
+def test_a_vote_and_the_next_battle_take_one_request(page, live_server):
+    """Voting in place (arena/static/arena/app.js): the vote's reply reveals the names on the page and
+    carries the next battle, which "Next battle" shows without another request; the next battle votes
+    like the first, and Back asks the server for the first battle, voted."""
+    campaign = make_campaign(slug="inplace", models=("Falcon-X", "Otter-Y", "Heron-Z"), prompts=3)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.goto(f"{live_server.url}/c/{campaign.slug}/vote/")
+    first = page.url.rstrip("/").rsplit("/", 1)[1]
+    requests: list[tuple[str, str]] = []
+    page.on(
+        "request",
+        lambda request: "/static/" in request.url or requests.append((request.resource_type, request.url)),
+    )
+
+    page.click('button[value="left"]')
+    page.wait_for_selector("#name-a")
+    assert requests == [("fetch", f"{live_server.url}/b/{first}/vote")]  # no page load
+    assert "You voted" in page.inner_text("main") and page.url.endswith(f"/c/{campaign.slug}/b/{first}/")
+    battle = Battle.objects.get(pk=first)
+    assert page.inner_text("#name-a") == battle.left.model.name
+    assert page.inner_text("#name-b") == battle.right.model.name
+    second = Battle.objects.exclude(pk=first).get(status=Battle.Status.OPEN)  # handed out with the vote
+
+    page.keyboard.press("n")
+    page.wait_for_selector(f'form[action="/b/{second.pk}/vote"]')
+    assert len(requests) == 1  # the next battle came with the vote
+    assert page.url.endswith(f"/c/{campaign.slug}/b/{second.pk}/")
+    html = page.content()
+    assert "You voted" not in html and not any(name in html for name in ("Falcon-X", "Otter-Y", "Heron-Z"))
+    assert page.inner_text("#answer-a").strip() and page.inner_text("#answer-b").strip()
+    assert {second.left.html.strip(), second.right.html.strip()} == {
+        page.inner_html("#answer-a").strip(),
+        page.inner_html("#answer-b").strip(),
+    }
+
+    page.keyboard.press("b")
+    page.wait_for_selector("#name-a")
+    vote = Vote.objects.get(battle=second)
+    assert vote.verdict == "right" and vote.duration_ms is not None
+    assert Vote.objects.count() == 2 and len(requests) == 2
+
+    page.go_back()  # the second battle before its vote: the server shows it voted
+    page.wait_for_function("document.querySelector('#battle-form') === null")
+    assert page.url.endswith(f"/b/{second.pk}/") and "You voted" in page.inner_text("main")
+    assert errors == [], errors

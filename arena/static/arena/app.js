@@ -1,14 +1,23 @@
-// Arena voter pages: keyboard shortcuts, time-on-task, and one submit per battle.
+// Arena voter pages: keyboard shortcuts, time-on-task, one submit per battle, and voting in place.
 // No inline scripts anywhere (the Content-Security-Policy forbids them).
+//
+// Voting in place: the vote is sent with fetch and its reply reveals the two models on this page and
+// carries the voter's next battle, which "Next battle" shows without loading a page: one request per
+// battle. Without fetch, or if the reply is not a vote, the form posts as usual and the server's
+// pages (reveal, then next battle) do the same in three requests. Every state has its own URL, and
+// Back or reload always asks the server, so what is shown never differs from what is stored.
 "use strict";
 
 (function () {
-  const form = document.getElementById("battle-form");
-  const openedAt = performance.now();
+  let form = document.getElementById("battle-form");
+  const pristine = form && form.dataset.url ? form.cloneNode(true) : null; // the empty form, for the next battle
+  let openedAt = performance.now();
+  let nextBattle = null; // the last vote's reply: the battle "Next battle" shows
+  let movedInPlace = false;
 
   function clickFor(key) {
     const target = document.querySelector(`[data-key~="${key}"]`);
-    if (target && !target.disabled) {
+    if (target && !target.disabled && !target.closest("[hidden]")) {
       target.click();
       return true;
     }
@@ -29,19 +38,23 @@
     if (location.pathname !== form.dataset.url) history.replaceState(history.state, "", form.dataset.url);
     // A page restored from the back/forward cache after a vote would show it unvoted: ask again.
     window.addEventListener("pageshow", (event) => {
-      if (event.persisted && form.classList.contains("sent")) location.reload();
+      if (event.persisted && (movedInPlace || document.querySelector("#battle-form.sent"))) location.reload();
+    });
+    // Back or forward between the states this page moved through: the server shows each as stored.
+    window.addEventListener("popstate", () => {
+      if (movedInPlace) location.reload();
     });
   }
 
-  if (form) {
+  function bind(target) {
     let submitted = false;
-    form.addEventListener("submit", (event) => {
+    target.addEventListener("submit", (event) => {
       if (submitted) {
         event.preventDefault();
         return;
       }
       submitted = true;
-      form.elements.duration_ms.value = String(Math.round(performance.now() - openedAt));
+      target.elements.duration_ms.value = String(Math.round(performance.now() - openedAt));
       // Lock the buttons after the first vote; the chosen button's value still travels
       // with the form because the browser reads it before this handler returns.
       const chosen = event.submitter;
@@ -50,10 +63,111 @@
         hidden.type = "hidden";
         hidden.name = chosen.name;
         hidden.value = chosen.value;
-        form.appendChild(hidden);
+        target.appendChild(hidden);
       }
-      form.querySelectorAll("button[type=submit]").forEach((b) => (b.disabled = true));
-      form.classList.add("sent");
+      target.querySelectorAll("button[type=submit]").forEach((b) => (b.disabled = true));
+      target.classList.add("sent");
+      if (!pristine || !window.fetch) return; // the ordinary post
+      event.preventDefault();
+      voteInPlace(target).catch(() => target.submit());
     });
   }
+
+  async function voteInPlace(target) {
+    const body = new FormData(target);
+    body.set("next_battle", "1");
+    const response = await fetch(target.action, {
+      method: "POST",
+      body: body,
+      headers: { Accept: "application/json" },
+      credentials: "same-origin",
+    });
+    let reply = null;
+    try {
+      reply = await response.json();
+    } catch (error) {
+      reply = null;
+    }
+    if (response.ok && reply && reply.left && reply.right) {
+      reveal(target, reply);
+    } else {
+      location.assign(target.dataset.url); // refused (already voted, closed, too fast...): the page says why
+    }
+  }
+
+  function reveal(target, reply) {
+    const main = target.parentElement;
+    const notice = document.createElement("section");
+    notice.className = "notice reveal";
+    notice.setAttribute("role", "status");
+    const thanks = document.createElement("p");
+    const verdict = document.createElement("strong");
+    verdict.textContent = reply.verdict_label;
+    thanks.append("Thank you! You voted ", verdict, ".");
+    notice.appendChild(thanks);
+    main.prepend(notice);
+
+    [
+      ["#label-a", "Model A: ", "name-a", reply.left.model, "left"],
+      ["#label-b", "Model B: ", "name-b", reply.right.model, "right"],
+    ].forEach(([selector, prefix, id, name, side]) => {
+      const label = target.querySelector(selector);
+      const span = document.createElement("span");
+      span.className = "model-name";
+      span.id = id;
+      span.textContent = name; // a model's name is text, never markup
+      label.replaceChildren(prefix, span);
+      if (reply.verdict === side) label.closest(".side").classList.add("winner");
+    });
+    target.querySelectorAll("fieldset").forEach((fieldset) => (fieldset.disabled = true));
+    target.querySelector(".verdicts").hidden = true;
+
+    const actions = document.createElement("p");
+    actions.className = "actions";
+    const next = document.createElement("a");
+    next.className = "button primary";
+    next.id = "next-battle";
+    next.href = reply.next;
+    next.dataset.key = "n";
+    const key = document.createElement("kbd");
+    key.textContent = "N";
+    next.append("Next battle ", key);
+    actions.appendChild(next);
+    target.after(actions);
+
+    nextBattle = reply.next_battle || null;
+    next.addEventListener("click", (event) => {
+      if (!nextBattle) return; // none handed out: the next page says why
+      event.preventDefault();
+      showNext(nextBattle);
+    });
+    movedInPlace = true;
+    history.pushState(null, "", target.dataset.url); // as the server's post leads to the reveal
+  }
+
+  function showNext(battle) {
+    const main = form.parentElement;
+    main.querySelectorAll(".notice.reveal, .actions").forEach((node) => node.remove());
+    const conversation = document.createElement("template");
+    conversation.innerHTML = battle.conversation_html; // sanitised on the server, as on the page
+    const shown = main.querySelector("section.conversation");
+    if (shown) shown.replaceWith(conversation.content);
+    else main.prepend(conversation.content);
+
+    const fresh = pristine.cloneNode(true);
+    fresh.action = battle.vote_url;
+    fresh.dataset.url = battle.url;
+    fresh.querySelectorAll("input[type=radio]").forEach((input) => (input.checked = false));
+    fresh.querySelector("#answer-a").innerHTML = battle.left_html; // sanitised on the server, as on the page
+    fresh.querySelector("#answer-b").innerHTML = battle.right_html;
+    form.replaceWith(fresh);
+    form = fresh;
+    bind(form);
+    nextBattle = null;
+    openedAt = performance.now();
+    history.pushState(null, "", battle.url);
+    window.scrollTo(0, 0);
+  }
+
+  if (form) bind(form);
 })();

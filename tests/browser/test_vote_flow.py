@@ -109,3 +109,21 @@ def test_a_vote_and_the_next_battle_take_one_request(page, live_server):
     page.wait_for_function("document.querySelector('#battle-form') === null")
     assert page.url.endswith(f"/b/{second.pk}/") and "You voted" in page.inner_text("main")
     assert errors == [], errors
+
+
+def test_a_vote_refused_for_now_says_why_and_can_be_cast_again(page, live_server, settings):
+    campaign = make_campaign(slug="slow", models=("Falcon-X", "Otter-Y", "Heron-Z"), prompts=3)
+    settings.ARENA_VOTE_RATE_PER_MINUTE = 1
+    page.goto(f"{live_server.url}/c/{campaign.slug}/vote/")
+    page.click('button[value="left"]')
+    page.click("#next-battle")
+    second = page.url.rstrip("/").rsplit("/", 1)[1]
+    page.click('button[value="right"]')
+    page.wait_for_selector(".notice-error")
+    assert "limit of 1 votes a minute" in page.inner_text(".notice-error")
+    assert not Vote.objects.filter(battle_id=second).exists() and page.locator("#name-a").count() == 0
+    settings.ARENA_VOTE_RATE_PER_MINUTE = 100
+    page.click('button[value="right"]')  # unlocked again
+    page.wait_for_selector("#name-a")
+    assert page.locator(".notice-error").count() == 0
+    assert Vote.objects.get(battle_id=second).verdict == "right"

@@ -69,8 +69,25 @@
       target.classList.add("sent");
       if (!pristine || !window.fetch) return; // the ordinary post
       event.preventDefault();
-      voteInPlace(target).catch(() => target.submit());
+      voteInPlace(target)
+        .then((stored) => {
+          if (stored) return;
+          submitted = false; // refused for now (too fast, a bad score): the voter may vote again
+          target.classList.remove("sent");
+          target.querySelectorAll("input[type=hidden][name=verdict]").forEach((input) => input.remove());
+          target.querySelectorAll("button[type=submit]").forEach((b) => (b.disabled = false));
+        })
+        .catch(() => target.submit());
     });
+  }
+
+  function showError(target, message) {
+    target.parentElement.querySelectorAll(".notice-error").forEach((node) => node.remove());
+    const notice = document.createElement("p");
+    notice.className = "notice notice-error";
+    notice.setAttribute("role", "alert");
+    notice.textContent = message;
+    target.before(notice);
   }
 
   async function voteInPlace(target) {
@@ -90,13 +107,19 @@
     }
     if (response.ok && reply && reply.left && reply.right) {
       reveal(target, reply);
-    } else {
-      location.assign(target.dataset.url); // refused (already voted, closed, too fast...): the page says why
+      return true;
     }
+    if ((response.status === 400 || response.status === 429) && reply && reply.message) {
+      showError(target, reply.message);
+      return false;
+    }
+    location.assign(target.dataset.url); // refused for good (already voted, withdrawn, closed): the page says why
+    return true;
   }
 
   function reveal(target, reply) {
     const main = target.parentElement;
+    main.querySelectorAll(".notice-error").forEach((node) => node.remove());
     const notice = document.createElement("section");
     notice.className = "notice reveal";
     notice.setAttribute("role", "status");
@@ -147,7 +170,7 @@
 
   function showNext(battle) {
     const main = form.parentElement;
-    main.querySelectorAll(".notice.reveal, .actions").forEach((node) => node.remove());
+    main.querySelectorAll(".notice.reveal, .notice-error, .actions").forEach((node) => node.remove());
     const conversation = document.createElement("template");
     conversation.innerHTML = battle.conversation_html; // sanitised on the server, as on the page
     const shown = main.querySelector("section.conversation");

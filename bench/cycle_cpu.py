@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import re
 import sys
@@ -40,6 +41,7 @@ class Browser:
     def __init__(self, app) -> None:
         self.app = app
         self.cookies: dict[str, str] = {}
+        self.battle_id: str | None = None
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None) -> bytes:
         environ = {
@@ -81,21 +83,27 @@ class Browser:
             raise RuntimeError(f"{method} {path}: {status[0]}\n{content[:500]!r}")
         return content
 
-    def cycle(self, slug: str) -> tuple[float, float]:
+    def cycle(self, slug: str, flow: str = "in-place") -> tuple[float, float]:
+        """One vote cycle; the CPU seconds of its page load (0 when the last vote's reply carried the
+        battle: --flow in-place, as the voting page votes) and of its vote."""
         started = time.process_time()
-        page = self.request("GET", f"/c/{slug}/vote/")
+        if self.battle_id is None or flow == "pages":
+            page = self.request("GET", f"/c/{slug}/vote/")
+            self.battle_id = BATTLE_ACTION.search(page).group(1).decode()
         paged = time.process_time()
-        battle_id = BATTLE_ACTION.search(page).group(1).decode()
-        self.request(
+        form = {"verdict": "left", "next_battle": "1"} if flow == "in-place" else {"verdict": "left"}
+        reply = self.request(
             "POST",
-            f"/b/{battle_id}/vote",
-            urlencode({"verdict": "left"}).encode(),
+            f"/b/{self.battle_id}/vote",
+            urlencode(form).encode(),
             {
                 "X-CSRFToken": self.cookies["csrftoken"],
                 "Accept": "application/json",
                 "Referer": "http://127.0.0.1:8000/",
             },
         )
+        upcoming = json.loads(reply).get("next_battle") if flow == "in-place" else None
+        self.battle_id = upcoming["id"] if upcoming else None
         return paged - started, time.process_time() - paged
 
 
@@ -106,6 +114,7 @@ def main() -> None:
     parser.add_argument("--slug", default="bench")
     parser.add_argument("--cycles", type=int, default=2000)
     parser.add_argument("--voters", type=int, default=50, help="voters taking turns (each has its own cookies)")
+    parser.add_argument("--flow", choices=["in-place", "pages"], default="in-place", help="as bench/vote_cycle.py's")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
 
@@ -134,7 +143,7 @@ def main() -> None:
 
     browsers = [Browser(application) for _ in range(args.voters)]
     for browser in browsers:  # warm-up: every voter has its cookies, every statement is prepared
-        browser.cycle(args.slug)
+        browser.cycle(args.slug, args.flow)
     profiler = None
     if args.profile:
         import cProfile
@@ -145,7 +154,7 @@ def main() -> None:
     servers_before = {name: cpu_seconds_named(name) for name in SERVERS}
     started = time.perf_counter()
     for n in range(args.cycles):
-        page, post = browsers[n % len(browsers)].cycle(args.slug)
+        page, post = browsers[n % len(browsers)].cycle(args.slug, args.flow)
         pages.append(page)
         posts.append(post)
     elapsed = time.perf_counter() - started

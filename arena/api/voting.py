@@ -11,7 +11,8 @@ from arena.api.common import ErrorOut, check_csrf
 from arena.core.errors import Conflict
 from arena.models import Battle, Campaign
 from arena.rendering import render_markdown
-from arena.services import access, battles, ratelimit, votes
+from arena.services import access, battles, handouts, ratelimit, votes
+from arena.services.new_battles import BattleView
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 
 router = Router()
@@ -59,12 +60,15 @@ class VoteIn(Schema):
     verdict: Literal["left", "right", "tie", "both_bad"]
     scores: dict[str, dict[str, int | None]] | None = None
     duration_ms: int | None = None
+    next_battle: bool = False  # the reply also carries the voter's next battle (one request per battle)
 
 
 class VoteOut(Schema):
     verdict: str
     a_model: str
     b_model: str
+    next_battle: BattleOut | None = None  # asked for: the voter's next battle, or null and the reason
+    next_battle_error: ErrorOut | None = None
 
 
 def _campaign_out(campaign: Campaign) -> dict[str, Any]:
@@ -115,10 +119,13 @@ def next_battle(request: HttpRequest, response: HttpResponse, slug: str):
         raise Conflict(f"This campaign asks for rankings: POST /api/v1/campaigns/{slug}/rankings instead.")
     ratelimit.check_battle(request)
     voter, created = get_or_create_voter(request)
-    access.check_may_vote(profile.campaign, voter, authenticated=request.user.is_authenticated)
-    battle = battles.open_battle(profile, voter.pk)
+    battle = handouts.hand_out(profile, voter, authenticated=request.user.is_authenticated)
     if created:
         remember_voter(response, voter)
+    return _new_battle_out(slug, battle)
+
+
+def _new_battle_out(slug: str, battle: BattleView) -> dict[str, Any]:
     return {
         "id": battle.id,
         "campaign": slug,
@@ -140,9 +147,22 @@ def get_battle(request: HttpRequest, battle_id: str):
     tags=["voting"],
 )
 def vote(request: HttpRequest, battle_id: str, payload: VoteIn):
-    """Vote on your battle; the answer reveals the two models."""
+    """Vote on your battle; the answer reveals the two models. With ``next_battle``, it also carries
+    your next battle (the same hand-out as POST /campaigns/{slug}/battles, its rate limits counted with
+    the vote's), or null and ``next_battle_error`` saying why none is handed out."""
     check_csrf(request)
     voter = battle_owner(request)
-    ratelimit.check_vote(request)
+    refused = ratelimit.check_vote_and_battle(request) if payload.next_battle else ratelimit.check_vote(request)
     recorded = votes.record_vote(battle_id, voter, payload.verdict, payload.scores, payload.duration_ms)
-    return {"verdict": recorded.vote.verdict, "a_model": recorded.left_name, "b_model": recorded.right_name}
+    reply: dict[str, Any] = {
+        "verdict": recorded.vote.verdict,
+        "a_model": recorded.left_name,
+        "b_model": recorded.right_name,
+    }
+    if payload.next_battle:
+        battle, error = handouts.after_vote(request, recorded.campaign_slug, voter, refused)
+        if battle is not None:
+            reply["next_battle"] = _new_battle_out(recorded.campaign_slug, battle)
+        else:
+            reply["next_battle_error"] = {"error": error.code, "message": error.message}
+    return reply

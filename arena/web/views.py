@@ -10,12 +10,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from arena.core.errors import ArenaError, Conflict, NotFound
+from arena.core.errors import ArenaError, NotFound
 from arena.models import Battle, Campaign, Voter
 from arena.rendering import render_markdown
-from arena.services import access, battles, ratelimit, votes
-from arena.services.battles import BattleView
-from arena.services.profiles import CampaignProfile
+from arena.services import access, battles, handouts, ratelimit, votes
 from arena.services.voters import battle_owner, get_or_create_voter, remember_voter, voter_from_cookie
 from arena.web import pages
 from arena.web.helpers import (
@@ -66,18 +64,12 @@ def next_battle(request: HttpRequest, slug: str) -> HttpResponse:
         return redirect("arena_rank:next", slug=slug)
     ratelimit.check_battle(request)
     voter, created = get_or_create_voter(request)
-    battle = _hand_out(request, profile, voter)
+    battle = handouts.hand_out(profile, voter, authenticated=request.user.is_authenticated)
     staff = request.user.is_staff
     response = HttpResponse(pages.battle_page(profile, battle, staff=staff, csrf_token=csrf_token(request)))
     if created:
         remember_voter(response, voter)
     return response
-
-
-def _hand_out(request: HttpRequest, profile: CampaignProfile, voter: Voter) -> BattleView:
-    """The battle this voter is shown next (their open one, else a new one), if they may vote."""
-    access.check_may_vote(profile.campaign, voter, authenticated=request.user.is_authenticated)
-    return battles.open_battle(profile, voter.pk)
 
 
 @never_cache
@@ -175,16 +167,10 @@ def vote(request: HttpRequest, battle_id: str) -> HttpResponse:
 def _next_battle(request: HttpRequest, slug: str, voter: Voter, refused: ArenaError | None) -> dict[str, Any]:
     """The reply's ``next_battle`` (as ``pages.battle_data``), or null and ``next_battle_error`` (code
     and message) when none is handed out: the page then loads ``next``, which says why."""
-    try:
-        if refused is not None:
-            raise refused
-        profile = access.visible_profile(request, slug)
-        campaign = profile.campaign
-        if campaign.task != Campaign.Task.PAIRWISE or campaign.mode == Campaign.Mode.LIVE:
-            raise Conflict("This campaign's next battle is on its own page.")
-        return {"next_battle": pages.battle_data(slug, _hand_out(request, profile, voter))}
-    except ArenaError as error:
+    battle, error = handouts.after_vote(request, slug, voter, refused)
+    if battle is None:
         return {"next_battle": None, "next_battle_error": {"error": error.code, "message": error.message}}
+    return {"next_battle": pages.battle_data(slug, battle)}
 
 
 @never_cache

@@ -108,3 +108,36 @@ def test_a_live_campaigns_vote_leaves_the_next_one_to_its_page(alice):
     campaign.save()  # (the cached profile is dropped on save)
     data = vote_json(alice, first.pk, verdict="left", next_battle=True).json()
     assert data["next_battle"] is None and data["next_battle_error"]["error"] == "conflict"
+
+
+def api_vote(client, battle_id: str, **body):
+    return client.post(f"/api/v1/battles/{battle_id}/vote", body, content_type="application/json")
+
+
+def test_the_api_vote_carries_the_next_battle_when_asked(alice):
+    make_campaign(slug="api", models=NAMES[:2], prompts=2)  # two battles, then nothing blind is left
+    first = Battle.objects.get(pk=alice.post("/api/v1/campaigns/api/battles").json()["id"])
+    plain = api_vote(alice, first.pk, verdict="left").json()
+    assert plain["a_model"] == first.left.model.name and plain["next_battle"] is None
+    assert Battle.objects.filter(status=Battle.Status.OPEN).count() == 0  # none handed out unasked
+
+    second = Battle.objects.get(pk=alice.post("/api/v1/campaigns/api/battles").json()["id"])
+    reply = api_vote(alice, second.pk, verdict="right", next_battle=True)
+    assert reply.status_code == 200, reply.content
+    data = reply.json()
+    assert data["b_model"] == second.right.model.name and data["next_battle"] is None
+    assert data["next_battle_error"]["error"] == "nothing_left"  # both prompts seen: none is blind
+
+    make_campaign(slug="api2", models=NAMES, prompts=3)
+    third = Battle.objects.get(pk=alice.post("/api/v1/campaigns/api2/battles").json()["id"])
+    data = api_vote(alice, third.pk, verdict="tie", next_battle=True).json()
+    upcoming = data["next_battle"]
+    fourth = Battle.objects.get(pk=upcoming["id"])
+    assert fourth.pk != third.pk and fourth.status == Battle.Status.OPEN and data["next_battle_error"] is None
+    assert (upcoming["a"]["html"], upcoming["b"]["html"], upcoming["campaign"]) == (
+        fourth.left.html,
+        fourth.right.html,
+        "api2",
+    )
+    assert not any(name in json.dumps(upcoming) for name in NAMES)
+    assert api_vote(alice, fourth.pk, verdict="left").status_code == 200

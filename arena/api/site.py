@@ -30,7 +30,7 @@ api = NinjaAPI(title="Arena API", version="1", urls_namespace="api", parser=Chec
 
 @api.exception_handler(ArenaError)
 def arena_error(request: HttpRequest, error: ArenaError) -> HttpResponse:
-    response = api.create_response(request, {"error": error.code, "message": error.message}, status=error.status)
+    response = api.create_response(request, error.as_json(), status=error.status)
     if getattr(error, "retry_after", None):
         response.headers["Retry-After"] = str(error.retry_after)
     return response

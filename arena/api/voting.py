@@ -164,5 +164,5 @@ def vote(request: HttpRequest, battle_id: str, payload: VoteIn):
         if battle is not None:
             reply["next_battle"] = _new_battle_out(recorded.campaign_slug, battle)
         else:
-            reply["next_battle_error"] = {"error": error.code, "message": error.message}
+            reply["next_battle_error"] = error.as_json()
     return reply

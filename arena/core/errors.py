@@ -13,6 +13,10 @@ class ArenaError(Exception):
         super().__init__(message)
         self.message = message
 
+    def as_json(self) -> dict[str, str]:
+        """The error as every JSON answer of the site and the API shows it."""
+        return {"error": self.code, "message": self.message}
+
 
 class NotAllowed(ArenaError):
     status = 403

@@ -111,11 +111,15 @@ def _trip_breaker(error: Exception) -> None:
     log.warning("rate limits skipped for %ss: the cache is unavailable (%s)", BREAKER_SECONDS, type(error).__name__)
 
 
+def _refusal(rule: Rule) -> RateLimited:
+    return RateLimited(rule.message, seconds_left(rule))
+
+
 def enforce(rules: Sequence[Rule]) -> None:
     """Count the event under every rule; raise RateLimited with the first exceeded rule's message."""
     for rule, allowed in zip(rules, hits(rules), strict=True):
         if not allowed:
-            raise RateLimited(rule.message, seconds_left(rule))
+            raise _refusal(rule)
 
 
 # Every counter of a request in one command: INCR each key, and give it its expiry on the first hit.
@@ -245,5 +249,5 @@ def check_vote_and_battle(request: HttpRequest) -> RateLimited | None:
     rules = [*vote_rules, *battle_rules]
     refused = [rule for rule, ok in zip(rules, hits(rules), strict=True) if not ok]
     if refused and refused[0] in vote_rules:
-        raise RateLimited(refused[0].message, seconds_left(refused[0]))
-    return RateLimited(refused[0].message, seconds_left(refused[0])) if refused else None
+        raise _refusal(refused[0])
+    return _refusal(refused[0]) if refused else None

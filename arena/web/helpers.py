@@ -82,7 +82,7 @@ def csrf_token(request: HttpRequest) -> str:
     """Django's ``get_token``: the CSRF secret under a fresh random mask (so a compressed page never
     repeats it), and the cookie renewed. The mask is drawn from one read of the OS's random source
     instead of 32 (63 us of Django's 65 per page); the token is the one Django's own masking makes,
-    and CsrfViewMiddleware checks it as such (tests/arena/web/test_helpers.py)."""
+    and CsrfViewMiddleware checks it as such (tests/arena/web/test_hot_page_costs.py)."""
     secret = request.META.get("CSRF_COOKIE")
     if secret is None or len(secret) != CSRF_SECRET_LENGTH:  # no valid CSRF cookie yet: Django makes one
         return get_token(request)
@@ -97,8 +97,8 @@ def _csrf_mask() -> str:
     """CSRF_SECRET_LENGTH characters drawn uniformly from CSRF_ALLOWED_CHARS (bytes that would favour
     some characters are skipped)."""
     chars: list[str] = []
+    size = len(CSRF_ALLOWED_CHARS)
     while len(chars) < CSRF_SECRET_LENGTH:
-        size = len(CSRF_ALLOWED_CHARS)
         chars += [CSRF_ALLOWED_CHARS[b % size] for b in secrets.token_bytes(48) if b < _CSRF_BYTES]
     return "".join(chars[:CSRF_SECRET_LENGTH])
 
@@ -109,24 +109,24 @@ _ID_SLOT = "battle-id-slot"
 def battle_urls(slug: str, battle_id: str) -> tuple[str, str]:
     """A battle's own page (/c/<slug>/b/<id>/) and its vote URL: reversed once per campaign, the id
     put in after (ids are URL-safe; quoted all the same)."""
-    page, vote = _battle_url_templates(slug, get_urlconf(), get_script_prefix())
+    _, page, vote = _campaign_urls(slug, get_urlconf(), get_script_prefix())
     quoted = quote(battle_id, safe="")
     return page.replace(_ID_SLOT, quoted), vote.replace(_ID_SLOT, quoted)
 
 
-@lru_cache(maxsize=1024)
-def _battle_url_templates(slug: str, urlconf: str | None, prefix: str) -> tuple[str, str]:
-    return reverse("arena:battle-page", args=[slug, _ID_SLOT]), reverse("arena:vote", args=[_ID_SLOT])
-
-
 def next_battle_url(slug: str) -> str:
     """The campaign's "next battle" URL, which every vote answers with; reversed once per campaign."""
-    return _next_battle_url(slug, get_urlconf(), get_script_prefix())
+    return _campaign_urls(slug, get_urlconf(), get_script_prefix())[0]
 
 
 @lru_cache(maxsize=1024)
-def _next_battle_url(slug: str, urlconf: str | None, prefix: str) -> str:
-    return reverse("arena:next", args=[slug])
+def _campaign_urls(slug: str, urlconf: str | None, prefix: str) -> tuple[str, str, str]:
+    """A campaign's next-battle URL, and its battle page and vote URLs with a slot for the battle's id."""
+    return (
+        reverse("arena:next", args=[slug]),
+        reverse("arena:battle-page", args=[slug, _ID_SLOT]),
+        reverse("arena:vote", args=[_ID_SLOT]),
+    )
 
 
 def shows_arena_errors(view):
@@ -138,7 +138,7 @@ def shows_arena_errors(view):
             return view(request, *args, **kwargs)
         except ArenaError as error:
             if wants_json(request):
-                response = JsonResponse({"error": error.code, "message": error.message}, status=error.status)
+                response = JsonResponse(error.as_json(), status=error.status)
             else:
                 context = {"message": error.message, "campaign": getattr(request, "arena_campaign", None)}
                 response = render(request, "arena/message.html", context, status=error.status)

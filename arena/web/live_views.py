@@ -57,7 +57,7 @@ def start(request: HttpRequest, slug: str) -> HttpResponse:
         battle = live.start_battle(campaign, voter, text, authenticated=request.user.is_authenticated)
     except ArenaError as error:
         if wants_json(request):
-            response = JsonResponse({"error": error.code, "message": error.message}, status=error.status)
+            response = JsonResponse(error.as_json(), status=error.status)
         else:
             context.update(prompt=text, error=error.message)
             response = render(request, "arena/live_start.html", context, status=error.status)

@@ -209,7 +209,7 @@ class JsonBodyMiddleware:
         try:
             check_body(request)
         except ArenaError as error:
-            return JsonResponse({"error": error.code, "message": error.message}, status=error.status)
+            return JsonResponse(error.as_json(), status=error.status)
         return self.get_response(request)
 
 

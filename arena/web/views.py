@@ -169,7 +169,7 @@ def _next_battle(request: HttpRequest, slug: str, voter: Voter, refused: ArenaEr
     and message) when none is handed out: the page then loads ``next``, which says why."""
     battle, error = handouts.after_vote(request, slug, voter, refused)
     if battle is None:
-        return {"next_battle": None, "next_battle_error": {"error": error.code, "message": error.message}}
+        return {"next_battle": None, "next_battle_error": error.as_json()}
     return {"next_battle": pages.battle_data(slug, battle)}
 
 

@@ -31,7 +31,11 @@ def test_concurrent_voters_never_push_an_item_past_k(db, sampling):
     def ask(voter: Voter) -> None:
         try:
             barrier.wait()
-            for _ in range(3):  # each voter asks for three battles, voting on none: slots stay taken
+            # Each voter asks for a battle on every prompt (a vote reveals its answers, so at most one
+            # battle per prompt and voter stays blind), voting on none: slots stay taken. A slot left
+            # free would then be one that every voter was refused, not one that no voter asked for
+            # (with three asks, 23 of 24 filled when the voters with asks left had used its prompt).
+            for _ in range(4):
                 battle = open_battle(campaign_profile("overlap"), voter.pk)
                 Battle.objects.filter(pk=battle.id).update(status="voted")  # free the voter for the next one
                 outcomes.append("battle")
